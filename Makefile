@@ -1,0 +1,35 @@
+# Two entry points for a newcomer: `make demo` (the main job) and `make test` (every check CI runs).
+# Both create and fill .venv on first use, so they work on a fresh clone.
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: demo test lint typecheck unit crds bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	@bash scripts/demo.sh
+
+test: lint typecheck unit
+
+lint: $(STAMP)
+	$(BIN)/ruff check operator tests scripts
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+unit: $(STAMP)
+	$(BIN)/pytest -q
+
+crds: $(STAMP)
+	$(BIN)/openmodel crds --output-dir crds
+
+clean:
+	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,328 @@
+"""The ``OpenModel`` API: one resource that says which model to run and how it must be trusted."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field
+
+from openmodel_operator.api.common import (
+    DNS_SUBDOMAIN,
+    SHA256_REF,
+    ApiModel,
+    Condition,
+    ConfigMapKeyRef,
+    SecretKeyRef,
+    cel,
+    k8s,
+)
+
+HF_URI = r"^hf://[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9][A-Za-z0-9._-]{0,95}$"
+PVC_URI = r"^pvc://[a-z0-9]([-a-z0-9]*[a-z0-9])?(/[^/\x00]+)*/?$"
+SOURCE_URI = f"({HF_URI})|({PVC_URI})"
+# A git branch or tag name (no "..", no leading "-" or "/", no spaces or control characters) or a commit.
+REVISION = r"^[A-Za-z0-9_][A-Za-z0-9._/+-]{0,254}$"
+QUANTITY = r"^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$"
+
+Phase = Literal["Pending", "Resolving", "Verifying", "Rejected", "Pulling", "Deploying", "Ready", "Degraded", "Failed"]
+TrustTierName = Literal["Signed", "Pinned", "Unverified"]
+MofClass = Literal["ClassI", "ClassII", "ClassIII", "None"]
+
+QuantityValue = int | str
+
+
+class ModelSource(ApiModel):
+    """Where the model comes from and which revision of it."""
+
+    model_config = {
+        "json_schema_extra": k8s(
+            validations=[
+                cel(
+                    "!has(self.tokenSecretRef) || self.uri.startsWith('hf://')",
+                    "tokenSecretRef applies only to hf:// sources; remove it for pvc:// sources",
+                ),
+                cel(
+                    "!has(self.endpoint) || self.uri.startsWith('hf://')",
+                    "endpoint applies only to hf:// sources; remove it for pvc:// sources",
+                ),
+            ]
+        )
+    }
+
+    uri: str = Field(
+        description=(
+            "The model to run: hf://<org>/<name> for a Hugging Face Hub repository (or the mirror named by "
+            "endpoint), or pvc://<claim>/<path> for weights already staged on a PersistentVolumeClaim."
+        ),
+        max_length=512,
+        pattern=SOURCE_URI,
+    )
+    revision: str = Field(
+        "main",
+        description=(
+            "Branch, tag or 40-hex commit. A branch or tag is pinned to a commit, recorded in "
+            "status.provenance.resolvedRevision; only that commit is served."
+        ),
+        max_length=255,
+        pattern=REVISION,
+        json_schema_extra=k8s(
+            validations=[
+                cel(
+                    "!self.contains('..') && !self.endsWith('/') && !self.endsWith('.lock')",
+                    "revision must be a valid git branch, tag or commit: no '..', no trailing '/' or '.lock'",
+                )
+            ]
+        ),
+    )
+    endpoint: str | None = Field(
+        None,
+        description=(
+            "A Hugging Face Hub mirror to resolve and download from (air-gapped clusters). Default: huggingface.co."
+        ),
+        max_length=2048,
+        pattern=r"^https?://[^\s/$.?#][^\s]*$",
+    )
+    token_secret_ref: SecretKeyRef | None = Field(
+        None, description="A Secret holding a Hub token, for gated or private repositories. Never logged."
+    )
+    digest: str | None = Field(
+        None,
+        description=(
+            "The expected manifest digest (sha256:<64 hex>, as printed by `openmodel digest`). When set, the "
+            "resolved content must match it; with a policy that allows it, this is the Pinned trust tier."
+        ),
+        pattern=SHA256_REF,
+    )
+
+
+class SignatureSource(ApiModel):
+    """Where the model-signing bundle lives."""
+
+    model_config = {
+        "json_schema_extra": k8s(
+            validations=[
+                cel(
+                    "!(has(self.path) && has(self.configMapRef))",
+                    "set either signature.path (a file in the repository) or signature.configMapRef "
+                    "(a bundle kept in the cluster), not both",
+                )
+            ]
+        )
+    }
+
+    path: str | None = Field(
+        None,
+        description="Path of the bundle inside the model repository. Default: model.sig.",
+        max_length=1024,
+        pattern=r"^[^/\x00][^\x00]*$",
+        json_schema_extra=k8s(validations=[cel("!self.contains('..')", "signature.path must not contain '..'")]),
+    )
+    config_map_ref: ConfigMapKeyRef | None = Field(
+        None,
+        description=(
+            "A bundle kept in the cluster, e.g. an organisation's countersignature over a third-party "
+            "revision it reviewed."
+        ),
+    )
+
+
+class TrustSpec(ApiModel):
+    """How the model proves where it comes from."""
+
+    signature: SignatureSource = Field(
+        default_factory=SignatureSource, description="Where the signature bundle over the model's files lives."
+    )
+
+
+class Toleration(ApiModel):
+    """A pod toleration, passed through to the serving pods."""
+
+    key: str | None = Field(None, description="Taint key; empty with operator Exists matches all taints.")
+    operator: Literal["Exists", "Equal"] | None = Field(None, description="Exists or Equal (default Equal).")
+    value: str | None = Field(None, description="Taint value for operator Equal.")
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = Field(
+        None, description="Taint effect to match; empty matches all effects."
+    )
+    toleration_seconds: int | None = Field(None, description="How long a NoExecute taint is tolerated.")
+
+
+class EnvVar(ApiModel):
+    """An environment variable for the inference server container."""
+
+    name: str = Field(description="Variable name.", max_length=256, pattern=r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
+    value: str | None = Field(None, description="Literal value.")
+    value_from: dict[str, Any] | None = Field(
+        None,
+        description="A Kubernetes EnvVarSource (secretKeyRef, configMapKeyRef, fieldRef, resourceFieldRef).",
+        json_schema_extra=k8s(preserve_unknown_fields=True),
+    )
+
+
+class ResourceRequirements(ApiModel):
+    """Compute resources for the inference server; nvidia.com/gpu comes from serving.gpus."""
+
+    limits: dict[str, QuantityValue] | None = Field(None, description="Resource limits, e.g. memory: 32Gi.")
+    requests: dict[str, QuantityValue] | None = Field(None, description="Resource requests, e.g. cpu: '4'.")
+
+
+class ServingSpec(ApiModel):
+    """How the verified weights are served."""
+
+    model_config = {
+        "json_schema_extra": k8s(
+            validations=[
+                cel(
+                    "self.runtime != 'none' || !has(self.image)",
+                    "serving.image has no effect with runtime: none (pull and verify only); remove it",
+                )
+            ]
+        )
+    }
+
+    runtime: Literal["vllm", "none"] = Field(
+        "vllm", description="vllm: a vLLM OpenAI-compatible server. none: pull and verify only, serve nothing."
+    )
+    image: str | None = Field(
+        None, description="Inference server image; defaulted per runtime by the operator.", max_length=512
+    )
+    replicas: int = Field(1, description="Number of inference server replicas.", ge=0, le=1000)
+    gpus: int = Field(1, description="nvidia.com/gpu per replica; 0 runs on CPU.", ge=0, le=64)
+    verify_on_start: bool = Field(
+        True,
+        description="Re-check every file on the volume against the signed digests before the server starts.",
+    )
+    port: int = Field(8000, description="Port the server listens on and the Service exposes.", ge=1, le=65535)
+    resources: ResourceRequirements | None = Field(None, description="Extra compute resources for the server.")
+    node_selector: dict[str, str] | None = Field(None, description="Node labels the serving pods must run on.")
+    tolerations: list[Toleration] | None = Field(None, description="Tolerations for the serving pods.", max_length=64)
+    runtime_class_name: str | None = Field(
+        None, description="RuntimeClass for the serving pods, e.g. nvidia.", max_length=253, pattern=DNS_SUBDOMAIN
+    )
+    args: list[str] | None = Field(
+        None, description="Extra arguments appended to the server command line.", max_length=128
+    )
+    env: list[EnvVar] | None = Field(
+        None,
+        description="Extra environment variables for the server.",
+        max_length=128,
+        json_schema_extra=k8s(list_type="map", list_map_keys=["name"]),
+    )
+
+
+class StorageSpec(ApiModel):
+    """The PersistentVolumeClaim that holds the verified weights."""
+
+    size: str = Field(
+        "20Gi",
+        description="Requested volume size, e.g. 20Gi; must hold every file of the model.",
+        max_length=64,
+        pattern=QUANTITY,
+    )
+    storage_class_name: str | None = Field(
+        None, description="StorageClass of the claim; empty uses the cluster default.", max_length=253
+    )
+    access_mode: Literal["ReadWriteOnce", "ReadWriteMany", "ReadWriteOncePod"] = Field(
+        "ReadWriteOnce", description="Access mode of the claim; ReadWriteMany lets replicas spread across nodes."
+    )
+    retain: bool = Field(False, description="Keep the claim (and the weights) when the OpenModel is deleted.")
+
+
+class OpenModelSpec(ApiModel):
+    """Desired state: which model, how it is trusted, how it is served."""
+
+    source: ModelSource = Field(description="Where the model comes from.")
+    trust: TrustSpec = Field(default_factory=TrustSpec, description="Where the model's signature lives.")
+    serving: ServingSpec = Field(default_factory=ServingSpec, description="How the model is served.")
+    storage: StorageSpec = Field(default_factory=StorageSpec, description="The volume that holds the weights.")
+    update_policy: Literal["Manual", "Auto"] = Field(
+        "Manual",
+        description=(
+            "What to do when the source branch moves upstream. Manual: report UpdateAvailable. "
+            "Auto: verify the new commit, then roll to it; a commit that fails verification never replaces "
+            "the running one."
+        ),
+    )
+
+
+# ---------------------------------------------------------------- status
+
+
+class SignatureRecord(ApiModel):
+    """Who signed the pinned content and how it was checked."""
+
+    method: Literal["key", "certificate", "keyless", "none"] = Field(description="How the signature was verified.")
+    identity: str | None = Field(
+        None, description="The signer: the policy's key name, the certificate subject, or the keyless identity."
+    )
+    key_fingerprint: str | None = Field(None, description="SHA256 fingerprint of the signing public key.")
+    issuer: str | None = Field(None, description="Certificate issuer or OIDC issuer of a keyless signature.")
+    bundle_digest: str | None = Field(None, description="sha256 of the signature bundle that was verified.")
+    verified_at: str | None = Field(None, description="When the signature was verified (RFC 3339).")
+
+
+class OpennessRecord(ApiModel):
+    """Openness assessed against the OSI Open Source AI Definition and the Model Openness Framework."""
+
+    mof_class: MofClass = Field(description="Model Openness Framework class: ClassI (Open Science) .. ClassIII.")
+    osaid: bool = Field(description="Whether the Open Source AI Definition v1.0 components are all open.")
+    open_components: list[str] | None = Field(None, description="Components found open.")
+    missing: list[str] | None = Field(None, description="Components missing for OSAID or the next class.")
+
+
+class PolicyRecord(ApiModel):
+    """One ModelTrustPolicy that governed this model, and what it said."""
+
+    name: str = Field(description="Policy name; 'builtin-default' when no policy selects the namespace.")
+    generation: int | None = Field(None, description="The policy's metadata.generation that was evaluated.")
+    mode: Literal["Enforce", "Audit"] = Field(description="Enforce rejects; Audit only records.")
+    verdict: Literal["Pass", "Fail"] = Field(description="Whether the model satisfied this policy.")
+    reasons: list[str] | None = Field(None, description="Reason codes of the violations, if any.")
+
+
+class Provenance(ApiModel):
+    """What runs and why it is trusted."""
+
+    source: str = Field(description="The source URI that was resolved.")
+    resolved_revision: str | None = Field(None, description="The full 40-hex commit that is pinned.")
+    manifest_digest: str | None = Field(
+        None, description="sha256 over every file digest, as model-signing computes it."
+    )
+    file_count: int | None = Field(None, description="Number of files in the manifest.")
+    total_bytes: int | None = Field(None, description="Total size of the files in the manifest.")
+    trust_tier: TrustTierName | None = Field(None, description="Signed, Pinned or Unverified.")
+    signature: SignatureRecord | None = Field(None, description="The verified signature, when there is one.")
+    license: str | None = Field(None, description="SPDX license id read from the model card.")
+    openness: OpennessRecord | None = Field(None, description="Openness class and components.")
+    policies: list[PolicyRecord] | None = Field(
+        None, description="Every policy that governed the model.", max_length=256
+    )
+    verified_at: str | None = Field(None, description="When the trust decision was last made (RFC 3339).")
+
+
+class OpenModelStatus(ApiModel):
+    """Observed state, written by the operator only."""
+
+    model_config = {"extra": "ignore"}
+
+    phase: Phase | None = Field(None, description="Where the model is in its lifecycle.")
+    observed_generation: int | None = Field(None, description="The metadata.generation last acted on.")
+    short_revision: str | None = Field(None, description="The pinned commit, abbreviated for display.")
+    conditions: list[Condition] | None = Field(
+        None,
+        description=(
+            "Resolved, SignatureVerified, OpennessVerified, Trusted, WeightsReady, Available, UpdateAvailable "
+            "and the summary Ready."
+        ),
+        max_length=32,
+        json_schema_extra=k8s(list_type="map", list_map_keys=["type"]),
+    )
+    provenance: Provenance | None = Field(None, description="What runs and why it is trusted.")
+    endpoint: str | None = Field(None, description="In-cluster OpenAI-compatible base URL of the served model.")
+    update_available: str | None = Field(
+        None, description="A newer commit on the source branch, not yet verified or rolled."
+    )
+    operator: dict[str, Any] | None = Field(
+        None,
+        description="The operator's own bookkeeping; not part of the API.",
+        json_schema_extra=k8s(preserve_unknown_fields=True),
+    )
