@@ -108,6 +108,8 @@ def compare_manifest(
     ``*.safetensors`` is reported whatever the signer chose to ignore.
     """
     ignore = tuple(signer_ignore_paths)
+    # the signature file never covers itself, whichever side lists it
+    signed = {path: digest for path, digest in signed.items() if path != signature_path}
     actual = {f.path: f.sha256 for f in manifest_files(files, signature_path)}
     problems: list[FileMismatch] = []
     for path in sorted(set(signed) | set(actual), key=sort_key):

@@ -1,0 +1,252 @@
+"""The trust decision: (policies, evidence) -> verdict. Pure: no network, no cluster, no clock.
+
+Every Enforce policy that governs the model must pass; Audit policies only record. The trust tier
+says how the pinned content is tied to someone who vouches for it: Signed (a trusted signature
+covers exactly the pinned files), Pinned (``spec.source.digest`` equals the resolved manifest
+digest) or Unverified.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fnmatch
+from collections.abc import Sequence
+
+from openmodel_operator.trust.evidence import (
+    FileMismatch,
+    OpennessEvidence,
+    Reason,
+    ResolvedSource,
+    SignatureEvidence,
+    SignatureFailure,
+    TrustTier,
+    Violation,
+)
+from openmodel_operator.trust.licenses import evaluate_license
+from openmodel_operator.trust.manifest import compare_manifest, manifest_digest, manifest_files
+from openmodel_operator.trust.openness import evaluate_openness
+from openmodel_operator.trust.policies import BUILTIN_DEFAULT_NAME, Policy, trust_anchors
+from openmodel_operator.trust.signature import verify_bundle
+
+PIN_POLICY = "spec.source.digest"
+_MAX_LISTED_FILES = 5
+
+
+@dataclasses.dataclass(frozen=True)
+class Evidence:
+    """Everything known about a model before its weights are pulled."""
+
+    source: ResolvedSource
+    openness: OpennessEvidence
+    bundle: bytes | None  # the signature bundle, None when the model is unsigned
+    signature_path: str | None  # the bundle's path in the repo (excluded from the manifest), None if external
+    pinned_digest: str | None = None  # spec.source.digest
+    trusted_root_json: bytes | None = None
+
+    @property
+    def manifest_digest(self) -> str:
+        return manifest_digest(self.source.files, self.signature_path)
+
+
+@dataclasses.dataclass(frozen=True)
+class SignatureCheck:
+    """What one policy's trust anchors made of the bundle."""
+
+    evidence: SignatureEvidence | None
+    failure: SignatureFailure | None
+    mismatches: tuple[FileMismatch, ...] = ()
+
+    @property
+    def covers_content(self) -> bool:
+        return self.evidence is not None and not self.mismatches
+
+
+@dataclasses.dataclass(frozen=True)
+class PolicyOutcome:
+    """One policy's verdict on the model."""
+
+    name: str
+    generation: int | None
+    mode: str
+    violations: tuple[Violation, ...]
+
+    @property
+    def passed(self) -> bool:
+        return not self.violations
+
+
+@dataclasses.dataclass(frozen=True)
+class Verdict:
+    """The decision with machine-readable reasons, human messages and the trust tier."""
+
+    trusted: bool
+    tier: TrustTier
+    manifest_digest: str
+    outcomes: tuple[PolicyOutcome, ...]
+    violations: tuple[Violation, ...]
+    signature: SignatureEvidence | None
+    signature_failure: SignatureFailure | None
+    mismatches: tuple[FileMismatch, ...]
+
+    @property
+    def enforced_violations(self) -> tuple[Violation, ...]:
+        return tuple(v for v in self.violations if v.enforced)
+
+    @property
+    def reasons(self) -> tuple[Reason, ...]:
+        """Distinct reason codes, enforced ones first."""
+        ordered = [v.reason for v in self.enforced_violations] + [v.reason for v in self.violations]
+        return tuple(dict.fromkeys(ordered))
+
+
+def source_allowed(policy: Policy, uri: str) -> Violation | None:
+    """Glob match of the source URI against the policy's allow and deny lists (deny wins).
+
+    A local directory (``file://``, CLI only) has no origin to judge: source rules govern hf:// and pvc://.
+    """
+    if uri.startswith("file://"):
+        return None
+    rules = policy.spec.sources
+    denied = next((p for p in rules.deny or [] if fnmatch.fnmatchcase(uri, p)), None)
+    if denied is not None:
+        return Violation(
+            Reason.SOURCE_NOT_ALLOWED,
+            f"source {uri} matches spec.sources.deny pattern {denied!r} of ModelTrustPolicy {policy.name!r}",
+            policy.name,
+            policy.enforced,
+        )
+    if not any(fnmatch.fnmatchcase(uri, p) for p in rules.allow):
+        return Violation(
+            Reason.SOURCE_NOT_ALLOWED,
+            f"source {uri} matches none of spec.sources.allow {rules.allow} of ModelTrustPolicy {policy.name!r}; "
+            "use an allowed source or ask the policy owner to add it",
+            policy.name,
+            policy.enforced,
+        )
+    return None
+
+
+def check_signature(policy: Policy, evidence: Evidence) -> SignatureCheck:
+    """Verify the bundle against this policy's anchors, then compare the signed files to the pinned ones."""
+    if evidence.bundle is None:
+        return SignatureCheck(None, None)
+    anchors = trust_anchors(policy, evidence.trusted_root_json)
+    result = verify_bundle(evidence.bundle, anchors)
+    if isinstance(result, SignatureFailure):
+        return SignatureCheck(None, result)
+    mismatches = compare_manifest(result.resources, evidence.source.files, evidence.signature_path, result.ignore_paths)
+    return SignatureCheck(result, None, tuple(mismatches))
+
+
+def describe_mismatches(mismatches: Sequence[FileMismatch]) -> str:
+    """A short human list of which files differ from the signed manifest and how."""
+    listed = ", ".join(f"{m.path} ({m.problem.value})" for m in mismatches[:_MAX_LISTED_FILES])
+    more = len(mismatches) - _MAX_LISTED_FILES
+    return listed + (f" and {more} more" if more > 0 else "")
+
+
+def _signature_violation(policy: Policy, check: SignatureCheck, pinned_ok: bool) -> Violation | None:
+    rules = policy.spec.signature
+    enforced = policy.enforced
+    if check.evidence is not None and check.mismatches:
+        # a trusted signer's manifest disagrees with the pinned files: tampering or a replayed bundle
+        return Violation(
+            Reason.MANIFEST_MISMATCH,
+            f"the signature by {check.evidence.identity} does not cover the pinned content: "
+            f"{describe_mismatches(check.mismatches)}",
+            policy.name,
+            enforced,
+        )
+    if check.covers_content:
+        return None
+    if rules.required:
+        if check.failure is not None:
+            return Violation(check.failure.reason, check.failure.message, policy.name, enforced)
+        hint = (
+            "; no ModelTrustPolicy selects this namespace, so the built-in default applies: create one that trusts "
+            "your signer"
+            if policy.name == BUILTIN_DEFAULT_NAME
+            else ""
+        )
+        return Violation(
+            Reason.SIGNATURE_MISSING,
+            f"ModelTrustPolicy {policy.name!r} requires a signature (spec.signature.required: true) and the model has "
+            f"none; sign it with model-signing, or keep an organisation countersignature in a ConfigMap and point "
+            f"spec.trust.signature.configMapRef at it{hint}",
+            policy.name,
+            enforced,
+        )
+    if rules.allow_pinned_digest and not pinned_ok:
+        detail = f" ({check.failure.message})" if check.failure else ""
+        return Violation(
+            Reason.SIGNATURE_MISSING,
+            f"ModelTrustPolicy {policy.name!r} admits Signed or Pinned models only; this one is neither{detail}. "
+            "Review the content and set spec.source.digest to the digest `openmodel digest` prints",
+            policy.name,
+            enforced,
+        )
+    return None
+
+
+def decide(policies: Sequence[Policy], evidence: Evidence) -> Verdict:
+    """Evaluate every governing policy against the evidence and derive the tier."""
+    digest = evidence.manifest_digest
+    pinned_ok = evidence.pinned_digest is not None and evidence.pinned_digest == digest
+    violations: list[Violation] = []
+    if evidence.pinned_digest is not None and not pinned_ok:
+        violations.append(
+            Violation(
+                Reason.DIGEST_PIN_MISMATCH,
+                f"spec.source.digest is {evidence.pinned_digest} but the resolved content has manifest digest "
+                f"{digest}; the content changed since it was reviewed. Review it and update the pin, or pin "
+                "spec.source.revision to the reviewed commit",
+                PIN_POLICY,
+                True,
+            )
+        )
+
+    outcomes: list[PolicyOutcome] = []
+    best: SignatureCheck | None = None
+    first_failure: SignatureFailure | None = None
+    all_mismatches: tuple[FileMismatch, ...] = ()
+    for policy in policies:
+        own: list[Violation] = []
+        if (v := source_allowed(policy, evidence.source.uri)) is not None:
+            own.append(v)
+        check = check_signature(policy, evidence)
+        if check.covers_content and best is None:
+            best = check
+        if check.failure is not None and first_failure is None:
+            first_failure = check.failure
+        if check.mismatches and not all_mismatches:
+            all_mismatches = check.mismatches
+        if (v := _signature_violation(policy, check, pinned_ok)) is not None:
+            own.append(v)
+        lic = policy.spec.licenses
+        for reason, message in evaluate_license(
+            evidence.openness.license, lic.allow_osi_approved, list(lic.allow or []), list(lic.deny or [])
+        ):
+            own.append(Violation(reason, f"{message} (ModelTrustPolicy {policy.name!r})", policy.name, policy.enforced))
+        rules = policy.spec.openness
+        for reason, message in evaluate_openness(evidence.openness, rules.minimum_class, rules.require_osaid):
+            own.append(Violation(reason, f"{message} (ModelTrustPolicy {policy.name!r})", policy.name, policy.enforced))
+        outcomes.append(PolicyOutcome(policy.name, policy.generation, policy.spec.mode, tuple(own)))
+        violations.extend(own)
+
+    tier = TrustTier.SIGNED if best is not None else TrustTier.PINNED if pinned_ok else TrustTier.UNVERIFIED
+    return Verdict(
+        trusted=not any(v.enforced for v in violations),
+        tier=tier,
+        manifest_digest=digest,
+        outcomes=tuple(outcomes),
+        violations=tuple(violations),
+        signature=best.evidence if best else None,
+        signature_failure=None if best else first_failure,
+        mismatches=all_mismatches,
+    )
+
+
+def manifest_size(evidence: Evidence) -> tuple[int, int]:
+    """(file count, total bytes) of the manifest."""
+    files = manifest_files(evidence.source.files, evidence.signature_path)
+    return len(files), sum(f.size for f in files)

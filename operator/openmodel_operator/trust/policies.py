@@ -1,0 +1,134 @@
+"""Which ModelTrustPolicies govern a namespace, and how a policy manifest becomes trust anchors.
+
+Policies bind to namespaces, never to models. A namespace no policy selects falls under the built-in
+default (signature required, OSI-approved licenses) so that nothing runs unchecked by accident.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from openmodel_operator.api.common import API_VERSION, LabelSelector
+from openmodel_operator.api.trustpolicy import ModelTrustPolicySpec
+from openmodel_operator.trust.signature import KeylessIdentity, TrustAnchors, TrustedCA, TrustedKey
+
+BUILTIN_DEFAULT_NAME = "builtin-default"
+
+
+class PolicyError(ValueError):
+    """A policy manifest that cannot be used; the message names the field and the fix."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Policy:
+    """A ModelTrustPolicy as the decision code sees it: name, generation and a validated spec."""
+
+    name: str
+    spec: ModelTrustPolicySpec
+    generation: int | None = None
+    labels: Mapping[str, str] = dataclasses.field(default_factory=dict)
+
+    @property
+    def enforced(self) -> bool:
+        return self.spec.mode == "Enforce"
+
+
+BUILTIN_DEFAULT = Policy(
+    name=BUILTIN_DEFAULT_NAME,
+    spec=ModelTrustPolicySpec.model_validate(
+        {"mode": "Enforce", "signature": {"required": True}, "licenses": {"allowOSIApproved": True}}
+    ),
+)
+
+
+def policy_from_manifest(doc: Mapping[str, Any], origin: str = "policy") -> Policy:
+    """Validate one ModelTrustPolicy manifest (as applied with kubectl) into a Policy."""
+    if doc.get("kind") != "ModelTrustPolicy":
+        raise PolicyError(f"{origin}: kind is {doc.get('kind')!r}; a policy file holds ModelTrustPolicy documents")
+    if doc.get("apiVersion", API_VERSION) != API_VERSION:
+        raise PolicyError(f"{origin}: apiVersion {doc.get('apiVersion')!r} is not served; use {API_VERSION}")
+    metadata = doc.get("metadata") or {}
+    name = metadata.get("name")
+    if not name:
+        raise PolicyError(f"{origin}: metadata.name is required")
+    try:
+        spec = ModelTrustPolicySpec.model_validate(doc.get("spec") or {})
+    except ValidationError as exc:
+        raise PolicyError(f"{origin} ModelTrustPolicy {name!r}: {_first_error(exc)}") from None
+    return Policy(name=name, spec=spec, generation=metadata.get("generation"), labels=metadata.get("labels") or {})
+
+
+def _first_error(exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    where = ".".join(str(p) for p in err["loc"])
+    return f"spec.{where}: {err['msg']} (got {err.get('input')!r})"
+
+
+def load_policy_file(text: str, origin: str) -> list[Policy]:
+    """Every ModelTrustPolicy in a YAML file of one or several documents."""
+    try:
+        docs = [d for d in yaml.safe_load_all(text) if d]
+    except yaml.YAMLError as exc:
+        raise PolicyError(f"{origin}: not valid YAML ({exc})") from None
+    if not docs:
+        raise PolicyError(f"{origin}: no ModelTrustPolicy documents found")
+    return [policy_from_manifest(doc, origin) for doc in docs]
+
+
+def selector_matches(selector: LabelSelector, labels: Mapping[str, str]) -> bool:
+    """Kubernetes label-selector semantics; an empty selector matches every namespace."""
+    for key, value in (selector.match_labels or {}).items():
+        if labels.get(key) != value:
+            return False
+    for req in selector.match_expressions or []:
+        present = req.key in labels
+        values = req.values or []
+        if req.operator == "In" and (not present or labels[req.key] not in values):
+            return False
+        if req.operator == "NotIn" and present and labels[req.key] in values:
+            return False
+        if req.operator == "Exists" and not present:
+            return False
+        if req.operator == "DoesNotExist" and present:
+            return False
+    return True
+
+
+def governing_policies(policies: Iterable[Policy], namespace_labels: Mapping[str, str]) -> list[Policy]:
+    """The policies that govern a namespace, sorted by name; the built-in default when none selects it."""
+    selected = sorted(
+        (p for p in policies if selector_matches(p.spec.namespace_selector, namespace_labels)), key=lambda p: p.name
+    )
+    return selected or [BUILTIN_DEFAULT]
+
+
+def trust_anchors(policy: Policy, trusted_root_json: bytes | None = None) -> TrustAnchors:
+    """The keys, CAs and keyless identities a policy trusts.
+
+    ``configMapRef`` entries must have been inlined by the caller (the operator reads the ConfigMaps);
+    a CLI user gets a clear error instead.
+    """
+    rules = policy.spec.signature
+    keys: list[TrustedKey] = []
+    for key in rules.keys or []:
+        if key.public_key is None:
+            raise PolicyError(
+                f"ModelTrustPolicy {policy.name!r}: spec.signature.keys[{key.name!r}] uses configMapRef, which only "
+                "the operator can read; inline the PEM as publicKey to use this policy from the command line"
+            )
+        keys.append(TrustedKey(name=key.name, public_key_pem=key.public_key.encode()))
+    cas: list[TrustedCA] = []
+    for ca in rules.certificates or []:
+        if ca.ca_bundle is None:
+            raise PolicyError(
+                f"ModelTrustPolicy {policy.name!r}: spec.signature.certificates[{ca.name!r}] uses configMapRef, which "
+                "only the operator can read; inline the PEM as caBundle to use this policy from the command line"
+            )
+        cas.append(TrustedCA(name=ca.name, ca_bundle_pem=ca.ca_bundle.encode()))
+    keyless = [KeylessIdentity(issuer=k.issuer, subject=k.subject) for k in rules.keyless or []]
+    return TrustAnchors(keys=tuple(keys), cas=tuple(cas), keyless=tuple(keyless), trusted_root_json=trusted_root_json)
