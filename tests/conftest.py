@@ -6,3 +6,5 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from hubstub import hub_stub  # noqa: F401  (the `hub` fixture: a local Hub stand-in)

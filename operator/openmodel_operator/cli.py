@@ -5,22 +5,11 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
 from openmodel_operator import __version__
+from openmodel_operator.commands import crds, digest, verify
 
 Command = Callable[[argparse.Namespace], int]
-
-
-def _cmd_crds(args: argparse.Namespace) -> int:
-    from openmodel_operator.crd.definitions import all_crds, render_yaml, write_crds
-
-    if args.output_dir:
-        for path in write_crds(Path(args.output_dir)):
-            print(f"wrote {path}", file=sys.stderr)
-        return 0
-    sys.stdout.write("---\n".join(render_yaml(crd) for crd in all_crds()))
-    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -35,16 +24,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"openmodel {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    crds = sub.add_parser(
-        "crds",
-        help="print the OpenModel and ModelTrustPolicy CustomResourceDefinitions",
-        description=(
-            "Print the CustomResourceDefinitions this operator serves, generated from its API models. "
-            "Install them with: openmodel crds | kubectl apply --server-side -f -"
-        ),
-    )
-    crds.add_argument("--output-dir", metavar="DIR", help="write one file per CRD into DIR instead of printing them")
-    crds.set_defaults(func=_cmd_crds)
+    for module in (crds, verify, digest):
+        module.register(sub)
     return parser
 
 

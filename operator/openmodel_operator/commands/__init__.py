@@ -1,0 +1,1 @@
+"""Subcommands of ``openmodel``, one module each; each exposes ``register(subparsers)``."""

@@ -1,0 +1,219 @@
+"""`openmodel verify`: the verify-before-pull pipeline from a laptop or a GitOps pre-merge check.
+
+Exit codes: 0 trusted (Audit violations are reported but admit), 1 rejected (also when pulled bytes do
+not match the signed digests), 2 usage or operational error (unknown repo or revision, unreachable endpoint).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+EXIT_TRUSTED, EXIT_REJECTED, EXIT_ERROR = 0, 1, 2
+TOKEN_ENV = "HF_TOKEN"
+
+
+class UsageError(Exception):
+    """Bad command-line input; the message says what to change."""
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _request_from_manifest(path: Path, args: argparse.Namespace) -> Any:
+    """A ModelRequest from an OpenModel manifest, honouring its source.digest and trust.signature."""
+    from openmodel_operator.api.openmodel import OpenModelSpec
+    from openmodel_operator.trust.pipeline import ModelRequest
+
+    try:
+        docs = [d for d in yaml.safe_load_all(path.read_text()) if d]
+    except (OSError, yaml.YAMLError) as exc:
+        raise UsageError(f"cannot read {path}: {exc}") from None
+    models = [d for d in docs if d.get("kind") == "OpenModel"]
+    if len(models) != 1:
+        raise UsageError(f"{path} must hold exactly one OpenModel document (found {len(models)})")
+    try:
+        spec = OpenModelSpec.model_validate(models[0].get("spec") or {})
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"])
+        raise UsageError(f"{path}: spec.{where}: {err['msg']}") from None
+    sig = spec.trust.signature
+    bundle = _read_signature(args.signature) if args.signature else None
+    if sig.config_map_ref is not None and bundle is None:
+        raise UsageError(
+            f"{path} takes its signature from ConfigMap {sig.config_map_ref.name!r} (key {sig.config_map_ref.key!r}); "
+            "pass that bundle with --signature FILE"
+        )
+    uri = spec.source.uri
+    local: Path | None = None
+    if uri.startswith("pvc://"):
+        if not args.pvc_root:
+            raise UsageError(f"{path} uses {uri}; pass --pvc-root DIR with a copy of the claim's content")
+        local = Path(args.pvc_root)
+    return ModelRequest(
+        uri=uri,
+        revision=args.revision or spec.source.revision,
+        endpoint=args.endpoint or spec.source.endpoint,
+        token=os.environ.get(TOKEN_ENV) or None,
+        signature_path=sig.path or "model.sig",
+        external_bundle=bundle,
+        pinned_digest=spec.source.digest,
+        local_path=local,
+    )
+
+
+def _read_signature(path: str) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise UsageError(f"--signature {path}: {exc.strerror}") from None
+
+
+def _request_from_args(args: argparse.Namespace) -> Any:
+    from openmodel_operator.trust.pipeline import ModelRequest
+
+    if not args.source:
+        raise UsageError("give a SOURCE (hf://org/name or a directory) or -f openmodel.yaml")
+    return ModelRequest(
+        uri=args.source,
+        revision=args.revision or "main",
+        endpoint=args.endpoint,
+        token=os.environ.get(TOKEN_ENV) or None,
+        signature_path=args.signature_path,
+        external_bundle=_read_signature(args.signature) if args.signature else None,
+        pinned_digest=args.digest,
+    )
+
+
+def _load_policies(paths: list[str]) -> list[Any]:
+    from openmodel_operator.trust.policies import BUILTIN_DEFAULT, load_policy_file
+
+    if not paths:
+        return [BUILTIN_DEFAULT]
+    policies = []
+    for path in paths:
+        try:
+            text = Path(path).read_text()
+        except OSError as exc:
+            raise UsageError(f"--policy {path}: {exc.strerror}") from None
+        policies.extend(load_policy_file(text, path))
+    return policies
+
+
+def _progress_bar(total: int) -> Any:
+    from tqdm import tqdm
+
+    bar = tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, desc="pull", file=sys.stderr)
+    seen: dict[str, int] = {}
+
+    def update(path: str, done: int, _size: int) -> None:
+        bar.update(done - seen.get(path, 0))
+        seen[path] = done
+
+    return bar, update
+
+
+def _pull(exam: Any, dest: Path) -> tuple[int, str]:
+    from openmodel_operator.trust.decision import manifest_size
+    from openmodel_operator.trust.errors import PullError
+    from openmodel_operator.trust.manifest import manifest_files
+    from openmodel_operator.trust.pull import pull
+
+    expected = {f.path: f.sha256 for f in manifest_files(exam.resolved.files, exam.evidence.signature_path)}
+    if exam.verdict.signature is not None:
+        signed = exam.verdict.signature.resources
+        expected = {path: signed.get(path, digest) for path, digest in expected.items()}
+    _, total = manifest_size(exam.evidence)
+    bar, update = _progress_bar(total)
+    try:
+        result = pull(exam.resolved, expected, dest, token=exam.request.token, progress=update)
+    except PullError as exc:
+        bar.close()
+        return EXIT_REJECTED, f"PULL REJECTED: {exc.reason.value}: {exc.path}: {exc.message} (file not kept)"
+    bar.close()
+    return EXIT_TRUSTED, f"Pulled     {len(result.files)} files into {dest}, every byte matches the verified digests"
+
+
+def run(args: argparse.Namespace) -> int:
+    from openmodel_operator.trust.errors import TrustError
+    from openmodel_operator.trust.pipeline import examine
+    from openmodel_operator.trust.policies import PolicyError
+    from openmodel_operator.trust.provenance import provenance_statement
+    from openmodel_operator.trust.report import render_report
+
+    try:
+        request = _request_from_manifest(Path(args.file), args) if args.file else _request_from_args(args)
+        policies = _load_policies(args.policy)
+        trusted_root = Path(args.trusted_root).read_bytes() if args.trusted_root else None
+        exam = examine(request, policies, trusted_root)
+    except (UsageError, PolicyError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except TrustError as exc:
+        print(f"error: {exc.reason.value}: {exc.message}", file=sys.stderr)
+        return EXIT_ERROR
+
+    code = EXIT_TRUSTED if exam.verdict.trusted else EXIT_REJECTED
+    pull_line = None
+    if args.pull and exam.verdict.trusted:
+        code, pull_line = _pull(exam, Path(args.pull))
+    if args.json:
+        statement = provenance_statement(exam, _now())
+        if pull_line is not None:
+            statement["predicate"]["pull"] = {"ok": code == EXIT_TRUSTED, "message": pull_line}
+        print(json.dumps(statement, indent=2))
+    else:
+        sys.stdout.write(render_report(exam))
+        if pull_line:
+            print(pull_line)
+        elif args.pull:
+            print("Not pulled: the model is not trusted.")
+    return code
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = sub.add_parser(
+        "verify",
+        help="verify a model's signature, license and openness before pulling it",
+        description=(
+            "Resolve a model, verify its signature over the file manifest, its license and openness against "
+            "ModelTrustPolicies, and print a report (or the provenance JSON). No weights are downloaded unless "
+            "--pull is given, and then only after the model is trusted; every byte is checked. "
+            f"A Hub token is read from ${TOKEN_ENV}. Exit codes: 0 trusted, 1 rejected, 2 usage or operational error."
+        ),
+    )
+    parser.add_argument("source", nargs="?", help="hf://org/name or a model directory")
+    parser.add_argument("-f", "--file", help="an OpenModel manifest to check (a GitOps pre-merge check)")
+    parser.add_argument("--revision", help="branch, tag or commit (default: main, or the manifest's)")
+    parser.add_argument(
+        "--policy",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="a ModelTrustPolicy manifest (repeatable; default: the built-in policy)",
+    )
+    parser.add_argument("--endpoint", help="a Hugging Face Hub mirror URL")
+    parser.add_argument(
+        "--signature", metavar="FILE", help="a signature bundle kept outside the model (countersignature)"
+    )
+    parser.add_argument(
+        "--signature-path", default="model.sig", help="the bundle's path inside the model (default: model.sig)"
+    )
+    parser.add_argument("--digest", help="the expected manifest digest (sha256:...), the Pinned tier")
+    parser.add_argument(
+        "--trusted-root", metavar="FILE", help="a Sigstore trusted_root.json for offline keyless checks"
+    )
+    parser.add_argument("--pvc-root", metavar="DIR", help="for pvc:// manifests: a directory holding the claim's files")
+    parser.add_argument("--pull", metavar="DIR", help="after a trusted verdict, download the files into DIR")
+    parser.add_argument("--json", action="store_true", help="print the provenance record (in-toto JSON)")
+    parser.set_defaults(func=run)

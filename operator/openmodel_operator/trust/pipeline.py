@@ -1,0 +1,116 @@
+"""Resolve, gather evidence, decide: the verify-before-pull pipeline shared by the CLI and the operator.
+
+Only metadata and the signature bundle are read here; no weight file is downloaded. The caller pulls
+(``trust.pull``) only when the verdict is trusted.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from pathlib import Path
+
+from openmodel_operator.trust.decision import Evidence, Verdict, decide
+from openmodel_operator.trust.directory import resolve_directory
+from openmodel_operator.trust.errors import SourceError
+from openmodel_operator.trust.evidence import Reason, ResolvedSource
+from openmodel_operator.trust.hub import fetch_file, resolve_hub
+from openmodel_operator.trust.licenses import card_license
+from openmodel_operator.trust.manifest import DEFAULT_SIGNATURE_PATH
+from openmodel_operator.trust.openness import assess_openness
+from openmodel_operator.trust.policies import Policy
+
+MAX_BUNDLE_BYTES = 16 * 1024 * 1024
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelRequest:
+    """What to examine: the fields of ``spec.source`` and ``spec.trust`` as plain values.
+
+    ``uri`` is ``hf://org/name`` or a local directory (``pvc://`` sources are examined as directories
+    by whoever mounts the claim: ``local_path`` then names the mount).
+    """
+
+    uri: str
+    revision: str = "main"
+    endpoint: str | None = None
+    token: str | None = dataclasses.field(default=None, repr=False)
+    signature_path: str = DEFAULT_SIGNATURE_PATH
+    external_bundle: bytes | None = None  # a bundle from a ConfigMap or --signature
+    pinned_digest: str | None = None
+    local_path: Path | None = None
+
+    @property
+    def is_hub(self) -> bool:
+        return self.uri.startswith("hf://")
+
+
+@dataclasses.dataclass(frozen=True)
+class Examination:
+    """The resolved source, the evidence gathered about it and the verdict."""
+
+    request: ModelRequest
+    resolved: ResolvedSource
+    evidence: Evidence
+    verdict: Verdict
+
+
+def resolve(request: ModelRequest) -> ResolvedSource:
+    """Pin the revision and list every file with its digest (no weights downloaded for hf://)."""
+    if request.is_hub:
+        return resolve_hub(
+            request.uri,
+            revision=request.revision,
+            endpoint=request.endpoint,
+            token=request.token,
+            signature_path=request.signature_path,
+        )
+    path = request.local_path or Path(request.uri)
+    if not path.is_dir():
+        raise SourceError(
+            Reason.INVALID_SOURCE,
+            f"source {request.uri!r} is neither hf://<org>/<name> nor an existing directory; "
+            "give a Hub repository or the path of a model directory",
+        )
+    kind = "pvc" if request.uri.startswith("pvc://") else "local"
+    uri = request.uri if kind == "pvc" else path.resolve().as_uri()
+    return resolve_directory(path, uri=uri, kind=kind)
+
+
+def read_bundle(request: ModelRequest, resolved: ResolvedSource) -> bytes | None:
+    """The signature bundle: the external one when given, else the in-repo file, else None (unsigned)."""
+    if request.external_bundle is not None:
+        return request.external_bundle
+    if not any(f.path == request.signature_path for f in resolved.files):
+        return None
+    if request.is_hub:
+        return fetch_file(resolved, request.signature_path, token=request.token, max_bytes=MAX_BUNDLE_BYTES)
+    root = request.local_path or Path(request.uri)
+    bundle_file = root / request.signature_path
+    if bundle_file.stat().st_size > MAX_BUNDLE_BYTES:
+        raise SourceError(
+            Reason.FILE_TOO_LARGE,
+            f"signature file {request.signature_path} is larger than {MAX_BUNDLE_BYTES} bytes; it is not a bundle",
+        )
+    return bundle_file.read_bytes()
+
+
+def gather_evidence(request: ModelRequest, resolved: ResolvedSource, trusted_root_json: bytes | None) -> Evidence:
+    """Openness from the card and declaration, plus the bundle bytes; pure beyond the bundle read."""
+    license_id = card_license(resolved.card)
+    openness = assess_openness(resolved.card, resolved.openness_declaration, license_id)
+    return Evidence(
+        source=resolved,
+        openness=openness,
+        bundle=read_bundle(request, resolved),
+        signature_path=request.signature_path,
+        pinned_digest=request.pinned_digest,
+        trusted_root_json=trusted_root_json,
+    )
+
+
+def examine(request: ModelRequest, policies: Sequence[Policy], trusted_root_json: bytes | None = None) -> Examination:
+    """Resolve the source, gather evidence and decide. Raises SourceError when the source cannot be examined."""
+    resolved = resolve(request)
+    evidence = gather_evidence(request, resolved, trusted_root_json)
+    return Examination(request, resolved, evidence, decide(policies, evidence))
