@@ -50,7 +50,7 @@ class PinnedManifest:
             "manifestDigest": self.manifest_digest,
             "files": [{"path": f.path, "size": f.size, "sha256": f.sha256} for f in sorted(self.files)],
         }
-        return json.dumps(doc, indent=1, sort_keys=True)
+        return json.dumps(doc, separators=(",", ":"), sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str) -> PinnedManifest:

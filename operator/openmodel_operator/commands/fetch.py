@@ -1,0 +1,430 @@
+"""`openmodel fetch`: what the fetch Job and the verify-on-start init container run.
+
+Normal mode puts exactly the pinned files on the volume: each byte is checked against the signed
+digest while it is written (``trust.pull``), then anything else in the directory is removed, so a
+model server that globs ``*.safetensors`` can only ever find verified files.
+
+``--verify-only`` re-hashes the volume and requires exactly the manifest's files and digests, so
+bytes changed after the pull (a shared volume, a hand edit) are never served.
+
+Output is one JSON object per line (``event``, ``path``, ``bytes``, ``reason``, ...): a Job log is
+read by people and machines, not a terminal. The last line says why it failed, and with
+``terminationMessagePolicy: FallbackToLogsOnError`` it becomes the pod's termination message.
+The Hub token (env ``HF_TOKEN``) is never printed.
+
+Exit codes: 0 verified, 1 verification failure (bytes or files that do not match the manifest:
+retrying cannot help, the Job's pod failure policy fails at once), 2 operational error (network,
+Hub, volume, usage: retried within the Job's backoff limit).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TextIO
+
+from openmodel_operator.trust.directory import check_no_path_conflicts, check_relative_path, hash_file
+from openmodel_operator.trust.errors import PullError, SourceError
+from openmodel_operator.trust.evidence import Reason, ResolvedSource
+from openmodel_operator.trust.hub import check_endpoint, parse_hf_uri
+from openmodel_operator.trust.manifest import manifest_digest_of
+from openmodel_operator.trust.pinned import PinnedManifest, PinnedManifestError
+from openmodel_operator.trust.pull import pull
+
+EXIT_OK, EXIT_VERIFY_FAILED, EXIT_ERROR = 0, 1, 2
+TOKEN_ENV = "HF_TOKEN"
+LOST_FOUND = "lost+found"  # created by mkfs on ext4 volumes, owned by root: neither ours to check nor to remove
+
+# Pull failures that mean "these are not the signed bytes/files": another attempt gets the same answer.
+_VERIFICATION_REASONS = frozenset(
+    {Reason.PULLED_DIGEST_MISMATCH, Reason.MANIFEST_MISMATCH, Reason.UNSAFE_PATH, Reason.SYMLINK_NOT_ALLOWED}
+)
+
+
+class Failure(Exception):
+    """Ends the command with an exit code and one last structured line."""
+
+    def __init__(self, code: int, reason: Reason | str, message: str, path: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.reason = str(reason)
+        self.message = message
+        self.path = path
+
+
+class JsonLog:
+    """One JSON object per line, flushed at once (the Job log is read while the pull runs)."""
+
+    def __init__(self, stream: TextIO, secrets: Iterable[str] = ()) -> None:
+        self.stream = stream
+        self.secrets = tuple(s for s in secrets if s)
+        self._lock = threading.Lock()
+
+    def __call__(
+        self,
+        event: str,
+        *,
+        path: str | None = None,
+        bytes: int | None = None,
+        reason: str | None = None,
+        message: str | None = None,
+        **extra: Any,
+    ) -> None:
+        record: dict[str, Any] = {
+            "time": datetime.datetime.now(datetime.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "event": event,
+            "path": path,
+            "bytes": bytes,
+            "reason": reason,
+        }
+        if message is not None:
+            record["message"] = message
+        record.update(extra)
+        line = json.dumps(record, ensure_ascii=False)
+        for secret in self.secrets:  # belt and braces: no message should contain it in the first place
+            line = line.replace(secret, "[redacted]")
+        with self._lock:
+            self.stream.write(line + "\n")
+            self.stream.flush()
+
+
+class ProgressLog:
+    """``trust.pull`` progress callback that logs the total at most every ``interval`` seconds."""
+
+    def __init__(self, log: JsonLog, total: int, interval: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.log = log
+        self.total = total
+        self.interval = interval
+        self.clock = clock
+        self._done: dict[str, int] = {}
+        self._lock = threading.Lock()
+        self._last = clock()
+
+    def __call__(self, path: str, done: int, total: int) -> None:
+        with self._lock:
+            self._done[path] = done
+            now = self.clock()
+            if now - self._last < self.interval:
+                return
+            self._last = now
+            done_bytes = sum(self._done.values())
+        percent = round(100.0 * done_bytes / self.total, 1) if self.total else 100.0
+        self.log("progress", bytes=done_bytes, total=self.total, percent=percent)
+
+
+# ---------------------------------------------------------------- manifest
+
+
+def _digest_inconsistent(text: str) -> bool:
+    """True when the manifest parses but its files do not add up to its digest (it was edited)."""
+    try:
+        doc = json.loads(text)
+        files = {str(f["path"]): str(f["sha256"]) for f in doc["files"]}
+        return bool(manifest_digest_of(files) != doc["manifestDigest"])
+    except Exception:
+        return False
+
+
+def load_manifest(path: str, expect_digest: str | None) -> PinnedManifest:
+    """The pinned manifest, consistent with its digest and (when given) with the digest this pod expects."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise Failure(EXIT_ERROR, Reason.INVALID_SOURCE, f"cannot read the manifest {path}: {exc}") from None
+    try:
+        pinned = PinnedManifest.from_json(text)
+    except PinnedManifestError as exc:
+        if _digest_inconsistent(text):
+            raise Failure(EXIT_VERIFY_FAILED, Reason.MANIFEST_MISMATCH, str(exc)) from None
+        raise Failure(EXIT_ERROR, Reason.INVALID_SOURCE, f"{path}: {exc}") from None
+    if expect_digest and pinned.manifest_digest != expect_digest:
+        raise Failure(
+            EXIT_VERIFY_FAILED,
+            Reason.MANIFEST_MISMATCH,
+            f"the manifest in {path} is for {pinned.manifest_digest}, but this pod was made for {expect_digest}: "
+            "the model's content changed; the operator rolls a new pod for it",
+        )
+    paths = [f.path for f in pinned.files]
+    try:
+        for rel in paths:
+            check_relative_path(rel, path)
+        check_no_path_conflicts(paths, path)
+    except SourceError as exc:
+        raise Failure(EXIT_VERIFY_FAILED, exc.reason, exc.message) from None
+    return pinned
+
+
+def resolved_source(pinned: PinnedManifest, source_dir: str | None) -> tuple[ResolvedSource, Path | None]:
+    """The ResolvedSource the manifest implies: the Hub repository at the pinned commit, or a directory."""
+    uri = pinned.source
+    try:
+        if uri.startswith("hf://"):
+            resolved = ResolvedSource(
+                uri=uri,
+                kind="hf",
+                files=pinned.files,
+                revision=pinned.revision,
+                repo_id=parse_hf_uri(uri),
+                endpoint=check_endpoint(pinned.endpoint),
+            )
+            return resolved, None
+    except SourceError as exc:
+        raise Failure(EXIT_ERROR, exc.reason, exc.message) from None
+    if uri.startswith("pvc://"):
+        if source_dir is None:
+            raise Failure(
+                EXIT_ERROR, Reason.INVALID_SOURCE, f"{uri} is a claim: pass --source-dir with the path it is mounted at"
+            )
+        return ResolvedSource(uri=uri, kind="pvc", files=pinned.files), Path(source_dir)
+    return ResolvedSource(uri=uri, kind="local", files=pinned.files), Path(source_dir) if source_dir else None
+
+
+# ---------------------------------------------------------------- the directory
+
+
+def _entries(dest: Path) -> list[tuple[str, str, bool]]:
+    """Every non-directory entry under ``dest`` as (relative path, absolute path, is regular file).
+
+    Links are entries, never followed. Only the top-level ``lost+found`` is left out: unlike
+    ``resolve_directory`` nothing else is skipped (not even ``.cache/huggingface``), so any extra
+    file is reported.
+    """
+    found: list[tuple[str, str, bool]] = []
+    stack = [("", os.fspath(dest))]
+    while stack:
+        rel_dir, abs_dir = stack.pop()
+        with os.scandir(abs_dir) as scan:
+            for entry in scan:
+                rel = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
+                if entry.is_dir(follow_symlinks=False):
+                    if rel != LOST_FOUND:
+                        stack.append((rel, entry.path))
+                    continue
+                found.append((rel, entry.path, entry.is_file(follow_symlinks=False)))
+    return sorted(found)
+
+
+def prune(dest: Path, keep: Iterable[str], log: JsonLog) -> list[str]:
+    """Remove every entry under ``dest`` that is not a regular file listed in ``keep`` (bar lost+found).
+
+    Run before the pull (frees space taken by a previous version) and after it (the volume then
+    holds exactly the manifest). Directories left empty are removed too.
+    """
+    kept = set(keep)
+    ancestors = {"/".join(p.split("/")[:i]) for p in kept for i in range(1, p.count("/") + 1)}
+    removed: list[str] = []
+
+    def walk(abs_dir: str, rel_dir: str) -> None:
+        with os.scandir(abs_dir) as scan:
+            entries = list(scan)
+        for entry in entries:
+            rel = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
+            if entry.is_dir(follow_symlinks=False):
+                if rel == LOST_FOUND:
+                    continue
+                walk(entry.path, rel)
+                if rel not in ancestors:
+                    os.rmdir(entry.path)
+            elif not (rel in kept and entry.is_file(follow_symlinks=False)):
+                os.unlink(entry.path)
+                removed.append(rel)
+                log("removed", path=rel, reason=str(Reason.MANIFEST_MISMATCH), message="not in the manifest")
+
+    try:
+        walk(os.fspath(dest), "")
+    except OSError as exc:
+        # a file we cannot remove stays next to the verified ones: the volume is not what was signed
+        raise Failure(
+            EXIT_VERIFY_FAILED,
+            Reason.MANIFEST_MISMATCH,
+            f"cannot remove {exc.filename} ({exc.strerror or exc}), which is not in the manifest",
+            path=str(exc.filename) if exc.filename else None,
+        ) from None
+    return removed
+
+
+def verify_directory(dest: Path, pinned: PinnedManifest, workers: int) -> list[tuple[str, Reason, str, int | None]]:
+    """Problems that keep ``dest`` from being exactly the manifest: (path, reason, message, size)."""
+    expected = pinned.expected
+    sizes = {f.path: f.size for f in pinned.files}
+    problems: list[tuple[str, Reason, str, int | None]] = []
+    present: dict[str, str] = {}
+    for rel, abs_path, regular in _entries(dest):
+        if not regular:
+            problems.append((rel, Reason.MANIFEST_MISMATCH, "not a regular file (a link or a device)", None))
+        elif rel not in expected:
+            problems.append((rel, Reason.MANIFEST_MISMATCH, "not in the manifest", os.lstat(abs_path).st_size))
+        else:
+            present[rel] = abs_path
+    flagged = {p[0] for p in problems}
+    for rel in sorted(set(expected) - set(present) - flagged):
+        problems.append((rel, Reason.MANIFEST_MISMATCH, "missing", None))
+
+    def check(rel: str) -> tuple[str, Reason, str, int | None] | None:
+        size = os.lstat(present[rel]).st_size
+        if size != sizes[rel]:
+            return rel, Reason.PULLED_DIGEST_MISMATCH, f"is {size} bytes, the manifest says {sizes[rel]}", size
+        size, digest = hash_file(present[rel])
+        if digest != expected[rel]:
+            return rel, Reason.PULLED_DIGEST_MISMATCH, f"has sha256 {digest}, the manifest says {expected[rel]}", size
+        return None
+
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        order = sorted(present, key=lambda rel: sizes[rel], reverse=True)  # largest first balances the threads
+        problems.extend(p for p in pool.map(check, order) if p is not None)
+    return sorted(problems)
+
+
+# ---------------------------------------------------------------- modes
+
+
+def _fetch(args: argparse.Namespace, pinned: PinnedManifest, dest: Path, token: str | None, log: JsonLog) -> None:
+    resolved, source_dir = resolved_source(pinned, args.source_dir)
+    try:
+        dest.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise Failure(EXIT_ERROR, Reason.DOWNLOAD_FAILED, f"cannot create {dest}: {exc.strerror or exc}") from None
+    keep = [f.path for f in pinned.files]
+    prune(dest, keep, log)
+    log(
+        "pull",
+        bytes=pinned.total_bytes,
+        message=f"{pinned.source}@{pinned.revision}" if pinned.revision else pinned.source,
+        files=len(pinned.files),
+        digest=pinned.manifest_digest,
+    )
+    progress = ProgressLog(log, pinned.total_bytes, args.progress_interval)
+    try:
+        result = pull(
+            resolved,
+            pinned.expected,
+            dest,
+            token=token,
+            workers=args.workers,
+            retries=args.retries,
+            progress=progress,
+            source_dir=source_dir,
+        )
+    except PullError as exc:
+        code = EXIT_VERIFY_FAILED if exc.reason in _VERIFICATION_REASONS else EXIT_ERROR
+        raise Failure(code, exc.reason, exc.message, path=exc.path or None) from None
+    except OSError as exc:
+        raise Failure(EXIT_ERROR, Reason.DOWNLOAD_FAILED, f"the volume failed: {exc.strerror or exc}") from None
+    downloaded = set(result.downloaded)
+    for entry in result.files:
+        log("file", path=entry.path, bytes=entry.size, state="downloaded" if entry.path in downloaded else "present")
+    removed = prune(dest, keep, log)
+    left = {rel for rel, _, _ in _entries(dest)}
+    if left != set(keep):
+        wrong = sorted(left ^ set(keep))
+        raise Failure(
+            EXIT_VERIFY_FAILED, Reason.MANIFEST_MISMATCH, f"the volume does not hold exactly the manifest: {wrong[:5]}"
+        )
+    log(
+        "done",
+        bytes=result.bytes,
+        message=f"{len(result.files)} files verified in {dest}",
+        digest=pinned.manifest_digest,
+        downloaded=len(result.downloaded),
+        present=len(result.skipped),
+        removed=len(removed),
+        seconds=round(result.seconds, 3),
+    )
+
+
+def _verify_only(args: argparse.Namespace, pinned: PinnedManifest, dest: Path, log: JsonLog) -> None:
+    if not dest.is_dir():
+        raise Failure(EXIT_ERROR, Reason.INVALID_SOURCE, f"{dest} is not a directory: is the volume mounted?")
+    started = time.monotonic()
+    try:
+        problems = verify_directory(dest, pinned, args.workers)
+    except OSError as exc:
+        raise Failure(
+            EXIT_ERROR,
+            Reason.ACCESS_DENIED if isinstance(exc, PermissionError) else Reason.INVALID_SOURCE,
+            f"cannot read {exc.filename or dest} ({exc.strerror or exc}): every file must be readable to be verified",
+        ) from None
+    for rel, reason, message, size in problems:
+        log("mismatch", path=rel, bytes=size, reason=str(reason), message=f"{rel}: {message}")
+    if problems:
+        reasons = {reason for _, reason, _, _ in problems}
+        reason = Reason.PULLED_DIGEST_MISMATCH if Reason.PULLED_DIGEST_MISMATCH in reasons else Reason.MANIFEST_MISMATCH
+        names = ", ".join(f"{rel} ({why})" for rel, _, why, _ in problems[:5])
+        more = f" and {len(problems) - 5} more" if len(problems) > 5 else ""
+        raise Failure(
+            EXIT_VERIFY_FAILED,
+            reason,
+            f"{dest} does not match {pinned.manifest_digest}: {names}{more}; the server will not start on it",
+            path=problems[0][0],
+        )
+    log(
+        "verified",
+        bytes=pinned.total_bytes,
+        message=f"{len(pinned.files)} files in {dest} match {pinned.manifest_digest}",
+        digest=pinned.manifest_digest,
+        files=len(pinned.files),
+        seconds=round(time.monotonic() - started, 3),
+    )
+
+
+def run(args: argparse.Namespace, stream: TextIO | None = None) -> int:
+    """Run ``openmodel fetch``; returns the exit code (the Job reads it, the log says why)."""
+    token = (os.environ.get(TOKEN_ENV) or "").strip() or None
+    log = JsonLog(stream or sys.stdout, secrets=[token] if token else [])
+    dest = Path(args.dest)
+    try:
+        if args.workers < 1:
+            raise Failure(EXIT_ERROR, Reason.INVALID_SOURCE, "--workers must be at least 1")
+        pinned = load_manifest(args.manifest, args.expect_digest)
+        if args.verify_only:
+            _verify_only(args, pinned, dest, log)
+        else:
+            _fetch(args, pinned, dest, token, log)
+    except Failure as exc:
+        log("failed", path=exc.path, reason=exc.reason, message=exc.message, exit=exc.code)
+        return exc.code
+    except Exception as exc:  # the Job must end with a line that says why, whatever went wrong
+        log("failed", reason="InternalError", message=f"{type(exc).__name__}: {exc}", exit=EXIT_ERROR)
+        return EXIT_ERROR
+    return EXIT_OK
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = sub.add_parser(
+        "fetch",
+        help="place the pinned model files in a directory, checking every byte (what the fetch Job runs)",
+        description=(
+            "Download exactly the files of a pinned manifest (the JSON the operator puts in the model's ConfigMap), "
+            "check each against its signed sha256 while it is written, and remove anything else from the directory. "
+            "With --verify-only, only re-hash the directory and require exactly the manifest. Logs are JSON lines. "
+            "Exit codes: 0 verified, 1 verification failure, 2 operational error. The Hub token is read from "
+            f"${TOKEN_ENV} and never printed."
+        ),
+    )
+    parser.add_argument("--manifest", required=True, metavar="FILE", help="the pinned manifest (manifest.json)")
+    parser.add_argument("--dest", required=True, metavar="DIR", help="the directory that holds the model")
+    parser.add_argument(
+        "--verify-only",
+        action="store_true",
+        help="download nothing: fail unless DIR holds exactly the manifest's files with its digests",
+    )
+    parser.add_argument("--workers", type=int, default=4, metavar="N", help="parallel downloads and hashes")
+    parser.add_argument(
+        "--expect-digest",
+        metavar="sha256:HEX",
+        help="fail unless the manifest has this digest (the one the Job or pod was made for)",
+    )
+    parser.add_argument("--source-dir", metavar="DIR", help="where a pvc:// source is mounted (directory sources only)")
+    parser.add_argument("--retries", type=int, default=2, metavar="N", help="extra attempts per file (default 2)")
+    parser.add_argument(
+        "--progress-interval", type=float, default=5.0, metavar="SECONDS", help="seconds between progress lines"
+    )
+    parser.set_defaults(func=run)

@@ -1,0 +1,106 @@
+"""`openmodel run`: the operator process (Kopf) with health and Prometheus endpoints."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import logging
+import sys
+from typing import Any
+
+
+def settings_from(args: argparse.Namespace) -> Any:
+    """Environment first, flags on top: a Deployment sets env, a developer types flags."""
+    from openmodel_operator.controller.settings import OperatorSettings
+
+    settings = OperatorSettings.from_env()
+    overrides: dict[str, Any] = {}
+    if args.namespace:
+        overrides["namespaces"] = tuple(args.namespace)
+    if args.all_namespaces:
+        overrides["namespaces"] = ()
+    for flag, field in (
+        ("reverify_interval", "reverify_interval"),
+        ("resync_interval", "resync_interval"),
+        ("operator_image", "operator_image"),
+        ("vllm_image", "vllm_image"),
+        ("concurrency", "max_concurrent_verifications"),
+        ("trusted_root", "trusted_root_path"),
+        ("metrics_port", "metrics_port"),
+        ("health_port", "health_port"),
+    ):
+        value = getattr(args, flag)
+        if value is not None:
+            overrides[field] = value
+    if args.log_format:
+        overrides["json_logs"] = args.log_format == "json"
+    return dataclasses.replace(settings, **overrides)
+
+
+def run(args: argparse.Namespace) -> int:
+    import kopf
+    from prometheus_client import start_http_server
+
+    from openmodel_operator.controller.handlers import build_registry
+    from openmodel_operator.controller.kube import Kube, client_for
+    from openmodel_operator.controller.logs import configure_logging
+    from openmodel_operator.controller.metrics import METRICS
+
+    try:
+        settings = settings_from(args)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(settings.json_logs, logging.DEBUG if args.verbose else logging.INFO)
+    registry = build_registry(settings, lambda: Kube(client_for(args.server)))
+    if args.server:
+        server = args.server
+
+        @kopf.on.login(registry=registry)
+        def login(**_: Any) -> kopf.ConnectionInfo:
+            return kopf.ConnectionInfo(server=server, insecure=True)
+
+    if settings.metrics_port:
+        start_http_server(settings.metrics_port, registry=METRICS.registry)
+    logging.getLogger(__name__).info(
+        "starting", extra={"namespaces": list(settings.namespaces) or "all", "standalone": args.standalone}
+    )
+    asyncio.run(
+        kopf.operator(
+            registry=registry,
+            standalone=args.standalone,
+            clusterwide=not settings.namespaces,
+            namespaces=list(settings.namespaces),
+            liveness_endpoint=f"http://0.0.0.0:{settings.health_port}/healthz" if settings.health_port else None,
+        )
+    )
+    return 0
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = sub.add_parser(
+        "run",
+        help="run the operator",
+        description=(
+            "Run the operator: every OpenModel is resolved, verified against the ModelTrustPolicies of its "
+            "namespace, pulled by a Job that checks every byte, and served; untrusted models stop being served. "
+            "Settings come from OPENMODEL_* environment variables, overridden by these flags."
+        ),
+    )
+    scope = parser.add_mutually_exclusive_group()
+    scope.add_argument("--namespace", "-n", action="append", help="watch this namespace (repeatable)")
+    scope.add_argument("--all-namespaces", "-A", action="store_true", help="watch every namespace (default)")
+    parser.add_argument("--standalone", action="store_true", help="no peering: run without the KopfPeering CRDs")
+    parser.add_argument("--reverify-interval", type=float, help="seconds between re-verifications (default 3600)")
+    parser.add_argument("--resync-interval", type=float, help="seconds between child checks (default 30)")
+    parser.add_argument("--operator-image", help="image of the fetch Job and verify-on-start check")
+    parser.add_argument("--vllm-image", help="default image for runtime vllm")
+    parser.add_argument("--concurrency", type=int, help="verifications run at once (default 4)")
+    parser.add_argument("--trusted-root", help="Sigstore trusted_root.json for offline keyless verification")
+    parser.add_argument("--metrics-port", type=int, help="Prometheus /metrics port (default 8080, 0 disables)")
+    parser.add_argument("--health-port", type=int, help="liveness /healthz port (default 8081, 0 disables)")
+    parser.add_argument("--log-format", choices=["text", "json"], help="log format (default text)")
+    parser.add_argument("--server", help="API server URL without credentials (development against an emulator)")
+    parser.add_argument("--verbose", "-v", action="store_true", help="debug logging")
+    parser.set_defaults(func=run)

@@ -1,0 +1,711 @@
+"""The Kubernetes objects one OpenModel owns, built as plain dicts ready for server-side apply.
+
+Pure functions (no I/O, no clock): the reconciler applies what they return, ``openmodel render``
+prints it, and tests validate it against the Kubernetes OpenAPI schemas. Every builder takes the
+same ``(ref, spec, pinned, settings)`` so the planner can call them alike.
+
+Children, in apply order:
+
+- ConfigMap ``<name>-manifest``: the pinned manifest, the only input of the fetch Job and the
+  verify-on-start check (so neither needs API access).
+- PersistentVolumeClaim ``<name>-weights``: holds exactly the verified files.
+- Job ``<name>-fetch-<digest[:10]>``: downloads and checks every byte. The name is derived from the
+  manifest digest, so a new digest is a new Job and an operator restart finds the same one instead
+  of starting a duplicate. Job templates are immutable: create it when absent, never re-apply a
+  changed template under the same name.
+- Deployment and Service ``<name>`` (runtime ``vllm`` only): the vLLM OpenAI-compatible server on the
+  read-only volume.
+
+Names are DNS-1035 labels of at most 63 characters (Service names and the ``job-name`` label
+require it); a name that does not fit is shortened deterministically with a hash of the full name.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import math
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+from openmodel_operator.api.common import API_VERSION
+from openmodel_operator.api.openmodel import OpenModelSpec
+from openmodel_operator.trust.pinned import CONFIGMAP_KEY, PinnedManifest
+
+KIND = "OpenModel"
+FIELD_MANAGER = "openmodel-operator"
+
+# labels and annotations
+NAME_LABEL = "openmodel.io/name"
+COMPONENT_LABEL = "app.kubernetes.io/component"
+INSTANCE_LABEL = "app.kubernetes.io/instance"
+REVISION_ANNOTATION = "openmodel.io/revision"
+DIGEST_ANNOTATION = "openmodel.io/manifest-digest"
+SOURCE_ANNOTATION = "openmodel.io/source"
+DEFAULT_CONTAINER_ANNOTATION = "kubectl.kubernetes.io/default-container"
+Component = Literal["manifest", "weights", "fetch", "server"]
+
+# paths inside the pods
+MANIFEST_DIR = "/etc/openmodel"
+MANIFEST_PATH = f"{MANIFEST_DIR}/{CONFIGMAP_KEY}"
+MODELS_DIR = "/models"
+SOURCE_DIR = "/source"
+TMP_DIR = "/tmp"
+
+SERVICE_PORT = 80
+GPU_RESOURCE = "nvidia.com/gpu"
+NONROOT_ID = 65532  # the "nonroot" user of distroless images
+MAX_NAME = 63
+# A ConfigMap holds at most 1 MiB of data; leave room for the keys and metadata.
+MAX_MANIFEST_BYTES = 1_000_000
+
+_DNS1035 = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?")
+_LABEL_VALUE = re.compile(r"([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]")
+_HEX = re.compile(r"[0-9a-f]+")
+# Server environment the user may not override: the server must never fetch weights or code
+# other than the verified files on the volume.
+_FORCED_SERVER_ENV = (("HF_HUB_OFFLINE", "1"), ("TRANSFORMERS_OFFLINE", "1"))
+_TP_FLAGS = ("--tensor-parallel-size", "-tp")
+
+
+class ChildrenError(ValueError):
+    """The OpenModel cannot be turned into valid children (the message says which field to change)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelRef:
+    """The owning OpenModel: enough to name children and point their ownerReferences at it."""
+
+    name: str
+    namespace: str
+    uid: str
+    generation: int
+
+    @classmethod
+    def from_meta(cls, meta: Mapping[str, Any]) -> ModelRef:
+        """From an object's ``metadata`` (as Kopf passes it)."""
+        return cls(
+            name=str(meta["name"]),
+            namespace=str(meta["namespace"]),
+            uid=str(meta["uid"]),
+            generation=int(meta.get("generation") or 0),
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class ChildSettings:
+    """Operator-wide settings that shape the children (from flags or env of ``openmodel run``)."""
+
+    operator_image: str
+    vllm_image: str
+    fetch_backoff_limit: int = 3
+    fetch_active_deadline_seconds: int = 6 * 3600
+    fetch_workers: int = 4
+    # vLLM loads the weights before /health answers: the startup probe allows this long.
+    server_startup_seconds: int = 1800
+    shm_size: str = "8Gi"
+    # None runs the inference server as the image's own user (vLLM images default to root).
+    server_run_as_user: int | None = NONROOT_ID
+    server_read_only_root: bool = True
+    image_pull_policy: Literal["Always", "IfNotPresent", "Never"] | None = None
+    image_pull_secrets: tuple[str, ...] = ()
+    cluster_domain: str = "cluster.local"
+
+
+# ---------------------------------------------------------------- names and metadata
+
+
+def _short_hash(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:8]
+
+
+def child_name(owner: str, suffix: str = "") -> str:
+    """``owner + suffix`` as a DNS-1035 label of at most 63 characters.
+
+    Names that already fit are kept verbatim (what users expect to ``kubectl get``). Others (too
+    long, with dots, starting with a digit) are sanitised and cut, then a hash of the full owner name
+    is appended so two OpenModels never share children after shortening.
+    """
+    candidate = owner + suffix
+    if len(candidate) <= MAX_NAME and _DNS1035.fullmatch(candidate):
+        return candidate
+    base = re.sub(r"-+", "-", re.sub(r"[^a-z0-9-]", "-", owner.lower())).strip("-")
+    if not base or not base[0].isalpha():
+        base = f"m-{base}"
+    room = MAX_NAME - len(suffix) - 9  # "-" + 8 hex
+    if room < 1:
+        raise ChildrenError(f"the child name suffix {suffix!r} leaves no room for the OpenModel name")
+    base = base[:room].rstrip("-")
+    return f"{base}-{_short_hash(owner)}{suffix}"
+
+
+def label_value(value: str) -> str:
+    """``value`` as a valid label value (at most 63 characters), shortened with a hash when needed."""
+    if len(value) <= MAX_NAME and (not value or _LABEL_VALUE.fullmatch(value)):
+        return value
+    cleaned = re.sub(r"[^-A-Za-z0-9_.]", "-", value)[: MAX_NAME - 9].rstrip("-_.")
+    return f"{cleaned}-{_short_hash(value)}" if cleaned else _short_hash(value)
+
+
+def selector_labels(ref: ModelRef, component: Component) -> dict[str, str]:
+    """The stable labels that select one component's pods (a Deployment selector is immutable)."""
+    return {
+        "app.kubernetes.io/name": "openmodel",
+        INSTANCE_LABEL: label_value(ref.name),
+        COMPONENT_LABEL: component,
+    }
+
+
+def labels(ref: ModelRef, component: Component) -> dict[str, str]:
+    """Common labels on every child and pod template; select all of a model's children by ``NAME_LABEL``."""
+    return {
+        **selector_labels(ref, component),
+        "app.kubernetes.io/managed-by": "openmodel-operator",
+        "app.kubernetes.io/part-of": "openmodel",
+        NAME_LABEL: label_value(ref.name),
+    }
+
+
+def owner_reference(ref: ModelRef) -> dict[str, Any]:
+    """The controller ownerReference to the OpenModel.
+
+    ``blockOwnerDeletion`` is false: the operator deletes children itself (with a finalizer) and
+    must not depend on the garbage collector, which may be absent (test emulators) or slow.
+    """
+    return {
+        "apiVersion": API_VERSION,
+        "kind": KIND,
+        "name": ref.name,
+        "uid": ref.uid,
+        "controller": True,
+        "blockOwnerDeletion": False,
+    }
+
+
+def _metadata(
+    ref: ModelRef,
+    name: str,
+    component: Component,
+    annotations: Mapping[str, str] | None = None,
+    owned: bool = True,
+) -> dict[str, Any]:
+    meta: dict[str, Any] = {"name": name, "namespace": ref.namespace, "labels": labels(ref, component)}
+    if annotations:
+        meta["annotations"] = dict(annotations)
+    if owned:
+        meta["ownerReferences"] = [owner_reference(ref)]
+    return meta
+
+
+def _content_annotations(pinned: PinnedManifest) -> dict[str, str]:
+    """What content an object is about; on a pod template a change of these rolls the pods."""
+    annotations = {DIGEST_ANNOTATION: pinned.manifest_digest}
+    if pinned.revision:
+        annotations[REVISION_ANNOTATION] = pinned.revision
+    return annotations
+
+
+def _digest_hex(pinned: PinnedManifest) -> str:
+    hex_part = pinned.manifest_digest.split(":", 1)[-1]
+    if len(hex_part) < 10 or not _HEX.fullmatch(hex_part):
+        raise ChildrenError(f"the manifest digest {pinned.manifest_digest!r} is not sha256:<hex>")
+    return hex_part
+
+
+def job_name(ref: ModelRef, pinned: PinnedManifest) -> str:
+    """``<name>-fetch-<first 10 hex of the digest>``: one Job per content, stable across restarts."""
+    return child_name(ref.name, f"-fetch-{_digest_hex(pinned)[:10]}")
+
+
+def child_names(ref: ModelRef, pinned: PinnedManifest | None) -> dict[str, str]:
+    """Kind -> name of every child the model can have (Job only when a manifest is pinned).
+
+    Deployment and Service are listed even for ``runtime: none`` so the reconciler can delete them
+    after a runtime change.
+    """
+    names = {
+        "ConfigMap": child_name(ref.name, "-manifest"),
+        "PersistentVolumeClaim": child_name(ref.name, "-weights"),
+        "Deployment": child_name(ref.name),
+        "Service": child_name(ref.name),
+    }
+    if pinned is not None:
+        names["Job"] = job_name(ref, pinned)
+    return names
+
+
+# ---------------------------------------------------------------- shared pod parts
+
+
+def _pod_security_context(run_as: int | None) -> dict[str, Any]:
+    """Non-root pods; ``OnRootMismatch`` avoids a recursive chown of a large volume at every start."""
+    context: dict[str, Any] = {"seccompProfile": {"type": "RuntimeDefault"}}
+    if run_as is not None:
+        context.update(
+            runAsNonRoot=True,
+            runAsUser=run_as,
+            runAsGroup=run_as,
+            fsGroup=run_as,
+            fsGroupChangePolicy="OnRootMismatch",
+        )
+    return context
+
+
+def _container_security_context(read_only_root: bool = True) -> dict[str, Any]:
+    return {
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": read_only_root,
+        "capabilities": {"drop": ["ALL"]},
+    }
+
+
+def _env(pairs: Sequence[tuple[str, str]]) -> list[dict[str, Any]]:
+    return [{"name": name, "value": value} for name, value in pairs]
+
+
+def _pod_common(settings: ChildSettings) -> dict[str, Any]:
+    """No API token in the pods (they need no API access) and no Service links.
+
+    Service links would inject ``<SERVICE>_PORT`` variables; a Service named ``vllm`` in the
+    namespace sets ``VLLM_PORT``, which vLLM reads as its own setting and fails on.
+    """
+    spec: dict[str, Any] = {"automountServiceAccountToken": False, "enableServiceLinks": False}
+    if settings.image_pull_secrets:
+        spec["imagePullSecrets"] = [{"name": name} for name in settings.image_pull_secrets]
+    return spec
+
+
+def _image(container: dict[str, Any], image: str, settings: ChildSettings) -> dict[str, Any]:
+    container["image"] = image
+    if settings.image_pull_policy:
+        container["imagePullPolicy"] = settings.image_pull_policy
+    return container
+
+
+def _operator_container(
+    name: str, command: list[str], env: list[dict[str, Any]], mounts: list[dict[str, Any]], settings: ChildSettings
+) -> dict[str, Any]:
+    """A container running ``openmodel`` from the operator image, locked down.
+
+    ``FallbackToLogsOnError`` makes the last JSON log line (the failure reason) the container's
+    termination message, so the reconciler can report it without reading logs.
+    """
+    container: dict[str, Any] = {"name": name, "command": command}
+    _image(container, settings.operator_image, settings)
+    container.update(
+        env=env,
+        volumeMounts=mounts,
+        resources={"requests": {"cpu": "500m", "memory": "256Mi"}, "limits": {"memory": "1Gi"}},
+        securityContext=_container_security_context(),
+        terminationMessagePolicy="FallbackToLogsOnError",
+    )
+    return container
+
+
+def _manifest_volume(ref: ModelRef) -> dict[str, Any]:
+    return {"name": "manifest", "configMap": {"name": child_name(ref.name, "-manifest")}}
+
+
+def _weights_volume(ref: ModelRef, read_only: bool) -> dict[str, Any]:
+    claim: dict[str, Any] = {"claimName": child_name(ref.name, "-weights")}
+    if read_only:
+        claim["readOnly"] = True
+    return {"name": "weights", "persistentVolumeClaim": claim}
+
+
+def _pvc_source(uri: str) -> tuple[str, str]:
+    """(claim, sub-path) of a ``pvc://claim/path`` source."""
+    rest = uri.removeprefix("pvc://")
+    claim, _, path = rest.partition("/")
+    path = path.strip("/")
+    if ".." in path.split("/"):
+        raise ChildrenError(f"spec.source.uri {uri!r}: the path inside the claim must not contain '..'")
+    return claim, path
+
+
+# ---------------------------------------------------------------- children
+
+
+def pinned_manifest_configmap(
+    ref: ModelRef, spec: OpenModelSpec, pinned: PinnedManifest, settings: ChildSettings
+) -> dict[str, Any]:
+    """ConfigMap ``<name>-manifest`` with ``manifest.json``: exactly the files and digests to accept."""
+    data = pinned.to_json()
+    if len(data.encode()) > MAX_MANIFEST_BYTES:
+        raise ChildrenError(
+            f"the pinned manifest of {len(pinned.files)} files is {len(data.encode())} bytes, more than a "
+            f"ConfigMap holds ({MAX_MANIFEST_BYTES}): a model repository must hold only the model"
+        )
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": _metadata(
+            ref,
+            child_name(ref.name, "-manifest"),
+            "manifest",
+            {**_content_annotations(pinned), SOURCE_ANNOTATION: pinned.source},
+        ),
+        "data": {CONFIGMAP_KEY: data},
+    }
+
+
+def weights_pvc(ref: ModelRef, spec: OpenModelSpec, pinned: PinnedManifest, settings: ChildSettings) -> dict[str, Any]:
+    """PersistentVolumeClaim ``<name>-weights`` from ``spec.storage``.
+
+    With ``storage.retain`` it carries no ownerReference: the garbage collector deletes owned objects
+    when the owner goes, whatever the operator decides, so an owned claim could never be retained.
+    Without ``retain`` the reference is still set (deletion is done explicitly by the operator; the
+    reference only helps tools such as ``kubectl tree``). The spec of a bound claim is immutable
+    except for growing ``resources.requests.storage``.
+    """
+    storage = spec.storage
+    claim: dict[str, Any] = {
+        "accessModes": [storage.access_mode],
+        "volumeMode": "Filesystem",
+        "resources": {"requests": {"storage": storage.size}},
+    }
+    if storage.storage_class_name:
+        claim["storageClassName"] = storage.storage_class_name
+    return {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": _metadata(ref, child_name(ref.name, "-weights"), "weights", owned=not storage.retain),
+        "spec": claim,
+    }
+
+
+def fetch_job(ref: ModelRef, spec: OpenModelSpec, pinned: PinnedManifest, settings: ChildSettings) -> dict[str, Any]:
+    """Job that puts exactly the pinned files on the volume, checking every byte (``openmodel fetch``).
+
+    Retries are bounded twice: ``backoffLimit`` for operational failures (exit 2: network, Hub
+    down) and a pod failure policy that fails the Job at once on exit 1 (bytes that do not match
+    the signed digests: another attempt would fetch the same bytes). Pods evicted by a node drain do
+    not count. ``ttlSecondsAfterFinished`` is not set: the reconciler reads the finished Job's status.
+    """
+    command = [
+        "openmodel",
+        "fetch",
+        "--manifest",
+        MANIFEST_PATH,
+        "--dest",
+        MODELS_DIR,
+        "--expect-digest",
+        pinned.manifest_digest,
+        "--workers",
+        str(settings.fetch_workers),
+    ]
+    env: list[dict[str, Any]] = _env(
+        [
+            ("HOME", TMP_DIR),
+            ("HF_HOME", f"{TMP_DIR}/hf"),
+            ("HF_HUB_DISABLE_XET", "1"),
+            ("HF_HUB_DISABLE_TELEMETRY", "1"),
+            ("PYTHONUNBUFFERED", "1"),
+        ]
+    )
+    endpoint = spec.source.endpoint or pinned.endpoint
+    if endpoint:
+        env.append({"name": "HF_ENDPOINT", "value": endpoint})
+    token = spec.source.token_secret_ref
+    if token is not None:
+        env.append({"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {"name": token.name, "key": token.key}}})
+    mounts: list[dict[str, Any]] = [
+        {"name": "manifest", "mountPath": MANIFEST_DIR, "readOnly": True},
+        {"name": "weights", "mountPath": MODELS_DIR},
+        {"name": "tmp", "mountPath": TMP_DIR},
+    ]
+    volumes: list[dict[str, Any]] = [
+        _manifest_volume(ref),
+        _weights_volume(ref, read_only=False),
+        {"name": "tmp", "emptyDir": {"sizeLimit": "1Gi"}},
+    ]
+    if pinned.source.startswith("pvc://"):
+        claim, path = _pvc_source(pinned.source)
+        command += ["--source-dir", SOURCE_DIR]
+        mount: dict[str, Any] = {"name": "source", "mountPath": SOURCE_DIR, "readOnly": True}
+        if path:
+            mount["subPath"] = path
+        mounts.append(mount)
+        volumes.append({"name": "source", "persistentVolumeClaim": {"claimName": claim, "readOnly": True}})
+
+    container = _operator_container("fetch", command, env, mounts, settings)
+    pod_spec: dict[str, Any] = {
+        **_pod_common(settings),
+        "restartPolicy": "Never",
+        "securityContext": _pod_security_context(NONROOT_ID),
+        "containers": [container],
+        "volumes": volumes,
+    }
+    annotations = _content_annotations(pinned)
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": _metadata(ref, job_name(ref, pinned), "fetch", {**annotations, SOURCE_ANNOTATION: pinned.source}),
+        "spec": {
+            "backoffLimit": settings.fetch_backoff_limit,
+            "activeDeadlineSeconds": settings.fetch_active_deadline_seconds,
+            "podFailurePolicy": {
+                "rules": [
+                    {
+                        "action": "FailJob",
+                        "onExitCodes": {"containerName": "fetch", "operator": "In", "values": [1]},
+                        # required (non-omitempty) in the 1.28 API types; empty means "no condition"
+                        "onPodConditions": [],
+                    },
+                    {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]},
+                ]
+            },
+            "template": {
+                "metadata": {"labels": labels(ref, "fetch"), "annotations": annotations},
+                "spec": pod_spec,
+            },
+        },
+    }
+
+
+def _has_flag(args: Sequence[str], flags: Sequence[str]) -> bool:
+    return any(arg == flag or arg.startswith(f"{flag}=") for arg in args for flag in flags)
+
+
+def server_args(ref: ModelRef, spec: OpenModelSpec) -> list[str]:
+    """Arguments of ``vllm serve``: the volume as the model, served under the OpenModel's name.
+
+    The container command is ``vllm serve`` (the CLI vLLM documents and the ``vllm/vllm-openai``
+    image's own ENTRYPOINT), set explicitly so images with another entrypoint behave the same; the
+    legacy ``python -m vllm.entrypoints.openai.api_server --model`` form is not used.
+    With more than one GPU the tensor-parallel size defaults to the GPU count (otherwise vLLM would
+    use one GPU and leave the rest idle) unless the user's args set it. User args come last.
+    """
+    serving = spec.serving
+    extra = list(serving.args or [])
+    args = [MODELS_DIR, "--served-model-name", ref.name, "--host", "0.0.0.0", "--port", str(serving.port)]
+    if serving.gpus > 1 and not _has_flag(extra, _TP_FLAGS):
+        args += ["--tensor-parallel-size", str(serving.gpus)]
+    return args + extra
+
+
+def _server_env(spec: OpenModelSpec, settings: ChildSettings) -> list[dict[str, Any]]:
+    """Defaults the user may override, the user's variables, then the offline switches nobody overrides."""
+    defaults = [
+        ("HOME", TMP_DIR),  # the root filesystem is read-only: caches (torch, triton, vLLM) go to /tmp
+        ("HF_HOME", f"{TMP_DIR}/hf"),
+        ("XDG_CACHE_HOME", f"{TMP_DIR}/.cache"),
+        ("VLLM_NO_USAGE_STATS", "1"),
+        ("DO_NOT_TRACK", "1"),
+    ]
+    if settings.server_run_as_user is not None:
+        defaults.append(("USER", "openmodel"))  # getpass.getuser() fails for a uid without a passwd entry
+    forced = dict(_FORCED_SERVER_ENV)
+    user = [env.to_wire() for env in spec.serving.env or [] if env.name not in forced]
+    user_names = {env["name"] for env in user}
+    return (
+        _env([(name, value) for name, value in defaults if name not in user_names])
+        + user
+        + _env(list(_FORCED_SERVER_ENV))
+    )
+
+
+def _quantities(values: Mapping[str, int | str] | None) -> dict[str, str]:
+    return {key: str(value) for key, value in (values or {}).items() if key != GPU_RESOURCE}
+
+
+def _server_resources(spec: OpenModelSpec) -> dict[str, Any]:
+    """User resources with ``nvidia.com/gpu`` from ``serving.gpus`` only, as strings (quantities).
+
+    An extended resource is set as a limit only; Kubernetes sets the request equal to it.
+    """
+    extra = spec.serving.resources
+    limits = _quantities(extra.limits if extra else None)
+    requests = _quantities(extra.requests if extra else None)
+    if spec.serving.gpus > 0:
+        limits[GPU_RESOURCE] = str(spec.serving.gpus)
+    resources: dict[str, Any] = {}
+    if limits:
+        resources["limits"] = limits
+    if requests:
+        resources["requests"] = requests
+    return resources
+
+
+def _probes(settings: ChildSettings) -> dict[str, Any]:
+    """Startup probe with a long budget (loading weights takes minutes), then tight readiness and liveness."""
+    health = {"httpGet": {"path": "/health", "port": "http"}, "timeoutSeconds": 5}
+    period = 10
+    return {
+        "startupProbe": {
+            **health,
+            "periodSeconds": period,
+            "failureThreshold": max(1, math.ceil(settings.server_startup_seconds / period)),
+        },
+        "readinessProbe": {**health, "periodSeconds": period, "failureThreshold": 3},
+        "livenessProbe": {**health, "timeoutSeconds": 10, "periodSeconds": 20, "failureThreshold": 6},
+    }
+
+
+def _strategy(spec: OpenModelSpec) -> dict[str, Any]:
+    """Recreate for single-node volumes, rolling (never fewer ready replicas) for ReadWriteMany.
+
+    A ReadWriteOnce volume attaches to one node: a RollingUpdate surge pod scheduled elsewhere
+    waits forever for the volume while the old pod holds it (and a GPU node without a spare GPU
+    deadlocks the same way), so the old pods are stopped first. ReadWriteOncePod admits only one pod
+    at all. With ReadWriteMany a new pod starts before an old one stops; without a spare GPU the
+    rollout waits while the old replicas keep serving.
+    """
+    if spec.storage.access_mode == "ReadWriteMany":
+        return {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}
+    return {"type": "Recreate"}
+
+
+def deployment(
+    ref: ModelRef,
+    spec: OpenModelSpec,
+    pinned: PinnedManifest,
+    settings: ChildSettings,
+    scale_to_zero: bool = False,
+) -> dict[str, Any] | None:
+    """Deployment ``<name>`` running the vLLM OpenAI server on the verified, read-only volume.
+
+    None for ``runtime: none``. ``scale_to_zero`` keeps the Deployment (for forensics) with no pods,
+    for a model that is no longer trusted. The revision and manifest digest annotations sit on the
+    pod template too, so new verified content is a rollout. With ``verifyOnStart`` an init container
+    re-hashes the volume against the manifest (and the digest this template was made for) before the
+    server may read it.
+    """
+    serving = spec.serving
+    if serving.runtime == "none":
+        return None
+    content = _content_annotations(pinned)
+    server: dict[str, Any] = {"name": "server"}
+    _image(server, serving.image or settings.vllm_image, settings)
+    server.update(
+        command=["vllm", "serve"],
+        args=server_args(ref, spec),
+        ports=[{"name": "http", "containerPort": serving.port, "protocol": "TCP"}],
+        env=_server_env(spec, settings),
+        resources=_server_resources(spec),
+        volumeMounts=[
+            {"name": "weights", "mountPath": MODELS_DIR, "readOnly": True},
+            {"name": "dshm", "mountPath": "/dev/shm"},
+            {"name": "tmp", "mountPath": TMP_DIR},
+        ],
+        **_probes(settings),
+        securityContext=_container_security_context(settings.server_read_only_root),
+    )
+    volumes: list[dict[str, Any]] = [
+        _weights_volume(ref, read_only=True),
+        # NCCL and vLLM's worker processes exchange tensors through /dev/shm; the runtime default is 64Mi.
+        # Memory-backed: counts against the pod's memory limit.
+        {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": settings.shm_size}},
+        {"name": "tmp", "emptyDir": {}},
+    ]
+    pod_spec: dict[str, Any] = {
+        **_pod_common(settings),
+        "securityContext": _pod_security_context(settings.server_run_as_user),
+    }
+    if serving.verify_on_start:
+        verify = _operator_container(
+            "verify",
+            [
+                "openmodel",
+                "fetch",
+                "--verify-only",
+                "--manifest",
+                MANIFEST_PATH,
+                "--dest",
+                MODELS_DIR,
+                "--expect-digest",
+                pinned.manifest_digest,
+                "--workers",
+                str(settings.fetch_workers),
+            ],
+            _env([("HOME", TMP_DIR), ("PYTHONUNBUFFERED", "1")]),
+            [
+                {"name": "manifest", "mountPath": MANIFEST_DIR, "readOnly": True},
+                {"name": "weights", "mountPath": MODELS_DIR, "readOnly": True},
+                {"name": "tmp", "mountPath": TMP_DIR},
+            ],
+            settings,
+        )
+        if settings.server_run_as_user is None:
+            # the pod runs as the image's user; the check itself needs no root
+            verify["securityContext"] = {
+                **verify["securityContext"],
+                "runAsNonRoot": True,
+                "runAsUser": NONROOT_ID,
+                "runAsGroup": NONROOT_ID,
+            }
+        pod_spec["initContainers"] = [verify]
+        volumes.append(_manifest_volume(ref))
+    pod_spec["containers"] = [server]
+    pod_spec["volumes"] = volumes
+    if serving.node_selector:
+        pod_spec["nodeSelector"] = dict(serving.node_selector)
+    if serving.tolerations:
+        pod_spec["tolerations"] = [toleration.to_wire() for toleration in serving.tolerations]
+    if serving.runtime_class_name:
+        pod_spec["runtimeClassName"] = serving.runtime_class_name
+
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": _metadata(ref, child_name(ref.name), "server", {**content, SOURCE_ANNOTATION: pinned.source}),
+        "spec": {
+            "replicas": 0 if scale_to_zero else serving.replicas,
+            "selector": {"matchLabels": selector_labels(ref, "server")},
+            "strategy": _strategy(spec),
+            "revisionHistoryLimit": 3,
+            # the default 600 s would mark a rollout failed while the weights are still loading
+            "progressDeadlineSeconds": settings.server_startup_seconds + 600,
+            "template": {
+                "metadata": {
+                    "labels": labels(ref, "server"),
+                    "annotations": {**content, DEFAULT_CONTAINER_ANNOTATION: "server"},
+                },
+                "spec": pod_spec,
+            },
+        },
+    }
+
+
+def service(
+    ref: ModelRef, spec: OpenModelSpec, pinned: PinnedManifest, settings: ChildSettings
+) -> dict[str, Any] | None:
+    """ClusterIP Service ``<name>``: port 80 to the server's ``http`` port. None for ``runtime: none``."""
+    if spec.serving.runtime == "none":
+        return None
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": _metadata(ref, child_name(ref.name), "server"),
+        "spec": {
+            "type": "ClusterIP",
+            "selector": selector_labels(ref, "server"),
+            "ports": [{"name": "http", "port": SERVICE_PORT, "targetPort": "http", "protocol": "TCP"}],
+        },
+    }
+
+
+def endpoint_url(ref: ModelRef, spec: OpenModelSpec, cluster_domain: str = "cluster.local") -> str | None:
+    """The in-cluster OpenAI-compatible base URL (``.../v1``); None when nothing is served."""
+    if spec.serving.runtime == "none":
+        return None
+    return f"http://{child_name(ref.name)}.{ref.namespace}.svc.{cluster_domain}/v1"
+
+
+def all_children(
+    ref: ModelRef,
+    spec: OpenModelSpec,
+    pinned: PinnedManifest,
+    settings: ChildSettings,
+    scale_to_zero: bool = False,
+) -> list[dict[str, Any]]:
+    """Every child in apply order: the manifest and the volume before the Job that uses them."""
+    objects: list[dict[str, Any] | None] = [
+        pinned_manifest_configmap(ref, spec, pinned, settings),
+        weights_pvc(ref, spec, pinned, settings),
+        fetch_job(ref, spec, pinned, settings),
+        deployment(ref, spec, pinned, settings, scale_to_zero=scale_to_zero),
+        service(ref, spec, pinned, settings),
+    ]
+    return [obj for obj in objects if obj is not None]

@@ -1,0 +1,244 @@
+"""Kopf wiring: indexes that mirror policies, namespaces and children; one daemon per OpenModel.
+
+Why a daemon per model instead of create/update handlers: the reconciler is level-based, so each model
+needs one serialized loop that re-runs whenever anything it depends on changes. Watches on children,
+policies and namespaces *wake* that loop (a deleted Deployment is restored within seconds); a resync
+timeout (default 30 s, from the watch index, no API calls) and the re-verification interval catch
+whatever no event reports (revoked keys, an upstream branch that moved).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any, cast
+
+import kopf
+
+from openmodel_operator.api.common import GROUP, VERSION
+from openmodel_operator.controller.kube import Kube
+from openmodel_operator.controller.metrics import METRICS, PHASES
+from openmodel_operator.controller.planner import Event
+from openmodel_operator.controller.reconciler import ChildInventory, Reconciler
+from openmodel_operator.controller.settings import OperatorSettings
+from openmodel_operator.trust.policies import Policy, PolicyError, policy_from_manifest
+
+log = logging.getLogger(__name__)
+
+MANAGED_BY = {"app.kubernetes.io/managed-by": "openmodel-operator"}
+FINALIZER = "openmodel.io/cleanup"
+CHILD_KINDS = (
+    ("batch", "v1", "jobs", "Job"),
+    ("apps", "v1", "deployments", "Deployment"),
+    ("", "v1", "configmaps", "ConfigMap"),
+    ("", "v1", "services", "Service"),
+    ("", "v1", "persistentvolumeclaims", "PersistentVolumeClaim"),
+)
+_KEEP_CHILD_FIELDS = ("apiVersion", "kind", "metadata", "spec", "status", "data")
+
+
+class Triggers:
+    """Wake-up events for the per-model daemons, keyed by (namespace, name)."""
+
+    def __init__(self) -> None:
+        self._events: dict[tuple[str, str], asyncio.Event] = {}
+
+    def register(self, namespace: str, name: str) -> asyncio.Event:
+        return self._events.setdefault((namespace, name), asyncio.Event())
+
+    def unregister(self, namespace: str, name: str) -> None:
+        self._events.pop((namespace, name), None)
+
+    def wake(self, namespace: str | None, name: str | None) -> None:
+        if namespace and name and (event := self._events.get((namespace, name))) is not None:
+            event.set()
+
+    def wake_namespace(self, namespace: str) -> None:
+        for (ns, _), event in self._events.items():
+            if ns == namespace:
+                event.set()
+
+    def wake_all(self) -> None:
+        for event in self._events.values():
+            event.set()
+
+
+class PhaseTracker:
+    """Keeps the models-by-phase gauge exact as models change phase or go away."""
+
+    def __init__(self) -> None:
+        self._phases: dict[tuple[str, str], str] = {}
+
+    def set(self, key: tuple[str, str], phase: str | None) -> None:
+        if phase is None:
+            self._phases.pop(key, None)
+        else:
+            self._phases[key] = phase
+        for known in PHASES:
+            METRICS.models_by_phase.labels(phase=known).set(sum(1 for p in self._phases.values() if p == known))
+
+
+def _trimmed(body: Mapping[str, Any]) -> dict[str, Any]:
+    """What the reconciler needs of a child (keeps the index small)."""
+    out = {k: body[k] for k in _KEEP_CHILD_FIELDS if k in body}
+    meta = dict(out.get("metadata") or {})
+    meta.pop("managedFields", None)
+    out["metadata"] = meta
+    return out
+
+
+def _store_values(index: Any, key: Any) -> list[Any]:
+    """All values an index holds under a key (a Kopf index maps keys to stores)."""
+    try:
+        return list(index.get(key, []))
+    except TypeError:
+        return []
+
+
+def build_registry(
+    settings: OperatorSettings,
+    kube_factory: Callable[[], Kube],
+    post_event: Callable[[Mapping[str, Any], Event], None] | None = None,
+) -> kopf.OperatorRegistry:
+    """A registry with every handler, so tests run the real operator with ``kopf.operator(registry=...)``."""
+    registry = kopf.OperatorRegistry()
+    triggers = Triggers()
+    phases = PhaseTracker()
+    state: dict[str, Any] = {}
+
+    def poster(body: Mapping[str, Any], event: Event) -> None:
+        kopf.event(cast(kopf.Body, body), type=event.type, reason=event.reason, message=event.message)
+
+    @kopf.on.startup(registry=registry)
+    async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
+        configure_kopf(settings)
+        kube = kube_factory()
+        state["kube"] = kube
+        state["reconciler"] = Reconciler(kube, _settings, post_event or poster)
+
+    _settings = settings
+
+    @kopf.on.cleanup(registry=registry)
+    async def cleanup(**_: Any) -> None:
+        kube = state.pop("kube", None)
+        if kube is not None:
+            await kube.close()
+
+    # ------------------------------------------------------------ indexes (no list calls per event)
+
+    @kopf.index(GROUP, VERSION, "modeltrustpolicies", registry=registry)
+    def policy_index(body: kopf.Body, name: str, **_: Any) -> dict[str, Policy]:
+        try:
+            return {"all": policy_from_manifest(dict(body), origin=f"ModelTrustPolicy {name}")}
+        except PolicyError as exc:
+            log.warning("ignoring invalid ModelTrustPolicy", extra={"policy": name, "error": str(exc)})
+            return {}
+
+    @kopf.index("", "v1", "namespaces", registry=registry)
+    def namespace_index(name: str, labels: kopf.Labels, **_: Any) -> dict[str, dict[str, str]]:
+        return {name: dict(labels)}
+
+    for group, version, plural, _kind in CHILD_KINDS:
+
+        @kopf.index(group, version, plural, labels=MANAGED_BY, registry=registry, id=f"{plural}_index")
+        def child_index(body: kopf.Body, namespace: str | None, labels: kopf.Labels, **_: Any) -> dict[Any, Any]:
+            owner = labels.get("openmodel.io/name")
+            return {(namespace, owner): _trimmed(body)} if owner else {}
+
+        @kopf.on.event(group, version, plural, labels=MANAGED_BY, registry=registry, id=f"{plural}_wake")
+        def child_event(namespace: str | None, labels: kopf.Labels, **_: Any) -> None:
+            triggers.wake(namespace, labels.get("openmodel.io/name"))
+
+    # ------------------------------------------------------------ wake-ups
+
+    @kopf.on.event(GROUP, VERSION, "modeltrustpolicies", registry=registry)
+    def policy_event(**_: Any) -> None:
+        triggers.wake_all()
+
+    @kopf.on.event("", "v1", "namespaces", registry=registry)
+    def namespace_event(name: str, **_: Any) -> None:
+        triggers.wake_namespace(name)
+
+    @kopf.on.event(GROUP, VERSION, "openmodels", registry=registry)
+    def model_event(body: kopf.Body, namespace: str | None, name: str, **_: Any) -> None:
+        generation = body.get("metadata", {}).get("generation")
+        if generation != (body.get("status") or {}).get("observedGeneration"):
+            triggers.wake(namespace, name)
+
+    # ------------------------------------------------------------ the per-model loop
+
+    @kopf.daemon(GROUP, VERSION, "openmodels", registry=registry, cancellation_timeout=10, cancellation_polling=1)
+    async def model_daemon(
+        stopped: kopf.DaemonStopped, body: kopf.Body, namespace: str | None, name: str, **kwargs: Any
+    ) -> None:
+        assert namespace is not None, "OpenModel is namespaced"
+        trigger = triggers.register(namespace, name)
+        failures = 0
+        try:
+            while not stopped:
+                trigger.clear()
+                try:
+                    result = await state["reconciler"].reconcile(
+                        body,
+                        _policies(kwargs["policy_index"]),
+                        _labels(kwargs["namespace_index"], namespace),
+                        _inventory(kwargs, namespace, name),
+                    )
+                    phases.set((namespace, name), result.status.get("phase") if result else "Failed")
+                    failures = 0
+                    delay = settings.resync_interval
+                except Exception:  # one model's failure never stops the others
+                    failures += 1
+                    delay = min(settings.resync_interval, 2.0 ** min(failures, 5))
+                    log.exception("reconcile failed", extra={"namespace": namespace, "openmodel": name})
+                await _wait(trigger, stopped, delay)
+        finally:
+            triggers.unregister(namespace, name)
+
+    @kopf.on.delete(GROUP, VERSION, "openmodels", registry=registry)
+    async def model_deleted(spec: kopf.Spec, namespace: str | None, name: str, **_: Any) -> None:
+        assert namespace is not None, "OpenModel is namespaced"
+        retain = bool((spec.get("storage") or {}).get("retain", False))
+        removed = await state["reconciler"].delete_children(namespace, name, retain)
+        phases.set((namespace, name), None)
+        log.info("children removed", extra={"namespace": namespace, "openmodel": name, "removed": removed})
+
+    return registry
+
+
+def _policies(index: Any) -> list[Policy]:
+    return _store_values(index, "all")
+
+
+def _labels(index: Any, namespace: str) -> dict[str, str]:
+    values = _store_values(index, namespace)
+    return dict(values[0]) if values else {}
+
+
+def _inventory(indexes: Mapping[str, Any], namespace: str, name: str) -> ChildInventory:
+    bodies: list[Mapping[str, Any]] = []
+    for _group, _version, plural, _kind in CHILD_KINDS:
+        index = indexes.get(f"{plural}_index")
+        if index is not None:
+            bodies.extend(_store_values(index, (namespace, name)))
+    return ChildInventory.of(bodies)
+
+
+async def _wait(trigger: asyncio.Event, stopped: kopf.DaemonStopped, timeout: float) -> None:
+    """Sleep until woken, stopped, or the resync timeout passes."""
+    waiters = [asyncio.ensure_future(trigger.wait()), asyncio.ensure_future(stopped.wait())]
+    try:
+        await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
+
+
+def configure_kopf(settings: kopf.OperatorSettings) -> None:
+    """Keep Kopf's bookkeeping out of annotations and the finalizer ours; post Events ourselves."""
+    settings.persistence.finalizer = FINALIZER
+    settings.persistence.diffbase_storage = kopf.StatusDiffBaseStorage(field="status.operator.lastApplied")
+    settings.persistence.progress_storage = kopf.StatusProgressStorage(field="status.operator.progress")
+    settings.watching.server_timeout = 300
+    settings.queueing.error_delays = [1, 2, 5, 10, 30]

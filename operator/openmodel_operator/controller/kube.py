@@ -1,0 +1,151 @@
+"""The Kubernetes adapter: the few API calls the reconciler makes, through lightkube (async).
+
+Every write of a child is a server-side apply under one field manager, so re-applying is a no-op
+and a human's edit of a field the operator owns is taken back. Reads of Secrets and ConfigMaps are
+for the trust stage only (token, countersignature bundle, policy keys); their content is never logged.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from lightkube import ApiError, AsyncClient, KubeConfig
+from lightkube.config.models import Cluster, User
+from lightkube.generic_resource import create_global_resource, create_namespaced_resource
+from lightkube.resources.apps_v1 import Deployment
+from lightkube.resources.batch_v1 import Job
+from lightkube.resources.core_v1 import ConfigMap, PersistentVolumeClaim, Secret, Service
+from lightkube.types import CascadeType, PatchType
+
+from openmodel_operator.api.common import GROUP, VERSION
+
+FIELD_MANAGER = "openmodel-operator"
+log = logging.getLogger(__name__)
+
+OpenModelResource = create_namespaced_resource(GROUP, VERSION, "OpenModel", "openmodels")
+PolicyResource = create_global_resource(GROUP, VERSION, "ModelTrustPolicy", "modeltrustpolicies")
+
+KINDS: dict[str, Any] = {
+    "ConfigMap": ConfigMap,
+    "PersistentVolumeClaim": PersistentVolumeClaim,
+    "Job": Job,
+    "Deployment": Deployment,
+    "Service": Service,
+}
+
+
+class KubeError(RuntimeError):
+    """An API call failed; ``status`` is the HTTP code (404, 409, ...)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def client_for(server: str | None = None) -> AsyncClient:
+    """In-cluster or kubeconfig credentials; an explicit ``server`` URL (tests, emulators) needs none."""
+    if server:
+        config = KubeConfig.from_one(cluster=Cluster(server=server), user=User())
+        return AsyncClient(config=config, field_manager=FIELD_MANAGER)
+    return AsyncClient(field_manager=FIELD_MANAGER)
+
+
+def _error(exc: ApiError) -> KubeError:
+    return KubeError(exc.status.code or 500, exc.status.message or str(exc))
+
+
+class Kube:
+    """The operator's API calls; small so that tests can see exactly what is sent."""
+
+    def __init__(self, client: AsyncClient) -> None:
+        self.client = client
+
+    async def apply(self, obj: Mapping[str, Any]) -> None:
+        """Server-side apply one child object (forced: the operator owns these fields)."""
+        meta = obj["metadata"]
+        try:
+            await self.client.patch(
+                KINDS[obj["kind"]],
+                meta["name"],
+                dict(obj),
+                namespace=meta.get("namespace"),
+                patch_type=PatchType.APPLY,
+                field_manager=FIELD_MANAGER,
+                force=True,
+            )
+        except ApiError as exc:
+            raise _error(exc) from None
+
+    async def scale_to_zero(self, namespace: str, name: str) -> None:
+        """Stop serving without deleting the Deployment (kept for forensics)."""
+        try:
+            await self.client.patch(
+                Deployment, name, {"spec": {"replicas": 0}}, namespace=namespace, patch_type=PatchType.MERGE
+            )
+        except ApiError as exc:
+            if exc.status.code != 404:
+                raise _error(exc) from None
+
+    async def patch_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> None:
+        """Merge-patch the OpenModel's status subresource (None values remove fields)."""
+        try:
+            await self.client.patch(
+                OpenModelResource.Status,
+                name,
+                {"status": dict(status)},
+                namespace=namespace,
+                patch_type=PatchType.MERGE,
+            )
+        except ApiError as exc:
+            raise _error(exc) from None
+
+    async def delete(self, kind: str, namespace: str, name: str) -> bool:
+        """Delete a child; False when it was already gone. Never waits for the child's own finalizers."""
+        try:
+            # Background propagation: a Job's pods go too, and nothing waits on the child's own finalizers
+            await self.client.delete(KINDS[kind], name, namespace=namespace, cascade=CascadeType.BACKGROUND)
+        except ApiError as exc:
+            if exc.status.code == 404:
+                return False
+            raise _error(exc) from None
+        return True
+
+    async def list_children(self, kind: str, namespace: str, owner: str) -> list[dict[str, Any]]:
+        """Children of one OpenModel by label (used on deletion, when the watch index may lag)."""
+        try:
+            items = [
+                obj.to_dict()
+                async for obj in self.client.list(KINDS[kind], namespace=namespace, labels={"openmodel.io/name": owner})
+            ]
+        except ApiError as exc:
+            raise _error(exc) from None
+        return items
+
+    async def read_secret_key(self, namespace: str, name: str, key: str) -> str:
+        """One key of a Secret, decoded; raises KubeError(404) naming what is missing (never the value)."""
+        try:
+            secret = await self.client.get(Secret, name, namespace=namespace)
+        except ApiError as exc:
+            raise _error(exc) from None
+        data = secret.data or {}
+        if key not in data:
+            raise KubeError(404, f"Secret {namespace}/{name} has no key {key!r}")
+        return base64.b64decode(data[key]).decode().strip()
+
+    async def read_configmap_key(self, namespace: str, name: str, key: str) -> bytes:
+        """One key of a ConfigMap (data or binaryData)."""
+        try:
+            cm = await self.client.get(ConfigMap, name, namespace=namespace)
+        except ApiError as exc:
+            raise _error(exc) from None
+        if cm.data and key in cm.data:
+            return str(cm.data[key]).encode()
+        if cm.binaryData and key in cm.binaryData:
+            return bytes(base64.b64decode(cm.binaryData[key]))
+        raise KubeError(404, f"ConfigMap {namespace}/{name} has no key {key!r}")
+
+    async def close(self) -> None:
+        await self.client.close()

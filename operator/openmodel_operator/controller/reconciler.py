@@ -1,0 +1,416 @@
+"""One reconcile pass for one OpenModel: observe, (re)examine when due, plan, apply.
+
+The decisions live in pure functions (``examination_due``, ``planner.plan``, ``drifted``); this module
+only gathers their inputs and carries out their outputs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import datetime
+import logging
+import re
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+from pydantic import ValidationError
+
+from openmodel_operator.api.openmodel import OpenModelSpec
+from openmodel_operator.controller import children
+from openmodel_operator.controller.conditions import RESOLVED, TRUSTED, Cond, merge_conditions
+from openmodel_operator.controller.kube import Kube, KubeError
+from openmodel_operator.controller.metrics import METRICS
+from openmodel_operator.controller.planner import Event, Observed, Plan, UpdateInfo, plan
+from openmodel_operator.controller.settings import OperatorSettings
+from openmodel_operator.controller.trust_result import TrustResult, from_error, from_examination, from_status
+from openmodel_operator.trust.errors import TrustError
+from openmodel_operator.trust.evidence import Reason
+from openmodel_operator.trust.pinned import CONFIGMAP_KEY, PinnedManifest, PinnedManifestError
+from openmodel_operator.trust.pipeline import Examination, ModelRequest, examine
+from openmodel_operator.trust.policies import Policy, governing_policies
+
+log = logging.getLogger(__name__)
+COMMIT = re.compile(r"^[0-9a-f]{40}$")
+CREATE_ONLY = frozenset({"Job", "PersistentVolumeClaim"})
+
+Examiner = Callable[[ModelRequest, Sequence[Policy], bytes | None], Examination]
+EventPoster = Callable[[Mapping[str, Any], Event], None]
+
+
+def utcnow() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _age_seconds(stamp: str | None, now: str) -> float:
+    if not stamp:
+        return float("inf")
+    fmt = "%Y-%m-%dT%H:%M:%SZ"
+    try:
+        then = datetime.datetime.strptime(stamp, fmt)
+        current = datetime.datetime.strptime(now, fmt)
+    except ValueError:
+        return float("inf")
+    return (current - then).total_seconds()
+
+
+def policy_fingerprint(policies: Iterable[Policy]) -> list[tuple[str, int | None]]:
+    """What status records of the governing policies, to notice when the set or a generation changes."""
+    return [(p.name, p.generation) for p in policies]
+
+
+def examination_due(
+    generation: int | None,
+    status: Mapping[str, Any],
+    policies: Sequence[Policy],
+    pinned_available: bool,
+    now: str,
+    reverify_interval: float,
+) -> str | None:
+    """Why the model must be (re)examined now, or None to reuse the recorded decision (no external calls)."""
+    provenance = status.get("provenance") or {}
+    if status.get("observedGeneration") != generation:
+        return "SpecChanged"
+    if not provenance or not provenance.get("manifestDigest"):
+        return "NotExamined"
+    recorded = [(p.get("name"), p.get("generation")) for p in provenance.get("policies") or []]
+    if recorded != policy_fingerprint(policies):
+        return "PoliciesChanged"
+    if not pinned_available:
+        return "ManifestMissing"
+    if _age_seconds(provenance.get("verifiedAt"), now) >= reverify_interval:
+        return "Periodic"
+    return None
+
+
+def is_subset(desired: Any, observed: Any) -> bool:
+    """True when every field the operator sets has the same value on the live object (server defaults ignored)."""
+    if isinstance(desired, Mapping):
+        return isinstance(observed, Mapping) and all(
+            key in observed and is_subset(value, observed[key]) for key, value in desired.items()
+        )
+    if isinstance(desired, list):
+        return (
+            isinstance(observed, list)
+            and len(desired) == len(observed)
+            and all(is_subset(d, o) for d, o in zip(desired, observed, strict=True))
+        )
+    if (isinstance(desired, int | float) and isinstance(observed, str)) or (
+        isinstance(desired, str) and isinstance(observed, int | float)
+    ):
+        return str(desired) == str(observed)
+    return bool(desired == observed)
+
+
+def drifted(
+    desired: Sequence[Mapping[str, Any]], live: Mapping[tuple[str, str], Mapping[str, Any]]
+) -> list[Mapping[str, Any]]:
+    """The desired children that are missing or differ from what runs (hand edits, deletions)."""
+    out = []
+    for obj in desired:
+        current = live.get((obj["kind"], obj["metadata"]["name"]))
+        if current is None:
+            out.append(obj)
+        elif obj["kind"] in CREATE_ONLY:
+            continue  # immutable once created: a Job's template, a bound claim's spec
+        elif not is_subset({k: v for k, v in obj.items() if k != "status"}, current):
+            out.append(obj)
+    return out
+
+
+@dataclasses.dataclass
+class ChildInventory:
+    """The live children of one model, by (kind, name), from the operator's watch index."""
+
+    objects: dict[tuple[str, str], Mapping[str, Any]] = dataclasses.field(default_factory=dict)
+
+    @classmethod
+    def of(cls, bodies: Iterable[Mapping[str, Any]]) -> ChildInventory:
+        return cls({(b["kind"], b["metadata"]["name"]): b for b in bodies})
+
+    def get(self, kind: str, name: str) -> Mapping[str, Any] | None:
+        return self.objects.get((kind, name))
+
+    def observed(self, ref: children.ModelRef) -> Observed:
+        names = children.child_names(ref, None)
+        jobs = {name: body for (kind, name), body in self.objects.items() if kind == "Job"}
+        return Observed(
+            deployment=self.get("Deployment", names["Deployment"]),
+            jobs=jobs,
+            pvc=self.get("PersistentVolumeClaim", names["PersistentVolumeClaim"]),
+        )
+
+
+class Reconciler:
+    """Drives one OpenModel at a time towards its planned state."""
+
+    def __init__(
+        self,
+        kube: Kube,
+        settings: OperatorSettings,
+        post_event: EventPoster,
+        examiner: Examiner = examine,
+        clock: Callable[[], str] = utcnow,
+    ) -> None:
+        self.kube = kube
+        self.settings = settings
+        self.post_event = post_event
+        self.examiner = examiner
+        self.clock = clock
+        self.child_settings = children.ChildSettings(
+            operator_image=settings.operator_image,
+            vllm_image=settings.vllm_image,
+            fetch_backoff_limit=settings.fetch_backoff_limit,
+        )
+        self._verifications = asyncio.Semaphore(settings.max_concurrent_verifications)
+        self._trusted_root: bytes | None = None
+        if settings.trusted_root_path:
+            with open(settings.trusted_root_path, "rb") as handle:
+                self._trusted_root = handle.read()
+
+    # ------------------------------------------------------------------ trust stage
+
+    async def _inline_policy_refs(self, policies: Sequence[Policy]) -> list[Policy]:
+        """Replace keys/CAs kept in ConfigMaps by their PEM so the pure decision can use them."""
+        out = []
+        for policy in policies:
+            rules = policy.spec.signature
+            if not any(k.config_map_ref for k in rules.keys or []) and not any(
+                c.config_map_ref for c in rules.certificates or []
+            ):
+                out.append(policy)
+                continue
+            spec = policy.spec.model_copy(deep=True)
+            for key in spec.signature.keys or []:
+                if key.config_map_ref is not None:
+                    ref = key.config_map_ref
+                    key.public_key = (await self.kube.read_configmap_key(ref.namespace, ref.name, ref.key)).decode()
+                    key.config_map_ref = None
+            for ca in spec.signature.certificates or []:
+                if ca.config_map_ref is not None:
+                    ref = ca.config_map_ref
+                    ca.ca_bundle = (await self.kube.read_configmap_key(ref.namespace, ref.name, ref.key)).decode()
+                    ca.config_map_ref = None
+            out.append(dataclasses.replace(policy, spec=spec))
+        return out
+
+    async def _trusted_root_for(self, policies: Sequence[Policy]) -> bytes | None:
+        for policy in policies:
+            ref = policy.spec.signature.trusted_root
+            if ref is not None:
+                return await self.kube.read_configmap_key(ref.namespace, ref.name, ref.key)
+        return self._trusted_root
+
+    async def _request(self, namespace: str, spec: OpenModelSpec, revision: str) -> ModelRequest:
+        source = spec.source
+        token = None
+        if source.token_secret_ref is not None:
+            ref = source.token_secret_ref
+            try:
+                token = await self.kube.read_secret_key(namespace, ref.name, ref.key)
+            except KubeError as exc:
+                raise TrustError(
+                    Reason.ACCESS_DENIED,
+                    f"spec.source.tokenSecretRef: cannot read key {ref.key!r} of Secret {namespace}/{ref.name} "
+                    f"({exc.status}); create the Secret or fix the reference",
+                ) from None
+        bundle = None
+        sig = spec.trust.signature
+        if sig.config_map_ref is not None:
+            ref2 = sig.config_map_ref
+            try:
+                bundle = await self.kube.read_configmap_key(namespace, ref2.name, ref2.key)
+            except KubeError as exc:
+                raise TrustError(
+                    Reason.SIGNATURE_MISSING,
+                    f"spec.trust.signature.configMapRef: cannot read key {ref2.key!r} of ConfigMap "
+                    f"{namespace}/{ref2.name} ({exc.status}); create it with the countersignature bundle",
+                ) from None
+        if source.uri.startswith("pvc://"):
+            raise TrustError(
+                Reason.INVALID_SOURCE,
+                "pvc:// sources are not yet examined by the operator; verify them with `openmodel verify -f "
+                "--pvc-root` and use an hf:// source or a mirror endpoint",
+            )
+        return ModelRequest(
+            uri=source.uri,
+            revision=revision,
+            endpoint=source.endpoint,
+            token=token,
+            signature_path=sig.path or "model.sig",
+            external_bundle=bundle,
+            pinned_digest=source.digest,
+        )
+
+    async def _examine(
+        self, namespace: str, spec: OpenModelSpec, revision: str, policies: Sequence[Policy]
+    ) -> Examination:
+        request = await self._request(namespace, spec, revision)
+        inlined = await self._inline_policy_refs(policies)
+        root = await self._trusted_root_for(policies)
+        async with self._verifications:
+            started = time.monotonic()
+            try:
+                return await asyncio.to_thread(self.examiner, request, inlined, root)
+            finally:
+                METRICS.verification_seconds.observe(time.monotonic() - started)
+
+    async def trust_stage(
+        self,
+        namespace: str,
+        spec: OpenModelSpec,
+        status: Mapping[str, Any],
+        policies: Sequence[Policy],
+        due: str,
+    ) -> tuple[TrustResult, UpdateInfo | None]:
+        """Examine the pinned commit (or the spec's revision after a spec change) and look for upstream moves."""
+        now = self.clock()
+        provenance = status.get("provenance") or {}
+        pinned_commit = provenance.get("resolvedRevision")
+        follow_spec = due in ("SpecChanged", "NotExamined") or not pinned_commit
+        revision = spec.source.revision if follow_spec else str(pinned_commit)
+        try:
+            exam = await self._examine(namespace, spec, revision, policies)
+        except TrustError as exc:
+            METRICS.verification_failures.labels(reason=exc.reason.value).inc()
+            return from_error(exc), None
+        except KubeError as exc:
+            error = TrustError(Reason.INVALID_SOURCE, f"a referenced key or trust root cannot be read: {exc}")
+            return from_error(error), None
+        result = from_examination(exam, now)
+        for reason in exam.verdict.reasons:
+            METRICS.verification_failures.labels(reason=reason.value).inc()
+
+        update: UpdateInfo | None = None
+        branch = spec.source.revision
+        if not follow_spec and not COMMIT.match(branch) and spec.source.uri.startswith("hf://"):
+            try:
+                head = await self._examine(namespace, spec, branch, policies)
+            except (TrustError, KubeError) as exc:
+                log.info("upstream check failed", extra={"model": namespace, "error": str(exc)})
+                return result, None
+            if head.resolved.revision and head.resolved.revision != exam.resolved.revision:
+                if spec.update_policy == "Auto" and head.verdict.trusted:
+                    return from_examination(head, now), None
+                if spec.update_policy == "Auto":
+                    first = head.verdict.enforced_violations[0]
+                    update = UpdateInfo.rejected(head.resolved.revision, first.reason.value, first.message)
+                else:
+                    update = UpdateInfo.new_revision(branch, head.resolved.revision)
+        return result, update
+
+    # ------------------------------------------------------------------ the pass
+
+    async def reconcile(
+        self,
+        body: Mapping[str, Any],
+        all_policies: Iterable[Policy],
+        namespace_labels: Mapping[str, str],
+        inventory: ChildInventory,
+    ) -> Plan | None:
+        """One level-based pass. Returns the plan it carried out (None when the spec is unusable)."""
+        started = time.monotonic()
+        meta = body["metadata"]
+        namespace, name = meta["namespace"], meta["name"]
+        ref = children.ModelRef(name=name, namespace=namespace, uid=meta["uid"], generation=meta.get("generation"))
+        status: Mapping[str, Any] = body.get("status") or {}
+        now = self.clock()
+        try:
+            spec = OpenModelSpec.model_validate(body.get("spec") or {})
+        except ValidationError as exc:
+            await self._invalid_spec(body, ref, status, exc, now)
+            return None
+
+        policies = governing_policies(all_policies, namespace_labels)
+        pinned = self._pinned_from_inventory(ref, status, inventory)
+        due = examination_due(
+            ref.generation, status, policies, pinned is not None, now, self.settings.reverify_interval
+        )
+        update: UpdateInfo | None = None
+        trust: TrustResult | None = None
+        if due is None and pinned is not None:
+            trust = from_status(status, pinned)
+            if trust is not None and status.get("updateAvailable"):
+                update = _update_from_status(status)
+        if trust is None:
+            trust, update = await self.trust_stage(namespace, spec, status, policies, due or "NotExamined")
+
+        result = plan(ref, spec, status, trust, inventory.observed(ref), self.child_settings, now, update)
+        await self._carry_out(body, ref, result, inventory, status)
+        METRICS.reconcile_seconds.observe(time.monotonic() - started)
+        return result
+
+    def _pinned_from_inventory(
+        self, ref: children.ModelRef, status: Mapping[str, Any], inventory: ChildInventory
+    ) -> PinnedManifest | None:
+        digest = (status.get("provenance") or {}).get("manifestDigest")
+        if not digest:
+            return None
+        cm = inventory.get("ConfigMap", children.child_names(ref, None)["ConfigMap"])
+        if cm is None:
+            return None
+        try:
+            return PinnedManifest.from_json((cm.get("data") or {}).get(CONFIGMAP_KEY, ""))
+        except PinnedManifestError:
+            return None
+
+    async def _carry_out(
+        self,
+        body: Mapping[str, Any],
+        ref: children.ModelRef,
+        result: Plan,
+        inventory: ChildInventory,
+        status: Mapping[str, Any],
+    ) -> None:
+        for obj in drifted(result.apply, inventory.objects):
+            await self.kube.apply(obj)
+        if result.scale_to_zero:
+            deployment = inventory.get("Deployment", children.child_names(ref, None)["Deployment"])
+            if deployment is not None and (deployment.get("spec") or {}).get("replicas") != 0:
+                await self.kube.scale_to_zero(ref.namespace, ref.name)
+        if _status_changed(status, result.status):
+            await self.kube.patch_status(ref.namespace, ref.name, result.status)
+        for event in result.events:
+            self.post_event(body, event)
+
+    async def _invalid_spec(
+        self, body: Mapping[str, Any], ref: children.ModelRef, status: Mapping[str, Any], exc: ValidationError, now: str
+    ) -> None:
+        err = exc.errors()[0]
+        where = "spec." + ".".join(str(p) for p in err["loc"])
+        message = f"{where}: {err['msg']}; fix the manifest (the CRD schema should have refused it)"
+        conds = [Cond(RESOLVED, "False", "InvalidSpec", message), Cond(TRUSTED, "Unknown", "InvalidSpec", message)]
+        new_status = {
+            "phase": "Failed",
+            "observedGeneration": ref.generation,
+            "conditions": merge_conditions(status.get("conditions"), conds, ref.generation, now),
+        }
+        if _status_changed(status, new_status):
+            await self.kube.patch_status(ref.namespace, ref.name, new_status)
+            self.post_event(body, Event("Warning", "InvalidSpec", message))
+
+    async def delete_children(self, namespace: str, name: str, retain_storage: bool) -> list[str]:
+        """Remove every child explicitly (no garbage collector is assumed); the PVC unless retained."""
+        removed = []
+        for kind in ("Deployment", "Service", "Job", "ConfigMap", "PersistentVolumeClaim"):
+            if kind == "PersistentVolumeClaim" and retain_storage:
+                continue
+            for obj in await self.kube.list_children(kind, namespace, name):
+                child = obj["metadata"]["name"]
+                if await self.kube.delete(kind, namespace, child):
+                    removed.append(f"{kind}/{child}")
+        return removed
+
+
+def _update_from_status(status: Mapping[str, Any]) -> UpdateInfo | None:
+    """The recorded upstream update, carried over until the next re-verification."""
+    revision = status.get("updateAvailable")
+    cond = next((c for c in status.get("conditions") or [] if c.get("type") == "UpdateAvailable"), None)
+    if not revision or cond is None:
+        return None
+    return UpdateInfo(revision, cond.get("reason", "NewRevision"), cond.get("message", ""))
+
+
+def _status_changed(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
+    return any(old.get(key) != value for key, value in new.items())

@@ -1,0 +1,60 @@
+"""Operator settings, from flags or ``OPENMODEL_*`` environment variables (flags win)."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+
+DEFAULT_OPERATOR_IMAGE = "ghcr.io/openmodel-operator/openmodel-operator:0.1.0"
+DEFAULT_VLLM_IMAGE = "vllm/vllm-openai:v0.11.0"
+
+
+@dataclasses.dataclass(frozen=True)
+class OperatorSettings:
+    """What an admin tunes: where to watch, how often to re-verify, which images to run."""
+
+    namespaces: tuple[str, ...] = ()  # empty: all namespaces
+    reverify_interval: float = 3600.0  # seconds between re-verifications against the source and policies
+    resync_interval: float = 30.0  # seconds between level-based checks of the children (no external calls)
+    operator_image: str = DEFAULT_OPERATOR_IMAGE  # runs the fetch Job and the verify-on-start check
+    vllm_image: str = DEFAULT_VLLM_IMAGE
+    fetch_backoff_limit: int = 3
+    max_concurrent_verifications: int = 4
+    trusted_root_path: str | None = None  # Sigstore trusted_root.json for offline keyless checks
+    json_logs: bool = False
+    metrics_port: int = 8080
+    health_port: int = 8081
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> OperatorSettings:
+        """Settings from ``OPENMODEL_*`` variables; unset ones keep their defaults."""
+        env = os.environ if env is None else env
+        base = cls()
+
+        def num(name: str, default: float) -> float:
+            raw = env.get(name)
+            if raw is None or raw == "":
+                return default
+            try:
+                value = float(raw)
+            except ValueError:
+                raise ValueError(f"{name}={raw!r} is not a number of seconds") from None
+            if value <= 0:
+                raise ValueError(f"{name}={raw!r} must be positive")
+            return value
+
+        namespaces = tuple(n.strip() for n in env.get("OPENMODEL_NAMESPACES", "").split(",") if n.strip())
+        return cls(
+            namespaces=namespaces,
+            reverify_interval=num("OPENMODEL_REVERIFY_INTERVAL", base.reverify_interval),
+            resync_interval=num("OPENMODEL_RESYNC_INTERVAL", base.resync_interval),
+            operator_image=env.get("OPENMODEL_OPERATOR_IMAGE", base.operator_image),
+            vllm_image=env.get("OPENMODEL_VLLM_IMAGE", base.vllm_image),
+            fetch_backoff_limit=int(num("OPENMODEL_FETCH_BACKOFF_LIMIT", base.fetch_backoff_limit)),
+            max_concurrent_verifications=int(num("OPENMODEL_CONCURRENCY", base.max_concurrent_verifications)),
+            trusted_root_path=env.get("OPENMODEL_TRUSTED_ROOT") or None,
+            json_logs=env.get("OPENMODEL_LOG_FORMAT", "text") == "json",
+            metrics_port=int(num("OPENMODEL_METRICS_PORT", base.metrics_port)),
+            health_port=int(num("OPENMODEL_HEALTH_PORT", base.health_port)),
+        )

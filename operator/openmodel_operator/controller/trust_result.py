@@ -1,0 +1,187 @@
+"""The trust stage's outcome in the form the planner needs, built from a fresh examination or from status.
+
+Re-examining means network calls to the Hub; between re-verifications the operator reuses what it
+recorded on status (and the pinned manifest ConfigMap), so a resync touches no external system.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
+from openmodel_operator.controller.conditions import (
+    OPENNESS_VERIFIED,
+    RESOLVED,
+    SIGNATURE_VERIFIED,
+    TRUSTED,
+    Cond,
+    find,
+)
+from openmodel_operator.trust.decision import Verdict, describe_mismatches, manifest_size
+from openmodel_operator.trust.errors import TrustError
+from openmodel_operator.trust.evidence import Reason
+from openmodel_operator.trust.manifest import manifest_files
+from openmodel_operator.trust.pinned import PinnedManifest
+from openmodel_operator.trust.pipeline import Examination
+from openmodel_operator.trust.provenance import signature_record
+
+_LICENSE_REASONS = {
+    Reason.LICENSE_UNKNOWN,
+    Reason.LICENSE_NOT_ALLOWED,
+    Reason.LICENSE_DENIED,
+    Reason.OPENNESS_BELOW_MINIMUM,
+    Reason.OSAID_COMPONENTS_MISSING,
+}
+_SIGNATURE_REASONS = {
+    Reason.SIGNATURE_MISSING,
+    Reason.SIGNATURE_MALFORMED,
+    Reason.SIGNATURE_INVALID,
+    Reason.UNTRUSTED_SIGNER,
+    Reason.MANIFEST_MISMATCH,
+    Reason.DIGEST_PIN_MISMATCH,
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class TrustResult:
+    """Whether the desired content may run, the trust conditions, provenance and the pinned manifest."""
+
+    trusted: bool
+    conditions: tuple[Cond, ...]
+    provenance: Mapping[str, Any] | None = None
+    pinned: PinnedManifest | None = None
+    error: TrustError | None = None  # the source could not be examined (operational)
+
+    @property
+    def revision(self) -> str | None:
+        return self.pinned.revision if self.pinned else None
+
+
+def _first(verdict: Verdict, reasons: set[Reason]) -> tuple[str, str] | None:
+    for v in sorted(verdict.violations, key=lambda v: not v.enforced):
+        if v.reason in reasons:
+            prefix = "" if v.enforced else "[Audit] "
+            return v.reason.value, prefix + v.message
+    return None
+
+
+def _signature_condition(exam: Examination) -> Cond:
+    verdict = exam.verdict
+    sig = verdict.signature
+    if sig is not None:
+        return Cond(SIGNATURE_VERIFIED, "True", "Signed", f"signed by {sig.identity} ({sig.method})")
+    if verdict.mismatches:
+        return Cond(
+            SIGNATURE_VERIFIED,
+            "False",
+            Reason.MANIFEST_MISMATCH.value,
+            f"the signature does not cover the pinned content: {describe_mismatches(verdict.mismatches)}",
+        )
+    if verdict.signature_failure is not None:
+        failure = verdict.signature_failure
+        return Cond(SIGNATURE_VERIFIED, "False", failure.reason.value, failure.message)
+    if verdict.tier.value == "Pinned":
+        return Cond(SIGNATURE_VERIFIED, "False", "Pinned", "unsigned; spec.source.digest matches the resolved content")
+    return Cond(SIGNATURE_VERIFIED, "False", Reason.SIGNATURE_MISSING.value, "the model has no signature")
+
+
+def from_examination(exam: Examination, now: str) -> TrustResult:
+    """Conditions, provenance and pinned manifest from a fresh examination."""
+    verdict, resolved, evidence = exam.verdict, exam.resolved, exam.evidence
+    files = tuple(manifest_files(resolved.files, evidence.signature_path))
+    pinned = PinnedManifest(
+        source=resolved.uri,
+        revision=resolved.revision,
+        manifest_digest=verdict.manifest_digest,
+        files=files,
+        endpoint=resolved.endpoint,
+    )
+    count, total = manifest_size(evidence)
+    revision_note = f"{resolved.requested_revision} pinned to {resolved.revision}" if resolved.revision else "local"
+    conditions = [Cond(RESOLVED, "True", "Resolved", f"{resolved.uri}: {revision_note}, {count} files")]
+    conditions.append(_signature_condition(exam))
+    openness = _first(verdict, _LICENSE_REASONS)
+    if openness is None:
+        osi = "OSI-approved" if evidence.openness.license_osi_approved else "allowed"
+        conditions.append(
+            Cond(
+                OPENNESS_VERIFIED,
+                "True",
+                "Accepted",
+                f"license {evidence.openness.license} ({osi}), MOF {evidence.openness.mof_class}",
+            )
+        )
+    else:
+        conditions.append(Cond(OPENNESS_VERIFIED, "False", *openness))
+    if verdict.trusted:
+        audit = [v for v in verdict.violations if not v.enforced]
+        reason = "AuditViolations" if audit else "PoliciesPassed"
+        note = f"; {len(audit)} violation(s) recorded by Audit policies" if audit else ""
+        names = ", ".join(o.name for o in verdict.outcomes)
+        conditions.append(Cond(TRUSTED, "True", reason, f"tier {verdict.tier.value}, admitted by {names}{note}"))
+    else:
+        first = verdict.enforced_violations[0]
+        more = len(verdict.enforced_violations) - 1
+        extra = f" (and {more} more violation(s))" if more > 0 else ""
+        conditions.append(Cond(TRUSTED, "False", first.reason.value, first.message + extra))
+
+    openness_ev = evidence.openness
+    open_components = sorted(k for k, v in openness_ev.components.items() if v)
+    provenance: dict[str, Any] = {
+        "source": resolved.uri,
+        "resolvedRevision": resolved.revision,
+        "manifestDigest": verdict.manifest_digest,
+        "fileCount": count,
+        "totalBytes": total,
+        "trustTier": verdict.tier.value,
+        "signature": signature_record(verdict, now),
+        "license": openness_ev.license,
+        "openness": {
+            "mofClass": openness_ev.mof_class,
+            "osaid": openness_ev.osaid_compliant,
+            "openComponents": open_components,
+            "missing": list(openness_ev.missing),
+        },
+        "policies": [
+            {
+                "name": o.name,
+                "generation": o.generation,
+                "mode": o.mode,
+                "verdict": "Pass" if o.passed else "Fail",
+                "reasons": list(dict.fromkeys(v.reason.value for v in o.violations)),
+            }
+            for o in verdict.outcomes
+        ],
+        "verifiedAt": now,
+    }
+    return TrustResult(verdict.trusted, tuple(conditions), provenance, pinned)
+
+
+def from_error(error: TrustError) -> TrustResult:
+    """The source could not be examined: Resolved=False, the other trust conditions unknown."""
+    return TrustResult(
+        trusted=False,
+        conditions=(
+            Cond(RESOLVED, "False", error.reason.value, error.message),
+            Cond(TRUSTED, "Unknown", error.reason.value, "the source could not be examined; see Resolved"),
+        ),
+        error=error,
+    )
+
+
+def from_status(status: Mapping[str, Any], pinned: PinnedManifest) -> TrustResult | None:
+    """Reuse the last recorded decision (no re-examination); None when status does not hold one."""
+    conditions = status.get("conditions") or []
+    trusted = find(conditions, TRUSTED)
+    provenance = status.get("provenance")
+    if trusted is None or trusted.get("status") not in ("True", "False") or not provenance:
+        return None
+    if provenance.get("manifestDigest") != pinned.manifest_digest:
+        return None
+    kept = []
+    for cond_type in (RESOLVED, SIGNATURE_VERIFIED, OPENNESS_VERIFIED, TRUSTED):
+        found = find(conditions, cond_type)
+        if found is not None:
+            kept.append(Cond(cond_type, found["status"], found.get("reason", ""), found.get("message", "")))
+    return TrustResult(trusted["status"] == "True", tuple(kept), provenance, pinned)
