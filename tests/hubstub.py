@@ -252,6 +252,13 @@ class HubStub:
             assert sha in repo.commits, f"unknown commit {sha}"
             repo.tags[tag] = sha
 
+    def rewrite_file(self, repo_id: str, sha: str, path: str, data: bytes) -> None:
+        """Serve other bytes for a file of an existing commit: a compromised mirror, for tamper tests."""
+        with self._lock:
+            commit = self.repos[repo_id].commits[sha]
+            commit.files[path] = dataclasses.replace(commit.files[path], data=bytes(data))
+            commit.tree_cache = None
+
     def inject_fault(self, repo_id: str, path: str, kind: FaultKind = "corrupt", times: int | None = None) -> None:
         """Damage downloads of one file: flip a byte, send half with a matching length, or hang up midway."""
         with self._lock:

@@ -144,11 +144,15 @@ def test_model_that_becomes_untrusted_is_scaled_to_zero_not_deleted() -> None:
 def test_source_outage_keeps_serving_verified_content() -> None:
     observed = Observed(jobs={job_name(): completed()}, deployment=available_deployment())
     previous = plan(REF, spec(), {}, TRUSTED, observed, SETTINGS, NOW).status
-    outage = from_error(SourceError(Reason.ENDPOINT_UNREACHABLE, "cannot reach the Hub"))
+    outage = from_error(SourceError(Reason.ENDPOINT_UNREACHABLE, "cannot reach the Hub"), transient=True)
     result = plan(REF, spec(), previous, outage, observed, SETTINGS, LATER)
     assert not result.scale_to_zero
     assert result.status["phase"] == "Degraded"
     assert conds(result.status)["Resolved"] == ("False", "EndpointUnreachable")
+    # a new source that cannot be examined is not served: the old content is no longer what the spec asks for
+    failed = plan(REF, spec(), previous, from_error(SourceError(Reason.REPOSITORY_NOT_FOUND, "no")), observed,
+                  SETTINGS, LATER)
+    assert failed.status["phase"] == "Failed" and failed.scale_to_zero
 
 
 def test_new_revision_keeps_serving_old_content_until_its_weights_are_verified() -> None:

@@ -283,6 +283,9 @@ class Provenance(ApiModel):
     """What runs and why it is trusted."""
 
     source: str = Field(description="The source URI that was resolved.")
+    requested_revision: str | None = Field(
+        None, description="The spec.source.revision (branch, tag or commit) the pinned commit was resolved from."
+    )
     resolved_revision: str | None = Field(None, description="The full 40-hex commit that is pinned.")
     manifest_digest: str | None = Field(
         None, description="sha256 over every file digest, as model-signing computes it."

@@ -127,7 +127,7 @@ def build_registry(
 
     # ------------------------------------------------------------ indexes (no list calls per event)
 
-    @kopf.index(GROUP, VERSION, "modeltrustpolicies", registry=registry)
+    @kopf.index(GROUP, VERSION, "modeltrustpolicies", registry=registry, id="policy_index")
     def policy_index(body: kopf.Body, name: str, **_: Any) -> dict[str, Policy]:
         try:
             return {"all": policy_from_manifest(dict(body), origin=f"ModelTrustPolicy {name}")}
@@ -135,7 +135,7 @@ def build_registry(
             log.warning("ignoring invalid ModelTrustPolicy", extra={"policy": name, "error": str(exc)})
             return {}
 
-    @kopf.index("", "v1", "namespaces", registry=registry)
+    @kopf.index("", "v1", "namespaces", registry=registry, id="namespace_index")
     def namespace_index(name: str, labels: kopf.Labels, **_: Any) -> dict[str, dict[str, str]]:
         return {name: dict(labels)}
 
@@ -201,6 +201,7 @@ def build_registry(
         assert namespace is not None, "OpenModel is namespaced"
         retain = bool((spec.get("storage") or {}).get("retain", False))
         removed = await state["reconciler"].delete_children(namespace, name, retain)
+        state["reconciler"].forget(namespace, name)
         phases.set((namespace, name), None)
         log.info("children removed", extra={"namespace": namespace, "openmodel": name, "removed": removed})
 

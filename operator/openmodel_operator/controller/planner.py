@@ -19,7 +19,6 @@ from openmodel_operator.controller.conditions import (
     UPDATE_AVAILABLE,
     WEIGHTS_READY,
     Cond,
-    find,
     merge_conditions,
     transitions,
 )
@@ -143,7 +142,7 @@ def plan(
 
     if not trust.trusted or trust.pinned is None:
         # Nothing new is created for an untrusted or unexamined model; a running server stops serving it.
-        if trust.error is not None and observed.deployment is not None and find(status.get("conditions"), TRUSTED):
+        if trust.transient and trust.error is not None and observed.deployment is not None:
             # a transient source outage does not take down content that was verified before
             phase = "Degraded"
             conds.append(

@@ -164,6 +164,7 @@ class Reconciler:
             fetch_backoff_limit=settings.fetch_backoff_limit,
         )
         self._verifications = asyncio.Semaphore(settings.max_concurrent_verifications)
+        self._written: dict[tuple[str, str], tuple[str | None, dict[str, Any]]] = {}
         self._trusted_root: bytes | None = None
         if settings.trusted_root_path:
             with open(settings.trusted_root_path, "rb") as handle:
@@ -266,19 +267,25 @@ class Reconciler:
     ) -> tuple[TrustResult, UpdateInfo | None]:
         """Examine the pinned commit (or the spec's revision after a spec change) and look for upstream moves."""
         now = self.clock()
+        log.info("examining", extra={"namespace": namespace, "reason": due, "source": spec.source.uri})
         provenance = status.get("provenance") or {}
         pinned_commit = provenance.get("resolvedRevision")
-        follow_spec = due in ("SpecChanged", "NotExamined") or not pinned_commit
+        # Only a change of the source itself moves the pin: a replicas edit never pulls in a newer upstream commit.
+        follow_spec = (
+            not pinned_commit
+            or provenance.get("source") != spec.source.uri
+            or provenance.get("requestedRevision") != spec.source.revision
+        )
         revision = spec.source.revision if follow_spec else str(pinned_commit)
         try:
             exam = await self._examine(namespace, spec, revision, policies)
         except TrustError as exc:
             METRICS.verification_failures.labels(reason=exc.reason.value).inc()
-            return from_error(exc), None
+            return from_error(exc, transient=not follow_spec), None
         except KubeError as exc:
             error = TrustError(Reason.INVALID_SOURCE, f"a referenced key or trust root cannot be read: {exc}")
-            return from_error(error), None
-        result = from_examination(exam, now)
+            return from_error(error, transient=not follow_spec), None
+        result = from_examination(exam, now, spec.source.revision)
         for reason in exam.verdict.reasons:
             METRICS.verification_failures.labels(reason=reason.value).inc()
 
@@ -292,7 +299,7 @@ class Reconciler:
                 return result, None
             if head.resolved.revision and head.resolved.revision != exam.resolved.revision:
                 if spec.update_policy == "Auto" and head.verdict.trusted:
-                    return from_examination(head, now), None
+                    return from_examination(head, now, spec.source.revision), None
                 if spec.update_policy == "Auto":
                     first = head.verdict.enforced_violations[0]
                     update = UpdateInfo.rejected(head.resolved.revision, first.reason.value, first.message)
@@ -314,7 +321,7 @@ class Reconciler:
         meta = body["metadata"]
         namespace, name = meta["namespace"], meta["name"]
         ref = children.ModelRef(name=name, namespace=namespace, uid=meta["uid"], generation=meta.get("generation"))
-        status: Mapping[str, Any] = body.get("status") or {}
+        status: Mapping[str, Any] = self._fresh_status(body)
         now = self.clock()
         try:
             spec = OpenModelSpec.model_validate(body.get("spec") or {})
@@ -340,6 +347,23 @@ class Reconciler:
         await self._carry_out(body, ref, result, inventory, status)
         METRICS.reconcile_seconds.observe(time.monotonic() - started)
         return result
+
+    def _fresh_status(self, body: Mapping[str, Any]) -> Mapping[str, Any]:
+        """The status to plan from: ours if the watch has not yet delivered the status we just wrote.
+
+        Without this a wake-up that races our own status write would plan from the older status,
+        post the same Events twice and move lastTransitionTime for nothing.
+        """
+        meta = body["metadata"]
+        status: Mapping[str, Any] = body.get("status") or {}
+        written = self._written.get((meta["namespace"], meta["name"]))
+        if written is not None and written[0] == meta.get("resourceVersion"):
+            return {**status, **written[1]}
+        return status
+
+    def forget(self, namespace: str, name: str) -> None:
+        """Drop what is remembered of a deleted model."""
+        self._written.pop((namespace, name), None)
 
     def _pinned_from_inventory(
         self, ref: children.ModelRef, status: Mapping[str, Any], inventory: ChildInventory
@@ -371,6 +395,7 @@ class Reconciler:
                 await self.kube.scale_to_zero(ref.namespace, ref.name)
         if _status_changed(status, result.status):
             await self.kube.patch_status(ref.namespace, ref.name, result.status)
+            self._written[(ref.namespace, ref.name)] = (body["metadata"].get("resourceVersion"), dict(result.status))
         for event in result.events:
             self.post_event(body, event)
 

@@ -52,6 +52,8 @@ class TrustResult:
     provenance: Mapping[str, Any] | None = None
     pinned: PinnedManifest | None = None
     error: TrustError | None = None  # the source could not be examined (operational)
+    # the error hit a re-verification of content verified before (not a new source): keep serving it
+    transient: bool = False
 
     @property
     def revision(self) -> str | None:
@@ -86,8 +88,11 @@ def _signature_condition(exam: Examination) -> Cond:
     return Cond(SIGNATURE_VERIFIED, "False", Reason.SIGNATURE_MISSING.value, "the model has no signature")
 
 
-def from_examination(exam: Examination, now: str) -> TrustResult:
-    """Conditions, provenance and pinned manifest from a fresh examination."""
+def from_examination(exam: Examination, now: str, requested_revision: str | None = None) -> TrustResult:
+    """Conditions, provenance and pinned manifest from a fresh examination.
+
+    ``requested_revision`` is the spec's branch or tag when a pinned commit was re-examined.
+    """
     verdict, resolved, evidence = exam.verdict, exam.resolved, exam.evidence
     files = tuple(manifest_files(resolved.files, evidence.signature_path))
     pinned = PinnedManifest(
@@ -130,6 +135,7 @@ def from_examination(exam: Examination, now: str) -> TrustResult:
     open_components = sorted(k for k, v in openness_ev.components.items() if v)
     provenance: dict[str, Any] = {
         "source": resolved.uri,
+        "requestedRevision": requested_revision or resolved.requested_revision,
         "resolvedRevision": resolved.revision,
         "manifestDigest": verdict.manifest_digest,
         "fileCount": count,
@@ -158,9 +164,10 @@ def from_examination(exam: Examination, now: str) -> TrustResult:
     return TrustResult(verdict.trusted, tuple(conditions), provenance, pinned)
 
 
-def from_error(error: TrustError) -> TrustResult:
+def from_error(error: TrustError, transient: bool = False) -> TrustResult:
     """The source could not be examined: Resolved=False, the other trust conditions unknown."""
     return TrustResult(
+        transient=transient,
         trusted=False,
         conditions=(
             Cond(RESOLVED, "False", error.reason.value, error.message),

@@ -1,0 +1,395 @@
+"""The real operator (Kopf + reconciler) against the strict Kubernetes emulator and the Hub stand-in.
+
+Each test drives one flow end to end and asserts on what a user sees: phase, conditions, Events, children.
+The emulator has no controllers: tests play the Job and Deployment controllers with complete_job and
+mark_deployment_available, as a kubelet would.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import pathlib
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any
+
+import pytest
+
+from hubstub import HubStub
+from kube_emulator import KubeEmulator
+from openmodel_operator.controller import children
+from openmodel_operator.controller.handlers import build_registry
+from openmodel_operator.controller.kube import Kube, client_for
+from openmodel_operator.controller.settings import OperatorSettings
+from signing_fixtures import KeyPair, new_key, sign_with_key, write_model
+
+pytest_plugins = ["kube_fixtures"]
+
+NS = "models"
+README = b"---\nlicense: apache-2.0\ndatasets: [example/corpus]\n---\n# demo\n"
+FILES = {
+    "README.md": README,
+    "config.json": b'{"hidden_size": 8}\n',
+    "model.safetensors": os.urandom(4096),
+    "tokenizer.json": b'{"version": "1.0"}\n',
+}
+Runner = Callable[..., AbstractAsyncContextManager[Any]]
+
+
+@dataclasses.dataclass
+class World:
+    kube: KubeEmulator
+    hub: HubStub
+    key: KeyPair
+    tmp: pathlib.Path
+
+    def publish(
+        self,
+        repo: str = "org/model",
+        files: dict[str, bytes] | None = None,
+        sign: bool = True,
+        key: KeyPair | None = None,
+    ) -> str:
+        content = dict(files or FILES)
+        if sign:
+            model = write_model(self.tmp / f"src-{len(list(self.tmp.iterdir()))}", content)
+            content["model.sig"] = sign_with_key(model, key or self.key, self.tmp / f"sig-{os.urandom(4).hex()}")
+        return self.hub.add_model(repo, content)
+
+    def policy(self, name: str = "org", mode: str = "Enforce", key: KeyPair | None = None, **spec: Any) -> None:
+        body = {
+            "apiVersion": "openmodel.io/v1alpha1",
+            "kind": "ModelTrustPolicy",
+            "metadata": {"name": name},
+            "spec": {
+                "mode": mode,
+                "signature": {
+                    "required": True,
+                    "keys": [{"name": "org-release", "publicKey": (key or self.key).public_pem.decode()}],
+                },
+                **spec,
+            },
+        }
+        self.kube.create_object(body)
+
+    def model(self, name: str = "m", **spec: Any) -> None:
+        source = {"uri": "hf://org/model", "endpoint": self.hub.url, **spec.pop("source", {})}
+        body = {
+            "apiVersion": "openmodel.io/v1alpha1",
+            "kind": "OpenModel",
+            "metadata": {"name": name, "namespace": NS},
+            "spec": {"source": source, **spec},
+        }
+        self.kube.create_object(body)
+
+    def get(self, name: str = "m") -> dict[str, Any]:
+        obj = self.kube.get("openmodels", NS, name)
+        assert obj is not None
+        return obj
+
+    def status(self, name: str = "m") -> dict[str, Any]:
+        return self.get(name).get("status") or {}
+
+    def cond(self, cond_type: str, name: str = "m") -> tuple[str, str] | None:
+        for c in self.status(name).get("conditions") or []:
+            if c["type"] == cond_type:
+                return c["status"], c["reason"]
+        return None
+
+    def child(self, resource: str, name: str) -> dict[str, Any] | None:
+        return self.kube.get(resource, NS, name)
+
+    def jobs(self, name: str = "m") -> list[dict[str, Any]]:
+        return self.kube.list("jobs", NS, labels={"openmodel.io/name": name})
+
+    async def phase(self, phase: str, name: str = "m", timeout: float = 10.0) -> dict[str, Any]:
+        await self.kube.wait_for(lambda: self.status(name).get("phase") == phase, timeout=timeout)
+        return self.status(name)
+
+    async def serve(self, name: str = "m") -> None:
+        """Play the Job controller and the Deployment controller until the model is Ready."""
+        await self.kube.wait_for(lambda: self.jobs(name), timeout=10)
+        job = self.jobs(name)[0]["metadata"]["name"]
+        self.kube.complete_job(NS, job)
+        await self.kube.wait_for(lambda: self.child("deployments", name), timeout=10)
+        self.kube.mark_deployment_available(NS, name)
+        await self.phase("Ready", name)
+
+
+@pytest.fixture
+def world(kube: KubeEmulator, hub: HubStub, tmp_path: pathlib.Path) -> World:
+    kube.create_namespace(NS)
+    return World(kube, hub, new_key(), tmp_path)
+
+
+@pytest.fixture
+def operator(world: World, run_operator: Runner) -> Callable[..., AbstractAsyncContextManager[Any]]:
+    @asynccontextmanager
+    async def start(**overrides: Any) -> AsyncIterator[Any]:
+        settings = OperatorSettings(
+            resync_interval=0.5,
+            reverify_interval=3600,
+            metrics_port=0,
+            health_port=0,
+            operator_image="op:test",
+            vllm_image="vllm:test",
+        )
+        settings = dataclasses.replace(settings, **overrides)
+        registry = build_registry(settings, lambda: Kube(client_for(world.kube.base_url)))
+        async with run_operator(registry) as running:
+            yield running
+
+    return start
+
+
+async def test_signed_model_is_pulled_served_and_recorded(world: World, operator: Any) -> None:
+    commit = world.publish()
+    world.policy()
+    world.model()
+    async with operator():
+        status = await world.phase("Pulling")
+        assert world.cond("Trusted") == ("True", "PoliciesPassed")
+        assert world.cond("WeightsReady") == ("False", "Pulling")
+        provenance = status["provenance"]
+        assert provenance["resolvedRevision"] == commit and status["shortRevision"] == commit[:12]
+        assert provenance["trustTier"] == "Signed"
+        assert provenance["signature"]["identity"] == "org-release"
+        assert provenance["license"] == "Apache-2.0"
+        assert provenance["policies"] == [
+            {"name": "org", "generation": 1, "mode": "Enforce", "verdict": "Pass", "reasons": []}
+        ]
+        assert world.child("configmaps", "m-manifest") and world.child("persistentvolumeclaims", "m-weights")
+        (job,) = world.jobs()
+        assert job["spec"]["template"]["spec"]["automountServiceAccountToken"] is False
+        assert world.hub.download_count("org/model", "model.safetensors") == 0  # the operator never pulls weights
+        assert world.child("deployments", "m") is None  # nothing serves before the weights are verified
+
+        await world.serve()
+        deployment = world.child("deployments", "m")
+        assert deployment is not None
+        annotations = deployment["metadata"]["annotations"]
+        assert annotations["openmodel.io/revision"] == commit
+        assert annotations["openmodel.io/manifest-digest"] == provenance["manifestDigest"]
+        pod_annotations = deployment["spec"]["template"]["metadata"]["annotations"]
+        assert pod_annotations["openmodel.io/manifest-digest"] == provenance["manifestDigest"]
+        assert world.child("services", "m") is not None
+        final = world.status()
+        assert final["endpoint"] == "http://m.models.svc.cluster.local/v1"
+        assert world.cond("Ready") == ("True", "Serving")
+        assert final["observedGeneration"] == world.get()["metadata"]["generation"]
+
+        def reasons() -> list[str]:
+            return [e["reason"] for e in world.kube.events_for("m", namespace=NS)]
+
+        await world.kube.wait_for(lambda: {"PoliciesPassed", "Verified", "Serving"} <= set(reasons()))
+        assert reasons().count("PoliciesPassed") == 1, reasons()  # one Event per transition
+        # Kopf's bookkeeping stays out of the user's annotations
+        assert not any(k.startswith("kopf.") for k in world.get()["metadata"].get("annotations") or {})
+
+
+async def test_unsigned_model_is_rejected_by_the_builtin_default(world: World, operator: Any) -> None:
+    world.publish(sign=False)
+    world.model()
+    async with operator():
+        await world.phase("Rejected")
+        assert world.cond("Trusted") == ("False", "SignatureMissing")
+        await world.kube.wait_for(
+            lambda: any(
+                e["type"] == "Warning" and e["reason"] == "SignatureMissing"
+                for e in world.kube.events_for("m", namespace=NS)
+            )
+        )
+        assert "builtin-default" in world.status()["provenance"]["policies"][0]["name"]
+        assert world.jobs() == [] and world.child("persistentvolumeclaims", "m-weights") is None
+
+
+async def test_policy_flip_from_enforce_to_audit_admits_the_model(world: World, operator: Any) -> None:
+    world.publish(sign=False)
+    world.policy()
+    world.model()
+    async with operator():
+        await world.phase("Rejected")
+        world.kube.patch_object("modeltrustpolicies", None, "org", {"spec": {"mode": "Audit"}})
+        await world.phase("Pulling")
+        assert world.cond("Trusted") == ("True", "AuditViolations")
+        assert world.status()["provenance"]["policies"][0]["verdict"] == "Fail"
+        world.kube.patch_object("modeltrustpolicies", None, "org", {"spec": {"mode": "Enforce"}})
+        await world.phase("Rejected")
+
+
+async def test_deleted_child_is_restored(world: World, operator: Any) -> None:
+    world.publish()
+    world.policy()
+    world.model()
+    async with operator():
+        await world.serve()
+        world.kube.delete_object("services", NS, "m")
+        await world.kube.wait_for(lambda: world.child("services", "m"), timeout=10)
+        # a hand edit of a field the operator owns is taken back (server-side apply, forced)
+        world.kube.patch_object("deployments", NS, "m", {"spec": {"replicas": 5}})
+        await world.kube.wait_for(lambda: world.child("deployments", "m")["spec"]["replicas"] == 1, timeout=10)
+
+
+async def test_revoked_key_scales_the_model_to_zero_and_keeps_the_deployment(world: World, operator: Any) -> None:
+    world.publish()
+    world.policy()
+    world.model()
+    async with operator():
+        await world.serve()
+        other = new_key()
+        world.kube.patch_object(
+            "modeltrustpolicies",
+            None,
+            "org",
+            {"spec": {"signature": {"keys": [{"name": "rotated", "publicKey": other.public_pem.decode()}]}}},
+        )
+        await world.phase("Rejected")
+        assert world.cond("Trusted") == ("False", "UntrustedSigner")
+        deployment = world.child("deployments", "m")
+        assert deployment is not None and deployment["spec"]["replicas"] == 0
+        world.kube.patch_object(
+            "modeltrustpolicies",
+            None,
+            "org",
+            {"spec": {"signature": {"keys": [{"name": "org-release", "publicKey": world.key.public_pem.decode()}]}}},
+        )
+        await world.kube.wait_for(lambda: world.child("deployments", "m")["spec"]["replicas"] == 1, timeout=10)
+
+
+async def test_tamper_is_discovered_on_reverification(world: World, operator: Any) -> None:
+    commit = world.publish()
+    world.policy()
+    world.model()
+    async with operator(reverify_interval=1):
+        await world.serve()
+        # a compromised mirror now serves other bytes for the same commit
+        world.hub.rewrite_file("org/model", commit, "model.safetensors", FILES["model.safetensors"][:-1] + b"\x00")
+        await world.phase("Rejected", timeout=15)
+        assert world.cond("Trusted") == ("False", "ManifestMismatch")
+        assert world.child("deployments", "m")["spec"]["replicas"] == 0
+
+
+async def test_upstream_branch_move_manual_then_auto(world: World, operator: Any) -> None:
+    first = world.publish()
+    world.policy()
+    world.model()
+    async with operator(reverify_interval=1):
+        await world.serve()
+        second = world.publish(files={**FILES, "model.safetensors": os.urandom(4096)})
+        await world.kube.wait_for(lambda: world.cond("UpdateAvailable") == ("True", "NewRevision"), timeout=15)
+        assert world.status()["updateAvailable"] == second
+        assert world.status()["provenance"]["resolvedRevision"] == first  # Manual: nothing rolls
+
+        # an unverifiable upstream commit never replaces the running one
+        world.publish(files={**FILES, "model.safetensors": os.urandom(4096)}, key=new_key())
+        world.kube.patch_object("openmodels", NS, "m", {"spec": {"updatePolicy": "Auto"}})
+        await world.kube.wait_for(lambda: world.cond("UpdateAvailable") == ("True", "UpdateRejected"), timeout=15)
+        assert world.status()["provenance"]["resolvedRevision"] == first
+
+        third = world.publish(files={**FILES, "model.safetensors": os.urandom(4096)})
+        await world.kube.wait_for(lambda: world.status()["provenance"]["resolvedRevision"] == third, timeout=15)
+        await world.kube.wait_for(lambda: len(world.jobs()) == 2, timeout=10)
+        deployment = world.child("deployments", "m")
+        assert deployment["metadata"]["annotations"]["openmodel.io/revision"] == first  # old content until verified
+
+
+async def test_restart_mid_pull_creates_no_duplicate_job(world: World, operator: Any) -> None:
+    world.publish()
+    world.policy()
+    world.model()
+    async with operator():
+        await world.phase("Pulling")
+    before = world.get()["metadata"]["resourceVersion"]
+    async with operator():
+        await world.phase("Pulling")
+        assert len(world.jobs()) == 1
+        job = world.jobs()[0]["metadata"]["name"]
+        world.kube.complete_job(NS, job)
+        await world.kube.wait_for(lambda: world.child("deployments", "m"), timeout=10)
+    assert before  # the model was not rewritten for nothing on restart
+
+
+@pytest.mark.parametrize("retain", [False, True])
+async def test_deletion_removes_children_explicitly(world: World, operator: Any, retain: bool) -> None:
+    world.publish()
+    world.policy()
+    world.model(storage={"retain": retain})
+    async with operator():
+        await world.serve()
+        world.kube.delete_object("openmodels", NS, "m")
+        await world.kube.wait_for(lambda: world.kube.get("openmodels", NS, "m") is None, timeout=10)
+        assert world.child("deployments", "m") is None
+        assert world.child("services", "m") is None
+        assert world.child("configmaps", "m-manifest") is None
+        assert world.jobs() == []
+        assert (world.child("persistentvolumeclaims", "m-weights") is not None) is retain
+
+
+async def test_runtime_none_stops_after_weights_ready(world: World, operator: Any) -> None:
+    world.publish()
+    world.policy()
+    world.model(serving={"runtime": "none"})
+    async with operator():
+        await world.kube.wait_for(lambda: world.jobs(), timeout=10)
+        world.kube.complete_job(NS, world.jobs()[0]["metadata"]["name"])
+        await world.phase("Ready")
+        assert world.child("deployments", "m") is None
+        assert world.cond("WeightsReady") == ("True", "Verified")
+
+
+async def test_failed_fetch_job_fails_the_model(world: World, operator: Any) -> None:
+    world.publish()
+    world.policy()
+    world.model()
+    async with operator():
+        await world.kube.wait_for(lambda: world.jobs(), timeout=10)
+        world.kube.complete_job(NS, world.jobs()[0]["metadata"]["name"], succeeded=False)
+        await world.phase("Failed")
+        assert world.cond("WeightsReady") == ("False", "BackoffLimitExceeded")
+
+
+async def test_unknown_repository_fails_with_a_clear_reason(world: World, operator: Any) -> None:
+    world.model(source={"uri": "hf://org/missing"})
+    async with operator():
+        await world.phase("Failed")
+        status, reason = world.cond("Resolved") or ("", "")
+        assert (status, reason) == ("False", "RepositoryNotFound")
+
+
+async def test_countersignature_from_a_configmap(world: World, operator: Any) -> None:
+    """An enterprise adopts an unsigned third-party model by countersigning the revision it reviewed."""
+    world.publish(sign=False)
+    world.policy()
+    bundle = sign_with_key(write_model(world.tmp / "review", FILES), world.key, world.tmp / "cs")
+    world.kube.create_object(
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "countersig", "namespace": NS},
+            "data": {"model.sig": bundle.decode()},
+        }
+    )
+    world.model(trust={"signature": {"configMapRef": {"name": "countersig", "key": "model.sig"}}})
+    async with operator():
+        await world.phase("Pulling")
+        assert world.status()["provenance"]["trustTier"] == "Signed"
+
+
+async def test_spec_change_reverifies_before_rolling(world: World, operator: Any) -> None:
+    world.publish()
+    world.policy()
+    world.model()
+    async with operator():
+        await world.serve()
+        world.kube.patch_object("openmodels", NS, "m", {"spec": {"source": {"uri": "hf://org/missing"}}})
+        await world.phase("Failed")
+        assert world.status()["observedGeneration"] == 2
+        assert world.cond("Resolved") == ("False", "RepositoryNotFound")
+        # the content of the old source is no longer what the spec asks for: kept for forensics, not served
+        await world.kube.wait_for(lambda: world.child("deployments", "m")["spec"]["replicas"] == 0)
+
+
+def test_child_names_are_stable() -> None:
+    ref = children.ModelRef(name="m", namespace=NS, uid="u", generation=1)
+    assert children.child_names(ref, None)["Deployment"] == "m"
