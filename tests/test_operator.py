@@ -7,6 +7,7 @@ mark_deployment_available, as a kubelet would.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import os
 import pathlib
@@ -294,20 +295,67 @@ async def test_upstream_branch_move_manual_then_auto(world: World, operator: Any
         assert deployment["metadata"]["annotations"]["openmodel.io/revision"] == first  # old content until verified
 
 
-async def test_restart_mid_pull_creates_no_duplicate_job(world: World, operator: Any) -> None:
+async def test_restart_mid_pull_creates_no_duplicate_job_and_no_flapping(world: World, operator: Any) -> None:
     world.publish()
     world.policy()
     world.model()
     async with operator():
         await world.phase("Pulling")
-    before = world.get()["metadata"]["resourceVersion"]
+        await world.kube.wait_for(lambda: world.kube.events_for("m", namespace=NS))
+    before = world.status()
+    events_before = len(world.kube.events_for("m", namespace=NS))
     async with operator():
-        await world.phase("Pulling")
+        await asyncio.sleep(1.5)  # several resync periods
         assert len(world.jobs()) == 1
+        assert world.status()["conditions"] == before["conditions"]  # same transition times: nothing flapped
+        assert world.status()["provenance"] == before["provenance"]  # the decision was reused, not redone
+        assert len(world.kube.events_for("m", namespace=NS)) == events_before
         job = world.jobs()[0]["metadata"]["name"]
         world.kube.complete_job(NS, job)
         await world.kube.wait_for(lambda: world.child("deployments", "m"), timeout=10)
-    assert before  # the model was not rewritten for nothing on restart
+
+
+async def test_policy_status_counts_governed_models(world: World, operator: Any) -> None:
+    world.publish()
+    world.policy()
+    world.model()
+    world.model("second")
+    async with operator():
+        await world.kube.wait_for(
+            lambda: (
+                (world.kube.get("modeltrustpolicies", None, "org") or {}).get("status", {}).get("governedModels") == 2
+            ),
+            timeout=10,
+        )
+        status = world.kube.get("modeltrustpolicies", None, "org")["status"]
+        assert [(c["type"], c["status"]) for c in status["conditions"]] == [("Accepted", "True")]
+
+
+async def test_conflicts_are_retried(world: World, operator: Any) -> None:
+    world.publish()
+    world.policy()
+    world.model()
+    world.kube.inject_conflict("openmodels", NS, "m", times=2)
+    async with operator():
+        await world.phase("Pulling")
+        assert world.cond("Trusted") == ("True", "PoliciesPassed")
+
+
+async def test_metrics_count_models_by_phase(world: World, operator: Any) -> None:
+    from openmodel_operator.controller.metrics import METRICS
+
+    world.publish()
+    world.policy()
+    world.model()
+    async with operator():
+        await world.serve()
+        for _ in range(50):  # the gauge is set right after the pass that wrote the status
+            if (METRICS.registry.get_sample_value("openmodel_models", {"phase": "Ready"}) or 0) >= 1:
+                break
+            await asyncio.sleep(0.1)
+        assert (METRICS.registry.get_sample_value("openmodel_models", {"phase": "Ready"}) or 0) >= 1
+        passes = METRICS.registry.get_sample_value("openmodel_reconcile_duration_seconds_count")
+        assert passes is not None and passes > 0
 
 
 @pytest.mark.parametrize("retain", [False, True])

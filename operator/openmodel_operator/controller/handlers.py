@@ -17,12 +17,13 @@ from typing import Any, cast
 import kopf
 
 from openmodel_operator.api.common import GROUP, VERSION
+from openmodel_operator.controller.conditions import Cond, merge_conditions
 from openmodel_operator.controller.kube import Kube
 from openmodel_operator.controller.metrics import METRICS, PHASES
 from openmodel_operator.controller.planner import Event
-from openmodel_operator.controller.reconciler import ChildInventory, Reconciler
+from openmodel_operator.controller.reconciler import ChildInventory, Reconciler, utcnow
 from openmodel_operator.controller.settings import OperatorSettings
-from openmodel_operator.trust.policies import Policy, PolicyError, policy_from_manifest
+from openmodel_operator.trust.policies import Policy, PolicyError, policy_from_manifest, selector_matches
 
 log = logging.getLogger(__name__)
 
@@ -150,6 +151,32 @@ def build_registry(
         def child_event(namespace: str | None, labels: kopf.Labels, **_: Any) -> None:
             triggers.wake(namespace, labels.get("openmodel.io/name"))
 
+    @kopf.index(GROUP, VERSION, "openmodels", registry=registry, id="model_index")
+    def model_index(namespace: str | None, name: str, **_: Any) -> dict[str | None, str]:
+        return {namespace: name}
+
+    @kopf.timer(
+        GROUP, VERSION, "modeltrustpolicies", registry=registry, interval=settings.resync_interval, initial_delay=1
+    )
+    def policy_status(body: kopf.Body, status: kopf.Status, patch: kopf.Patch, **kwargs: Any) -> None:
+        """How many models a policy governs, and whether its spec is usable: what `kubectl get mtp` shows."""
+        try:
+            policy = policy_from_manifest(dict(body))
+            accepted = Cond("Accepted", "True", "Valid", "the policy is in force")
+        except PolicyError as exc:
+            policy, accepted = None, Cond("Accepted", "False", "InvalidSpec", str(exc))
+        governed = 0
+        if policy is not None:
+            for namespace, labels in _namespace_labels(kwargs["namespace_index"]):
+                if selector_matches(policy.spec.namespace_selector, labels):
+                    governed += len(_store_values(kwargs["model_index"], namespace))
+        generation = body.get("metadata", {}).get("generation")
+        conditions = merge_conditions(status.get("conditions"), [accepted], generation, utcnow())
+        desired = {"governedModels": governed, "observedGeneration": generation, "conditions": conditions}
+        for key, value in desired.items():
+            if status.get(key) != value:
+                patch.status[key] = value
+
     # ------------------------------------------------------------ wake-ups
 
     @kopf.on.event(GROUP, VERSION, "modeltrustpolicies", registry=registry)
@@ -210,6 +237,11 @@ def build_registry(
 
 def _policies(index: Any) -> list[Policy]:
     return _store_values(index, "all")
+
+
+def _namespace_labels(index: Any) -> list[tuple[str, dict[str, str]]]:
+    """Every known namespace with its labels."""
+    return [(name, dict(values[0])) for name in list(index.keys()) if (values := _store_values(index, name))]
 
 
 def _labels(index: Any, namespace: str) -> dict[str, str]:

@@ -52,3 +52,5 @@ def configure_logging(json_format: bool, level: int = logging.INFO) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    # Kopf logs every successful event handler at INFO: one line per watch event is noise at scale
+    logging.getLogger("kopf.objects").setLevel(level if level <= logging.DEBUG else logging.WARNING)
