@@ -1,0 +1,105 @@
+"""The operator process around the reconciler: settings, structured logs without secrets, `openmodel render`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import pathlib
+
+import pytest
+import yaml
+
+from openmodel_operator.cli import build_parser, main
+from openmodel_operator.commands.run import settings_from
+from openmodel_operator.controller.logs import JsonFormatter, RedactingFormatter
+from openmodel_operator.controller.settings import OperatorSettings
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+
+def run_args(*argv: str) -> argparse.Namespace:
+    return build_parser().parse_args(["run", *argv])
+
+
+def test_settings_come_from_env_and_flags_win(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENMODEL_REVERIFY_INTERVAL", "600")
+    monkeypatch.setenv("OPENMODEL_VLLM_IMAGE", "registry.local/vllm:1")
+    monkeypatch.setenv("OPENMODEL_NAMESPACES", "a, b")
+    settings = settings_from(run_args("--reverify-interval", "120"))
+    assert settings.reverify_interval == 120
+    assert settings.vllm_image == "registry.local/vllm:1"
+    assert settings.namespaces == ("a", "b")
+    assert settings_from(run_args("--all-namespaces")).namespaces == ()
+    assert settings_from(run_args("-n", "models")).namespaces == ("models",)
+
+
+@pytest.mark.parametrize("value", ["soon", "-5", "0"])
+def test_bad_interval_is_refused_with_the_variable_named(value: str) -> None:
+    with pytest.raises(ValueError, match="OPENMODEL_REVERIFY_INTERVAL"):
+        OperatorSettings.from_env({"OPENMODEL_REVERIFY_INTERVAL": value})
+
+
+def _record(message: str, **extra: object) -> logging.LogRecord:
+    record = logging.LogRecord("openmodel", logging.INFO, __file__, 1, message, None, None)
+    for key, value in extra.items():
+        setattr(record, key, value)
+    return record
+
+
+def test_json_logs_are_structured_and_never_carry_secrets() -> None:
+    pem = "-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZI\n-----END PUBLIC KEY-----"
+    line = JsonFormatter().format(
+        _record("resolved with hf_abcdefghijklmnop", openmodel="m", namespace="models", header=f"Bearer tok.en {pem}")
+    )
+    doc = json.loads(line)
+    assert doc["level"] == "info" and doc["openmodel"] == "m" and doc["namespace"] == "models"
+    assert "hf_abcdefghijklmnop" not in line and "MFkwEwYHKoZI" not in line and "tok.en" not in line
+    text = RedactingFormatter("%(message)s").format(_record("token hf_abcdefghijklmnop"))
+    assert text == "token [REDACTED]"
+
+
+def test_render_shows_the_objects_before_they_exist(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(
+        [
+            "render",
+            "-f",
+            str(ROOT / "examples" / "openmodel-minimal.yaml"),
+            "--source-dir",
+            str(ROOT / "examples" / "models" / "tiny-signed"),
+            "--policy",
+            str(ROOT / "examples" / "policy-strict.yaml"),
+        ]
+    )
+    out = capsys.readouterr().out
+    assert code == 0
+    objects = {(o["kind"], o["metadata"]["name"]): o for o in yaml.safe_load_all(out)}
+    assert set(objects) == {
+        ("ConfigMap", "granite-3b-manifest"),
+        ("PersistentVolumeClaim", "granite-3b-weights"),
+        ("Deployment", "granite-3b"),
+        ("Service", "granite-3b"),
+        *[k for k in objects if k[0] == "Job"],
+    }
+    deployment = objects[("Deployment", "granite-3b")]
+    server = next(c for c in deployment["spec"]["template"]["spec"]["containers"] if c["name"] == "server")
+    assert server["resources"]["limits"]["nvidia.com/gpu"] == "1"
+    job = next(o for k, o in objects.items() if k[0] == "Job")
+    manifest = json.loads(objects[("ConfigMap", "granite-3b-manifest")]["data"]["manifest.json"])
+    assert manifest["source"] == "hf://ibm-granite/granite-3.3-2b-instruct"  # the Job pulls from the spec's source
+    assert job["spec"]["template"]["spec"]["automountServiceAccountToken"] is False
+
+
+def test_render_of_a_rejected_model_prints_nothing(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(
+        [
+            "render",
+            "-f",
+            str(ROOT / "examples" / "openmodel-minimal.yaml"),
+            "--source-dir",
+            str(ROOT / "examples" / "models" / "tiny-signed"),
+        ]
+    )
+    out, err = capsys.readouterr()
+    assert code == 1 and out == ""
+    assert "SignatureMissing" in err or "UntrustedSigner" in err
