@@ -354,6 +354,8 @@ async def test_metrics_count_models_by_phase(world: World, operator: Any) -> Non
                 break
             await asyncio.sleep(0.1)
         assert (METRICS.registry.get_sample_value("openmodel_models", {"phase": "Ready"}) or 0) >= 1
+        verified = METRICS.registry.get_sample_value("openmodel_weights_verified_bytes_total")
+        assert verified is not None and verified >= sum(len(v) for v in FILES.values())
         passes = METRICS.registry.get_sample_value("openmodel_reconcile_duration_seconds_count")
         assert passes is not None and passes > 0
 

@@ -19,7 +19,7 @@ from pydantic import ValidationError
 
 from openmodel_operator.api.openmodel import OpenModelSpec
 from openmodel_operator.controller import children
-from openmodel_operator.controller.conditions import RESOLVED, TRUSTED, Cond, merge_conditions
+from openmodel_operator.controller.conditions import RESOLVED, TRUSTED, WEIGHTS_READY, Cond, find, merge_conditions
 from openmodel_operator.controller.kube import Kube, KubeError
 from openmodel_operator.controller.metrics import METRICS
 from openmodel_operator.controller.planner import Event, Observed, Plan, UpdateInfo, plan
@@ -393,6 +393,8 @@ class Reconciler:
             deployment = inventory.get("Deployment", children.child_names(ref, None)["Deployment"])
             if deployment is not None and (deployment.get("spec") or {}).get("replicas") != 0:
                 await self.kube.scale_to_zero(ref.namespace, ref.name)
+        if _weights_newly_verified(status, result.status):
+            METRICS.bytes_verified.inc((result.status.get("provenance") or {}).get("totalBytes") or 0)
         if _status_changed(status, result.status):
             await self.kube.patch_status(ref.namespace, ref.name, result.status)
             self._written[(ref.namespace, ref.name)] = (body["metadata"].get("resourceVersion"), dict(result.status))
@@ -435,6 +437,12 @@ def _update_from_status(status: Mapping[str, Any]) -> UpdateInfo | None:
     if not revision or cond is None:
         return None
     return UpdateInfo(revision, cond.get("reason", "NewRevision"), cond.get("message", ""))
+
+
+def _weights_newly_verified(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
+    """WeightsReady turned True in this pass: the fetch Job just verified every byte of a pull."""
+    was, now = find(old.get("conditions"), WEIGHTS_READY), find(new.get("conditions"), WEIGHTS_READY)
+    return bool(now and now.get("status") == "True" and not (was and was.get("status") == "True"))
 
 
 def _status_changed(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
