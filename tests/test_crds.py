@@ -37,6 +37,32 @@ def test_crd_schema_is_structural(crd: dict[str, Any]) -> None:
     assert forbidden_keys(version_schema(crd)) == []
 
 
+@pytest.mark.parametrize("crd", all_crds(), ids=lambda c: c["spec"]["names"]["kind"])
+def test_every_default_passes_its_own_cel_rules(crd: dict[str, Any]) -> None:
+    """A v1.28 apiserver refuses a CRD whose schema default fails a CEL rule at that node (checked as written,
+    before nested defaults apply)."""
+    import celpy
+
+    env = celpy.Environment()
+    failures: list[str] = []
+
+    def walk(node: Any, path: str) -> None:
+        if not isinstance(node, dict):
+            return
+        if "default" in node:
+            for rule in node.get("x-kubernetes-validations", []):
+                program = env.program(env.compile(rule["rule"]))
+                result = program.evaluate({"self": celpy.json_to_cel(node["default"])})
+                if not (isinstance(result, celpy.celtypes.BoolType) and bool(result)):
+                    failures.append(f"{path}: {rule['rule']} -> {result!r}")
+        for key, child in node.get("properties", {}).items():
+            walk(child, f"{path}.{key}")
+        walk(node.get("items"), f"{path}[]")
+
+    walk(version_schema(crd), "")
+    assert failures == []
+
+
 def test_checked_in_crds_are_current() -> None:
     for crd in all_crds():
         path = ROOT / "crds" / crd_filename(crd)

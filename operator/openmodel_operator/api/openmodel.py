@@ -172,7 +172,7 @@ class ServingSpec(ApiModel):
         "json_schema_extra": k8s(
             validations=[
                 cel(
-                    "self.runtime != 'none' || !has(self.image)",
+                    "!has(self.runtime) || self.runtime != 'none' || !has(self.image)",
                     "serving.image has no effect with runtime: none (pull and verify only); remove it",
                 )
             ]

@@ -94,12 +94,14 @@ class SignatureRules(ApiModel):
     model_config = {
         "json_schema_extra": k8s(
             validations=[
+                # has(): the apiserver also checks these rules against the schema default {} of this object
                 cel(
-                    "!self.required || !self.allowPinnedDigest",
+                    "!(has(self.required) && self.required) || "
+                    "!(has(self.allowPinnedDigest) && self.allowPinnedDigest)",
                     "allowPinnedDigest only applies with required: false; with required: true only Signed models pass",
                 ),
                 cel(
-                    "!self.required || (has(self.keys) && size(self.keys) > 0) || "
+                    "!(has(self.required) && self.required) || (has(self.keys) && size(self.keys) > 0) || "
                     "(has(self.certificates) && size(self.certificates) > 0) || "
                     "(has(self.keyless) && size(self.keyless) > 0)",
                     "signature.required is true but no keys, certificates or keyless identities are configured: "
