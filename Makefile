@@ -30,6 +30,8 @@ unit: $(STAMP)
 
 crds: $(STAMP)
 	$(BIN)/openmodel crds --output-dir crds
+	$(BIN)/openmodel crds --output-dir manifests/base/crds
+	$(BIN)/openmodel crds --output-dir charts/openmodel-operator/crds
 
 clean:
 	rm -rf $(VENV) build *.egg-info

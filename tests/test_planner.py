@@ -113,6 +113,12 @@ def test_available_deployment_makes_the_model_ready() -> None:
     assert conds(result.status)["Available"] == ("True", "MinimumReplicasAvailable")
 
 
+def test_zero_replicas_is_ready_but_not_serving() -> None:
+    result = plan(REF, spec(replicas=0), {}, TRUSTED, Observed(jobs={job_name(): completed()}), SETTINGS, NOW)
+    assert result.status["phase"] == "Ready"
+    assert conds(result.status)["Ready"] == ("True", "ScaledToZero")
+
+
 def test_runtime_none_is_ready_once_weights_are_verified() -> None:
     result = plan(REF, spec(runtime="none"), {}, TRUSTED, Observed(jobs={job_name(): completed()}), SETTINGS, NOW)
     assert kinds(result.apply) == ["ConfigMap", "PersistentVolumeClaim"]

@@ -6,6 +6,8 @@ import argparse
 import asyncio
 import dataclasses
 import logging
+import os
+import random
 import sys
 from typing import Any
 
@@ -66,10 +68,13 @@ def run(args: argparse.Namespace) -> int:
     logging.getLogger(__name__).info(
         "starting", extra={"namespaces": list(settings.namespaces) or "all", "standalone": args.standalone}
     )
+    # Kopf pauses every replica that sees a live peer of the same priority: each replica draws its own.
+    priority = args.priority if args.priority is not None else random.randint(1, 32767)
     asyncio.run(
         kopf.operator(
             registry=registry,
             standalone=args.standalone,
+            priority=priority,
             clusterwide=not settings.namespaces,
             namespaces=list(settings.namespaces),
             liveness_endpoint=f"http://0.0.0.0:{settings.health_port}/healthz" if settings.health_port else None,
@@ -92,6 +97,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     scope.add_argument("--namespace", "-n", action="append", help="watch this namespace (repeatable)")
     scope.add_argument("--all-namespaces", "-A", action="store_true", help="watch every namespace (default)")
     parser.add_argument("--standalone", action="store_true", help="no peering: run without the KopfPeering CRDs")
+    parser.add_argument(
+        "--priority",
+        type=int,
+        default=int(os.environ["OPENMODEL_PEERING_PRIORITY"]) if os.environ.get("OPENMODEL_PEERING_PRIORITY") else None,
+        help="peering priority of this replica (default: random, so exactly one replica of an HA pair is active)",
+    )
     parser.add_argument("--reverify-interval", type=float, help="seconds between re-verifications (default 3600)")
     parser.add_argument("--resync-interval", type=float, help="seconds between child checks (default 30)")
     parser.add_argument("--operator-image", help="image of the fetch Job and verify-on-start check")

@@ -200,12 +200,20 @@ def plan(
                 rolled = currently_served == pinned.manifest_digest
                 available, dreason, dmessage = deployment_state(observed.deployment if rolled else None)
                 if spec.serving.replicas == 0:
-                    available, dreason, dmessage = False, "ScaledToZero", "spec.serving.replicas is 0"
+                    # as a Deployment with zero replicas is Available: the user asked for no server
+                    available, dreason, dmessage = (
+                        True,
+                        "ScaledToZero",
+                        "spec.serving.replicas is 0: verified, not serving",
+                    )
                 conds.append(Cond(AVAILABLE, "True" if available else "False", dreason, dmessage))
                 endpoint = children.endpoint_url(ref, spec)
                 if available:
                     phase = "Ready"
-                    conds.append(Cond(READY, "True", "Serving", f"serving {pinned.manifest_digest} at {endpoint}"))
+                    if spec.serving.replicas == 0:
+                        conds.append(Cond(READY, "True", "ScaledToZero", dmessage))
+                    else:
+                        conds.append(Cond(READY, "True", "Serving", f"serving {pinned.manifest_digest} at {endpoint}"))
                 else:
                     was_ready = (status.get("phase") == "Ready") and rolled
                     phase = "Degraded" if was_ready else "Deploying"

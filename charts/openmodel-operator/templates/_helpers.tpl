@@ -1,0 +1,105 @@
+{{/* Name of the chart, for app.kubernetes.io/name. */}}
+{{- define "openmodel.name" -}}
+{{- .Chart.Name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* Full name: cluster-scoped objects (ClusterRole, bindings) are named after it, so releases never clash. */}}
+{{- define "openmodel.fullname" -}}
+{{- if contains .Chart.Name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name .Chart.Name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "openmodel.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "openmodel.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: operator
+{{- end -}}
+
+{{- define "openmodel.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{ include "openmodel.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/part-of: openmodel
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end -}}
+
+{{- define "openmodel.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "openmodel.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- required "serviceAccount.name is required when serviceAccount.create is false" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The operator image; the fetch Jobs run the same image unless fetchImage says otherwise. */}}
+{{- define "openmodel.image" -}}
+{{- if .Values.image.digest -}}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest -}}
+{{- else -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "openmodel.namespaced" -}}
+{{- if eq .Values.watch.scope "namespaces" -}}true{{- end -}}
+{{- end -}}
+
+{{/* Rules for everything namespaced the operator does (ClusterRole when watching all namespaces, else a Role per namespace). */}}
+{{- define "openmodel.namespacedRules" -}}
+# OpenModels: watched (Kopf); patched for the openmodel.io/cleanup finalizer; status written by the reconciler
+- apiGroups: [openmodel.io]
+  resources: [openmodels]
+  verbs: [get, list, watch, patch]
+- apiGroups: [openmodel.io]
+  resources: [openmodels/status]
+  verbs: [get, patch]
+# Events on OpenModels; Kopf posts core/v1 Events
+- apiGroups: [""]
+  resources: [events]
+  verbs: [create]
+# Children: server-side applied (create + patch), watched by label, deleted with their OpenModel
+- apiGroups: [""]
+  resources: [configmaps, services, persistentvolumeclaims]
+  verbs: [get, list, watch, create, patch, delete]
+- apiGroups: [apps]
+  resources: [deployments]
+  verbs: [get, list, watch, create, patch, delete]
+- apiGroups: [batch]
+  resources: [jobs]
+  verbs: [get, list, watch, create, patch, delete]
+# Hub tokens named by spec.source.tokenSecretRef: read by name only
+- apiGroups: [""]
+  resources: [secrets]
+  verbs: [get]
+{{- end -}}
+
+{{/* Cluster-scoped reads, needed in both watch scopes. */}}
+{{- define "openmodel.clusterRules" -}}
+# ModelTrustPolicies and Namespaces: read-only watch indexes (which policies govern which namespace)
+- apiGroups: [openmodel.io]
+  resources: [modeltrustpolicies]
+  verbs: [get, list, watch]
+- apiGroups: [""]
+  resources: [namespaces]
+  verbs: [get, list, watch]
+# Kopf notices CRDs being installed or removed while it runs
+- apiGroups: [apiextensions.k8s.io]
+  resources: [customresourcedefinitions]
+  verbs: [list, watch]
+{{- end -}}
+
+{{/* Fail early on combinations the schema cannot express. */}}
+{{- define "openmodel.validate" -}}
+{{- if and (gt (int .Values.replicas) 1) (not .Values.ha.enabled) -}}
+{{- fail "replicas > 1 needs ha.enabled=true: without Kopf peering every replica would reconcile every model" -}}
+{{- end -}}
+{{- if and .Values.metrics.serviceMonitor.enabled (not .Values.metrics.enabled) -}}
+{{- fail "metrics.serviceMonitor.enabled needs metrics.enabled=true" -}}
+{{- end -}}
+{{- if and (eq .Values.watch.scope "namespaces") (empty .Values.watch.namespaces) -}}
+{{- fail "watch.scope=namespaces needs at least one entry in watch.namespaces" -}}
+{{- end -}}
+{{- end -}}

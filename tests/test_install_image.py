@@ -1,0 +1,222 @@
+"""The Dockerfile and .dockerignore, checked statically (no container engine needed).
+
+A build is what really proves an image; these checks catch what review misses: a root user, build tools
+or pip left in the final stage, an entrypoint that is not `openmodel`, a context that leaks `.venv` or
+omits the files the build copies, a UID the manifests do not run as.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+
+from test_install_manifests import NONROOT_UID
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCKERFILE = ROOT / "Dockerfile"
+DOCKERIGNORE = ROOT / ".dockerignore"
+BUILD_TOOLS = ("gcc", "g++", "clang", "make", "build-essential", "cargo", "rustc", "git", "curl", "wget")
+
+
+@dataclasses.dataclass
+class Stage:
+    base: str
+    name: str | None
+    instructions: list[tuple[str, str]]  # (INSTRUCTION, arguments), continuation lines joined
+
+    def all(self, instruction: str) -> list[str]:
+        return [args for ins, args in self.instructions if ins == instruction]
+
+    def last(self, instruction: str) -> str:
+        found = self.all(instruction)
+        assert found, f"stage {self.name or self.base} has no {instruction}"
+        return found[-1]
+
+
+def parse_dockerfile(text: str) -> tuple[dict[str, str], list[Stage]]:
+    """Global ARG defaults and the stages, each a list of instructions (comments dropped)."""
+    logical: list[str] = []
+    current = ""
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not current and (not line or line.startswith("#")):
+            continue
+        if line.startswith("#"):
+            continue
+        if line.endswith("\\"):
+            current += line[:-1] + " "
+            continue
+        logical.append(current + line)
+        current = ""
+    args: dict[str, str] = {}
+    stages: list[Stage] = []
+    for line in logical:
+        instruction, _, rest = line.partition(" ")
+        instruction = instruction.upper()
+        rest = rest.strip()
+        if instruction == "FROM":
+            match = re.fullmatch(r"(?:--platform=\S+\s+)?(\S+)(?:\s+AS\s+(\S+))?", rest, re.IGNORECASE)
+            assert match, f"unparsed FROM {rest!r}"
+            stages.append(Stage(match.group(1), match.group(2), []))
+        elif not stages and instruction == "ARG":
+            name, _, default = rest.partition("=")
+            args[name] = default
+        else:
+            assert stages, f"{instruction} before the first FROM"
+            stages[-1].instructions.append((instruction, rest))
+    return args, stages
+
+
+def expand(value: str, args: dict[str, str]) -> str:
+    return re.sub(r"\$\{?(\w+)\}?", lambda m: args.get(m.group(1), m.group(0)), value)
+
+
+@pytest.fixture(scope="module")
+def dockerfile() -> tuple[dict[str, str], list[Stage]]:
+    return parse_dockerfile(DOCKERFILE.read_text())
+
+
+def test_multi_stage_with_a_slim_final_stage_on_the_builders_python(
+    dockerfile: tuple[dict[str, str], list[Stage]],
+) -> None:
+    args, stages = dockerfile
+    assert len(stages) >= 2, "multi-stage: a builder and a runtime stage"
+    builder, final = stages[0], stages[-1]
+    assert builder.name == "builder"
+    base = expand(final.base, args)
+    assert re.fullmatch(r"python:3\.1[1-9]-slim(-\w+)?(@sha256:[0-9a-f]{64})?", base), base
+    # the venv links to the base image's interpreter: both stages must share it
+    assert expand(builder.base, args) == base
+    copies = final.all("COPY")
+    assert copies == ["--from=builder /opt/venv /opt/venv"], copies
+
+
+def test_final_stage_runs_openmodel_as_the_nonroot_uid(dockerfile: tuple[dict[str, str], list[Stage]]) -> None:
+    _, stages = dockerfile
+    final = stages[-1]
+    user = final.last("USER")
+    uid, _, gid = user.partition(":")
+    assert uid == str(NONROOT_UID) and gid in ("", str(NONROOT_UID)), "numeric, so runAsNonRoot can verify it"
+    assert json.loads(final.last("ENTRYPOINT")) == ["openmodel"], "the fetch Job runs `openmodel fetch`"
+    assert json.loads(final.last("CMD")) == ["run", "--all-namespaces"]
+    # USER comes after every RUN: nothing after it runs as root
+    instructions = [ins for ins, _ in final.instructions]
+    assert "RUN" not in instructions[instructions.index("USER") :]
+
+
+def test_final_stage_has_no_build_tools_and_no_installs(dockerfile: tuple[dict[str, str], list[Stage]]) -> None:
+    _, stages = dockerfile
+    final = stages[-1]
+    for run in final.all("RUN"):
+        for command in re.split(r"&&|;|\|\|", run):
+            words = shlex.split(command)
+            if "install" in words:
+                assert words[words.index("install") - 1] not in ("apt-get", "apt", "apk", "pip", "pip3"), command
+            for tool in BUILD_TOOLS:
+                assert tool not in words, f"{tool} in the final stage: {command}"
+
+
+def test_environment_is_read_only_root_friendly(dockerfile: tuple[dict[str, str], list[Stage]]) -> None:
+    _, stages = dockerfile
+    env: dict[str, str] = {}
+    for line in stages[-1].all("ENV"):
+        for pair in shlex.split(line):
+            name, _, value = pair.partition("=")
+            env[name] = value
+    assert env["HF_HUB_DISABLE_XET"] == "1", "downloads through plain HTTPS so every byte is digest-checked"
+    assert env["HOME"] == "/tmp" and env["HF_HOME"].startswith("/tmp/")
+    assert env["PYTHONDONTWRITEBYTECODE"] == "1"
+    assert env["PATH"].startswith("/opt/venv/bin:")
+    assert stages[-1].last("WORKDIR") == "/tmp"
+
+
+def test_builder_builds_a_wheel_from_the_copied_sources_only(dockerfile: tuple[dict[str, str], list[Stage]]) -> None:
+    _, stages = dockerfile
+    builder = stages[0]
+    run = " ".join(builder.all("RUN"))
+    assert "pip wheel" in run and "/opt/venv" in run
+    assert "--only-binary=:all:" in run, "dependencies come as wheels: no compiler anywhere"
+    sources = [shlex.split(copy)[:-1] for copy in builder.all("COPY")]
+    for source in (s for group in sources for s in group):
+        assert (ROOT / source).exists(), f"COPY {source}: missing from the repository"
+        assert not ignored(source), f"COPY {source}: excluded by .dockerignore"
+
+
+def _ignore_patterns() -> list[tuple[bool, str]]:
+    patterns = []
+    for raw in DOCKERIGNORE.read_text().splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        negated = line.startswith("!")
+        patterns.append((negated, line.lstrip("!").strip("/")))
+    return patterns
+
+
+def _glob_regex(pattern: str) -> str:
+    """Docker's globs: ``*`` and ``?`` stay within one path segment, ``**`` spans any number."""
+    out = ""
+    i = 0
+    while i < len(pattern):
+        if pattern.startswith("**/", i):
+            out, i = out + "(?:.*/)?", i + 3
+        elif pattern.startswith("**", i):
+            out, i = out + ".*", i + 2
+        elif pattern[i] == "*":
+            out, i = out + "[^/]*", i + 1
+        elif pattern[i] == "?":
+            out, i = out + "[^/]", i + 1
+        elif pattern[i] == "[":
+            end = pattern.index("]", i)
+            out, i = out + pattern[i : end + 1], end + 1
+        else:
+            out, i = out + re.escape(pattern[i]), i + 1
+    return out
+
+
+def ignored(path: str) -> bool:
+    """Docker's rule: the last pattern that matches the path or one of its parents wins."""
+    parts = Path(path).parts
+    candidates = ["/".join(parts[: i + 1]) for i in range(len(parts))]
+    result = False
+    for negated, pattern in _ignore_patterns():
+        if any(re.fullmatch(_glob_regex(pattern), candidate) for candidate in candidates):
+            result = not negated
+    return result
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "pyproject.toml",
+        "README.md",
+        "operator/openmodel_operator/cli.py",
+        "operator/openmodel_operator/py.typed",
+        "operator/openmodel_operator/data/osi_licenses.json",
+    ],
+)
+def test_dockerignore_keeps_what_the_wheel_needs(path: str) -> None:
+    assert (ROOT / path).exists()
+    assert not ignored(path)
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        ".venv/bin/python",
+        ".git/config",
+        "tests/conftest.py",
+        "examples/models/tiny-signed/model.safetensors",
+        "examples/keys/example-signing-key.pem",
+        "operator/openmodel_operator/__pycache__/cli.cpython-311.pyc",
+        "bench/results/x.json",
+        ".env",
+    ],
+)
+def test_dockerignore_keeps_secrets_weights_and_caches_out(path: str) -> None:
+    assert ignored(path)
