@@ -17,7 +17,7 @@ import yaml
 
 def run(args: argparse.Namespace) -> int:
     from openmodel_operator.api.openmodel import OpenModelSpec
-    from openmodel_operator.commands.verify import EXIT_ERROR, EXIT_REJECTED, UsageError, _load_policies
+    from openmodel_operator.commands.verify import EXIT_ERROR, EXIT_REJECTED, UsageError, load_policies
     from openmodel_operator.controller import children
     from openmodel_operator.controller.planner import Observed, plan
     from openmodel_operator.controller.reconciler import utcnow
@@ -31,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
         docs = [d for d in yaml.safe_load_all(Path(args.file).read_text()) if d]
         (model,) = [d for d in docs if d.get("kind") == "OpenModel"]
         spec = OpenModelSpec.model_validate(model.get("spec") or {})
-        policies = _load_policies(args.policy)
+        policies = load_policies(args.policy)
     except (OSError, ValueError, yaml.YAMLError, UsageError, PolicyError) as exc:
         print(f"error: {args.file}: {exc}", file=sys.stderr)
         return EXIT_ERROR

@@ -95,7 +95,7 @@ def _request_from_args(args: argparse.Namespace) -> Any:
     )
 
 
-def _load_policies(paths: list[str]) -> list[Any]:
+def load_policies(paths: list[str]) -> list[Any]:
     from openmodel_operator.trust.policies import BUILTIN_DEFAULT, load_policy_file
 
     if not paths:
@@ -153,7 +153,7 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         request = _request_from_manifest(Path(args.file), args) if args.file else _request_from_args(args)
-        policies = _load_policies(args.policy)
+        policies = load_policies(args.policy)
         trusted_root = Path(args.trusted_root).read_bytes() if args.trusted_root else None
         exam = examine(request, policies, trusted_root)
     except (UsageError, PolicyError) as exc:
