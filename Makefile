@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint typecheck unit crds bench clean
+.PHONY: demo test lint typecheck unit e2e-emulator crds bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,16 +17,20 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	@bash scripts/demo.sh
 
-test: lint typecheck unit
+test: lint typecheck unit e2e-emulator
 
 lint: $(STAMP)
-	$(BIN)/ruff check operator tests scripts
+	$(BIN)/ruff check operator tests scripts e2e
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
 unit: $(STAMP)
 	$(BIN)/pytest -q
+
+# the e2e suite against the in-repo API emulator; against a real cluster see docs/e2e.md
+e2e-emulator: $(STAMP)
+	bash e2e/against-emulator.sh
 
 crds: $(STAMP)
 	$(BIN)/openmodel crds --output-dir crds

@@ -103,3 +103,20 @@ def test_render_of_a_rejected_model_prints_nothing(capsys: pytest.CaptureFixture
     out, err = capsys.readouterr()
     assert code == 1 and out == ""
     assert "SignatureMissing" in err or "UntrustedSigner" in err
+
+
+@pytest.mark.parametrize("extra", [[], ["--server", "http://127.0.0.1:1"]])
+def test_run_can_log_in_to_a_real_cluster(monkeypatch: pytest.MonkeyPatch, extra: list[str]) -> None:
+    """A bare registry has no login handlers: without one the operator cannot authenticate anywhere."""
+    import kopf
+
+    registries: list[kopf.OperatorRegistry] = []
+
+    async def fake_operator(**kwargs: object) -> None:
+        registries.append(kwargs["registry"])  # type: ignore[arg-type]
+
+    monkeypatch.setattr(kopf, "operator", fake_operator)
+    monkeypatch.setattr("openmodel_operator.controller.logs.configure_logging", lambda *_a, **_k: None)
+    assert main(["run", "--standalone", "--metrics-port", "0", "--health-port", "0", *extra]) == 0
+    activities = registries[0]._activities.get_all_handlers()
+    assert any(str(h.activity) == "authentication" for h in activities)

@@ -63,6 +63,13 @@ def run(args: argparse.Namespace) -> int:
         def login(**_: Any) -> kopf.ConnectionInfo:
             return kopf.ConnectionInfo(server=server, insecure=True)
 
+    else:
+        # A plain OperatorRegistry has none of Kopf's default logins: in a pod the ServiceAccount, outside
+        # a kubeconfig (KUBECONFIG or ~/.kube/config).
+        @kopf.on.login(registry=registry)
+        def login_default(**kwargs: Any) -> kopf.ConnectionInfo | None:
+            return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
+
     if settings.metrics_port:
         start_http_server(settings.metrics_port, registry=METRICS.registry)
     logging.getLogger(__name__).info(

@@ -1,0 +1,171 @@
+"""The operator's flows as a user sees them: ``kubectl get openmodels``, conditions, Events and children.
+
+Each test has its own namespace, governed only by its own ModelTrustPolicy, and (out of cluster) its own
+``openmodel run --standalone --namespace <ns>``. With E2E_SIMULATE_WORKLOADS=1 the suite completes the fetch
+Job and rolls the Deployment out itself; otherwise the cluster's controllers and kubelet do.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+from harness import Case, KeyPair
+
+PUBLISHED_AT = "e2e/{namespace}"
+FLOWING = ("Pulling", "Deploying", "Ready")
+
+
+def repo_of(case: Case) -> str:
+    return PUBLISHED_AT.format(namespace=case.namespace)
+
+
+def _reasons(case: Case, name: str = "m") -> dict[str, set[str]]:
+    """Event reasons by type (Normal / Warning)."""
+    found: dict[str, set[str]] = {}
+    for event in case.events(name):
+        found.setdefault(event.get("type", ""), set()).add(event.get("reason", ""))
+    return found
+
+
+def _ready(case: Case, publish: Any, signing_key: KeyPair, retain: bool = False) -> dict[str, Any]:
+    publish(repo_of(case))
+    case.policy(public_pem=signing_key.public_pem)
+    case.model(repo_of(case), retain=retain)
+    return case.bring_to_ready()
+
+
+def test_signed_model_is_verified_pulled_and_served(case: Case, publish: Any, signing_key: KeyPair) -> None:
+    commit = publish(repo_of(case))
+    case.policy(public_pem=signing_key.public_pem)
+    case.model(repo_of(case))
+
+    status = case.wait_phase(*FLOWING)
+    provenance = status["provenance"]
+    assert provenance["resolvedRevision"] == commit
+    assert provenance["trustTier"] == "Signed"
+    assert provenance["signature"]["identity"] == "e2e-release"
+    assert [p["name"] for p in provenance["policies"]] == [case.namespace]
+    assert case.condition("Trusted") == ("True", "PoliciesPassed")
+    row = case.row()
+    assert (row["TRUSTED"], row["TIER"], row["REVISION"]) == ("True", "Signed", commit[:12]), row
+    assert row["PHASE"] in FLOWING, row
+
+    digest = provenance["manifestDigest"]
+    job_name = f"m-fetch-{digest.split(':', 1)[1][:10]}"
+    children = case.children()
+    assert [c["metadata"]["name"] for c in children.get("ConfigMap", [])] == ["m-manifest"]
+    assert [c["metadata"]["name"] for c in children.get("PersistentVolumeClaim", [])] == ["m-weights"]
+    assert [c["metadata"]["name"] for c in children.get("Job", [])] == [job_name]
+    job = children["Job"][0]
+    assert job["spec"]["template"]["spec"]["automountServiceAccountToken"] is False
+    if case.config.simulate:  # nothing serves before the fetch Job verified every byte
+        assert "Deployment" not in children and "Service" not in children, list(children)
+
+    status = case.bring_to_ready()
+    row = case.row()
+    assert (row["PHASE"], row["READY"], row["TRUSTED"], row["TIER"]) == ("Ready", "True", "True", "Signed"), row
+    wide = case.row(wide=True)
+    assert (wide["SIGNER"], wide["LICENSE"]) == ("e2e-release", "Apache-2.0"), wide
+    serving = "Serving" if case.config.serving_replicas else "ScaledToZero"
+    assert case.condition("WeightsReady") == ("True", "Verified")
+    assert case.condition("Ready") == ("True", serving)
+    assert status["endpoint"] == f"http://m.{case.namespace}.svc.cluster.local/v1"
+    assert status["observedGeneration"] == case.get()["metadata"]["generation"]  # type: ignore[index]
+
+    deployment = case.child("deployment", "m")
+    service = case.child("service", "m")
+    assert deployment is not None and service is not None
+    assert deployment["metadata"]["annotations"]["openmodel.io/revision"] == commit
+    assert deployment["metadata"]["annotations"]["openmodel.io/manifest-digest"] == digest
+    assert deployment["spec"]["replicas"] == case.config.serving_replicas
+    assert [p["port"] for p in service["spec"]["ports"]] == [80]
+    owner = deployment["metadata"]["ownerReferences"][0]
+    assert (owner["kind"], owner["name"], owner["controller"]) == ("OpenModel", "m", True)
+
+    def lifecycle_events() -> dict[str, set[str]] | None:
+        reasons = _reasons(case)
+        return reasons if {"PoliciesPassed", "Verified", serving} <= reasons.get("Normal", set()) else None
+
+    reasons = case.wait("the Normal Events of the lifecycle", lifecycle_events)
+    assert "PoliciesPassed" not in reasons.get("Warning", set()), reasons
+
+    metrics = case.operator.metrics()
+    if metrics is not None:
+        assert re.search(r'^openmodel_models\{phase="Ready"\} 1\.0$', metrics, re.MULTILINE), metrics
+
+
+def test_unsigned_model_is_rejected_then_admitted_when_the_policy_turns_to_audit(
+    case: Case, publish: Any, signing_key: KeyPair
+) -> None:
+    publish(repo_of(case), signed=False)
+    policy = case.policy(mode="Enforce", public_pem=signing_key.public_pem)
+    case.model(repo_of(case))
+
+    status = case.wait_phase("Rejected")
+    assert case.condition("Trusted") == ("False", "SignatureMissing")
+    assert case.condition("Ready") == ("False", "SignatureMissing")
+    assert status["provenance"]["policies"][0]["verdict"] == "Fail"
+    row = case.row()
+    assert (row["PHASE"], row["TRUSTED"], row["READY"]) == ("Rejected", "False", "False"), row
+    case.wait(
+        "a Warning Event SignatureMissing",
+        lambda: "SignatureMissing" in _reasons(case).get("Warning", set()),
+    )
+    assert case.children() == {}, "an untrusted model must get no children at all"
+
+    case.kubectl.patch("modeltrustpolicies", policy, None, {"spec": {"mode": "Audit"}})
+    status = case.wait_phase(*FLOWING)
+    assert case.condition("Trusted") == ("True", "AuditViolations")
+    verdict = status["provenance"]["policies"][0]
+    assert (verdict["mode"], verdict["verdict"]) == ("Audit", "Fail"), verdict
+    row = case.row()
+    assert (row["TRUSTED"], row["TIER"]) == ("True", "Unverified"), row
+
+    def with_job() -> dict[str, list[dict[str, Any]]] | None:
+        children = case.children()
+        return children if children.get("Job") else None
+
+    children = case.wait("the fetch Job of the admitted model", with_job)
+    assert {"ConfigMap", "PersistentVolumeClaim", "Job"} <= set(children), list(children)
+    case.wait("an Event AuditViolations", lambda: "AuditViolations" in _reasons(case).get("Normal", set()))
+
+
+def test_deleted_service_is_restored(case: Case, publish: Any, signing_key: KeyPair) -> None:
+    _ready(case, publish, signing_key)
+    before = case.child("service", "m")
+    assert before is not None
+    case.kubectl.run("delete", "service", "m", "-n", case.namespace, "--wait=false")
+
+    def recreated() -> dict[str, Any] | None:
+        service = case.child("service", "m")
+        return service if service and service["metadata"]["uid"] != before["metadata"]["uid"] else None
+
+    restored = case.wait("the Service to be recreated", recreated)
+    assert restored["spec"]["ports"] == before["spec"]["ports"]
+    assert restored["spec"]["selector"] == before["spec"]["selector"]
+    assert case.status()["phase"] == "Ready"
+
+
+@pytest.mark.parametrize("retain", [False, True], ids=["retain-false", "retain-true"])
+def test_deleting_the_model_removes_its_children(case: Case, publish: Any, signing_key: KeyPair, retain: bool) -> None:
+    _ready(case, publish, signing_key, retain=retain)
+    assert {"Deployment", "Service", "Job", "ConfigMap", "PersistentVolumeClaim"} <= set(case.children())
+
+    case.kubectl.delete("openmodels", "m", case.namespace)
+    case.wait("the OpenModel to be deleted (the operator removes its finalizer)", lambda: case.get() is None)
+
+    def only_the_claim_left() -> bool:
+        kinds = set(case.children())
+        return kinds <= {"PersistentVolumeClaim"}
+
+    case.wait("every child but the claim to be deleted", only_the_claim_left)
+    claim = case.child("persistentvolumeclaim", "m-weights")
+    if retain:
+        assert claim is not None, "storage.retain: true must keep the claim"
+        assert not claim["metadata"].get("deletionTimestamp")
+        assert not claim["metadata"].get("ownerReferences"), "a retained claim must not be garbage-collected"
+    else:
+        # gone, or held by kubernetes.io/pvc-protection (removed by kube-controller-manager, absent on envtest)
+        assert claim is None or claim["metadata"].get("deletionTimestamp"), claim
