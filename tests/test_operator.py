@@ -17,12 +17,14 @@ from typing import Any
 
 import pytest
 
+from apiserver_validation import admit
 from hubstub import HubStub
 from kube_emulator import KubeEmulator
 from openmodel_operator.controller import children
 from openmodel_operator.controller.handlers import build_registry
 from openmodel_operator.controller.kube import Kube, client_for
 from openmodel_operator.controller.settings import OperatorSettings
+from openmodel_operator.crd.definitions import openmodel_crd
 from signing_fixtures import KeyPair, new_key, sign_with_key, write_model
 
 pytest_plugins = ["kube_fixtures"]
@@ -185,6 +187,10 @@ async def test_signed_model_is_pulled_served_and_recorded(world: World, operator
 
         await world.kube.wait_for(lambda: {"PoliciesPassed", "Verified", "Serving"} <= set(reasons()))
         assert reasons().count("PoliciesPassed") == 1, reasons()  # one Event per transition
+        # everything the operator wrote is declared in the CRD: a real apiserver would prune nothing
+        stored = world.get()
+        _, errors = admit(openmodel_crd(), {k: v for k, v in stored.items() if k != "metadata"})
+        assert errors == []
         # Kopf's bookkeeping stays out of the user's annotations
         assert not any(k.startswith("kopf.") for k in world.get()["metadata"].get("annotations") or {})
 
