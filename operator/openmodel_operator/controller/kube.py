@@ -89,10 +89,11 @@ class Kube:
             if exc.status.code != 404:
                 raise _error(exc) from None
 
-    async def patch_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> None:
-        """Merge-patch the OpenModel's status subresource (None values remove fields)."""
+    async def patch_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> str | None:
+        """Merge-patch the OpenModel's status subresource (None values remove fields); returns the new
+        resourceVersion."""
         try:
-            await self.client.patch(
+            updated = await self.client.patch(
                 OpenModelResource.Status,
                 name,
                 {"status": dict(status)},
@@ -101,6 +102,8 @@ class Kube:
             )
         except ApiError as exc:
             raise _error(exc) from None
+        version = updated.metadata.resourceVersion if updated.metadata else None
+        return str(version) if version is not None else None
 
     async def delete(self, kind: str, namespace: str, name: str) -> bool:
         """Delete a child; False when it was already gone. Never waits for the child's own finalizers."""

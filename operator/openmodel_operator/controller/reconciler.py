@@ -7,6 +7,7 @@ only gathers their inputs and carries out their outputs.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import datetime
 import logging
@@ -34,6 +35,7 @@ from openmodel_operator.trust.policies import Policy, governing_policies
 log = logging.getLogger(__name__)
 COMMIT = re.compile(r"^[0-9a-f]{40}$")
 CREATE_ONLY = frozenset({"Job", "PersistentVolumeClaim"})
+RECENT_APPLY_SECONDS = 10.0
 
 Examiner = Callable[[ModelRequest, Sequence[Policy], bytes | None], Examination]
 EventPoster = Callable[[Mapping[str, Any], Event], None]
@@ -165,6 +167,8 @@ class Reconciler:
         )
         self._verifications = asyncio.Semaphore(settings.max_concurrent_verifications)
         self._written: dict[tuple[str, str], tuple[str | None, dict[str, Any]]] = {}
+        self._pinned: dict[tuple[str, str], PinnedManifest] = {}
+        self._applied: dict[tuple[str, str], dict[tuple[str, str], tuple[float, Mapping[str, Any]]]] = {}
         self._trusted_root: bytes | None = None
         if settings.trusted_root_path:
             with open(settings.trusted_root_path, "rb") as handle:
@@ -357,13 +361,34 @@ class Reconciler:
         meta = body["metadata"]
         status: Mapping[str, Any] = body.get("status") or {}
         written = self._written.get((meta["namespace"], meta["name"]))
-        if written is not None and written[0] == meta.get("resourceVersion"):
+        if written is not None and _older(meta.get("resourceVersion"), written[0]):
             return {**status, **written[1]}
         return status
 
     def forget(self, namespace: str, name: str) -> None:
         """Drop what is remembered of a deleted model."""
-        self._written.pop((namespace, name), None)
+        key = (namespace, name)
+        self._written.pop(key, None)
+        self._pinned.pop(key, None)
+        self._applied.pop(key, None)
+
+    def _with_recent_applies(
+        self, key: tuple[str, str], inventory: ChildInventory
+    ) -> dict[tuple[str, str], Mapping[str, Any]]:
+        """The watch index, plus what this process applied in the last seconds and the watch has not shown yet.
+
+        Without it every pass right after an apply would apply the same objects again (the index lags).
+        Entries expire quickly, so a child deleted by hand is still restored.
+        """
+        live = dict(inventory.objects)
+        recent = self._applied.get(key, {})
+        now = time.monotonic()
+        for ident, (when, obj) in list(recent.items()):
+            if ident in live or now - when > RECENT_APPLY_SECONDS:
+                del recent[ident]
+            else:
+                live[ident] = obj
+        return live
 
     def _pinned_from_inventory(
         self, ref: children.ModelRef, status: Mapping[str, Any], inventory: ChildInventory
@@ -373,7 +398,9 @@ class Reconciler:
             return None
         cm = inventory.get("ConfigMap", children.child_names(ref, None)["ConfigMap"])
         if cm is None:
-            return None
+            # just applied by this process, not yet seen by the watch: no need to re-examine the source for it
+            cached = self._pinned.get((ref.namespace, ref.name))
+            return cached if cached is not None and cached.manifest_digest == digest else None
         try:
             return PinnedManifest.from_json((cm.get("data") or {}).get(CONFIGMAP_KEY, ""))
         except PinnedManifestError:
@@ -387,8 +414,14 @@ class Reconciler:
         inventory: ChildInventory,
         status: Mapping[str, Any],
     ) -> None:
-        for obj in drifted(result.apply, inventory.objects):
+        key = (ref.namespace, ref.name)
+        for obj in drifted(result.apply, self._with_recent_applies(key, inventory)):
             await self.kube.apply(obj)
+            self._applied.setdefault(key, {})[(obj["kind"], obj["metadata"]["name"])] = (time.monotonic(), obj)
+        pinned_cm = next((o for o in result.apply if o["kind"] == "ConfigMap"), None)
+        if pinned_cm is not None:
+            with contextlib.suppress(PinnedManifestError):
+                self._pinned[key] = PinnedManifest.from_json(pinned_cm["data"][CONFIGMAP_KEY])
         if result.scale_to_zero:
             deployment = inventory.get("Deployment", children.child_names(ref, None)["Deployment"])
             if deployment is not None and (deployment.get("spec") or {}).get("replicas") != 0:
@@ -396,8 +429,8 @@ class Reconciler:
         if _weights_newly_verified(status, result.status):
             METRICS.bytes_verified.inc((result.status.get("provenance") or {}).get("totalBytes") or 0)
         if _status_changed(status, result.status):
-            await self.kube.patch_status(ref.namespace, ref.name, result.status)
-            self._written[(ref.namespace, ref.name)] = (body["metadata"].get("resourceVersion"), dict(result.status))
+            version = await self.kube.patch_status(ref.namespace, ref.name, result.status)
+            self._written[(ref.namespace, ref.name)] = (version, dict(result.status))
         for event in result.events:
             self.post_event(body, event)
 
@@ -443,6 +476,16 @@ def _weights_newly_verified(old: Mapping[str, Any], new: Mapping[str, Any]) -> b
     """WeightsReady turned True in this pass: the fetch Job just verified every byte of a pull."""
     was, now = find(old.get("conditions"), WEIGHTS_READY), find(new.get("conditions"), WEIGHTS_READY)
     return bool(now and now.get("status") == "True" and not (was and was.get("status") == "True"))
+
+
+def _older(version: str | None, than: str | None) -> bool:
+    """Whether a body's resourceVersion predates our own write (etcd revisions are integers; when a server
+    uses opaque ones only an exact match of the pre-write version can be told apart, so compare equal)."""
+    if version is None or than is None:
+        return False
+    if version.isdigit() and than.isdigit():
+        return int(version) < int(than)
+    return False
 
 
 def _status_changed(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
