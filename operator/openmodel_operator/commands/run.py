@@ -114,7 +114,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.add_argument("--resync-interval", type=float, help="seconds between child checks (default 30)")
     parser.add_argument("--operator-image", help="image of the fetch Job and verify-on-start check")
     parser.add_argument("--vllm-image", help="default image for runtime vllm")
-    parser.add_argument("--concurrency", type=int, help="verifications run at once (default 4)")
+    parser.add_argument("--concurrency", type=int, help="verifications run at once (default 16)")
     parser.add_argument("--trusted-root", help="Sigstore trusted_root.json for offline keyless verification")
     parser.add_argument("--metrics-port", type=int, help="Prometheus /metrics port (default 8080, 0 disables)")
     parser.add_argument("--health-port", type=int, help="liveness /healthz port (default 8081, 0 disables)")

@@ -53,4 +53,7 @@ def configure_logging(json_format: bool, level: int = logging.INFO) -> None:
     root.handlers[:] = [handler]
     root.setLevel(level)
     # Kopf logs every successful event handler at INFO: one line per watch event is noise at scale
-    logging.getLogger("kopf.objects").setLevel(level if level <= logging.DEBUG else logging.WARNING)
+    quiet = level if level <= logging.DEBUG else logging.WARNING
+    logging.getLogger("kopf.objects").setLevel(quiet)
+    for client in ("httpx", "httpx2", "httpcore", "httpcore2"):  # one INFO line per HTTP request otherwise
+        logging.getLogger(client).setLevel(quiet)

@@ -14,6 +14,7 @@ import logging
 import re
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from pydantic import ValidationError
@@ -166,6 +167,8 @@ class Reconciler:
             fetch_backoff_limit=settings.fetch_backoff_limit,
         )
         self._verifications = asyncio.Semaphore(settings.max_concurrent_verifications)
+        # its own threads: the loop's default pool has cpu+4 workers and would cap the concurrency silently
+        self._examiners = ThreadPoolExecutor(settings.max_concurrent_verifications, thread_name_prefix="examine")
         self._written: dict[tuple[str, str], tuple[str | None, dict[str, Any]]] = {}
         self._pinned: dict[tuple[str, str], PinnedManifest] = {}
         self._applied: dict[tuple[str, str], dict[tuple[str, str], tuple[float, Mapping[str, Any]]]] = {}
@@ -257,7 +260,8 @@ class Reconciler:
         async with self._verifications:
             started = time.monotonic()
             try:
-                return await asyncio.to_thread(self.examiner, request, inlined, root)
+                loop = asyncio.get_running_loop()
+                return await loop.run_in_executor(self._examiners, self.examiner, request, inlined, root)
             finally:
                 METRICS.verification_seconds.observe(time.monotonic() - started)
 

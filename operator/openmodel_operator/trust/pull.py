@@ -33,6 +33,7 @@ from openmodel_operator.trust.directory import (
     local_root,
     open_beneath,
 )
+from openmodel_operator.trust.download import HttpFailure, stream
 from openmodel_operator.trust.errors import PullError, SourceError
 from openmodel_operator.trust.evidence import FileEntry, Reason, ResolvedSource
 from openmodel_operator.trust.hub import CHUNK, DEFAULT_TIMEOUT, HubClient, client_for
@@ -81,6 +82,7 @@ class _Job:
     commit: str | None
     source_root: Path | None
     where: str
+    timeout: float = DEFAULT_TIMEOUT
     stop: threading.Event = dataclasses.field(default_factory=threading.Event)
 
 
@@ -134,7 +136,7 @@ def _fetch_once(job: _Job, rel: str, expected: str, out: int) -> int:
     hasher = hashlib.sha256()
     done = 0
 
-    def take(chunk: bytes, total: int) -> None:
+    def take(chunk: bytes | memoryview, total: int) -> None:
         nonlocal done
         if job.stop.is_set():
             raise _Cancelled
@@ -148,21 +150,25 @@ def _fetch_once(job: _Job, rel: str, expected: str, out: int) -> int:
 
     if job.client is not None:
         assert job.commit is not None
-        what = f"the file {rel!r}"
+        client = job.client
+
+        def sink(piece: memoryview, length: int) -> None:
+            take(piece, size if size is not None else length)
+
         try:
-            with job.client.stream(job.client.resolve_url(job.commit, rel), what) as response:
-                if response.status_code != 200:
-                    raise _Retry(Reason.DOWNLOAD_FAILED, f"unexpected HTTP {response.status_code}")
-                length = response.headers.get("Content-Length")
-                total = size if size is not None else int(length) if length and length.isdigit() else 0
-                for chunk in job.client.chunks(response, what):
-                    take(chunk, total)
-        except SourceError as exc:
-            if exc.reason in (Reason.ENDPOINT_UNREACHABLE, Reason.INVALID_SOURCE):
-                raise _Retry(Reason.DOWNLOAD_FAILED, exc.message) from exc
-            # denied, or the pinned commit/repository is gone: another attempt would not help
-            reason = Reason.ACCESS_DENIED if exc.reason == Reason.ACCESS_DENIED else Reason.DOWNLOAD_FAILED
-            raise PullError(reason, rel, f"{rel!r}: {exc.message}") from exc
+            stream(client.resolve_url(job.commit, rel), client.headers(), sink, job.timeout)
+        except HttpFailure as exc:
+            if exc.status in (401, 403):
+                raise PullError(
+                    Reason.ACCESS_DENIED,
+                    rel,
+                    f"{rel!r}: {client.uri} answered HTTP {exc.status}; check spec.source.tokenSecretRef",
+                ) from exc
+            if exc.status == 404:  # the pinned commit or the file is gone: another attempt would not help
+                raise PullError(
+                    Reason.DOWNLOAD_FAILED, rel, f"{rel!r} is not at commit {job.commit} of {client.uri} (HTTP 404)"
+                ) from exc
+            raise _Retry(Reason.DOWNLOAD_FAILED, str(exc)) from exc
     else:
         assert job.source_root is not None
         try:
@@ -182,7 +188,7 @@ def _fetch_once(job: _Job, rel: str, expected: str, out: int) -> int:
     return done
 
 
-def _write_all(fd: int, data: bytes) -> None:
+def _write_all(fd: int, data: bytes | memoryview) -> None:
     view = memoryview(data)
     while view:
         written = os.write(fd, view)
@@ -299,6 +305,7 @@ def pull(
         commit=commit,
         source_root=source_root,
         where=where,
+        timeout=timeout,
     )
     order = sorted(wanted, key=lambda rel: job.sizes.get(rel, 0), reverse=True)  # largest first
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
