@@ -20,7 +20,7 @@ demo: $(STAMP)
 test: lint typecheck unit e2e-emulator
 
 lint: $(STAMP)
-	$(BIN)/ruff check operator tests scripts e2e
+	$(BIN)/ruff check operator tests scripts e2e bench
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

@@ -36,7 +36,7 @@ from openmodel_operator.trust.policies import Policy, governing_policies
 log = logging.getLogger(__name__)
 COMMIT = re.compile(r"^[0-9a-f]{40}$")
 CREATE_ONLY = frozenset({"Job", "PersistentVolumeClaim"})
-RECENT_APPLY_SECONDS = 10.0
+RECENT_APPLY_SECONDS = 60.0
 
 Examiner = Callable[[ModelRequest, Sequence[Policy], bytes | None], Examination]
 EventPoster = Callable[[Mapping[str, Any], Event], None]
@@ -382,7 +382,8 @@ class Reconciler:
         """The watch index, plus what this process applied in the last seconds and the watch has not shown yet.
 
         Without it every pass right after an apply would apply the same objects again (the index lags).
-        Entries expire quickly, so a child deleted by hand is still restored.
+        An entry goes as soon as the watch shows the object (or after a minute), so a child deleted by hand
+        later is still restored.
         """
         live = dict(inventory.objects)
         recent = self._applied.get(key, {})

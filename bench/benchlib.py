@@ -1,0 +1,80 @@
+"""Shared helpers of the benchmarks: import paths, timing, memory, output.
+
+The benchmarks reuse the test helpers (``tests/hubstub.py``, ``tests/signing_fixtures.py``,
+``tests/kube_emulator.py``) so that they exercise the same stand-ins the tests trust. This module
+imports none of them (the operator benchmark measures the memory of a process that must not load them).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import resource
+import statistics
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+REPO = pathlib.Path(__file__).resolve().parent.parent
+RESULTS = REPO / "bench" / "results"
+
+for _path in (REPO / "tests", REPO / "operator"):
+    if str(_path) not in sys.path:
+        sys.path.insert(0, str(_path))
+
+
+def median(values: Sequence[float]) -> float:
+    return float(statistics.median(values))
+
+
+def rss_mb() -> float:
+    """Current resident set size of this process, in MiB (Linux /proc)."""
+    with open("/proc/self/statm") as handle:
+        pages = int(handle.read().split()[1])
+    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def peak_rss_mb() -> float:
+    """Peak resident set size of this process so far (ru_maxrss is KiB on Linux), in MiB."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def print_table(title: str, rows: Sequence[tuple[str, str, str]]) -> None:
+    """A three-column table: what, value, note."""
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    print(f"\n{title}")
+    print("-" * (sum(widths) + 6))
+    for what, value, note in rows:
+        print(f"{what:<{widths[0]}}  {value:>{widths[1]}}  {note}")
+
+
+def write_json(name: str, data: Mapping[str, Any]) -> pathlib.Path:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / name
+    path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    return path
+
+
+def machine() -> dict[str, Any]:
+    """What the numbers were measured on."""
+    model = "unknown"
+    try:
+        with open("/proc/cpuinfo") as handle:
+            model = next((line.split(":", 1)[1].strip() for line in handle if line.startswith("model name")), model)
+    except OSError:
+        pass
+    return {
+        "cpus": os.cpu_count(),
+        "cpu_model": model,
+        "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
+        "python": sys.version.split()[0],
+    }
+
+
+def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
+    import time
+
+    started = time.perf_counter()
+    result = fn()
+    return time.perf_counter() - started, result
