@@ -442,3 +442,38 @@ def test_snapshot_download_local_dir_resolves_to_the_same_files(hub: HubStub, tm
     local = resolve_directory(tmp_path / "m")
     assert local.files == resolve_hub("org/m", endpoint=hub.url).files
     assert local.card == resolve_hub("org/m", endpoint=hub.url).card
+
+
+def test_a_connection_closed_while_idle_is_retried_once(hub: HubStub, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The shared client reuses idle connections; a mirror that closed one must not fail the resolve."""
+    import httpx2
+    from huggingface_hub import get_session
+
+    sha = hub.add_model("org/flaky", {"config.json": b"{}"})
+    session = get_session()
+    real = session.stream
+    failures = iter([httpx2.RemoteProtocolError("Server disconnected without sending a response.")])
+
+    def flaky(*args: Any, **kwargs: Any) -> Any:
+        failure = next(failures, None)
+        if failure is not None:
+            raise failure
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(session, "stream", flaky)
+    assert resolve_hub("hf://org/flaky", endpoint=hub.url).revision == sha
+
+
+def test_a_server_that_keeps_dropping_is_unreachable(hub: HubStub, monkeypatch: pytest.MonkeyPatch) -> None:
+    import httpx2
+    from huggingface_hub import get_session
+
+    hub.add_model("org/down", {"config.json": b"{}"})
+
+    def always(*args: Any, **kwargs: Any) -> Any:
+        raise httpx2.RemoteProtocolError("Server disconnected without sending a response.")
+
+    monkeypatch.setattr(get_session(), "stream", always)
+    with pytest.raises(SourceError) as info:
+        resolve_hub("hf://org/down", endpoint=hub.url)
+    assert info.value.reason is Reason.ENDPOINT_UNREACHABLE

@@ -244,25 +244,41 @@ class HubClient:
 
     @contextlib.contextmanager
     def stream(self, url: str, what: str, params: Params | None = None) -> Iterator[httpx2.Response]:
-        """GET ``url`` streaming; redirects followed (the client drops the token when the origin changes)."""
-        try:
-            with get_session().stream(
-                "GET",
-                url,
-                params=params,
-                headers=self.headers(),
-                timeout=self.http_timeout(),
-                follow_redirects=True,
-            ) as response:
-                if response.status_code >= 300:
-                    raise self.status_error(response, what)
+        """GET ``url`` streaming; redirects followed (the client drops the token when the origin changes).
+
+        A request that fails before any answer arrived is sent once more: the shared client keeps idle
+        connections, and a server (or mirror) may have closed one in the meantime.
+        """
+        with contextlib.ExitStack() as stack:
+            for attempt in (1, 2):
+                try:
+                    response = stack.enter_context(
+                        get_session().stream(
+                            "GET",
+                            url,
+                            params=params,
+                            headers=self.headers(),
+                            timeout=self.http_timeout(),
+                            follow_redirects=True,
+                        )
+                    )
+                    break
+                except (httpx2.ConnectError, httpx2.RemoteProtocolError, httpx2.ReadError) as exc:
+                    if attempt == 2:
+                        raise self.transport_error(exc, what) from exc
+                except httpx2.TransportError as exc:
+                    raise self.transport_error(exc, what) from exc
+                except httpx2.InvalidURL as exc:
+                    raise SourceError(
+                        Reason.INVALID_SOURCE,
+                        f"the URL for {what} of {self.uri} is invalid ({exc}): check the endpoint",
+                    ) from exc
+            if response.status_code >= 300:
+                raise self.status_error(response, what)
+            try:
                 yield response
-        except httpx2.TransportError as exc:
-            raise self.transport_error(exc, what) from exc
-        except httpx2.InvalidURL as exc:
-            raise SourceError(
-                Reason.INVALID_SOURCE, f"the URL for {what} of {self.uri} is invalid ({exc}): check the endpoint"
-            ) from exc
+            except httpx2.TransportError as exc:
+                raise self.transport_error(exc, what) from exc
 
     def chunks(self, response: httpx2.Response, what: str) -> Iterator[bytes]:
         """The body in chunks; a connection lost midway becomes ENDPOINT_UNREACHABLE."""
