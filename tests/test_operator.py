@@ -432,6 +432,41 @@ async def test_countersignature_from_a_configmap(world: World, operator: Any) ->
         assert world.status()["provenance"]["trustTier"] == "Signed"
 
 
+async def test_policy_key_kept_in_a_configmap(world: World, operator: Any) -> None:
+    """Keys rotate without editing the policy: the operator reads them from the referenced ConfigMap."""
+    world.publish()
+    world.kube.create_object(
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "release-keys", "namespace": "default"},
+            "data": {"release.pub": world.key.public_pem.decode()},
+        }
+    )
+    world.kube.create_object(
+        {
+            "apiVersion": "openmodel.io/v1alpha1",
+            "kind": "ModelTrustPolicy",
+            "metadata": {"name": "org"},
+            "spec": {
+                "signature": {
+                    "required": True,
+                    "keys": [
+                        {
+                            "name": "org-release",
+                            "configMapRef": {"name": "release-keys", "namespace": "default", "key": "release.pub"},
+                        }
+                    ],
+                }
+            },
+        }
+    )
+    world.model()
+    async with operator():
+        await world.phase("Pulling")
+        assert world.status()["provenance"]["signature"]["identity"] == "org-release"
+
+
 async def test_spec_change_reverifies_before_rolling(world: World, operator: Any) -> None:
     world.publish()
     world.policy()
