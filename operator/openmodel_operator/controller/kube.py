@@ -7,6 +7,7 @@ for the trust stage only (token, countersignature bundle, policy keys); their co
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import logging
 from collections.abc import Mapping
@@ -23,6 +24,7 @@ from lightkube.types import CascadeType, PatchType
 from openmodel_operator.api.common import GROUP, VERSION
 
 FIELD_MANAGER = "openmodel-operator"
+MAX_CONCURRENT_WRITES = 32  # below lightkube's pool of connections, with room for reads and Kopf's own calls
 log = logging.getLogger(__name__)
 
 OpenModelResource = create_namespaced_resource(GROUP, VERSION, "OpenModel", "openmodels")
@@ -60,31 +62,35 @@ def _error(exc: ApiError) -> KubeError:
 class Kube:
     """The operator's API calls; small so that tests can see exactly what is sent."""
 
-    def __init__(self, client: AsyncClient) -> None:
+    def __init__(self, client: AsyncClient, max_writes: int = MAX_CONCURRENT_WRITES) -> None:
         self.client = client
+        # hundreds of daemons writing at once would exhaust the client's connection pool (PoolTimeout)
+        self._writes = asyncio.Semaphore(max_writes)
 
     async def apply(self, obj: Mapping[str, Any]) -> None:
         """Server-side apply one child object (forced: the operator owns these fields)."""
         meta = obj["metadata"]
         try:
-            await self.client.patch(
-                KINDS[obj["kind"]],
-                meta["name"],
-                dict(obj),
-                namespace=meta.get("namespace"),
-                patch_type=PatchType.APPLY,
-                field_manager=FIELD_MANAGER,
-                force=True,
-            )
+            async with self._writes:
+                await self.client.patch(
+                    KINDS[obj["kind"]],
+                    meta["name"],
+                    dict(obj),
+                    namespace=meta.get("namespace"),
+                    patch_type=PatchType.APPLY,
+                    field_manager=FIELD_MANAGER,
+                    force=True,
+                )
         except ApiError as exc:
             raise _error(exc) from None
 
     async def scale_to_zero(self, namespace: str, name: str) -> None:
         """Stop serving without deleting the Deployment (kept for forensics)."""
         try:
-            await self.client.patch(
-                Deployment, name, {"spec": {"replicas": 0}}, namespace=namespace, patch_type=PatchType.MERGE
-            )
+            async with self._writes:
+                await self.client.patch(
+                    Deployment, name, {"spec": {"replicas": 0}}, namespace=namespace, patch_type=PatchType.MERGE
+                )
         except ApiError as exc:
             if exc.status.code != 404:
                 raise _error(exc) from None
@@ -93,13 +99,14 @@ class Kube:
         """Merge-patch the OpenModel's status subresource (None values remove fields); returns the new
         resourceVersion."""
         try:
-            updated = await self.client.patch(
-                OpenModelResource.Status,
-                name,
-                {"status": dict(status)},
-                namespace=namespace,
-                patch_type=PatchType.MERGE,
-            )
+            async with self._writes:
+                updated = await self.client.patch(
+                    OpenModelResource.Status,
+                    name,
+                    {"status": dict(status)},
+                    namespace=namespace,
+                    patch_type=PatchType.MERGE,
+                )
         except ApiError as exc:
             raise _error(exc) from None
         version = updated.metadata.resourceVersion if updated.metadata else None
@@ -109,7 +116,8 @@ class Kube:
         """Delete a child; False when it was already gone. Never waits for the child's own finalizers."""
         try:
             # Background propagation: a Job's pods go too, and nothing waits on the child's own finalizers
-            await self.client.delete(KINDS[kind], name, namespace=namespace, cascade=CascadeType.BACKGROUND)
+            async with self._writes:
+                await self.client.delete(KINDS[kind], name, namespace=namespace, cascade=CascadeType.BACKGROUND)
         except ApiError as exc:
             if exc.status.code == 404:
                 return False
