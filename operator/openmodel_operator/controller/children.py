@@ -375,6 +375,18 @@ def weights_pvc(ref: ModelRef, spec: OpenModelSpec, pinned: PinnedManifest, sett
     }
 
 
+def _fetch_command(pinned: PinnedManifest, settings: ChildSettings, *, verify_only: bool) -> list[str]:
+    """`openmodel fetch` for the Job (pull) and the init container (re-check), pinned to one digest."""
+    mode = ["--verify-only"] if verify_only else []
+    return [
+        "openmodel", "fetch", *mode,
+        "--manifest", MANIFEST_PATH,
+        "--dest", MODELS_DIR,
+        "--expect-digest", pinned.manifest_digest,
+        "--workers", str(settings.fetch_workers),
+    ]  # fmt: skip
+
+
 def fetch_job(ref: ModelRef, spec: OpenModelSpec, pinned: PinnedManifest, settings: ChildSettings) -> dict[str, Any]:
     """Job that puts exactly the pinned files on the volume, checking every byte (``openmodel fetch``).
 
@@ -383,18 +395,7 @@ def fetch_job(ref: ModelRef, spec: OpenModelSpec, pinned: PinnedManifest, settin
     the signed digests: another attempt would fetch the same bytes). Pods evicted by a node drain do
     not count. ``ttlSecondsAfterFinished`` is not set: the reconciler reads the finished Job's status.
     """
-    command = [
-        "openmodel",
-        "fetch",
-        "--manifest",
-        MANIFEST_PATH,
-        "--dest",
-        MODELS_DIR,
-        "--expect-digest",
-        pinned.manifest_digest,
-        "--workers",
-        str(settings.fetch_workers),
-    ]
+    command = _fetch_command(pinned, settings, verify_only=False)
     env: list[dict[str, Any]] = _env(
         [
             ("HOME", TMP_DIR),
@@ -606,19 +607,7 @@ def deployment(
     if serving.verify_on_start:
         verify = _operator_container(
             "verify",
-            [
-                "openmodel",
-                "fetch",
-                "--verify-only",
-                "--manifest",
-                MANIFEST_PATH,
-                "--dest",
-                MODELS_DIR,
-                "--expect-digest",
-                pinned.manifest_digest,
-                "--workers",
-                str(settings.fetch_workers),
-            ],
+            _fetch_command(pinned, settings, verify_only=True),
             _env([("HOME", TMP_DIR), ("PYTHONUNBUFFERED", "1")]),
             [
                 {"name": "manifest", "mountPath": MANIFEST_DIR, "readOnly": True},
