@@ -298,3 +298,68 @@ def test_usage_errors(capsys: pytest.CaptureFixture[str], tmp_path: pathlib.Path
     bad = write_policy(tmp_path / "bad.yaml", {"mode": "Sometimes"})
     code, _, err = verify(capsys, str(EXAMPLE_MODEL), "--policy", str(bad))
     assert code == 2 and "spec.mode" in err
+
+
+def test_countersign_a_reviewed_revision_without_downloading_it(
+    hub: HubStub, tmp_path: pathlib.Path, key: KeyPair, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The smooth path for unsigned public models: sign the Hub's digests, keep the bundle in a ConfigMap."""
+    commit = hub.add_model("thirdparty/model", FILES)
+    key_file = key.write_private(tmp_path / "org.pem")
+    bundle_file = tmp_path / "countersig.sig"
+    code = main(
+        [
+            "countersign",
+            "hf://thirdparty/model",
+            "--endpoint",
+            hub.url,
+            "--key",
+            str(key_file),
+            "--revision",
+            commit,
+            "--name",
+            "granite-review",
+            "-n",
+            "models",
+            "--bundle-out",
+            str(bundle_file),
+        ]
+    )
+    out, _ = capsys.readouterr()
+    assert code == 0
+    assert hub.download_count("thirdparty/model", "model.safetensors") == 0
+    configmap = yaml.safe_load(out)
+    assert configmap["kind"] == "ConfigMap" and configmap["metadata"]["namespace"] == "models"
+    assert configmap["metadata"]["annotations"]["openmodel.io/revision"] == commit
+    assert configmap["data"]["model.sig"].encode() == bundle_file.read_bytes()
+
+    policy = str(key_policy(tmp_path, key))
+    code, report, _ = verify(
+        capsys,
+        "hf://thirdparty/model",
+        "--endpoint",
+        hub.url,
+        "--revision",
+        commit,
+        "--policy",
+        policy,
+        "--signature",
+        str(bundle_file),
+    )
+    assert code == 0, report
+    assert "Tier       Signed" in report and "org-release" in report
+
+    # a standard bundle: model-signing's own verifier accepts it for a directory holding those files
+    import model_signing
+
+    copy = write_model(tmp_path / "copy", FILES)
+    key_pub = tmp_path / "org.pub"
+    key_pub.write_bytes(key.public_pem)
+    model_signing.verifying.Config().use_elliptic_key_verifier(public_key=key_pub).verify(copy, bundle_file)
+
+    # and it covers that content only: other bytes under the same names are refused
+    hub.add_model("thirdparty/model", {**FILES, "model.safetensors": os.urandom(1024)})
+    code, report, _ = verify(
+        capsys, "hf://thirdparty/model", "--endpoint", hub.url, "--policy", policy, "--signature", str(bundle_file)
+    )
+    assert code == 1 and "ManifestMismatch" in report

@@ -9,10 +9,13 @@ from __future__ import annotations
 import contextlib
 import os
 import pathlib
+import tempfile
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 import model_signing
+
+from openmodel_operator.trust.evidence import FileEntry
 
 StrPath = str | os.PathLike[str]
 
@@ -83,3 +86,37 @@ def sign_directory_with_certificate(
     )
     config.set_hashing_config(_hashing_config(model, output, ignore_paths)).sign(model, output)
     return output.read_bytes()
+
+
+def sign_listing(
+    files: Sequence[FileEntry],
+    private_key_pem_path: StrPath,
+    model_name: str,
+    *,
+    password: str | None = None,
+) -> bytes:
+    """Sign a model from its file digests alone (no bytes downloaded); return the bundle bytes.
+
+    Used to countersign a third-party revision: the Hub lists each file's sha256 at a pinned commit, the
+    reviewer signs exactly that list, and the bundle is what model-signing itself would have written for
+    a directory holding those files (same manifest, same subject digest, same format).
+    """
+    from model_signing import manifest as ms_manifest
+    from model_signing._hashing import hashing as ms_hashing
+    from model_signing._signing import signing as ms_signing
+
+    items = [
+        ms_manifest.FileManifestItem(
+            path=pathlib.PurePosixPath(f.path), digest=ms_hashing.Digest("sha256", bytes.fromhex(f.sha256))
+        )
+        for f in files
+    ]
+    serialization = ms_manifest._FileSerialization("sha256", False, frozenset())
+    model = ms_manifest.Manifest(model_name, items, serialization)
+    config: Any = model_signing.signing.Config()  # type: ignore[no-untyped-call]
+    config = config.use_elliptic_key_signer(private_key=pathlib.Path(private_key_pem_path), password=password)
+    signature = config._signer.sign(ms_signing.Payload(model))
+    with tempfile.TemporaryDirectory() as work:
+        out = pathlib.Path(work) / "model.sig"
+        signature.write(out)
+        return out.read_bytes()
