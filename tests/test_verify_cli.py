@@ -66,6 +66,7 @@ def test_signed_hub_model_is_trusted_and_pinned(
     assert "Signature  verified: org-release (key" in out
     assert "Verdict    TRUSTED, tier Signed" in out
     assert hub.download_count("org/model", "model.safetensors") == 0  # verify-before-pull: no weights read
+    assert hub.download_count("org/model", "model.sig") == 1  # read once, hashed and verified from the same bytes
 
 
 def test_json_provenance_record(

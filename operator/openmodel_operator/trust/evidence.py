@@ -83,6 +83,8 @@ class ResolvedSource:
     card: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     # optional openness declaration (parsed YAML of ``openness.yaml`` when present)
     openness_declaration: Mapping[str, Any] | None = None
+    # the in-repo signature bundle when resolving already read it (checked against the listing)
+    signature_bundle: bytes | None = dataclasses.field(default=None, repr=False)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -480,9 +480,10 @@ def resolve_hub(
         )
 
     to_fetch = [f for f in listed if f.sha256 is None or f.path == OPENNESS_FILE]
+    keep = {OPENNESS_FILE, signature_path}  # read anyway to hash them: keep the bytes instead of fetching twice
     with ThreadPoolExecutor(max_workers=SMALL_FILE_WORKERS) as pool:
         futures = [
-            pool.submit(_download_checked, client, commit, f.path, f.size, f.git_oid, f.sha256, f.path == OPENNESS_FILE)
+            pool.submit(_download_checked, client, commit, f.path, f.size, f.git_oid, f.sha256, f.path in keep)
             for f in to_fetch
         ]
         try:
@@ -492,10 +493,13 @@ def resolve_hub(
             raise
     digests = {f.path: f.sha256 for f in listed if f.sha256 is not None}
     declaration: dict[str, Any] | None = None
+    bundle: bytes | None = None
     for f, (digest, data) in zip(to_fetch, fetched, strict=True):
         digests[f.path] = digest
-        if data is not None:
+        if data is not None and f.path == OPENNESS_FILE:
             declaration = load_yaml_mapping(data, f"{OPENNESS_FILE} in {client.uri}")
+        elif data is not None and f.path == signature_path:
+            bundle = data
 
     files = tuple(sorted(FileEntry(path=f.path, size=f.size, sha256=digests[f.path]) for f in listed))
     return ResolvedSource(
@@ -508,6 +512,7 @@ def resolve_hub(
         endpoint=client.endpoint,
         card=card,
         openness_declaration=declaration,
+        signature_bundle=bundle,
     )
 
 

@@ -83,6 +83,8 @@ def read_bundle(request: ModelRequest, resolved: ResolvedSource) -> bytes | None
         return request.external_bundle
     if not any(f.path == request.signature_path for f in resolved.files):
         return None
+    if resolved.signature_bundle is not None:
+        return resolved.signature_bundle
     if request.is_hub:
         return fetch_file(resolved, request.signature_path, token=request.token, max_bytes=MAX_BUNDLE_BYTES)
     root = request.local_path or Path(request.uri)
