@@ -156,8 +156,9 @@ def test_source_outage_keeps_serving_verified_content() -> None:
     assert result.status["phase"] == "Degraded"
     assert conds(result.status)["Resolved"] == ("False", "EndpointUnreachable")
     # a new source that cannot be examined is not served: the old content is no longer what the spec asks for
-    failed = plan(REF, spec(), previous, from_error(SourceError(Reason.REPOSITORY_NOT_FOUND, "no")), observed,
-                  SETTINGS, LATER)
+    failed = plan(
+        REF, spec(), previous, from_error(SourceError(Reason.REPOSITORY_NOT_FOUND, "no")), observed, SETTINGS, LATER
+    )
     assert failed.status["phase"] == "Failed" and failed.scale_to_zero
 
 
@@ -238,3 +239,35 @@ def test_drift_detection_ignores_server_defaults_but_catches_edits() -> None:
     assert drifted([desired], {("Service", "s"): edited}) == [desired]
     assert drifted([desired], {}) == [desired]
     assert is_subset({"limits": {"nvidia.com/gpu": "1"}}, {"limits": {"nvidia.com/gpu": 1}})
+
+
+async def test_reverification_examines_an_unmoved_branch_once(tmp_path: Any) -> None:
+    """A periodic re-check whose branch head is still the pinned commit costs one examination, not two."""
+    import dataclasses
+
+    from openmodel_operator.controller.reconciler import Reconciler
+    from openmodel_operator.controller.settings import OperatorSettings
+    from openmodel_operator.trust.pipeline import examine
+    from signing_fixtures import TINY_MODEL, write_model
+
+    model = write_model(tmp_path / "m", TINY_MODEL)
+    heads = {"main": "c" * 40}
+    calls: list[str] = []
+
+    def examiner(request: Any, policies: Any, root: Any) -> Any:
+        """The local copy stands in for the Hub; the branch resolves to whatever ``heads`` says."""
+        calls.append(request.revision)
+        exam = examine(dataclasses.replace(request, uri=str(model)), policies, root)
+        commit = heads.get(request.revision, request.revision)
+        return dataclasses.replace(exam, resolved=dataclasses.replace(exam.resolved, revision=commit))
+
+    reconciler = Reconciler(None, OperatorSettings(), lambda *_: None, examiner=examiner)  # type: ignore[arg-type]
+    status = {"provenance": {"resolvedRevision": "c" * 40, "source": "hf://org/granite", "requestedRevision": "main"}}
+    _, update = await reconciler.trust_stage("models", spec(), status, [BUILTIN_DEFAULT], "Periodic")
+    assert calls == ["main"] and update is None
+
+    heads["main"] = "d" * 40  # upstream moved: the pinned commit is examined as well, and the move reported
+    calls.clear()
+    _, update = await reconciler.trust_stage("models", spec(), status, [BUILTIN_DEFAULT], "Periodic")
+    assert calls == ["main", "c" * 40]
+    assert update is not None and update.revision == "d" * 40 and update.reason == "NewRevision"

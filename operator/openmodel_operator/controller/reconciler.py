@@ -284,7 +284,32 @@ class Reconciler:
             or provenance.get("source") != spec.source.uri
             or provenance.get("requestedRevision") != spec.source.revision
         )
-        revision = spec.source.revision if follow_spec else str(pinned_commit)
+        branch = spec.source.revision
+        update: UpdateInfo | None = None
+        head: Examination | None = None
+        if not follow_spec and not COMMIT.match(branch) and spec.source.uri.startswith("hf://"):
+            # the branch head first: when it has not moved it *is* the pinned commit, examined once
+            try:
+                head = await self._examine(namespace, spec, branch, policies)
+            except TrustError as exc:
+                if exc.reason is Reason.ENDPOINT_UNREACHABLE:  # the pinned commit lives on the same endpoint
+                    METRICS.verification_failures.labels(reason=exc.reason.value).inc()
+                    return from_error(exc, transient=True), None
+                log.info("upstream check failed", extra={"model": namespace, "error": str(exc)})
+            except KubeError as exc:
+                log.info("upstream check failed", extra={"model": namespace, "error": str(exc)})
+            if head is not None and head.resolved.revision and head.resolved.revision != pinned_commit:
+                if spec.update_policy == "Auto" and head.verdict.trusted:
+                    return self._counted(from_examination(head, now, branch), head), None
+                if spec.update_policy == "Auto":
+                    first = head.verdict.enforced_violations[0]
+                    update = UpdateInfo.rejected(head.resolved.revision, first.reason.value, first.message)
+                else:
+                    update = UpdateInfo.new_revision(branch, head.resolved.revision)
+                head = None  # another commit: the pinned one is examined below
+        if head is not None:
+            return self._counted(from_examination(head, now, branch), head), None
+        revision = branch if follow_spec else str(pinned_commit)
         try:
             exam = await self._examine(namespace, spec, revision, policies)
         except TrustError as exc:
@@ -293,27 +318,14 @@ class Reconciler:
         except KubeError as exc:
             error = TrustError(Reason.INVALID_SOURCE, f"a referenced key or trust root cannot be read: {exc}")
             return from_error(error, transient=not follow_spec), None
-        result = from_examination(exam, now, spec.source.revision)
+        return self._counted(from_examination(exam, now, branch), exam), update
+
+    @staticmethod
+    def _counted(result: TrustResult, exam: Examination) -> TrustResult:
+        """Count the verdict's violations in the metrics, once per examination that decides."""
         for reason in exam.verdict.reasons:
             METRICS.verification_failures.labels(reason=reason.value).inc()
-
-        update: UpdateInfo | None = None
-        branch = spec.source.revision
-        if not follow_spec and not COMMIT.match(branch) and spec.source.uri.startswith("hf://"):
-            try:
-                head = await self._examine(namespace, spec, branch, policies)
-            except (TrustError, KubeError) as exc:
-                log.info("upstream check failed", extra={"model": namespace, "error": str(exc)})
-                return result, None
-            if head.resolved.revision and head.resolved.revision != exam.resolved.revision:
-                if spec.update_policy == "Auto" and head.verdict.trusted:
-                    return from_examination(head, now, spec.source.revision), None
-                if spec.update_policy == "Auto":
-                    first = head.verdict.enforced_violations[0]
-                    update = UpdateInfo.rejected(head.resolved.revision, first.reason.value, first.message)
-                else:
-                    update = UpdateInfo.new_revision(branch, head.resolved.revision)
-        return result, update
+        return result
 
     # ------------------------------------------------------------------ the pass
 
