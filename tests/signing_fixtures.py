@@ -213,6 +213,14 @@ def new_cert_chain(
 # ---------------------------------------------------------------- models
 
 
+def flip_last_byte(data: bytes) -> bytes:
+    """The same bytes with the last one inverted: a tamper that always changes the content.
+
+    (Setting it to a fixed value does not: random test weights end in that value one time in 256.)
+    """
+    return data[:-1] + bytes([data[-1] ^ 0xFF])
+
+
 def write_model(directory: pathlib.Path, files: Mapping[str, bytes]) -> pathlib.Path:
     """Write ``{relative path: bytes}`` under ``directory`` (created)."""
     directory.mkdir(parents=True, exist_ok=True)

@@ -25,6 +25,7 @@ from signing_fixtures import (
     TINY_MODEL,
     KeyPair,
     file_entries,
+    flip_last_byte,
     new_cert_chain,
     new_key,
     sign_with_certificate,
@@ -99,7 +100,7 @@ def test_certificate_signed_model_passes(tmp_path: pathlib.Path) -> None:
 @pytest.mark.parametrize(
     ("change", "problem"),
     [
-        ({"model.safetensors": TINY_MODEL["model.safetensors"][:-1] + b"\x00"}, "DigestMismatch"),
+        ({"model.safetensors": flip_last_byte(TINY_MODEL["model.safetensors"])}, "DigestMismatch"),
         ({"extra.safetensors": b"payload"}, "Unsigned"),
         ({"loader.py": b"import os"}, "Unsigned"),
     ],

@@ -25,7 +25,7 @@ from openmodel_operator.controller.handlers import build_registry
 from openmodel_operator.controller.kube import Kube, client_for
 from openmodel_operator.controller.settings import OperatorSettings
 from openmodel_operator.crd.definitions import openmodel_crd
-from signing_fixtures import KeyPair, new_key, sign_with_key, write_model
+from signing_fixtures import KeyPair, flip_last_byte, new_key, sign_with_key, write_model
 
 pytest_plugins = ["kube_fixtures"]
 
@@ -271,7 +271,7 @@ async def test_tamper_is_discovered_on_reverification(world: World, operator: An
     async with operator(reverify_interval=1):
         await world.serve()
         # a compromised mirror now serves other bytes for the same commit
-        world.hub.rewrite_file("org/model", commit, "model.safetensors", FILES["model.safetensors"][:-1] + b"\x00")
+        world.hub.rewrite_file("org/model", commit, "model.safetensors", flip_last_byte(FILES["model.safetensors"]))
         await world.phase("Rejected", timeout=15)
         assert world.cond("Trusted") == ("False", "ManifestMismatch")
         assert world.child("deployments", "m")["spec"]["replicas"] == 0

@@ -13,7 +13,15 @@ import yaml
 
 from hubstub import HubStub
 from openmodel_operator.cli import main
-from signing_fixtures import KeyPair, new_cert_chain, new_key, sign_with_certificate, sign_with_key, write_model
+from signing_fixtures import (
+    KeyPair,
+    flip_last_byte,
+    new_cert_chain,
+    new_key,
+    sign_with_certificate,
+    sign_with_key,
+    write_model,
+)
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 EXAMPLE_MODEL = ROOT / "examples" / "models" / "tiny-signed"
@@ -93,7 +101,7 @@ def test_tampered_weights_on_the_hub_are_rejected(
 ) -> None:
     model = write_model(tmp_path / "src", FILES)
     bundle = sign_with_key(model, key, tmp_path / "sig")
-    hub.add_model("org/model", {**FILES, "model.safetensors": WEIGHTS[:-1] + b"\x00", "model.sig": bundle})
+    hub.add_model("org/model", {**FILES, "model.safetensors": flip_last_byte(WEIGHTS), "model.sig": bundle})
     code, out, _ = verify(capsys, "hf://org/model", "--endpoint", hub.url, "--policy", str(key_policy(tmp_path, key)))
     assert code == 1
     assert "ManifestMismatch" in out and "model.safetensors (DigestMismatch)" in out
