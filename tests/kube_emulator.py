@@ -2641,14 +2641,20 @@ class KubeEmulator(kmock.KubernetesEmulator):
                            subresource='finalize', put=True)
         return self._live(namespaces, None, name) is None
 
-    async def wait_for(self, predicate: Callable[[], Any], timeout: float = 5.0) -> Any:
-        """Re-check ``predicate`` after every change of the state until it is truthy; return its value."""
+    async def wait_for(
+        self, predicate: Callable[[], Any], timeout: float = 5.0, describe: Callable[[], str] | None = None
+    ) -> Any:
+        """Re-check ``predicate`` after every change of the state until it is truthy; return its value.
+
+        ``describe`` tells, on a timeout, what the state was instead: a CI log then says why, not only that.
+        """
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while not (result := predicate()):
             remaining = deadline - loop.time()
             if remaining <= 0:
-                raise TimeoutError(f'the condition was not met in {timeout}s')
+                found = f'; found {describe()}' if describe is not None else ''
+                raise TimeoutError(f'the condition was not met in {timeout}s{found}')
             self._changed = changed = self._changed or asyncio.Event()
             changed.clear()
             with contextlib.suppress(TimeoutError):

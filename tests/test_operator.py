@@ -107,15 +107,35 @@ class World:
         return self.kube.list("jobs", NS, labels={"openmodel.io/name": name})
 
     async def phase(self, phase: str, name: str = "m", timeout: float = 10.0) -> dict[str, Any]:
-        await self.kube.wait_for(lambda: self.status(name).get("phase") == phase, timeout=timeout)
+        await self.kube.wait_for(
+            lambda: self.status(name).get("phase") == phase, timeout=timeout, describe=lambda: self.summary(name)
+        )
         return self.status(name)
+
+    async def until(self, predicate: Callable[[], Any], timeout: float = 5.0) -> Any:
+        """Wait for ``predicate``; on a timeout the message tells the phase and conditions of every model."""
+        models = lambda: [m["metadata"]["name"] for m in self.kube.list("openmodels", NS)]  # noqa: E731
+        return await self.kube.wait_for(
+            predicate, timeout=timeout, describe=lambda: "; ".join(self.summary(n) for n in models()) or "no models"
+        )
+
+    def summary(self, name: str = "m") -> str:
+        """The phase and every condition in one line, for the message of a failed wait."""
+        obj = self.kube.get("openmodels", NS, name)
+        status = (obj or {}).get("status") or {}
+        conds = ", ".join(
+            f"{c['type']}={c['status']}/{c.get('reason')}: {c.get('message', '')[:160]}"
+            for c in status.get("conditions") or []
+        )
+        verified = (status.get("provenance") or {}).get("verifiedAt")
+        return f"{name}: phase {status.get('phase')!r} verifiedAt {verified} [{conds}]"
 
     async def serve(self, name: str = "m") -> None:
         """Play the Job controller and the Deployment controller until the model is Ready."""
-        await self.kube.wait_for(lambda: self.jobs(name), timeout=10)
+        await self.until(lambda: self.jobs(name), timeout=10)
         job = self.jobs(name)[0]["metadata"]["name"]
         self.kube.complete_job(NS, job)
-        await self.kube.wait_for(lambda: self.child("deployments", name), timeout=10)
+        await self.until(lambda: self.child("deployments", name), timeout=10)
         self.kube.mark_deployment_available(NS, name)
         await self.phase("Ready", name)
 
@@ -185,7 +205,7 @@ async def test_signed_model_is_pulled_served_and_recorded(world: World, operator
         def reasons() -> list[str]:
             return [e["reason"] for e in world.kube.events_for("m", namespace=NS)]
 
-        await world.kube.wait_for(lambda: {"PoliciesPassed", "Verified", "Serving"} <= set(reasons()))
+        await world.until(lambda: {"PoliciesPassed", "Verified", "Serving"} <= set(reasons()))
         assert reasons().count("PoliciesPassed") == 1, reasons()  # one Event per transition
         # everything the operator wrote is declared in the CRD: a real apiserver would prune nothing
         stored = world.get()
@@ -201,7 +221,7 @@ async def test_unsigned_model_is_rejected_by_the_builtin_default(world: World, o
     async with operator():
         await world.phase("Rejected")
         assert world.cond("Trusted") == ("False", "SignatureMissing")
-        await world.kube.wait_for(
+        await world.until(
             lambda: any(
                 e["type"] == "Warning" and e["reason"] == "SignatureMissing"
                 for e in world.kube.events_for("m", namespace=NS)
@@ -232,10 +252,10 @@ async def test_deleted_child_is_restored(world: World, operator: Any) -> None:
     async with operator():
         await world.serve()
         world.kube.delete_object("services", NS, "m")
-        await world.kube.wait_for(lambda: world.child("services", "m"), timeout=10)
+        await world.until(lambda: world.child("services", "m"), timeout=10)
         # a hand edit of a field the operator owns is taken back (server-side apply, forced)
         world.kube.patch_object("deployments", NS, "m", {"spec": {"replicas": 5}})
-        await world.kube.wait_for(lambda: world.child("deployments", "m")["spec"]["replicas"] == 1, timeout=10)
+        await world.until(lambda: world.child("deployments", "m")["spec"]["replicas"] == 1, timeout=10)
 
 
 async def test_revoked_key_scales_the_model_to_zero_and_keeps_the_deployment(world: World, operator: Any) -> None:
@@ -261,7 +281,7 @@ async def test_revoked_key_scales_the_model_to_zero_and_keeps_the_deployment(wor
             "org",
             {"spec": {"signature": {"keys": [{"name": "org-release", "publicKey": world.key.public_pem.decode()}]}}},
         )
-        await world.kube.wait_for(lambda: world.child("deployments", "m")["spec"]["replicas"] == 1, timeout=10)
+        await world.until(lambda: world.child("deployments", "m")["spec"]["replicas"] == 1, timeout=10)
 
 
 async def test_tamper_is_discovered_on_reverification(world: World, operator: Any) -> None:
@@ -284,19 +304,19 @@ async def test_upstream_branch_move_manual_then_auto(world: World, operator: Any
     async with operator(reverify_interval=1):
         await world.serve()
         second = world.publish(files={**FILES, "model.safetensors": os.urandom(4096)})
-        await world.kube.wait_for(lambda: world.cond("UpdateAvailable") == ("True", "NewRevision"), timeout=15)
+        await world.until(lambda: world.cond("UpdateAvailable") == ("True", "NewRevision"), timeout=15)
         assert world.status()["updateAvailable"] == second
         assert world.status()["provenance"]["resolvedRevision"] == first  # Manual: nothing rolls
 
         # an unverifiable upstream commit never replaces the running one
         world.publish(files={**FILES, "model.safetensors": os.urandom(4096)}, key=new_key())
         world.kube.patch_object("openmodels", NS, "m", {"spec": {"updatePolicy": "Auto"}})
-        await world.kube.wait_for(lambda: world.cond("UpdateAvailable") == ("True", "UpdateRejected"), timeout=15)
+        await world.until(lambda: world.cond("UpdateAvailable") == ("True", "UpdateRejected"), timeout=15)
         assert world.status()["provenance"]["resolvedRevision"] == first
 
         third = world.publish(files={**FILES, "model.safetensors": os.urandom(4096)})
-        await world.kube.wait_for(lambda: world.status()["provenance"]["resolvedRevision"] == third, timeout=15)
-        await world.kube.wait_for(lambda: len(world.jobs()) == 2, timeout=10)
+        await world.until(lambda: world.status()["provenance"]["resolvedRevision"] == third, timeout=15)
+        await world.until(lambda: len(world.jobs()) == 2, timeout=10)
         deployment = world.child("deployments", "m")
         assert deployment["metadata"]["annotations"]["openmodel.io/revision"] == first  # old content until verified
 
@@ -307,7 +327,7 @@ async def test_restart_mid_pull_creates_no_duplicate_job_and_no_flapping(world: 
     world.model()
     async with operator():
         await world.phase("Pulling")
-        await world.kube.wait_for(lambda: world.kube.events_for("m", namespace=NS))
+        await world.until(lambda: world.kube.events_for("m", namespace=NS))
     before = world.status()
     events_before = len(world.kube.events_for("m", namespace=NS))
     async with operator():
@@ -318,7 +338,7 @@ async def test_restart_mid_pull_creates_no_duplicate_job_and_no_flapping(world: 
         assert len(world.kube.events_for("m", namespace=NS)) == events_before
         job = world.jobs()[0]["metadata"]["name"]
         world.kube.complete_job(NS, job)
-        await world.kube.wait_for(lambda: world.child("deployments", "m"), timeout=10)
+        await world.until(lambda: world.child("deployments", "m"), timeout=10)
 
 
 async def test_policy_status_counts_governed_models(world: World, operator: Any) -> None:
@@ -327,7 +347,7 @@ async def test_policy_status_counts_governed_models(world: World, operator: Any)
     world.model()
     world.model("second")
     async with operator():
-        await world.kube.wait_for(
+        await world.until(
             lambda: (
                 (world.kube.get("modeltrustpolicies", None, "org") or {}).get("status", {}).get("governedModels") == 2
             ),
@@ -374,7 +394,7 @@ async def test_deletion_removes_children_explicitly(world: World, operator: Any,
     async with operator():
         await world.serve()
         world.kube.delete_object("openmodels", NS, "m")
-        await world.kube.wait_for(lambda: world.kube.get("openmodels", NS, "m") is None, timeout=10)
+        await world.until(lambda: world.kube.get("openmodels", NS, "m") is None, timeout=10)
         assert world.child("deployments", "m") is None
         assert world.child("services", "m") is None
         assert world.child("configmaps", "m-manifest") is None
@@ -387,7 +407,7 @@ async def test_runtime_none_stops_after_weights_ready(world: World, operator: An
     world.policy()
     world.model(serving={"runtime": "none"})
     async with operator():
-        await world.kube.wait_for(lambda: world.jobs(), timeout=10)
+        await world.until(lambda: world.jobs(), timeout=10)
         world.kube.complete_job(NS, world.jobs()[0]["metadata"]["name"])
         await world.phase("Ready")
         assert world.child("deployments", "m") is None
@@ -399,7 +419,7 @@ async def test_failed_fetch_job_fails_the_model(world: World, operator: Any) -> 
     world.policy()
     world.model()
     async with operator():
-        await world.kube.wait_for(lambda: world.jobs(), timeout=10)
+        await world.until(lambda: world.jobs(), timeout=10)
         world.kube.complete_job(NS, world.jobs()[0]["metadata"]["name"], succeeded=False)
         await world.phase("Failed")
         assert world.cond("WeightsReady") == ("False", "BackoffLimitExceeded")
@@ -478,7 +498,7 @@ async def test_spec_change_reverifies_before_rolling(world: World, operator: Any
         assert world.status()["observedGeneration"] == 2
         assert world.cond("Resolved") == ("False", "RepositoryNotFound")
         # the content of the old source is no longer what the spec asks for: kept for forensics, not served
-        await world.kube.wait_for(lambda: world.child("deployments", "m")["spec"]["replicas"] == 0)
+        await world.until(lambda: world.child("deployments", "m")["spec"]["replicas"] == 0)
 
 
 def test_child_names_are_stable() -> None:
