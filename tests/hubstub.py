@@ -32,7 +32,9 @@ import hashlib
 import itertools
 import json
 import re
+import sys
 import threading
+import traceback
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -141,6 +143,7 @@ class HubStub:
         self.downloads: Counter[tuple[str, str]] = Counter()
         self.requests: Counter[str] = Counter()
         self.request_log: list[tuple[str, str]] = []
+        self.server_errors: list[str] = []  # tracebacks of requests the stub itself failed on
         self._lock = threading.Lock()
         self._counter = itertools.count(1)
         self._server: ThreadingHTTPServer | None = None
@@ -172,7 +175,8 @@ class HubStub:
 
     def start(self) -> HubStub:
         handler = type("BoundHandler", (_Handler,), {"stub": self})
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._server = _QuietServer(("127.0.0.1", 0), handler)
+        self._server.errors = self.server_errors
         self._server.daemon_threads = True
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, name="hubstub", daemon=True
@@ -345,6 +349,23 @@ def _split_repo(stub: HubStub, segments: list[str]) -> tuple[str, list[str]]:
     if segments and segments[0] in stub.repos:
         return segments[0], segments[1:]
     raise HubError(404, "RepoNotFound", "Repository not found")
+
+
+class _QuietServer(ThreadingHTTPServer):
+    """Keeps a failed request's traceback in ``errors`` instead of printing it.
+
+    socketserver prints to the process's stderr, which is where the CLI tests read what a user
+    sees; a client that hangs up mid-answer (a test's client gives up, a pool closes) is no
+    error of the code under test.
+    """
+
+    errors: list[str]
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        error = sys.exc_info()[1]
+        if isinstance(error, ConnectionError):
+            return  # the client hung up: no answer is owed
+        self.errors.append(traceback.format_exc())
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -601,3 +622,5 @@ def hub_stub() -> Iterator[HubStub]:
     """
     with HubStub() as stub:
         yield stub
+    # a request the stub could not answer is a defect of the stand-in, not a result of the test
+    assert not stub.server_errors, "the Hub stand-in failed on a request:\n" + "\n".join(stub.server_errors)
