@@ -107,9 +107,7 @@ class World:
         return self.kube.list("jobs", NS, labels={"openmodel.io/name": name})
 
     async def phase(self, phase: str, name: str = "m", timeout: float = 10.0) -> dict[str, Any]:
-        await self.kube.wait_for(
-            lambda: self.status(name).get("phase") == phase, timeout=timeout, describe=lambda: self.summary(name)
-        )
+        await self.until(lambda: self.status(name).get("phase") == phase, timeout=timeout)
         return self.status(name)
 
     async def until(self, predicate: Callable[[], Any], timeout: float = 5.0) -> Any:
