@@ -158,6 +158,21 @@ class CertChain:
         return key_path, [leaf_path, intermediate_path]
 
 
+def _leaf_key_usage(code_signing: bool) -> x509.KeyUsage:
+    """A leaf's KeyUsage: digitalSignature for a code-signing leaf, keyEncipherment for a TLS-like one."""
+    return x509.KeyUsage(
+        digital_signature=code_signing,
+        content_commitment=False,
+        key_encipherment=not code_signing,
+        data_encipherment=False,
+        key_agreement=False,
+        key_cert_sign=False,
+        crl_sign=False,
+        encipher_only=False,
+        decipher_only=False,
+    )
+
+
 def new_cert_chain(
     leaf_cn: str = "release-bot@example.org",
     *,
@@ -190,20 +205,7 @@ def new_cert_chain(
     )
     # model-signing accepts a leaf with KeyUsage digitalSignature or EKU codeSigning; a TLS server
     # certificate (keyEncipherment, serverAuth) has neither.
-    builder = builder.add_extension(
-        x509.KeyUsage(
-            digital_signature=code_signing,
-            content_commitment=False,
-            key_encipherment=not code_signing,
-            data_encipherment=False,
-            key_agreement=False,
-            key_cert_sign=False,
-            crl_sign=False,
-            encipher_only=False,
-            decipher_only=False,
-        ),
-        critical=True,
-    )
+    builder = builder.add_extension(_leaf_key_usage(code_signing), critical=True)
     eku = ExtendedKeyUsageOID.CODE_SIGNING if code_signing else ExtendedKeyUsageOID.SERVER_AUTH
     builder = builder.add_extension(x509.ExtendedKeyUsage([eku]), critical=False)
     leaf = builder.sign(intermediate_key.private_key, hashes.SHA256())
@@ -403,20 +405,7 @@ class FakeSigstore:
                 .serial_number(serial)
                 .not_valid_before(not_before)
                 .not_valid_after(not_before + datetime.timedelta(minutes=10))
-                .add_extension(
-                    x509.KeyUsage(
-                        digital_signature=True,
-                        content_commitment=False,
-                        key_encipherment=False,
-                        data_encipherment=False,
-                        key_agreement=False,
-                        key_cert_sign=False,
-                        crl_sign=False,
-                        encipher_only=False,
-                        decipher_only=False,
-                    ),
-                    critical=True,
-                )
+                .add_extension(_leaf_key_usage(code_signing=True), critical=True)
                 .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CODE_SIGNING]), critical=False)
                 .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.private_key.public_key()), critical=False)
                 .add_extension(
