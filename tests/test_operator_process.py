@@ -59,18 +59,15 @@ def test_json_logs_are_structured_and_never_carry_secrets() -> None:
     assert text == "token [REDACTED]"
 
 
+def render_example(*extra: str) -> int:
+    """``openmodel render`` of the minimal example OpenModel over the signed example model."""
+    examples = ROOT / "examples"
+    model, source = examples / "openmodel-minimal.yaml", examples / "models" / "tiny-signed"
+    return main(["render", "-f", str(model), "--source-dir", str(source), *extra])
+
+
 def test_render_shows_the_objects_before_they_exist(capsys: pytest.CaptureFixture[str]) -> None:
-    code = main(
-        [
-            "render",
-            "-f",
-            str(ROOT / "examples" / "openmodel-minimal.yaml"),
-            "--source-dir",
-            str(ROOT / "examples" / "models" / "tiny-signed"),
-            "--policy",
-            str(ROOT / "examples" / "policy-strict.yaml"),
-        ]
-    )
+    code = render_example("--policy", str(ROOT / "examples" / "policy-strict.yaml"))
     out = capsys.readouterr().out
     assert code == 0
     objects = {(o["kind"], o["metadata"]["name"]): o for o in yaml.safe_load_all(out)}
@@ -91,15 +88,7 @@ def test_render_shows_the_objects_before_they_exist(capsys: pytest.CaptureFixtur
 
 
 def test_render_of_a_rejected_model_prints_nothing(capsys: pytest.CaptureFixture[str]) -> None:
-    code = main(
-        [
-            "render",
-            "-f",
-            str(ROOT / "examples" / "openmodel-minimal.yaml"),
-            "--source-dir",
-            str(ROOT / "examples" / "models" / "tiny-signed"),
-        ]
-    )
+    code = render_example()
     out, err = capsys.readouterr()
     assert code == 1 and out == ""
     assert "SignatureMissing" in err or "UntrustedSigner" in err
