@@ -112,10 +112,12 @@ class World:
 
     async def until(self, predicate: Callable[[], Any], timeout: float = 5.0) -> Any:
         """Wait for ``predicate``; on a timeout the message tells the phase and conditions of every model."""
-        models = lambda: [m["metadata"]["name"] for m in self.kube.list("openmodels", NS)]  # noqa: E731
-        return await self.kube.wait_for(
-            predicate, timeout=timeout, describe=lambda: "; ".join(self.summary(n) for n in models()) or "no models"
-        )
+
+        def describe() -> str:
+            names = [m["metadata"]["name"] for m in self.kube.list("openmodels", NS)]
+            return "; ".join(self.summary(n) for n in names) or "no models"
+
+        return await self.kube.wait_for(predicate, timeout=timeout, describe=describe)
 
     def summary(self, name: str = "m") -> str:
         """The phase and every condition in one line, for the message of a failed wait."""
