@@ -254,10 +254,10 @@ async def test_reverification_examines_an_unmoved_branch_once(tmp_path: Any) -> 
     heads = {"main": "c" * 40}
     calls: list[str] = []
 
-    def examiner(request: Any, policies: Any, root: Any) -> Any:
+    def examiner(request: Any, policies: Any) -> Any:
         """The local copy stands in for the Hub; the branch resolves to whatever ``heads`` says."""
         calls.append(request.revision)
-        exam = examine(dataclasses.replace(request, uri=str(model)), policies, root)
+        exam = examine(dataclasses.replace(request, uri=str(model)), policies)
         commit = heads.get(request.revision, request.revision)
         return dataclasses.replace(exam, resolved=dataclasses.replace(exam.resolved, revision=commit))
 

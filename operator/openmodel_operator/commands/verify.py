@@ -7,6 +7,7 @@ not match the signed digests), 2 usage or operational error (unknown repo or rev
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 import json
 import os
@@ -154,8 +155,10 @@ def run(args: argparse.Namespace) -> int:
     try:
         request = _request_from_manifest(Path(args.file), args) if args.file else _request_from_args(args)
         policies = load_policies(args.policy)
-        trusted_root = Path(args.trusted_root).read_bytes() if args.trusted_root else None
-        exam = examine(request, policies, trusted_root)
+        if args.trusted_root:  # the root of every loaded policy: a policy file cannot read its ConfigMap here
+            root = Path(args.trusted_root).read_bytes()
+            policies = [dataclasses.replace(p, trusted_root_json=root) for p in policies]
+        exam = examine(request, policies)
     except (UsageError, PolicyError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_ERROR

@@ -38,7 +38,7 @@ COMMIT = re.compile(r"^[0-9a-f]{40}$")
 CREATE_ONLY = frozenset({"Job", "PersistentVolumeClaim"})
 RECENT_APPLY_SECONDS = 60.0
 
-Examiner = Callable[[ModelRequest, Sequence[Policy], bytes | None], Examination]
+Examiner = Callable[[ModelRequest, Sequence[Policy]], Examination]
 EventPoster = Callable[[Mapping[str, Any], Event], None]
 
 
@@ -180,10 +180,21 @@ class Reconciler:
     # ------------------------------------------------------------------ trust stage
 
     async def _inline_policy_refs(self, policies: Sequence[Policy]) -> list[Policy]:
-        """Replace keys/CAs kept in ConfigMaps by their PEM so the pure decision can use them."""
+        """Replace keys/CAs/trusted root kept in ConfigMaps by their content so the pure decision can use them.
+
+        Each policy gets its own trustedRoot (else the operator-wide one from the settings): one policy's
+        root never verifies another policy's keyless identities.
+        """
         out = []
         for policy in policies:
             rules = policy.spec.signature
+            root_ref = rules.trusted_root
+            root = (
+                await self.kube.read_configmap_key(root_ref.namespace, root_ref.name, root_ref.key)
+                if root_ref is not None
+                else self._trusted_root
+            )
+            policy = dataclasses.replace(policy, trusted_root_json=root)
             if not any(k.config_map_ref for k in rules.keys or []) and not any(
                 c.config_map_ref for c in rules.certificates or []
             ):
@@ -202,13 +213,6 @@ class Reconciler:
                     ca.config_map_ref = None
             out.append(dataclasses.replace(policy, spec=spec))
         return out
-
-    async def _trusted_root_for(self, policies: Sequence[Policy]) -> bytes | None:
-        for policy in policies:
-            ref = policy.spec.signature.trusted_root
-            if ref is not None:
-                return await self.kube.read_configmap_key(ref.namespace, ref.name, ref.key)
-        return self._trusted_root
 
     async def _request(self, namespace: str, spec: OpenModelSpec, revision: str) -> ModelRequest:
         source = spec.source
@@ -256,12 +260,11 @@ class Reconciler:
     ) -> Examination:
         request = await self._request(namespace, spec, revision)
         inlined = await self._inline_policy_refs(policies)
-        root = await self._trusted_root_for(policies)
         async with self._verifications:
             started = time.monotonic()
             try:
                 loop = asyncio.get_running_loop()
-                return await loop.run_in_executor(self._examiners, self.examiner, request, inlined, root)
+                return await loop.run_in_executor(self._examiners, self.examiner, request, inlined)
             finally:
                 METRICS.verification_seconds.observe(time.monotonic() - started)
 

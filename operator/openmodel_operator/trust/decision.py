@@ -25,7 +25,7 @@ from openmodel_operator.trust.evidence import (
 from openmodel_operator.trust.licenses import evaluate_license
 from openmodel_operator.trust.manifest import compare_manifest, manifest_digest, manifest_files
 from openmodel_operator.trust.openness import evaluate_openness
-from openmodel_operator.trust.policies import BUILTIN_DEFAULT_NAME, Policy, trust_anchors
+from openmodel_operator.trust.policies import BUILTIN_DEFAULT_NAME, Policy, PolicyError, trust_anchors
 from openmodel_operator.trust.signature import verify_bundle
 
 PIN_POLICY = "spec.source.digest"
@@ -41,7 +41,6 @@ class Evidence:
     bundle: bytes | None  # the signature bundle, None when the model is unsigned
     signature_path: str | None  # the bundle's path in the repo (excluded from the manifest), None if external
     pinned_digest: str | None = None  # spec.source.digest
-    trusted_root_json: bytes | None = None
 
     @property
     def manifest_digest(self) -> str:
@@ -69,6 +68,7 @@ class PolicyOutcome:
     generation: int | None
     mode: str
     violations: tuple[Violation, ...]
+    anchor: str | None = None  # this policy's anchor that verified the bundle covering the content, if any
 
     @property
     def passed(self) -> bool:
@@ -127,10 +127,18 @@ def source_allowed(policy: Policy, uri: str) -> Violation | None:
 
 
 def check_signature(policy: Policy, evidence: Evidence) -> SignatureCheck:
-    """Verify the bundle against this policy's anchors, then compare the signed files to the pinned ones."""
+    """Verify the bundle against this policy's own anchors, then compare the signed files to the pinned ones.
+
+    Only ``policy`` supplies anchors (keys, CAs, keyless identities and trusted root): another
+    policy's anchors never vouch for this one. A policy whose anchors are unusable fails closed with
+    ``PolicyInvalid``, signed model or not.
+    """
+    try:
+        anchors = trust_anchors(policy)
+    except PolicyError as exc:
+        return SignatureCheck(None, SignatureFailure(Reason.POLICY_INVALID, str(exc)))
     if evidence.bundle is None:
         return SignatureCheck(None, None)
-    anchors = trust_anchors(policy, evidence.trusted_root_json)
     result = verify_bundle(evidence.bundle, anchors)
     if isinstance(result, SignatureFailure):
         return SignatureCheck(None, result)
@@ -148,6 +156,14 @@ def describe_mismatches(mismatches: Sequence[FileMismatch]) -> str:
 def _signature_violation(policy: Policy, check: SignatureCheck, pinned_ok: bool) -> Violation | None:
     rules = policy.spec.signature
     enforced = policy.enforced
+    if check.failure is not None and check.failure.reason is Reason.POLICY_INVALID:
+        # an unusable policy is enforced whatever its mode: it must never read as "ignored, others decide"
+        return Violation(
+            Reason.POLICY_INVALID,
+            f"{check.failure.message}. Until it is fixed, every model this policy governs is refused",
+            policy.name,
+            True,
+        )
     if check.evidence is not None and check.mismatches:
         # a trusted signer's manifest disagrees with the pinned files: tampering or a replayed bundle
         return Violation(
@@ -230,7 +246,8 @@ def decide(policies: Sequence[Policy], evidence: Evidence) -> Verdict:
         rules = policy.spec.openness
         for reason, message in evaluate_openness(evidence.openness, rules.minimum_class, rules.require_osaid):
             own.append(Violation(reason, f"{message} (ModelTrustPolicy {policy.name!r})", policy.name, policy.enforced))
-        outcomes.append(PolicyOutcome(policy.name, policy.generation, policy.spec.mode, tuple(own)))
+        anchor = check.evidence.anchor if check.covers_content and check.evidence is not None else None
+        outcomes.append(PolicyOutcome(policy.name, policy.generation, policy.spec.mode, tuple(own), anchor))
         violations.extend(own)
 
     tier = TrustTier.SIGNED if best is not None else TrustTier.PINNED if pinned_ok else TrustTier.UNVERIFIED

@@ -50,6 +50,8 @@ class Reason(StrEnum):
     # pulling
     PULLED_DIGEST_MISMATCH = "PulledDigestMismatch"
     DOWNLOAD_FAILED = "DownloadFailed"
+    # SIG
+    POLICY_INVALID = "PolicyInvalid"
 
 
 class FileProblem(StrEnum):
@@ -102,7 +104,9 @@ class SignatureEvidence:
     """What a cryptographically valid signature bundle says and who made it.
 
     ``resources`` maps each signed path to its sha256 hex; ``ignore_paths`` are the signer's
-    own exclusions, recorded so the manifest comparison can decide which it honours.
+    own exclusions, recorded so the manifest comparison can decide which it honours. ``anchor`` names
+    the policy anchor that verified it: ``key:<name>``, ``ca:<name>`` or
+    ``keyless:<issuer> <subject> via <trusted root>``.
     """
 
     method: str  # "key" | "certificate" | "keyless"
@@ -113,6 +117,7 @@ class SignatureEvidence:
     issuer: str | None = None
     key_fingerprint: str | None = None
     ignore_paths: tuple[str, ...] = ()
+    anchor: str = ""
 
 
 @dataclasses.dataclass(frozen=True)

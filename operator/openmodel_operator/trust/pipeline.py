@@ -97,7 +97,7 @@ def read_bundle(request: ModelRequest, resolved: ResolvedSource) -> bytes | None
     return bundle_file.read_bytes()
 
 
-def gather_evidence(request: ModelRequest, resolved: ResolvedSource, trusted_root_json: bytes | None) -> Evidence:
+def gather_evidence(request: ModelRequest, resolved: ResolvedSource) -> Evidence:
     """Openness from the card and declaration, plus the bundle bytes; pure beyond the bundle read."""
     license_id = card_license(resolved.card)
     openness = assess_openness(resolved.card, resolved.openness_declaration, license_id)
@@ -107,12 +107,14 @@ def gather_evidence(request: ModelRequest, resolved: ResolvedSource, trusted_roo
         bundle=read_bundle(request, resolved),
         signature_path=request.signature_path,
         pinned_digest=request.pinned_digest,
-        trusted_root_json=trusted_root_json,
     )
 
 
-def examine(request: ModelRequest, policies: Sequence[Policy], trusted_root_json: bytes | None = None) -> Examination:
-    """Resolve the source, gather evidence and decide. Raises SourceError when the source cannot be examined."""
+def examine(request: ModelRequest, policies: Sequence[Policy]) -> Examination:
+    """Resolve the source, gather evidence and decide. Raises SourceError when the source cannot be examined.
+
+    Each policy carries its own anchors, keyless trusted root included (``Policy.trusted_root_json``).
+    """
     resolved = resolve(request)
-    evidence = gather_evidence(request, resolved, trusted_root_json)
+    evidence = gather_evidence(request, resolved)
     return Examination(request, resolved, evidence, decide(policies, evidence))

@@ -7,6 +7,7 @@ default (signature required, OSI-approved licenses) so that nothing runs uncheck
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -15,7 +16,15 @@ from pydantic import ValidationError
 
 from openmodel_operator.api.common import API_VERSION, LabelSelector
 from openmodel_operator.api.trustpolicy import ModelTrustPolicySpec
-from openmodel_operator.trust.signature import KeylessIdentity, TrustAnchors, TrustedCA, TrustedKey
+from openmodel_operator.trust.signature import (
+    KeylessIdentity,
+    TrustAnchors,
+    TrustedCA,
+    TrustedKey,
+    ca_bundle_problem,
+    key_problem,
+    trusted_root_problem,
+)
 
 BUILTIN_DEFAULT_NAME = "builtin-default"
 
@@ -26,12 +35,18 @@ class PolicyError(ValueError):
 
 @dataclasses.dataclass(frozen=True)
 class Policy:
-    """A ModelTrustPolicy as the decision code sees it: name, generation and a validated spec."""
+    """A ModelTrustPolicy as the decision code sees it: name, generation and a validated spec.
+
+    ``trusted_root_json`` is this policy's own Sigstore trusted_root.json (its ``trustedRoot``
+    ConfigMap content, inlined by the operator or given with ``--trusted-root``); None means the
+    public-good root shipped with the operator. It is never shared with another policy.
+    """
 
     name: str
     spec: ModelTrustPolicySpec
     generation: int | None = None
     labels: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    trusted_root_json: bytes | None = dataclasses.field(default=None, repr=False)
 
     @property
     def enforced(self) -> bool:
@@ -107,28 +122,70 @@ def governing_policies(policies: Iterable[Policy], namespace_labels: Mapping[str
     return selected or [BUILTIN_DEFAULT]
 
 
-def trust_anchors(policy: Policy, trusted_root_json: bytes | None = None) -> TrustAnchors:
-    """The keys, CAs and keyless identities a policy trusts.
+def trust_anchors(policy: Policy) -> TrustAnchors:
+    """The keys, CAs, keyless identities and keyless trusted root of one policy, checked for use.
 
-    ``configMapRef`` entries must have been inlined by the caller (the operator reads the ConfigMaps);
-    a CLI user gets a clear error instead.
+    ``configMapRef`` entries (and the ``trustedRoot`` ConfigMap) must have been inlined by the caller
+    (the operator reads the ConfigMaps); a CLI user gets a clear error instead. An anchor that cannot
+    be used — a PEM that does not parse, a key model-signing cannot sign with, a CA bundle holding a
+    certificate that is not a CA, a trusted root that is not one — raises PolicyError: the policy
+    fails closed instead of silently trusting fewer signers than it names.
     """
+    where = f"ModelTrustPolicy {policy.name!r}"
     rules = policy.spec.signature
     keys: list[TrustedKey] = []
     for key in rules.keys or []:
+        field = f"spec.signature.keys[{key.name!r}]"
         if key.public_key is None:
             raise PolicyError(
-                f"ModelTrustPolicy {policy.name!r}: spec.signature.keys[{key.name!r}] uses configMapRef, which only "
-                "the operator can read; inline the PEM as publicKey to use this policy from the command line"
+                f"{where}: {field} uses configMapRef, which only the operator can read; inline the PEM as publicKey "
+                "to use this policy from the command line"
+            )
+        if (problem := key_problem(key.public_key)) is not None:
+            raise PolicyError(
+                f"{where}: {field}.publicKey (or its ConfigMap) is unusable: {problem}; put the signer's EC "
+                "P-256/384/521 public key in PEM there (`openssl ec -pubout`)"
             )
         keys.append(TrustedKey(name=key.name, public_key_pem=key.public_key.encode()))
     cas: list[TrustedCA] = []
     for ca in rules.certificates or []:
+        field = f"spec.signature.certificates[{ca.name!r}]"
         if ca.ca_bundle is None:
             raise PolicyError(
-                f"ModelTrustPolicy {policy.name!r}: spec.signature.certificates[{ca.name!r}] uses configMapRef, which "
-                "only the operator can read; inline the PEM as caBundle to use this policy from the command line"
+                f"{where}: {field} uses configMapRef, which only the operator can read; inline the PEM as caBundle "
+                "to use this policy from the command line"
+            )
+        if (problem := ca_bundle_problem(ca.ca_bundle)) is not None:
+            raise PolicyError(
+                f"{where}: {field}.caBundle (or its ConfigMap) is unusable: {problem}; put only the issuing root CA "
+                "and its intermediate CA certificates in PEM there"
             )
         cas.append(TrustedCA(name=ca.name, ca_bundle_pem=ca.ca_bundle.encode()))
     keyless = [KeylessIdentity(issuer=k.issuer, subject=k.subject) for k in rules.keyless or []]
-    return TrustAnchors(keys=tuple(keys), cas=tuple(cas), keyless=tuple(keyless), trusted_root_json=trusted_root_json)
+    root_ref = rules.trusted_root
+    root_name: str | None = None
+    if policy.trusted_root_json is not None:
+        if (problem := trusted_root_problem(policy.trusted_root_json)) is not None:
+            raise PolicyError(
+                f"{where}: spec.signature.trustedRoot is unusable: {problem}; point it at the trusted_root.json of "
+                "the Sigstore instance that issues the signers' certificates"
+            )
+        short = hashlib.sha256(policy.trusted_root_json).hexdigest()[:12]
+        root_name = (
+            f"trustedRoot {root_ref.namespace}/{root_ref.name} (sha256:{short})"
+            if root_ref is not None
+            else f"trusted root sha256:{short}"
+        )
+    elif root_ref is not None:
+        raise PolicyError(
+            f"{where}: spec.signature.trustedRoot names ConfigMap {root_ref.namespace}/{root_ref.name}, which only "
+            "the operator can read; give the trusted_root.json with --trusted-root to use this policy from the "
+            "command line"
+        )
+    return TrustAnchors(
+        keys=tuple(keys),
+        cas=tuple(cas),
+        keyless=tuple(keyless),
+        trusted_root_json=policy.trusted_root_json,
+        trusted_root_name=root_name,
+    )

@@ -81,13 +81,16 @@ class TrustAnchors:
     """Everything a signature may chain to; ``trusted_root_json`` is a Sigstore trusted_root.json.
 
     Without ``trusted_root_json`` keyless bundles are checked against the public-good root shipped in
-    the sigstore package (offline: no TUF refresh ever happens here).
+    the sigstore package (offline: no TUF refresh ever happens here). One TrustAnchors belongs to one
+    policy: its root never verifies another policy's keyless identities. ``trusted_root_name`` is how
+    the root is named in the recorded anchor (``keyless:<issuer> <subject> via <root name>``).
     """
 
     keys: Sequence[TrustedKey] = ()
     cas: Sequence[TrustedCA] = ()
     keyless: Sequence[KeylessIdentity] = ()
     trusted_root_json: bytes | None = None
+    trusted_root_name: str | None = None
 
     @property
     def empty(self) -> bool:
@@ -128,6 +131,7 @@ class _Verified:
     key_fingerprint: str
     payload_type: str
     payload: bytes
+    anchor: str
 
 
 def _clip(text: str, limit: int = 200) -> str:
@@ -239,6 +243,51 @@ def _load_bundle(bundle_bytes: bytes) -> dict[str, Any]:
     return bundle
 
 
+# ---------------------------------------------------------------- anchor validation (policy load time)
+
+
+def key_problem(public_key_pem: str | bytes) -> str | None:
+    """None when the PEM is a public key model-signing signs with (EC P-256/384/521), else what is wrong."""
+    try:
+        public_key = serialization.load_pem_public_key(_as_bytes(public_key_pem))
+    except (ValueError, TypeError):
+        return "it is not a PEM public key (a BEGIN PUBLIC KEY block) that parses"
+    except Exception as exc:  # cryptography raises UnsupportedAlgorithm for unknown key types
+        return f"it cannot be loaded as a public key ({type(exc).__name__})"
+    if not isinstance(public_key, ec.EllipticCurvePublicKey):
+        kind = type(public_key).__name__.lstrip("_")
+        return f"it is not an elliptic-curve key ({kind}); model-signing signs with EC P-256/384/521 keys only"
+    if public_key.curve.key_size not in (256, 384, 521):
+        return f"it is on curve {public_key.curve.name}, not P-256, P-384 or P-521"
+    return None
+
+
+def ca_bundle_problem(ca_bundle_pem: str | bytes) -> str | None:
+    """None when every certificate of the PEM bundle is a CA certificate (and there is one), else what is wrong.
+
+    Each certificate of a caBundle is a trust anchor, so a leaf (or any certificate without
+    basicConstraints CA:true) there is a configuration error, not something to skip.
+    """
+    try:
+        certs = x509.load_pem_x509_certificates(_as_bytes(ca_bundle_pem))
+    except ValueError:
+        return "it holds no PEM certificate that parses"
+    for index, cert in enumerate(certs):
+        try:
+            constraints = cert.extensions.get_extension_for_class(x509.BasicConstraints).value
+            is_ca = constraints.ca
+        except x509.ExtensionNotFound:
+            is_ca = False
+        except ValueError:
+            return f"certificate #{index + 1} has extensions that do not parse"
+        if not is_ca:
+            return (
+                f"certificate #{index + 1} ({_clip(cert.subject.rfc4514_string() or '(empty subject)', 120)}) is not "
+                "a CA certificate (no basicConstraints CA:true)"
+            )
+    return None
+
+
 # ---------------------------------------------------------------- key mode
 
 
@@ -288,7 +337,15 @@ def _verify_key(material: Mapping[str, Any], envelope: _Envelope, anchors: Trust
             )
     for key, public_key in candidates:
         if _ec_verifies(public_key, envelope):
-            return _Verified("key", key.name, None, fingerprint(public_key), envelope.payload_type, envelope.payload)
+            return _Verified(
+                "key",
+                key.name,
+                None,
+                fingerprint(public_key),
+                envelope.payload_type,
+                envelope.payload,
+                f"key:{key.name}",
+            )
     if hint is not None:
         key, public_key = candidates[0]
         raise _Rejected(
@@ -434,7 +491,15 @@ def _verify_certificate(material: Mapping[str, Any], envelope: _Envelope, anchor
             "does not verify with it: the bundle was altered after signing or is corrupt; fetch the original "
             "signature file or re-sign the model",
         )
-    return _Verified("certificate", subject, _cert_issuer(leaf), leaf_fp, envelope.payload_type, envelope.payload)
+    return _Verified(
+        "certificate",
+        subject,
+        _cert_issuer(leaf),
+        leaf_fp,
+        envelope.payload_type,
+        envelope.payload,
+        f"ca:{trusted_by.name}",
+    )
 
 
 # ---------------------------------------------------------------- keyless mode
@@ -452,19 +517,41 @@ class _AnyIdentity:
         """Accept: identity is checked by the caller."""
 
 
-def _trusted_root(anchors: TrustAnchors) -> tuple[Any, str]:
-    """The sigstore TrustedRoot to verify keyless bundles with, and how to name it in messages."""
+PUBLIC_GOOD_ROOT_NAME = "public-good Sigstore"
+
+
+def _parse_trusted_root(raw: bytes) -> Any:
     from sigstore.models import TrustedRoot
     from sigstore_models.trustroot import v1 as trustroot_v1
 
+    return TrustedRoot(trustroot_v1.TrustedRoot.from_json(raw))
+
+
+def trusted_root_problem(raw: bytes) -> str | None:
+    """None when ``raw`` is a Sigstore trusted_root.json keyless bundles can be verified with, else why not."""
+    from sigstore.verify import Verifier
+
+    try:
+        Verifier(trusted_root=_parse_trusted_root(raw))
+    except RecursionError:
+        return "it is nested too deeply to be a Sigstore trusted_root.json"
+    except Exception as exc:  # pydantic, sigstore and JSON errors alike: the root is unusable
+        return f"it is not a usable Sigstore trusted_root.json ({type(exc).__name__}: {_clip(str(exc), 160)})"
+    return None
+
+
+def _trusted_root(anchors: TrustAnchors) -> tuple[Any, str, str]:
+    """The sigstore TrustedRoot to verify keyless bundles with, how to name it in messages and in the anchor."""
     if anchors.trusted_root_json is not None:
         raw = anchors.trusted_root_json
         source = _ROOT_FIELD
+        name = anchors.trusted_root_name or "the policy's trusted root"
     else:
         raw = importlib.resources.files(_SHIPPED_ROOT[0]).joinpath(*_SHIPPED_ROOT[1:]).read_bytes()
         source = "the public-good Sigstore trusted root shipped with the operator"
+        name = PUBLIC_GOOD_ROOT_NAME
     try:
-        return TrustedRoot(trustroot_v1.TrustedRoot.from_json(raw)), source
+        return _parse_trusted_root(raw), source, name
     except Exception:
         raise _Rejected(
             Reason.UNTRUSTED_SIGNER,
@@ -512,7 +599,7 @@ def _verify_keyless(bundle_bytes: bytes, anchors: TrustAnchors) -> _Verified:
             f"the bundle is a Sigstore keyless signature ({shown}) but {_KEYLESS_FIELD} is empty in the "
             "ModelTrustPolicy; add the signer's issuer and subject to the policy",
         )
-    trusted_root, root_source = _trusted_root(anchors)
+    trusted_root, root_source, root_name = _trusted_root(anchors)
     try:
         verifier = Verifier(trusted_root=trusted_root)
     except (SigstoreError, ValueError) as exc:
@@ -541,7 +628,13 @@ def _verify_keyless(bundle_bytes: bytes, anchors: TrustAnchors) -> _Verified:
         except SigstoreError:
             continue
         return _Verified(
-            "keyless", identity.subject, identity.issuer, fingerprint(cert.public_key()), payload_type, payload
+            "keyless",
+            identity.subject,
+            identity.issuer,
+            fingerprint(cert.public_key()),
+            payload_type,
+            payload,
+            f"keyless:{identity.issuer} {identity.subject} via {root_name}",
         )
     raise _Rejected(
         Reason.UNTRUSTED_SIGNER,
@@ -668,6 +761,7 @@ def _verify(bundle_bytes: bytes, anchors: TrustAnchors) -> SignatureEvidence:
         issuer=verified.issuer,
         key_fingerprint=verified.key_fingerprint,
         ignore_paths=ignore_paths,
+        anchor=verified.anchor,
     )
 
 
