@@ -220,8 +220,9 @@ def test_unusable_configured_keys_are_skipped(key_bundle: bytes, key: KeyPair) -
     assert "rsa" in failure(verify_bundle(key_bundle, only_bad), Reason.UNTRUSTED_SIGNER).message
 
 
-def test_certificate_validity_follows_model_signing(model: pathlib.Path, work: pathlib.Path) -> None:
-    """model-signing checks the chain at the leaf's notBefore: an expired leaf still verifies."""
+def test_certificate_validity_is_checked_now(model: pathlib.Path, work: pathlib.Path) -> None:
+    """Stricter than model-signing (which checks the chain at the leaf's notBefore): the bundle proves no
+    signing time, so an expired leaf is refused; it verified while it was valid."""
     import datetime
 
     old = new_cert_chain(
@@ -229,9 +230,11 @@ def test_certificate_validity_follows_model_signing(model: pathlib.Path, work: p
         leaf_lifetime=datetime.timedelta(days=1),
     )
     bundle = sign_with_certificate(model, old, work / "expired")
-    assert evidence(verify_bundle(bundle, TrustAnchors(cas=[TrustedCA("corp", old.ca_bundle_pem)]))).method == (
-        "certificate"
-    )
+    anchors = TrustAnchors(cas=[TrustedCA("corp", old.ca_bundle_pem)])
+    message = failure(verify_bundle(bundle, anchors), Reason.UNTRUSTED_SIGNER).message
+    assert "expired" in message and "no trusted timestamp" in message
+    then = old.leaf.not_valid_before_utc + datetime.timedelta(hours=1)
+    assert evidence(verify_bundle(bundle, anchors, now=then)).method == "certificate"
 
 
 # ---------------------------------------------------------------- untrusted signers

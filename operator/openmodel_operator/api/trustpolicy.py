@@ -73,6 +73,15 @@ class TrustedCertificateSpec(ApiModel):
     config_map_ref: NamespacedConfigMapKeyRef | None = Field(
         None, description="A ConfigMap key holding the PEM bundle."
     )
+    identities: list[Annotated[str, StringConstraints(min_length=1, max_length=1024)]] | None = Field(
+        None,
+        description=(
+            "Optional: the signers this CA is trusted for. The signing certificate must carry one of these values "
+            "exactly, as a subject alternative name (email, URI or DNS name) or as its subject common name. "
+            "Default: every code-signing certificate the CA issues."
+        ),
+        max_length=32,
+    )
 
 
 class KeylessIdentitySpec(ApiModel):

@@ -160,7 +160,7 @@ def trust_anchors(policy: Policy) -> TrustAnchors:
                 f"{where}: {field}.caBundle (or its ConfigMap) is unusable: {problem}; put only the issuing root CA "
                 "and its intermediate CA certificates in PEM there"
             )
-        cas.append(TrustedCA(name=ca.name, ca_bundle_pem=ca.ca_bundle.encode()))
+        cas.append(TrustedCA(name=ca.name, ca_bundle_pem=ca.ca_bundle.encode(), identities=tuple(ca.identities or ())))
     keyless = [KeylessIdentity(issuer=k.issuer, subject=k.subject) for k in rules.keyless or []]
     root_ref = rules.trusted_root
     root_name: str | None = None

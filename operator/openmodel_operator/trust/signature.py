@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import dataclasses
+import datetime
 import hashlib
 import importlib.resources
 import json
@@ -37,6 +38,7 @@ IN_TOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json"
 IN_TOTO_STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 PREDICATE_TYPE = "https://model_signing/signature/v1.0"
 MAX_BUNDLE_BYTES = 64 * 1024 * 1024
+_MAX_CHAIN = 10  # leaf + intermediates in a certificate-mode bundle
 
 _KEYS_FIELD = "spec.signature.keys"
 _CAS_FIELD = "spec.signature.certificates"
@@ -62,10 +64,16 @@ class TrustedKey:
 
 @dataclasses.dataclass(frozen=True)
 class TrustedCA:
-    """A CA whose signing certificates are trusted: PEM root plus optional intermediates."""
+    """A CA whose signing certificates are trusted: PEM root plus optional intermediates.
+
+    ``identities`` constrains the leaf: when not empty, the signing certificate must carry one of
+    these values exactly, as a SAN (email, URI, DNS name) or as its subject common name. Without it a
+    CA vouches for every code-signing certificate it issues.
+    """
 
     name: str
     ca_bundle_pem: str | bytes
+    identities: tuple[str, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -395,25 +403,71 @@ def _sans(cert: x509.Certificate) -> list[str]:
     return values
 
 
-def _can_sign(cert: x509.Certificate) -> bool:
-    """model-signing's rule: KeyUsage digitalSignature, or else ExtendedKeyUsage codeSigning."""
+def _signing_use_error(cert: x509.Certificate) -> str | None:
+    """None when the leaf is meant for code signing, else what its extensions say instead.
+
+    Stricter than model-signing (which takes KeyUsage digitalSignature *or* EKU codeSigning): a
+    certificate issued for another purpose (a TLS server certificate has digitalSignature too) must
+    not sign models. With ExtendedKeyUsage present it must list codeSigning; with KeyUsage present it
+    must allow digitalSignature; at least one of them must be there; a CA certificate is no signer.
+    """
     try:
-        if cert.extensions.get_extension_for_class(x509.KeyUsage).value.digital_signature:
-            return True
+        key_usage: x509.KeyUsage | None = cert.extensions.get_extension_for_class(x509.KeyUsage).value
     except x509.ExtensionNotFound:
-        pass
+        key_usage = None
     try:
-        return ExtendedKeyUsageOID.CODE_SIGNING in cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+        extended: x509.ExtendedKeyUsage | None = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
     except x509.ExtensionNotFound:
-        return False
+        extended = None
+    try:
+        is_ca = cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    except x509.ExtensionNotFound:
+        is_ca = False
+    if is_ca:
+        return "it is a CA certificate (basicConstraints CA:true), not a signing certificate"
+    if key_usage is None and extended is None:
+        return "it has neither a KeyUsage nor an ExtendedKeyUsage extension, so nothing says it may sign code"
+    if extended is not None and ExtendedKeyUsageOID.CODE_SIGNING not in extended:
+        usages = ", ".join(getattr(oid, "_name", None) or oid.dotted_string for oid in extended)
+        return f"its ExtendedKeyUsage ({_clip(usages, 120)}) does not include codeSigning"
+    if key_usage is not None and not key_usage.digital_signature:
+        return "its KeyUsage does not allow digitalSignature"
+    return None
 
 
-def _chain_error(ca: TrustedCA, leaf: x509.Certificate, intermediates: list[x509.Certificate]) -> str | None:
-    """None when ``leaf`` chains to ``ca``, else OpenSSL's reason.
+def _validity_error(cert: x509.Certificate, now: datetime.datetime) -> str | None:
+    """None when ``now`` lies within the leaf's validity period, else why not.
 
-    Same semantics as model-signing's certificate verifier: every certificate of the CA bundle is a
-    trust anchor, the bundle's other certificates are untrusted intermediates, and validity is
-    checked at the leaf's notBefore (the bundle carries no trusted signing time).
+    model-signing's certificate bundles carry no trusted timestamp (no transparency-log entry, no
+    RFC 3161 countersignature), so nothing proves the signature was made while the certificate was
+    valid: an expired leaf is refused like a not-yet-valid one.
+    """
+    not_before, not_after = cert.not_valid_before_utc, cert.not_valid_after_utc
+    if now < not_before:
+        return f"it is not valid before {not_before.isoformat()} (now {now.isoformat(timespec='seconds')})"
+    if now > not_after:
+        return (
+            f"it expired on {not_after.isoformat()}; a certificate-mode bundle carries no trusted timestamp that "
+            "would prove the model was signed while it was valid, so an expired signing certificate is refused"
+        )
+    return None
+
+
+def _leaf_identities(cert: x509.Certificate) -> list[str]:
+    """What a CA's ``identities`` constraint is matched against: every SAN and the subject common names."""
+    names = [str(a.value) for a in cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)]
+    return _sans(cert) + names
+
+
+def _chain_error(
+    ca: TrustedCA, leaf: x509.Certificate, intermediates: list[x509.Certificate], now: datetime.datetime
+) -> str | None:
+    """None when ``leaf`` chains to ``ca`` at time ``now``, else OpenSSL's reason.
+
+    As in model-signing's certificate verifier, every certificate of the CA bundle is a trust anchor
+    and the bundle's other certificates are untrusted intermediates; OpenSSL requires basicConstraints
+    CA:true of every issuer in the path. Unlike model-signing (which validates at the leaf's own
+    notBefore, so an expired or revoked-by-expiry chain still passes), the chain is checked now.
     """
     from OpenSSL import crypto  # pyOpenSSL: what model-signing's certificate mode uses
 
@@ -424,7 +478,7 @@ def _chain_error(ca: TrustedCA, leaf: x509.Certificate, intermediates: list[x509
     store = crypto.X509Store()
     for anchor in anchors:
         store.add_cert(crypto.X509.from_cryptography(anchor))
-    store.set_time(leaf.not_valid_before_utc)
+    store.set_time(now)
     context = crypto.X509StoreContext(
         store,
         crypto.X509.from_cryptography(leaf),
@@ -437,11 +491,18 @@ def _chain_error(ca: TrustedCA, leaf: x509.Certificate, intermediates: list[x509
     return None
 
 
-def _verify_certificate(material: Mapping[str, Any], envelope: _Envelope, anchors: TrustAnchors) -> _Verified:
+def _verify_certificate(
+    material: Mapping[str, Any], envelope: _Envelope, anchors: TrustAnchors, now: datetime.datetime
+) -> _Verified:
     chain = material.get("x509CertificateChain")
     raw = chain.get("certificates") if isinstance(chain, dict) else None
     if not isinstance(raw, list) or not raw or not all(isinstance(c, dict) for c in raw):
         raise _malformed("the signature bundle's x509CertificateChain holds no certificate; re-sign the model")
+    if len(raw) > _MAX_CHAIN:
+        raise _malformed(
+            f"the signature bundle's x509CertificateChain holds {len(raw)} certificates, over {_MAX_CHAIN}; "
+            "re-sign the model with the leaf and its intermediates only"
+        )
     try:
         certs = [x509.load_der_x509_certificate(_b64(c.get("rawBytes"), "certificate rawBytes")) for c in raw]
     except ValueError:
@@ -456,10 +517,16 @@ def _verify_certificate(material: Mapping[str, Any], envelope: _Envelope, anchor
             "in the ModelTrustPolicy; add the issuing CA to the policy or re-sign with a "
             "trusted signer",
         )
+    if (problem := _validity_error(leaf, now)) is not None:
+        raise _Rejected(
+            Reason.UNTRUSTED_SIGNER,
+            f"the signing certificate {subject!r} (key {leaf_fp}) is refused: {problem}; re-sign the model with a "
+            "currently valid code-signing certificate",
+        )
     errors: list[str] = []
     trusted_by: TrustedCA | None = None
     for ca in anchors.cas:
-        error = _chain_error(ca, leaf, intermediates)
+        error = _chain_error(ca, leaf, intermediates, now)
         if error is None:
             trusted_by = ca
             break
@@ -468,15 +535,25 @@ def _verify_certificate(material: Mapping[str, Any], envelope: _Envelope, anchor
         raise _Rejected(
             Reason.UNTRUSTED_SIGNER,
             f"the signing certificate {subject!r} (issuer {_clip(_cert_issuer(leaf))!r}, key {leaf_fp}) does not chain "
-            f"to any CA in {_CAS_FIELD} ({'; '.join(errors)}); add the issuing root CA to the policy or "
+            f"to any CA in {_CAS_FIELD} ({_clip('; '.join(errors), 600)}); add the issuing root CA to the policy or "
             "re-sign with a certificate from a trusted CA",
         )
-    if not _can_sign(leaf):
+    if (problem := _signing_use_error(leaf)) is not None:
         raise _Rejected(
             Reason.UNTRUSTED_SIGNER,
-            f"the signing certificate {subject!r} allows neither digitalSignature key usage nor the codeSigning "
-            "extended key usage; have the CA issue a code-signing certificate and re-sign",
+            f"the signing certificate {subject!r} is not a code-signing certificate: {problem}; have the CA issue a "
+            "certificate with KeyUsage digitalSignature and ExtendedKeyUsage codeSigning, and re-sign",
         )
+    if trusted_by.identities:
+        carried = _leaf_identities(leaf)
+        if not any(value in trusted_by.identities for value in carried):
+            raise _Rejected(
+                Reason.UNTRUSTED_SIGNER,
+                f"the signing certificate chains to CA {trusted_by.name!r}, but it names "
+                f"{_clip(', '.join(_clip(v, 120) for v in carried) or '(no SAN or common name)', 300)}, none of "
+                f"{_CAS_FIELD}[{trusted_by.name!r}].identities; add the signer's identity to that list or re-sign "
+                "with an allowed signer's certificate",
+            )
     public_key = leaf.public_key()
     if not isinstance(public_key, ec.EllipticCurvePublicKey) or public_key.curve.key_size not in (256, 384, 521):
         raise _Rejected(
@@ -727,7 +804,7 @@ def _parse_statement(payload: bytes) -> tuple[dict[str, str], str, tuple[str, ..
 # ---------------------------------------------------------------- entry point
 
 
-def _verify(bundle_bytes: bytes, anchors: TrustAnchors) -> SignatureEvidence:
+def _verify(bundle_bytes: bytes, anchors: TrustAnchors, now: datetime.datetime) -> SignatureEvidence:
     if anchors.empty:
         raise _Rejected(
             Reason.UNTRUSTED_SIGNER,
@@ -741,7 +818,7 @@ def _verify(bundle_bytes: bytes, anchors: TrustAnchors) -> SignatureEvidence:
     if material.get("certificate") is not None or (isinstance(tlog_entries, list) and tlog_entries):
         verified = _verify_keyless(bundle_bytes, anchors)
     elif material.get("x509CertificateChain") is not None:
-        verified = _verify_certificate(material, envelope, anchors)
+        verified = _verify_certificate(material, envelope, anchors, now)
     elif material.get("publicKey") is not None:
         verified = _verify_key(material, envelope, anchors)
     else:
@@ -765,14 +842,17 @@ def _verify(bundle_bytes: bytes, anchors: TrustAnchors) -> SignatureEvidence:
     )
 
 
-def verify_bundle(bundle_bytes: bytes, anchors: TrustAnchors) -> SignatureEvidence | SignatureFailure:
+def verify_bundle(
+    bundle_bytes: bytes, anchors: TrustAnchors, *, now: datetime.datetime | None = None
+) -> SignatureEvidence | SignatureFailure:
     """Check a model-signing bundle against the trust anchors; never raises for a bad bundle.
 
     Returns the signed file list as evidence when a trusted signer signed it; the caller compares
     ``evidence.resources`` with the revision's files (``trust.manifest.compare_manifest``).
+    ``now`` (default: the current time) is when certificate-mode chains must be valid.
     """
     try:
-        return _verify(bundle_bytes, anchors)
+        return _verify(bundle_bytes, anchors, now or datetime.datetime.now(datetime.UTC))
     except _Rejected as rejected:
         return SignatureFailure(rejected.reason, rejected.message)
     except Exception as exc:  # a hostile bundle must never crash reconciliation
