@@ -18,6 +18,7 @@ import importlib.resources
 import json
 import logging
 import re
+import unicodedata
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -143,8 +144,29 @@ class _Verified:
 
 
 def _clip(text: str, limit: int = 200) -> str:
-    """Signer-controlled text (certificate names, SANs) is shortened before it reaches a message."""
+    """Signer-controlled text (certificate names, SANs) is shortened and escaped before it reaches a message."""
+    text = _printable(text, limit)
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+# Characters that make a name display as something else: C0/C1 controls and DEL (Cc), format characters
+# such as the bidi overrides and isolates U+202A-202E, U+2066-2069, marks U+200E/F and U+061C, zero-width
+# characters (Cf), line/paragraph separators U+2028/2029 (Zl, Zp) and lone surrogates (Cs).
+_DECEPTIVE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
+
+
+def _deceptive(char: str) -> bool:
+    return unicodedata.category(char) in _DECEPTIVE_CATEGORIES
+
+
+def _printable(text: str, limit: int = 200) -> str:
+    """``text`` (its first ``2 * limit`` characters) with every deceptive character shown as an escape."""
+    return "".join(_escape(c) if _deceptive(c) else c for c in text[: limit * 2])
+
+
+def _escape(char: str) -> str:
+    code = ord(char)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
 
 
 def _as_bytes(value: str | bytes) -> bytes:
@@ -233,6 +255,8 @@ def _load_bundle(bundle_bytes: bytes) -> dict[str, Any]:
         )
     try:
         bundle = json.loads(bundle_bytes)
+    except RecursionError:  # json's decoder recurses per nesting level; a hostile bundle must not crash
+        raise _malformed("the signature file is JSON nested too deeply to be a Sigstore bundle; re-sign") from None
     except (UnicodeDecodeError, ValueError):
         raise _malformed(
             "the signature file is not JSON, so not a Sigstore bundle; point spec.trust.signature.path at the "
@@ -724,7 +748,14 @@ def _verify_keyless(bundle_bytes: bytes, anchors: TrustAnchors) -> _Verified:
 
 
 def _safe_name(name: object) -> bool:
-    if not isinstance(name, str) or not name or "\\" in name or "\x00" in name or name.startswith("/"):
+    """A relative POSIX path without traversal, and without characters that display as something else.
+
+    Control characters, bidi overrides/isolates, zero-width characters and line/paragraph separators
+    would let a signed name look like another one in status, Events, logs and reviews.
+    """
+    if not isinstance(name, str) or not name or "\\" in name or name.startswith("/"):
+        return False
+    if any(_deceptive(c) for c in name):
         return False
     return all(part not in ("", ".", "..") for part in name.split("/"))
 
@@ -740,6 +771,8 @@ def _parse_statement(payload: bytes) -> tuple[dict[str, str], str, tuple[str, ..
         statement = json.loads(payload)
     except (UnicodeDecodeError, ValueError):
         raise _malformed("the signed payload is not JSON; re-sign the model with model-signing") from None
+    except RecursionError:  # json's decoder recurses per nesting level; a hostile payload must not crash
+        raise _malformed("the signed payload is JSON nested too deeply to be an in-toto statement; re-sign") from None
     if not isinstance(statement, dict) or statement.get("_type") != IN_TOTO_STATEMENT_TYPE:
         raise _malformed(f"the signed payload is not an in-toto {IN_TOTO_STATEMENT_TYPE} statement; re-sign")
     predicate_type = statement.get("predicateType")
@@ -782,14 +815,17 @@ def _parse_statement(payload: bytes) -> tuple[dict[str, str], str, tuple[str, ..
             raise _malformed("an entry of the signed predicate.resources is not an object; re-sign the model")
         name, algorithm, value = item.get("name"), item.get("algorithm"), item.get("digest")
         if not _safe_name(name):
+            shown = _clip(name, 200) if isinstance(name, str) else type(name).__name__
             raise _malformed(
-                f"the signed predicate.resources names an unsafe path {str(name)[:200]!r}; re-sign the model"
+                f"the signed predicate.resources names an unsafe path '{shown}' (absolute, with '..', '.' or empty "
+                "parts, a backslash, or control, bidi-override, zero-width or line-separator characters, shown "
+                "escaped); rename the file and re-sign the model"
             )
         assert isinstance(name, str)
         if algorithm != "sha256" or not isinstance(value, str) or not _HEX64.match(value):
-            raise _malformed(f"the signed digest of {name!r} is not a sha256 hex digest; re-sign the model")
+            raise _malformed(f"the signed digest of '{_clip(name)}' is not a sha256 hex digest; re-sign the model")
         if name in resources:
-            raise _malformed(f"the signed predicate.resources lists {name!r} twice; re-sign the model")
+            raise _malformed(f"the signed predicate.resources lists '{_clip(name)}' twice; re-sign the model")
         resources[name] = value.lower()
     computed = manifest_digest_of(resources)
     stated = digest_ref(digest.lower())
@@ -855,6 +891,11 @@ def verify_bundle(
         return _verify(bundle_bytes, anchors, now or datetime.datetime.now(datetime.UTC))
     except _Rejected as rejected:
         return SignatureFailure(rejected.reason, rejected.message)
+    except RecursionError:
+        return SignatureFailure(
+            Reason.SIGNATURE_MALFORMED,
+            "the signature bundle is nested too deeply to be checked; it is not a model-signing bundle, re-sign",
+        )
     except Exception as exc:  # a hostile bundle must never crash reconciliation
         logger.warning("unexpected error while verifying a signature bundle", exc_info=True)
         return SignatureFailure(
