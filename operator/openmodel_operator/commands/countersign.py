@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from pathlib import Path
 
 import yaml
 
 EXIT_OK, EXIT_ERROR = 0, 2
+COMMIT = re.compile(r"^[0-9a-f]{40}$")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -23,13 +25,24 @@ def run(args: argparse.Namespace) -> int:
     from openmodel_operator.trust.pipeline import ModelRequest, resolve
     from openmodel_operator.trust.signing import sign_listing
 
+    is_hub = args.source.startswith("hf://")
+    if is_hub and (args.revision is None or not COMMIT.match(args.revision)):
+        # a branch or tag moves: signing "main" would vouch for whatever is pushed to it next
+        given = "no --revision" if args.revision is None else f"--revision {args.revision[:80]!r}"
+        print(
+            f"error: {given}: countersign signs the commit you reviewed, so --revision must be its full 40-character "
+            "lowercase hex id, not a branch or tag name; find it with `openmodel verify SOURCE --revision BRANCH` "
+            "(Revision line) or on the Hub's commit history",
+            file=sys.stderr,
+        )
+        return EXIT_ERROR
     key = Path(args.key)
     if not key.is_file():
         print(f"error: --key {key}: no such file; give the organisation's EC private key (PEM)", file=sys.stderr)
         return EXIT_ERROR
     request = ModelRequest(
         uri=args.source,
-        revision=args.revision,
+        revision=args.revision or "main",
         endpoint=args.endpoint,
         token=os.environ.get("HF_TOKEN") or None,
         signature_path=args.signature_path,
@@ -38,6 +51,13 @@ def run(args: argparse.Namespace) -> int:
         resolved = resolve(request)
     except TrustError as exc:
         print(f"error: {exc.reason.value}: {exc.message}", file=sys.stderr)
+        return EXIT_ERROR
+    if is_hub and resolved.revision != args.revision:
+        print(
+            f"error: the endpoint resolved --revision {args.revision} to {str(resolved.revision)[:80]!r}, another "
+            "commit; nothing was signed. Check --endpoint",
+            file=sys.stderr,
+        )
         return EXIT_ERROR
     files = manifest_files(resolved.files, args.signature_path)
     name = args.source.rstrip("/").rsplit("/", 1)[-1]
@@ -89,7 +109,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     parser.add_argument("source", help="hf://org/name or a model directory")
     parser.add_argument("--key", required=True, help="the organisation's EC private key (PEM)")
-    parser.add_argument("--revision", default="main", help="branch, tag or commit that was reviewed (default: main)")
+    parser.add_argument(
+        "--revision",
+        help="the 40-hex commit that was reviewed (required for hf:// sources: a branch or tag name is refused)",
+    )
     parser.add_argument("--endpoint", help="a Hugging Face Hub mirror URL")
     parser.add_argument("--name", default="countersignature", help="name of the ConfigMap (default: countersignature)")
     parser.add_argument("--namespace", "-n", help="namespace of the ConfigMap (the OpenModel's)")
