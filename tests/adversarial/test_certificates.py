@@ -322,3 +322,10 @@ def test_ca_identities_come_from_the_policy(pki: Pki, sign: Signer) -> None:
     refused(bundle, policy(["mallory@example.org"]))
     with pytest.raises(PolicyError, match="identities"):
         policy([f"id-{i}@example.org" for i in range(33)])  # at most 32
+
+
+def test_deceptive_certificate_names_are_shown_escaped(pki: Pki, sign: Signer) -> None:
+    spoof = "release-bot@example.org\u202e\u2028"
+    bundle = sign(pki.chain(cn=spoof, sans=[x509.RFC822Name("bot@example.org")]))
+    message = refused(bundle, anchors(pki, [SIGNER]), "\\u202e", "\\u2028")
+    assert "\u202e" not in message and "\u2028" not in message

@@ -294,3 +294,30 @@ async def test_the_operator_inlines_each_policys_own_trusted_root(tmp_path: path
     other = keyless_policy("b", None)
     inlined = await reconciler._inline_policy_refs([own, other])
     assert [p.trusted_root_json for p in inlined] == [b"openmodel-system/a-root/root.json", b"operator-wide"]
+
+
+def test_the_cli_trusted_root_is_given_to_the_loaded_policies(
+    tmp_path: pathlib.Path, instances: tuple[FakeSigstore, FakeSigstore], capsys: pytest.CaptureFixture[str]
+) -> None:
+    import yaml
+
+    from openmodel_operator.cli import main
+
+    first, _ = instances
+    model = write_model(tmp_path / "model", {**TINY_MODEL, "README.md": b"---\nlicense: apache-2.0\n---\n# tiny\n"})
+    (model / "model.sig").write_bytes(first.sign_model(model, EMAIL, ISSUER))
+    doc = {
+        "apiVersion": "openmodel.io/v1alpha1",
+        "kind": "ModelTrustPolicy",
+        "metadata": {"name": "keyless"},
+        "spec": {"signature": {"keyless": [{"issuer": ISSUER, "subject": EMAIL}]}},
+    }
+    policy_file = tmp_path / "policy.yaml"
+    policy_file.write_text(yaml.safe_dump(doc))
+    root_file = tmp_path / "root.json"
+    root_file.write_bytes(first.trusted_root_json())
+    # without the root, the shipped public-good root is used, which did not issue this certificate
+    assert main(["verify", str(model), "--policy", str(policy_file)]) == 1
+    assert "UntrustedSigner" in capsys.readouterr().out
+    assert main(["verify", str(model), "--policy", str(policy_file), "--trusted-root", str(root_file)]) == 0
+    assert "Tier       Signed" in capsys.readouterr().out

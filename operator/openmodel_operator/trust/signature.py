@@ -511,7 +511,7 @@ def _chain_error(
     try:
         context.verify_certificate()
     except crypto.X509StoreContextError as exc:
-        return str(exc)
+        return _clip(str(exc), 300)
     return None
 
 
@@ -688,7 +688,7 @@ def _verify_keyless(bundle_bytes: bytes, anchors: TrustAnchors) -> _Verified:
         bundle = Bundle.from_json(bundle_bytes)
     except (SigstoreError, ValueError) as exc:
         raise _malformed(
-            f"the keyless Sigstore bundle is not well-formed ({str(exc)[:200]}); re-sign the model"
+            f"the keyless Sigstore bundle is not well-formed ({_clip(str(exc), 200)}); re-sign the model"
         ) from None
     cert = bundle.signing_certificate
     sans = _sans(cert)
@@ -706,12 +706,12 @@ def _verify_keyless(bundle_bytes: bytes, anchors: TrustAnchors) -> _Verified:
     except (SigstoreError, ValueError) as exc:
         raise _Rejected(
             Reason.UNTRUSTED_SIGNER,
-            f"the Sigstore trusted root cannot verify keyless signatures ({str(exc)[:200]}); fix {_ROOT_FIELD}",
+            f"the Sigstore trusted root cannot verify keyless signatures ({_clip(str(exc), 200)}); fix {_ROOT_FIELD}",
         ) from None
     try:
         payload_type, payload = verifier.verify_dsse(bundle, _AnyIdentity())
     except (SigstoreError, ValueError) as exc:
-        detail = str(exc)[:300]
+        detail = _clip(str(exc), 300)
         if any(marker in detail for marker in _PAYLOAD_BROKEN):
             raise _Rejected(
                 Reason.SIGNATURE_INVALID,
