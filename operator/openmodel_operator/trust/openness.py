@@ -233,7 +233,8 @@ class _Reader:
         self.errors.append(DeclarationError(field, _show(value), fix))
 
     def unknown_fields(self, field: str, entry: Mapping[str, Any], allowed: frozenset[str]) -> bool:
-        extra = sorted(str(key) for key in entry if key not in allowed)
+        # keys need not be strings (YAML allows `1: x`): sort by their text, read values by the key itself
+        extra = sorted((key for key in entry if key not in allowed), key=str)
         for key in extra:
             self.error(f"{field}.{key}", entry[key], f"remove it; allowed fields: {', '.join(sorted(allowed))}")
         return bool(extra)
