@@ -10,6 +10,7 @@ Each hostile case sits next to a legitimate control that must still pass.
 from __future__ import annotations
 
 import hashlib
+import json
 import pathlib
 from collections.abc import Mapping
 from typing import Any
@@ -265,3 +266,7 @@ def test_example_model_still_shows_its_signed_license(capsys: pytest.CaptureFixt
     assert code == 0, out
     assert "License    Apache-2.0 (OSI-approved)" in out
     assert "Openness   MOF ClassIII; OSAID v1.0: no" in out
+    code = main(["verify", str(EXAMPLE_MODEL), "--policy", str(ROOT / "examples" / "policy-strict.yaml"), "--json"])
+    predicate = json.loads(capsys.readouterr().out)["predicate"]
+    assert predicate["license"] == "Apache-2.0"
+    assert predicate["openness"]["evidenceFiles"] == ["README.md", "openness.yaml"]

@@ -248,7 +248,6 @@ class _OpennessCache:
     """One assessment per set of covered files (policies usually agree; parsing YAML once is enough)."""
 
     def __init__(self, evidence: Evidence) -> None:
-        self.evidence = evidence
         self.readable = evidence.evidence_bytes()
         listed = {f.path for f in manifest_files(evidence.source.files, evidence.signature_path)}
         self.present = tuple(p for p in EVIDENCE_FILES if p in listed)
@@ -269,10 +268,11 @@ class _OpennessCache:
         uncovered = [p for p in self.present if p not in covered]
         if not uncovered:
             return ""
+        one = len(uncovered) == 1
         return (
-            f"; {' and '.join(uncovered)} {'is' if len(uncovered) == 1 else 'are'} present but not covered by a "
-            "signature this policy trusts (with no mismatch) or by spec.source.digest, so not read as evidence: "
-            "sign them (do not leave them to the signer's ignore_paths) or pin the reviewed content"
+            f"; {' and '.join(uncovered)} {'is' if one else 'are'} present but not covered by a signature this "
+            "policy trusts (with no mismatch) or by spec.source.digest, so not read as evidence: sign "
+            f"{'it' if one else 'them'} (not in the signer's ignore_paths) or pin the reviewed content"
         )
 
 

@@ -71,6 +71,8 @@ def provenance_statement(exam: Examination, verified_at: str) -> dict[str, Any]:
                 "osaid": openness.osaid_compliant,
                 "components": dict(openness.components),
                 "missing": list(openness.missing),
+                # the covered files license and openness were read from (README.md, openness.yaml)
+                "evidenceFiles": list(verdict.evidence_files),
             },
             "policies": [
                 {
