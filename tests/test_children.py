@@ -42,7 +42,7 @@ def make_pinned(
         FileEntry(path, size, hashlib.sha256(f"{seed}/{path}".encode()).hexdigest())
         for path, size in (("config.json", 700), ("model.safetensors", 6_000_000_000), ("tokenizer.json", 2_000_000))
     )
-    digest = manifest_digest_of({f.path: f.sha256 for f in files})
+    digest = manifest_digest_of(files)
     return PinnedManifest(source=source, revision=revision, manifest_digest=digest, files=files)
 
 
@@ -194,7 +194,7 @@ def test_configmap_holds_the_pinned_manifest() -> None:
 
 def test_a_manifest_too_large_for_a_configmap_is_refused() -> None:
     files = tuple(FileEntry(f"shard-{i:05d}-with-a-long-descriptive-name.bin", 1, "a" * 64) for i in range(9000))
-    pinned = PinnedManifest("hf://o/m", "c" * 40, manifest_digest_of({f.path: f.sha256 for f in files}), files)
+    pinned = PinnedManifest("hf://o/m", "c" * 40, manifest_digest_of(files), files)
     with pytest.raises(children.ChildrenError, match="ConfigMap"):
         children.pinned_manifest_configmap(REF, make_spec(), pinned, SETTINGS)
 

@@ -32,7 +32,7 @@ def pinned_for(
     files: dict[str, bytes], source: str, revision: str | None = None, endpoint: str | None = None
 ) -> PinnedManifest:
     entries = tuple(sorted(FileEntry(p, len(d), hashlib.sha256(d).hexdigest()) for p, d in files.items()))
-    digest = manifest_digest_of({e.path: e.sha256 for e in entries})
+    digest = manifest_digest_of(entries)
     return PinnedManifest(source=source, revision=revision, manifest_digest=digest, files=entries, endpoint=endpoint)
 
 

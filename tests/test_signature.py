@@ -15,7 +15,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from openmodel_operator.trust.evidence import FileProblem, Reason, SignatureEvidence, SignatureFailure
-from openmodel_operator.trust.manifest import compare_manifest, manifest_digest, manifest_digest_of
+from openmodel_operator.trust.manifest import compare_manifest, subject_digest_of
+from openmodel_operator.trust.manifest import subject_digest as files_subject_digest
 from openmodel_operator.trust.signature import (
     KeylessIdentity,
     TrustAnchors,
@@ -125,7 +126,7 @@ def tampered(bundle: bytes, path: str, new_digest: str = "0" * 64) -> bytes:
         if resource["name"] == path:
             resource["digest"] = new_digest
     resources[path] = new_digest
-    statement["subject"][0]["digest"]["sha256"] = manifest_digest_of(resources).removeprefix("sha256:")
+    statement["subject"][0]["digest"]["sha256"] = subject_digest_of(resources).removeprefix("sha256:")
     return replace_payload(bundle, statement)
 
 
@@ -140,7 +141,7 @@ def test_key_mode(key_bundle: bytes, key: KeyPair, model: pathlib.Path, work: pa
     assert result.issuer is None
     assert result.key_fingerprint == key.fingerprint
     assert dict(result.resources) == expected_resources(TINY_MODEL)
-    assert result.manifest_digest == manifest_digest(file_entries(TINY_MODEL))
+    assert result.manifest_digest == files_subject_digest(file_entries(TINY_MODEL))
     assert result.manifest_digest == subject_digest(key_bundle)
     assert result.bundle_digest == "sha256:" + hashlib.sha256(key_bundle).hexdigest()
     assert compare_manifest(result.resources, file_entries(TINY_MODEL), "model.sig", result.ignore_paths) == []
@@ -159,7 +160,7 @@ def test_certificate_mode(cert_bundle: bytes, chain: CertChain, model: pathlib.P
     assert result.issuer == "Test Intermediate CA"
     assert result.key_fingerprint == chain.leaf_key.fingerprint
     assert dict(result.resources) == expected_resources(TINY_MODEL)
-    assert result.manifest_digest == manifest_digest(file_entries(TINY_MODEL)) == subject_digest(cert_bundle)
+    assert result.manifest_digest == files_subject_digest(file_entries(TINY_MODEL)) == subject_digest(cert_bundle)
     # the bundle carries the intermediate, so the root alone is enough as anchor
     assert isinstance(
         verify_bundle(cert_bundle, TrustAnchors(cas=[TrustedCA("root", chain.root_pem)])), SignatureEvidence
@@ -178,7 +179,7 @@ def test_keyless_mode(keyless_bundle: bytes, sigstore: FakeSigstore, model: path
     assert result.issuer == ISSUER
     assert result.key_fingerprint is not None and result.key_fingerprint.startswith("SHA256:")
     assert dict(result.resources) == expected_resources(TINY_MODEL)
-    assert result.manifest_digest == manifest_digest(file_entries(TINY_MODEL)) == subject_digest(keyless_bundle)
+    assert result.manifest_digest == files_subject_digest(file_entries(TINY_MODEL)) == subject_digest(keyless_bundle)
     # model-signing's own keyless verifier accepts the fake instance's bundle as well
     (work / "trust.json").write_bytes(sigstore.client_trust_config_json())
     (work / "keyless.sig").write_bytes(keyless_bundle)
@@ -380,7 +381,7 @@ def test_unsafe_resource_names(key_bundle: bytes, key: KeyPair, name: str) -> No
     statement = _statement(key_bundle)
     statement["predicate"]["resources"][0]["name"] = name
     resources = {r["name"]: r["digest"] for r in statement["predicate"]["resources"]}
-    statement["subject"][0]["digest"]["sha256"] = manifest_digest_of(resources).removeprefix("sha256:")
+    statement["subject"][0]["digest"]["sha256"] = subject_digest_of(resources).removeprefix("sha256:")
     failure(verify_bundle(sign_statement_with_key(statement, key), key_anchors(key)), Reason.SIGNATURE_MALFORMED)
 
 
@@ -424,7 +425,7 @@ def test_replayed_bundle(key: KeyPair, work: pathlib.Path) -> None:
     rev_b = {**TINY_MODEL, "model.safetensors": b"other weights", "config.json": b"{}"}
     bundle = sign_with_key(write_model(work / "rev-a", rev_a), key, work / "rev-a-sig")
     result = evidence(verify_bundle(bundle, key_anchors(key)))
-    assert result.manifest_digest != manifest_digest(file_entries(rev_b))
+    assert result.manifest_digest != files_subject_digest(file_entries(rev_b))
     found = compare_manifest(result.resources, file_entries(rev_b), "model.sig", result.ignore_paths)
     assert {(p.path, p.problem) for p in found} == {
         ("config.json", FileProblem.DIGEST_MISMATCH),

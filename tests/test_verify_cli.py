@@ -292,14 +292,25 @@ def test_the_shipped_example_verifies_and_a_tampered_copy_does_not(
 
 
 def test_digest_matches_the_signed_bundle_subject(capsys: pytest.CaptureFixture[str]) -> None:
-    """One digest for a model: `openmodel digest` equals the subject model-signing wrote in the bundle."""
+    """`openmodel digest` is the name-bound manifest digest `verify` reports; the bundle's subject is model-signing's.
+
+    The pin binds names (issue 8, property 5), so it is not the subject digest model-signing writes (digests
+    only); both are computed from the same files, and the subject still checks the bundle's consistency.
+    """
     import base64
+
+    from openmodel_operator.trust.directory import resolve_directory
+    from openmodel_operator.trust.manifest import manifest_digest, subject_digest
 
     assert main(["digest", str(EXAMPLE_MODEL)]) == 0
     printed = capsys.readouterr().out.strip()
+    files = resolve_directory(EXAMPLE_MODEL).files
+    assert printed == manifest_digest(files)
+    code, out, _ = verify(capsys, str(EXAMPLE_MODEL), "--policy", str(ROOT / "examples" / "policy-strict.yaml"))
+    assert code == 0 and f"Manifest   {printed} " in out
     envelope = json.loads((EXAMPLE_MODEL / "model.sig").read_text())["dsseEnvelope"]
     statement = json.loads(base64.b64decode(envelope["payload"]))
-    assert printed == "sha256:" + statement["subject"][0]["digest"]["sha256"]
+    assert subject_digest(files) == "sha256:" + statement["subject"][0]["digest"]["sha256"] != printed
 
 
 def test_usage_errors(capsys: pytest.CaptureFixture[str], tmp_path: pathlib.Path) -> None:

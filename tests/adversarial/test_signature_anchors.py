@@ -19,8 +19,6 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from openmodel_operator.trust.decision import Evidence, PolicyOutcome, Verdict, decide
 from openmodel_operator.trust.evidence import FileEntry, Reason, ResolvedSource, TrustTier
-from openmodel_operator.trust.licenses import card_license
-from openmodel_operator.trust.openness import assess_openness
 from openmodel_operator.trust.policies import Policy, PolicyError, policy_from_manifest, trust_anchors
 from signing_fixtures import (
     TINY_MODEL,
@@ -38,6 +36,8 @@ from signing_fixtures import (
 ISSUER = "https://token.actions.githubusercontent.com"
 EMAIL = "release-bot@example.org"
 CARD = {"license": "apache-2.0"}
+# the signed model card carries the license: only covered bytes are evidence
+MODEL = {**TINY_MODEL, "README.md": b"---\nlicense: apache-2.0\n---\n# tiny\n"}
 
 
 def make_policy(name: str, signature: Mapping[str, Any], mode: str = "Enforce") -> Policy:
@@ -67,10 +67,18 @@ def keyless_policy(name: str, root: bytes | None, with_ref: bool = False) -> Pol
     return dataclasses.replace(make_policy(name, signature), trusted_root_json=root)
 
 
-def model_evidence(bundle: bytes | None, files: Mapping[str, bytes] = TINY_MODEL) -> Evidence:
+def model_evidence(bundle: bytes | None, files: Mapping[str, bytes] = MODEL) -> Evidence:
     entries: tuple[FileEntry, ...] = tuple(file_entries(files))
-    source = ResolvedSource(uri="hf://example/tiny", kind="hf", files=entries, revision="a" * 40, card=CARD)
-    return Evidence(source, assess_openness(CARD, None, card_license(CARD)), bundle, "model.sig", None)
+    source = ResolvedSource(
+        uri="hf://example/tiny",
+        kind="hf",
+        files=entries,
+        revision="a" * 40,
+        card=CARD,
+        openness_bytes=files.get("openness.yaml"),
+        readme=files.get("README.md"),
+    )
+    return Evidence(source, bundle, "model.sig", None)
 
 
 def outcome(verdict: Verdict, name: str) -> PolicyOutcome:
@@ -84,7 +92,7 @@ def reasons(verdict: Verdict, name: str) -> list[Reason]:
 
 @pytest.fixture(scope="module")
 def model(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
-    return write_model(tmp_path_factory.mktemp("anchors") / "tiny", TINY_MODEL)
+    return write_model(tmp_path_factory.mktemp("anchors") / "tiny", MODEL)
 
 
 @pytest.fixture(scope="module")
@@ -187,7 +195,7 @@ def test_no_anchor_is_recorded_when_the_signature_does_not_cover_the_content(
 ) -> None:
     key_a, _ = keys
     bundle = sign_with_key(model, key_a, work / "cover")
-    extra = {**TINY_MODEL, "loader.py": b"import os\n"}
+    extra = {**MODEL, "loader.py": b"import os\n"}
     verdict = decide([key_policy("a", key_a, "ka")], model_evidence(bundle, extra))
     assert reasons(verdict, "a") == [Reason.MANIFEST_MISMATCH] and outcome(verdict, "a").anchor is None
 

@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from openmodel_operator.trust.evidence import Reason, SignatureEvidence, SignatureFailure
-from openmodel_operator.trust.manifest import manifest_digest_of
+from openmodel_operator.trust.manifest import subject_digest_of
 from openmodel_operator.trust.signature import TrustAnchors, TrustedKey, verify_bundle
 from signing_fixtures import (
     TINY_MODEL,
@@ -177,7 +177,7 @@ def test_hostile_statements_signed_by_a_trusted_key(
     target[path[-1]] = replacement
     result = verify_bundle(sign_statement_with_key(hostile, key), anchors)
     if isinstance(result, SignatureEvidence):
-        assert manifest_digest_of(result.resources) == result.manifest_digest
+        assert subject_digest_of(result.resources) == result.manifest_digest
     else:
         assert result.reason is Reason.SIGNATURE_MALFORMED, result.message
 
@@ -230,7 +230,7 @@ def _statement_with_name(bundle: bytes, name: str) -> dict[str, Any]:
     statement: Any = copy.deepcopy(decode_payload(bundle))
     statement["predicate"]["resources"][0]["name"] = name
     resources = {r["name"]: r["digest"] for r in statement["predicate"]["resources"]}
-    statement["subject"][0]["digest"]["sha256"] = manifest_digest_of(resources).removeprefix("sha256:")
+    statement["subject"][0]["digest"]["sha256"] = subject_digest_of(resources).removeprefix("sha256:")
     return dict(statement)
 
 

@@ -288,7 +288,11 @@ class Provenance(ApiModel):
     )
     resolved_revision: str | None = Field(None, description="The full 40-hex commit that is pinned.")
     manifest_digest: str | None = Field(
-        None, description="sha256 over every file digest, as model-signing computes it."
+        None,
+        description=(
+            "The name-bound manifest digest: sha256 over every file's path, size and sha256 (docs/api.md), "
+            "as `openmodel digest` prints it."
+        ),
     )
     file_count: int | None = Field(None, description="Number of files in the manifest.")
     total_bytes: int | None = Field(None, description="Total size of the files in the manifest.")

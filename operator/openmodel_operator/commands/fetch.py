@@ -31,11 +31,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TextIO
 
-from openmodel_operator.trust.directory import check_no_path_conflicts, check_relative_path, hash_file
+from openmodel_operator.trust.directory import hash_file
 from openmodel_operator.trust.errors import PullError, SourceError
 from openmodel_operator.trust.evidence import Reason, ResolvedSource
 from openmodel_operator.trust.hub import check_endpoint, parse_hf_uri
-from openmodel_operator.trust.manifest import manifest_digest_of
 from openmodel_operator.trust.pinned import PinnedManifest, PinnedManifestError
 from openmodel_operator.trust.pull import pull
 
@@ -123,18 +122,14 @@ class ProgressLog:
 # ---------------------------------------------------------------- manifest
 
 
-def _digest_inconsistent(text: str) -> bool:
-    """True when the manifest parses but its files do not add up to its digest (it was edited)."""
-    try:
-        doc = json.loads(text)
-        files = {str(f["path"]): str(f["sha256"]) for f in doc["files"]}
-        return bool(manifest_digest_of(files) != doc["manifestDigest"])
-    except Exception:
-        return False
-
-
 def load_manifest(path: str, expect_digest: str | None) -> PinnedManifest:
-    """The pinned manifest, consistent with its digest and (when given) with the digest this pod expects."""
+    """The pinned manifest, consistent with its digest and (when given) with the digest this pod expects.
+
+    The manifest's files (path, size, sha256) must hash to its recorded name-bound digest, and that
+    digest must be ``expect_digest``, the one the operator decided on and wrote into the Job or pod
+    spec: a ConfigMap edited afterwards (a renamed path, another digest or size, an added file) is
+    refused with ManifestMismatch, whether or not the editor also rewrote the recorded digest.
+    """
     try:
         text = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
@@ -142,9 +137,9 @@ def load_manifest(path: str, expect_digest: str | None) -> PinnedManifest:
     try:
         pinned = PinnedManifest.from_json(text)
     except PinnedManifestError as exc:
-        if _digest_inconsistent(text):
-            raise Failure(EXIT_VERIFY_FAILED, Reason.MANIFEST_MISMATCH, str(exc)) from None
-        raise Failure(EXIT_ERROR, Reason.INVALID_SOURCE, f"{path}: {exc}") from None
+        if exc.reason is Reason.INVALID_SOURCE:
+            raise Failure(EXIT_ERROR, Reason.INVALID_SOURCE, f"{path}: {exc}") from None
+        raise Failure(EXIT_VERIFY_FAILED, exc.reason, f"{path}: {exc}") from None
     if expect_digest and pinned.manifest_digest != expect_digest:
         raise Failure(
             EXIT_VERIFY_FAILED,
@@ -152,13 +147,6 @@ def load_manifest(path: str, expect_digest: str | None) -> PinnedManifest:
             f"the manifest in {path} is for {pinned.manifest_digest}, but this pod was made for {expect_digest}: "
             "the model's content changed; the operator rolls a new pod for it",
         )
-    paths = [f.path for f in pinned.files]
-    try:
-        for rel in paths:
-            check_relative_path(rel, path)
-        check_no_path_conflicts(paths, path)
-    except SourceError as exc:
-        raise Failure(EXIT_VERIFY_FAILED, exc.reason, exc.message) from None
     return pinned
 
 

@@ -108,13 +108,13 @@ def from_examination(exam: Examination, now: str, requested_revision: str | None
     conditions.append(_signature_condition(exam))
     openness = _first(verdict, _LICENSE_REASONS)
     if openness is None:
-        osi = "OSI-approved" if evidence.openness.license_osi_approved else "allowed"
+        osi = "OSI-approved" if verdict.openness.license_osi_approved else "allowed"
         conditions.append(
             Cond(
                 OPENNESS_VERIFIED,
                 "True",
                 "Accepted",
-                f"license {evidence.openness.license} ({osi}), MOF {evidence.openness.mof_class}",
+                f"license {verdict.openness.license} ({osi}), MOF {verdict.openness.mof_class}",
             )
         )
     else:
@@ -131,7 +131,7 @@ def from_examination(exam: Examination, now: str, requested_revision: str | None
         extra = f" (and {more} more violation(s))" if more > 0 else ""
         conditions.append(Cond(TRUSTED, "False", first.reason.value, first.message + extra))
 
-    openness_ev = evidence.openness
+    openness_ev = verdict.openness
     open_components = sorted(k for k, v in openness_ev.components.items() if v)
     provenance: dict[str, Any] = {
         "source": resolved.uri,

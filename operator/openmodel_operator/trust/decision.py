@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import fnmatch
+import hashlib
 from collections.abc import Sequence
 
 from openmodel_operator.trust.evidence import (
@@ -24,20 +25,27 @@ from openmodel_operator.trust.evidence import (
 )
 from openmodel_operator.trust.licenses import evaluate_license
 from openmodel_operator.trust.manifest import compare_manifest, manifest_digest, manifest_files
-from openmodel_operator.trust.openness import evaluate_openness
+from openmodel_operator.trust.openness import DECLARATION_FILE, assess_files, evaluate_openness
 from openmodel_operator.trust.policies import BUILTIN_DEFAULT_NAME, Policy, PolicyError, trust_anchors
 from openmodel_operator.trust.signature import verify_bundle
 
 PIN_POLICY = "spec.source.digest"
 _MAX_LISTED_FILES = 5
+README_FILE = "README.md"
+# the files whose content is evidence (license, openness), read only where covered
+EVIDENCE_FILES: tuple[str, ...] = (README_FILE, DECLARATION_FILE)
 
 
 @dataclasses.dataclass(frozen=True)
 class Evidence:
-    """Everything known about a model before its weights are pulled."""
+    """Everything known about a model before its weights are pulled.
+
+    The model card and the openness declaration travel as raw bytes (``source.readme``,
+    ``source.openness_bytes``); ``decide`` reads them only where a policy's verified signature or
+    the matched pin covers them, so endpoint metadata or unsigned files never become evidence.
+    """
 
     source: ResolvedSource
-    openness: OpennessEvidence
     bundle: bytes | None  # the signature bundle, None when the model is unsigned
     signature_path: str | None  # the bundle's path in the repo (excluded from the manifest), None if external
     pinned_digest: str | None = None  # spec.source.digest
@@ -45,6 +53,30 @@ class Evidence:
     @property
     def manifest_digest(self) -> str:
         return manifest_digest(self.source.files, self.signature_path)
+
+    @property
+    def readme(self) -> bytes | None:
+        """The raw README.md bytes read at resolution (not yet checked against anything)."""
+        return self.source.readme
+
+    @property
+    def openness_bytes(self) -> bytes | None:
+        """The raw openness.yaml bytes read at resolution (not yet checked against anything)."""
+        return self.source.openness_bytes
+
+    def evidence_bytes(self) -> dict[str, bytes]:
+        """Evidence files whose bytes hash to the sha256 the resolved manifest lists for them.
+
+        Only these can be covered: a pin or a signature vouches for the listed digest, and bytes
+        that do not match it (changed after hashing, cut short, or served differently) are not
+        the bytes vouched for.
+        """
+        listed = {f.path: f.sha256.lower() for f in manifest_files(self.source.files, self.signature_path)}
+        found: dict[str, bytes] = {}
+        for path, data in ((README_FILE, self.readme), (DECLARATION_FILE, self.openness_bytes)):
+            if data is not None and path in listed and hashlib.sha256(data).hexdigest() == listed[path]:
+                found[path] = data
+        return found
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,6 +119,10 @@ class Verdict:
     signature: SignatureEvidence | None
     signature_failure: SignatureFailure | None
     mismatches: tuple[FileMismatch, ...]
+    # license and openness as the best covering policy reads them (the one covering most evidence
+    # files, the first on a tie), else from the pin alone, else from nothing (license unknown)
+    openness: OpennessEvidence
+    evidence_files: tuple[str, ...] = ()  # the evidence files ``openness`` was read from
 
     @property
     def enforced_violations(self) -> tuple[Violation, ...]:
@@ -204,6 +240,77 @@ def _signature_violation(policy: Policy, check: SignatureCheck, pinned_ok: bool)
     return None
 
 
+def covered_files(
+    evidence: Evidence, check: SignatureCheck | None, pinned_ok: bool, readable: Sequence[str] | None = None
+) -> tuple[str, ...]:
+    """The evidence files (README.md, openness.yaml) this policy can vouch for.
+
+    A file is covered when its bytes hash to the listed sha256 (``Evidence.evidence_bytes``) and
+    either the name-bound pin matched, or this policy's trust anchors verified a bundle that signs
+    the file under that path with that sha256 and covers the content with no mismatch. A file the
+    signer left out (``ignore_paths``) is therefore not covered, whatever it says.
+    """
+    names = tuple(evidence.evidence_bytes()) if readable is None else tuple(readable)
+    if pinned_ok:
+        return names
+    if check is None or not check.covers_content or check.evidence is None:
+        return ()
+    listed = {f.path: f.sha256.lower() for f in evidence.source.files}
+    signed = check.evidence.resources
+    return tuple(p for p in names if signed.get(p, "").lower() == listed.get(p))
+
+
+class _OpennessCache:
+    """One assessment per set of covered files (policies usually agree; parsing YAML once is enough)."""
+
+    def __init__(self, evidence: Evidence) -> None:
+        self.readable = evidence.evidence_bytes()
+        listed = {f.path for f in manifest_files(evidence.source.files, evidence.signature_path)}
+        self.present = tuple(p for p in EVIDENCE_FILES if p in listed)
+        self._cache: dict[tuple[str, ...], OpennessEvidence] = {}
+
+    def get(self, covered: tuple[str, ...]) -> OpennessEvidence:
+        if covered not in self._cache:
+            uncovered = [p for p in self.present if p not in covered]
+            self._cache[covered] = assess_files(
+                self.readable.get(README_FILE) if README_FILE in covered else None,
+                self.readable.get(DECLARATION_FILE) if DECLARATION_FILE in covered else None,
+                uncovered,
+            )
+        return self._cache[covered]
+
+    def hint(self, covered: tuple[str, ...]) -> str:
+        """Why a present card or declaration was not read, for license and openness messages."""
+        uncovered = [p for p in self.present if p not in covered]
+        if not uncovered:
+            return ""
+        one = len(uncovered) == 1
+        return (
+            f"; {' and '.join(uncovered)} {'is' if one else 'are'} present but not covered by a signature this "
+            "policy trusts (with no mismatch) or by spec.source.digest, so not read as evidence: sign "
+            f"{'it' if one else 'them'} (not in the signer's ignore_paths) or pin the reviewed content"
+        )
+
+
+def _evidence_violations(policy: Policy, openness: OpennessEvidence, hint: str) -> list[Violation]:
+    """The policy's license and openness rules applied to what its covered evidence says."""
+    found: list[Violation] = []
+    lic = policy.spec.licenses
+    for reason, message in evaluate_license(
+        openness.license, lic.allow_osi_approved, list(lic.allow or []), list(lic.deny or [])
+    ):
+        detail = hint if reason is Reason.LICENSE_UNKNOWN else ""
+        found.append(
+            Violation(reason, f"{message}{detail} (ModelTrustPolicy {policy.name!r})", policy.name, policy.enforced)
+        )
+    rules = policy.spec.openness
+    for reason, message in evaluate_openness(openness, rules.minimum_class, rules.require_osaid):
+        found.append(
+            Violation(reason, f"{message}{hint} (ModelTrustPolicy {policy.name!r})", policy.name, policy.enforced)
+        )
+    return found
+
+
 def decide(policies: Sequence[Policy], evidence: Evidence) -> Verdict:
     """Evaluate every governing policy against the evidence and derive the tier."""
     digest = evidence.manifest_digest
@@ -222,6 +329,8 @@ def decide(policies: Sequence[Policy], evidence: Evidence) -> Verdict:
         )
 
     outcomes: list[PolicyOutcome] = []
+    openness_of = _OpennessCache(evidence)
+    shown = covered_files(evidence, None, pinned_ok, tuple(openness_of.readable))  # the pin alone
     best: SignatureCheck | None = None
     first_failure: SignatureFailure | None = None
     all_mismatches: tuple[FileMismatch, ...] = ()
@@ -236,16 +345,17 @@ def decide(policies: Sequence[Policy], evidence: Evidence) -> Verdict:
             first_failure = check.failure
         if check.mismatches and not all_mismatches:
             all_mismatches = check.mismatches
-        if (v := _signature_violation(policy, check, pinned_ok)) is not None:
-            own.append(v)
-        lic = policy.spec.licenses
-        for reason, message in evaluate_license(
-            evidence.openness.license, lic.allow_osi_approved, list(lic.allow or []), list(lic.deny or [])
-        ):
-            own.append(Violation(reason, f"{message} (ModelTrustPolicy {policy.name!r})", policy.name, policy.enforced))
-        rules = policy.spec.openness
-        for reason, message in evaluate_openness(evidence.openness, rules.minimum_class, rules.require_osaid):
-            own.append(Violation(reason, f"{message} (ModelTrustPolicy {policy.name!r})", policy.name, policy.enforced))
+        signature_violation = _signature_violation(policy, check, pinned_ok)
+        if signature_violation is not None:
+            own.append(signature_violation)
+        covered = covered_files(evidence, check, pinned_ok, tuple(openness_of.readable))
+        if len(covered) > len(shown):
+            shown = covered
+        hint = openness_of.hint(covered)
+        # A policy that already refuses the model on its signature cannot read the card or the
+        # declaration for that same reason: "license unknown" would only repeat that violation.
+        if signature_violation is None or not hint:
+            own.extend(_evidence_violations(policy, openness_of.get(covered), hint))
         anchor = check.evidence.anchor if check.covers_content and check.evidence is not None else None
         outcomes.append(PolicyOutcome(policy.name, policy.generation, policy.spec.mode, tuple(own), anchor))
         violations.extend(own)
@@ -260,6 +370,8 @@ def decide(policies: Sequence[Policy], evidence: Evidence) -> Verdict:
         signature=best.evidence if best else None,
         signature_failure=None if best else first_failure,
         mismatches=all_mismatches,
+        openness=openness_of.get(shown),
+        evidence_files=shown,
     )
 
 

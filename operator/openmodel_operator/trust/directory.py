@@ -360,15 +360,12 @@ def resolve_directory(
                 )
             entries.append(FileEntry(path=rel, size=size, sha256=digest))
         names = {entry.path for entry in entries}
-        card = (
-            card_metadata(_read_small(root_abs / README_FILE, README_FILE, prefix_only=True))
-            if README_FILE in names
-            else {}
-        )
+        # the raw bytes are kept for the decision, which uses them only where they hash to the listing
+        readme = _read_small(root_abs / README_FILE, README_FILE, prefix_only=True) if README_FILE in names else None
+        card = card_metadata(readme) if readme is not None else {}
+        openness_bytes = _read_small(root_abs / OPENNESS_FILE, OPENNESS_FILE) if OPENNESS_FILE in names else None
         declaration = (
-            load_yaml_mapping(_read_small(root_abs / OPENNESS_FILE, OPENNESS_FILE), f"{OPENNESS_FILE} in {where}")
-            if OPENNESS_FILE in names
-            else None
+            load_yaml_mapping(openness_bytes, f"{OPENNESS_FILE} in {where}") if openness_bytes is not None else None
         )
     except PermissionError as exc:
         raise SourceError(
@@ -387,4 +384,6 @@ def resolve_directory(
         files=tuple(sorted(entries)),
         card=card,
         openness_declaration=declaration,
+        openness_bytes=openness_bytes,
+        readme=readme,
     )

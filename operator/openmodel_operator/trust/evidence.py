@@ -82,11 +82,17 @@ class ResolvedSource:
     requested_revision: str | None = None
     repo_id: str | None = None
     endpoint: str | None = None
+    # parsed for display and diagnostics only, never evidence: the decision reads the bytes below
     card: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     # optional openness declaration (parsed YAML of ``openness.yaml`` when present)
     openness_declaration: Mapping[str, Any] | None = None
     # the in-repo signature bundle when resolving already read it (checked against the listing)
     signature_bundle: bytes | None = dataclasses.field(default=None, repr=False)
+    # the raw bytes of ``openness.yaml`` as read at resolution; evidence only where a signature or
+    # the pin covers its listed sha256 and these bytes hash to it (``trust.decision.covered_files``)
+    openness_bytes: bytes | None = dataclasses.field(default=None, repr=False)
+    # the raw bytes of ``README.md`` (the model card), under the same rule as ``openness_bytes``
+    readme: bytes | None = dataclasses.field(default=None, repr=False)
 
 
 @dataclasses.dataclass(frozen=True)

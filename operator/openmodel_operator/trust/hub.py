@@ -43,6 +43,7 @@ from openmodel_operator.trust.directory import (
     DEFAULT_MAX_FILES,
     MAX_METADATA_BYTES,
     OPENNESS_FILE,
+    README_FILE,
     check_no_path_conflicts,
     check_relative_path,
     load_yaml_mapping,
@@ -480,7 +481,7 @@ def resolve_hub(
         )
 
     to_fetch = [f for f in listed if f.sha256 is None or f.path == OPENNESS_FILE]
-    keep = {OPENNESS_FILE, signature_path}  # read anyway to hash them: keep the bytes instead of fetching twice
+    keep = {OPENNESS_FILE, README_FILE, signature_path}  # read anyway to hash: keep the bytes, not fetch twice
     with ThreadPoolExecutor(max_workers=SMALL_FILE_WORKERS) as pool:
         futures = [
             pool.submit(_download_checked, client, commit, f.path, f.size, f.git_oid, f.sha256, f.path in keep)
@@ -494,9 +495,14 @@ def resolve_hub(
     digests = {f.path: f.sha256 for f in listed if f.sha256 is not None}
     declaration: dict[str, Any] | None = None
     bundle: bytes | None = None
+    openness_bytes: bytes | None = None
+    readme: bytes | None = None
     for f, (digest, data) in zip(to_fetch, fetched, strict=True):
         digests[f.path] = digest
+        if data is not None and f.path == README_FILE:
+            readme = data
         if data is not None and f.path == OPENNESS_FILE:
+            openness_bytes = data
             declaration = load_yaml_mapping(data, f"{OPENNESS_FILE} in {client.uri}")
         elif data is not None and f.path == signature_path:
             bundle = data
@@ -513,6 +519,8 @@ def resolve_hub(
         card=card,
         openness_declaration=declaration,
         signature_bundle=bundle,
+        openness_bytes=openness_bytes,
+        readme=readme,
     )
 
 

@@ -1,15 +1,22 @@
-"""The model manifest and its one digest.
+"""The model manifest and its two digests.
 
-The manifest digest is computed exactly as model-signing computes the in-toto subject digest for
-its file serialization: sha256 over the concatenated raw file digests, in the order of the files'
-POSIX paths compared component by component. A signed bundle, a pinned ``source.digest``,
-``status.provenance.manifestDigest`` and ``openmodel digest`` therefore all name the same value.
+The **manifest digest** (``manifest_digest_of``) is the operator's own name for a set of files: it
+binds every file's path, size and sha256, so two files swapped by name, a renamed file or a changed
+size give another digest. ``spec.source.digest``, ``status.provenance.manifestDigest``, the pinned
+manifest ConfigMap, the fetch Job's ``--expect-digest`` and ``openmodel digest`` all carry it. Its
+encoding is documented in docs/api.md ("Manifest digest").
+
+The **subject digest** (``subject_digest_of``) is model-signing's in-toto subject digest: sha256
+over the concatenated raw file digests in path order, without names. It only serves to check that a
+signature bundle is internally consistent; it is never compared with a pin, because it does not
+bind which name holds which content.
 """
 
 from __future__ import annotations
 
 import fnmatch
 import hashlib
+import re
 from collections.abc import Iterable, Mapping
 from pathlib import PurePosixPath
 
@@ -75,17 +82,65 @@ def manifest_files(files: Iterable[FileEntry], signature_path: str | None) -> li
     return sorted(selected, key=lambda f: sort_key(f.path))
 
 
-def manifest_digest_of(resources: Mapping[str, str]) -> str:
-    """Digest of ``{path: sha256 hex}`` pairs, as model-signing's in-toto subject digest."""
+_HEX64 = re.compile(r"[0-9a-fA-F]{64}")
+_MAX_SIZE = 2**64 - 1
+_MAX_PATH_BYTES = 2**32 - 1
+
+
+def subject_digest_of(resources: Mapping[str, str]) -> str:
+    """model-signing's in-toto subject digest of ``{path: sha256 hex}``: the digests alone, in path order.
+
+    Used only to check a bundle's own consistency (its subject against its resources); it does not
+    bind names, so it is never what a pin or the fetch Job is compared with.
+    """
     hasher = hashlib.sha256()
     for path in sorted(resources, key=sort_key):
         hasher.update(bytes.fromhex(resources[path]))
     return digest_ref(hasher.hexdigest())
 
 
+def _record(entry: FileEntry) -> bytes:
+    """One file's bytes in the manifest digest: path length, path, size, digest (see docs/api.md)."""
+    if not isinstance(entry.path, str):
+        raise ValueError(f"a path is {type(entry.path).__name__}, not a string")
+    path = entry.path.encode("utf-8")  # UnicodeEncodeError (a ValueError) for lone surrogates
+    if len(path) > _MAX_PATH_BYTES:
+        raise ValueError(f"a path of {len(path)} bytes is too long for the manifest digest")
+    size: object = entry.size
+    if isinstance(size, bool) or not isinstance(size, int) or not 0 <= size <= _MAX_SIZE:
+        raise ValueError(f"the size of {entry.path[:200]!r} is {str(size)[:40]}, not an integer in 0..2^64-1")
+    if not isinstance(entry.sha256, str) or not _HEX64.fullmatch(entry.sha256):
+        raise ValueError(f"the sha256 of {entry.path[:200]!r} is {str(entry.sha256)[:80]!r}, not 64 hex digits")
+    return len(path).to_bytes(4, "big") + path + size.to_bytes(8, "big") + bytes.fromhex(entry.sha256)
+
+
+def manifest_digest_of(files: Iterable[FileEntry]) -> str:
+    """The name-, size- and content-bound digest of exactly these files (nothing is left out here).
+
+    sha256 over, for each file in model-signing path order (path components compared, then the
+    path string, so the order is total), ``len(path_utf8)`` as 4 bytes big-endian, ``path_utf8``,
+    ``size`` as 8 bytes big-endian and the 32 raw sha256 bytes. The length prefix makes the
+    encoding unambiguous: two different file lists never produce the same byte stream.
+    Raises ValueError for a size or digest that cannot be encoded.
+    """
+    keyed: list[tuple[tuple[tuple[str, ...], str], bytes]] = []
+    for entry in files:
+        record = _record(entry)  # checks the entry before anything else reads it
+        keyed.append(((sort_key(entry.path), entry.path), record))
+    hasher = hashlib.sha256()
+    for _, record in sorted(keyed):
+        hasher.update(record)
+    return digest_ref(hasher.hexdigest())
+
+
 def manifest_digest(files: Iterable[FileEntry], signature_path: str | None = DEFAULT_SIGNATURE_PATH) -> str:
     """The manifest digest of a model's files (signature file and git metadata excluded)."""
-    return manifest_digest_of({f.path: f.sha256 for f in manifest_files(files, signature_path)})
+    return manifest_digest_of(manifest_files(files, signature_path))
+
+
+def subject_digest(files: Iterable[FileEntry], signature_path: str | None = DEFAULT_SIGNATURE_PATH) -> str:
+    """The model-signing subject digest a bundle over these files states (signature and git metadata excluded)."""
+    return subject_digest_of({f.path: f.sha256 for f in manifest_files(files, signature_path)})
 
 
 def _ignored_by_signer(path: str, ignore_paths: Iterable[str]) -> bool:

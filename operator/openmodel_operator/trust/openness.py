@@ -15,13 +15,16 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from enum import StrEnum
 from typing import Any, Literal
 
+from openmodel_operator.trust.directory import card_metadata, load_yaml_mapping
+from openmodel_operator.trust.errors import SourceError
 from openmodel_operator.trust.evidence import OpennessEvidence, Reason
 from openmodel_operator.trust.licenses import (
     LicenseId,
+    card_license,
     license_data,
     normalize_license,
     parse_license,
@@ -230,7 +233,8 @@ class _Reader:
         self.errors.append(DeclarationError(field, _show(value), fix))
 
     def unknown_fields(self, field: str, entry: Mapping[str, Any], allowed: frozenset[str]) -> bool:
-        extra = sorted(str(key) for key in entry if key not in allowed)
+        # keys need not be strings (YAML allows `1: x`): sort by their text, read values by the key itself
+        extra = sorted((key for key in entry if key not in allowed), key=str)
         for key in extra:
             self.error(f"{field}.{key}", entry[key], f"remove it; allowed fields: {', '.join(sorted(allowed))}")
         return bool(extra)
@@ -491,6 +495,37 @@ def assess_openness(
         missing=tuple(missing),
         sources=tuple(assessment.sources),
     )
+
+
+def assess_files(readme: bytes | None, declaration: bytes | None, uncovered: Sequence[str] = ()) -> OpennessEvidence:
+    """Openness from the bytes of ``README.md`` and ``openness.yaml`` that a signature or the pin covers.
+
+    Pass None for a file that is absent or not covered: it then says nothing (no card means no
+    license, which a license rule reports as unknown). ``uncovered`` names the files that exist but
+    were not covered, so the evidence records why they were not read. Never raises: a declaration
+    that is not valid YAML is ignored and recorded.
+    """
+    notes: list[str] = []
+    card: Mapping[str, Any] = {}
+    if readme is not None:
+        try:
+            card = card_metadata(readme)
+        except Exception as exc:  # e.g. ValueError for `date: 2024-13-45`; hostile bytes never crash a decision
+            notes.append(f"README.md: front matter ignored ({type(exc).__name__})")
+    parsed: Mapping[str, Any] | None = None
+    if declaration is not None:
+        try:
+            parsed = load_yaml_mapping(declaration, DECLARATION_FILE)
+        except SourceError as exc:
+            notes.append(f"{DECLARATION_FILE}: ignored ({exc.message})")
+        except Exception as exc:  # as above
+            notes.append(f"{DECLARATION_FILE}: ignored ({type(exc).__name__})")
+    assessed = assess_openness(card, parsed, card_license(card))
+    notes.extend(
+        f"{path}: not covered by a trusted signature or spec.source.digest, so not read as evidence"
+        for path in uncovered
+    )
+    return dataclasses.replace(assessed, sources=(*assessed.sources, *notes))
 
 
 def evaluate_openness(

@@ -15,9 +15,7 @@ from openmodel_operator.trust.directory import resolve_directory
 from openmodel_operator.trust.errors import SourceError
 from openmodel_operator.trust.evidence import Reason, ResolvedSource
 from openmodel_operator.trust.hub import fetch_file, resolve_hub
-from openmodel_operator.trust.licenses import card_license
 from openmodel_operator.trust.manifest import DEFAULT_SIGNATURE_PATH
-from openmodel_operator.trust.openness import assess_openness
 from openmodel_operator.trust.policies import Policy
 
 MAX_BUNDLE_BYTES = 16 * 1024 * 1024
@@ -98,12 +96,13 @@ def read_bundle(request: ModelRequest, resolved: ResolvedSource) -> bytes | None
 
 
 def gather_evidence(request: ModelRequest, resolved: ResolvedSource) -> Evidence:
-    """Openness from the card and declaration, plus the bundle bytes; pure beyond the bundle read."""
-    license_id = card_license(resolved.card)
-    openness = assess_openness(resolved.card, resolved.openness_declaration, license_id)
+    """The resolved source (with its card and declaration bytes) and the bundle; pure beyond the bundle read.
+
+    License and openness are not assessed here: ``decide`` reads the card and declaration per
+    policy, from the bytes that policy's signature or the pin covers.
+    """
     return Evidence(
         source=resolved,
-        openness=openness,
         bundle=read_bundle(request, resolved),
         signature_path=request.signature_path,
         pinned_digest=request.pinned_digest,

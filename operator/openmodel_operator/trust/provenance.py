@@ -38,7 +38,7 @@ def provenance_statement(exam: Examination, verified_at: str) -> dict[str, Any]:
     """The in-toto Statement for one examination (``verified_at`` is passed in to keep this pure)."""
     resolved, verdict, evidence = exam.resolved, exam.verdict, exam.evidence
     files = manifest_files(resolved.files, evidence.signature_path)
-    openness = evidence.openness
+    openness = verdict.openness
     revision = resolved.revision or "local"
     return {
         "_type": STATEMENT_TYPE,
@@ -71,6 +71,8 @@ def provenance_statement(exam: Examination, verified_at: str) -> dict[str, Any]:
                 "osaid": openness.osaid_compliant,
                 "components": dict(openness.components),
                 "missing": list(openness.missing),
+                # the covered files license and openness were read from (README.md, openness.yaml)
+                "evidenceFiles": list(verdict.evidence_files),
             },
             "policies": [
                 {

@@ -36,7 +36,7 @@ def render_report(exam: Examination) -> str:
     elif verdict.mismatches:
         lines.append(f"Signature  does not cover the content: {describe_mismatches(verdict.mismatches)}")
     lines.append(f"Tier       {verdict.tier.value}")
-    openness = evidence.openness
+    openness = verdict.openness
     approved = "OSI-approved" if openness.license_osi_approved else "not OSI-approved"
     lines.append(f"License    {openness.license or 'unknown'} ({approved})")
     osaid = "yes" if openness.osaid_compliant else "no"

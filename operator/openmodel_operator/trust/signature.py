@@ -29,7 +29,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID, ObjectIdentifier
 
 from openmodel_operator.trust.evidence import Reason, SignatureEvidence, SignatureFailure
-from openmodel_operator.trust.manifest import digest_ref, manifest_digest_of
+from openmodel_operator.trust.manifest import digest_ref, subject_digest_of
 
 logger = logging.getLogger(__name__)
 
@@ -827,7 +827,7 @@ def _parse_statement(payload: bytes) -> tuple[dict[str, str], str, tuple[str, ..
         if name in resources:
             raise _malformed(f"the signed predicate.resources lists '{_clip(name)}' twice; re-sign the model")
         resources[name] = value.lower()
-    computed = manifest_digest_of(resources)
+    computed = subject_digest_of(resources)
     stated = digest_ref(digest.lower())
     if computed != stated:
         raise _malformed(
