@@ -32,6 +32,9 @@ class Policy:
     spec: ModelTrustPolicySpec
     generation: int | None = None
     labels: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    # Why the policy cannot be used (its manifest fails validation, a referenced ConfigMap is unreadable):
+    # such a policy still governs its namespaces and fails every model there with PolicyInvalid.
+    problem: str | None = None
 
     @property
     def enforced(self) -> bool:
@@ -63,10 +66,56 @@ def policy_from_manifest(doc: Mapping[str, Any], origin: str = "policy") -> Poli
     return Policy(name=name, spec=spec, generation=metadata.get("generation"), labels=metadata.get("labels") or {})
 
 
+_MAX_SHOWN = 80
+
+
+def _clip(value: Any) -> str:
+    """repr() of a value (escapes controls and non-printables), clipped so a huge PEM cannot flood a message."""
+    text = repr(value)
+    return text if len(text) <= _MAX_SHOWN else f"{text[:_MAX_SHOWN]}... ({len(text)} characters)"
+
+
 def _first_error(exc: ValidationError) -> str:
     err = exc.errors()[0]
     where = ".".join(str(p) for p in err["loc"])
-    return f"spec.{where}: {err['msg']} (got {err.get('input')!r})"
+    return f"spec.{where}: {err['msg']} (got {_clip(err.get('input'))})"
+
+
+def invalid_policy(doc: Mapping[str, Any], message: str) -> Policy:
+    """A policy the operator cannot use, kept so that it fails closed.
+
+    A ModelTrustPolicy whose manifest does not validate (or whose references cannot be read) must not be
+    "ignored, other policies decide": it still governs the namespaces it selects and makes every model
+    there fail with PolicyInvalid. Its namespaceSelector is used when that part parses; otherwise the
+    empty selector governs every namespace (failing closed on the whole cluster rather than on none).
+    The spec is otherwise the defaults: ``decide`` evaluates nothing else of it.
+    """
+    raw_metadata = doc.get("metadata")
+    metadata: Mapping[str, Any] = raw_metadata if isinstance(raw_metadata, Mapping) else {}
+    name = metadata.get("name")
+    raw_spec = doc.get("spec")
+    raw_selector = raw_spec.get("namespaceSelector") if isinstance(raw_spec, Mapping) else None
+    try:
+        selector = LabelSelector.model_validate(raw_selector or {})
+    except ValidationError:
+        selector = LabelSelector()
+    generation = metadata.get("generation")
+    labels = metadata.get("labels")
+    return Policy(
+        name=name if isinstance(name, str) and name else "<unnamed>",
+        spec=ModelTrustPolicySpec(namespace_selector=selector),
+        generation=generation if isinstance(generation, int) and not isinstance(generation, bool) else None,
+        labels=labels if isinstance(labels, Mapping) else {},
+        problem=message,
+    )
+
+
+def usable_policy(doc: Mapping[str, Any], origin: str = "policy") -> Policy:
+    """:func:`policy_from_manifest`, or the :func:`invalid_policy` that fails closed when it raises."""
+    try:
+        return policy_from_manifest(doc, origin)
+    except PolicyError as exc:
+        return invalid_policy(doc, str(exc))
 
 
 def load_policy_file(text: str, origin: str) -> list[Policy]:
