@@ -536,7 +536,6 @@ def decide(
             outcomes.append(PolicyOutcome(policy.name, policy.generation, policy.spec.mode, tuple(own)))
             violations.extend(own)
             continue
-        own.extend(v for v in endpoint_refusals if v.policy == policy.name)
         if (v := source_allowed(policy, evidence.source.uri)) is not None:
             own.append(v)
         try:
@@ -562,6 +561,8 @@ def decide(
         rules = policy.spec.openness
         for reason, message in evaluate_openness(evidence.openness, rules.minimum_class, rules.require_osaid):
             own.append(Violation(reason, f"{message} (ModelTrustPolicy {policy.name!r})", policy.name, policy.enforced))
+        # what the content is comes first in the reasons, then how it is fetched and served
+        own.extend(v for v in endpoint_refusals if v.policy == policy.name)
         if serving is not None:
             own.extend(serving_violations(policy, serving, runtime_image))
         outcomes.append(PolicyOutcome(policy.name, policy.generation, policy.spec.mode, tuple(own)))
