@@ -76,6 +76,7 @@ def test_hostile_serving_is_refused_under_enforce_and_recorded_under_audit(field
         {"image": RUNTIME},
         {"args": ["--max-model-len", "4096", "--dtype", "bfloat16", "--gpu-memory-utilization=0.85"]},
         {"args": ["--enforce-eager", "--tensor-parallel-size", "2", "--served-model-name", "alias"]},
+        {"args": ["--tokenizer-mode", "mistral", "--config-format=mistral", "--reasoning-parser", "deepseek_r1"]},
         {"env": [{"name": "VLLM_LOGGING_LEVEL", "value": "DEBUG"}, {"name": "OMP_NUM_THREADS", "value": "4"}]},
         {"runtime": "none"},
     ],
@@ -107,6 +108,8 @@ def test_policy_lists_images_and_adds_denials() -> None:
     assert serving_violations(pol, serving(image="registry.corp/vllm-evil:v1"), RUNTIME) != []
     assert serving_violations(pol, serving(args=["--enable_lora"]), RUNTIME) != []
     assert serving_violations(pol, serving(env=[{"name": "MY_HOOK", "value": "x"}]), RUNTIME) != []
+    strict = open_policy(serving={"deniedArgs": ["--tokenizer-mode"]})
+    assert serving_violations(strict, serving(args=["--tokenizer_mode=slow"]), RUNTIME) != []
 
 
 def test_without_runtime_image_only_allowed_images_admit_an_explicit_image() -> None:

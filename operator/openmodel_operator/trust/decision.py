@@ -312,6 +312,11 @@ BUILTIN_DENIED_ARGS: tuple[str, ...] = (
     "--port",
     "--uds",
 )
+# Complete vLLM flags that a built-in entry would refuse as "--x-<more>" or as an abbreviation but that only
+# select among built-in behaviours for the verified model; a policy's own deniedArgs can still refuse them.
+BUILTIN_ALLOWED_FLAGS: frozenset[str] = frozenset(
+    {"--tokenizer-mode", "--model-impl", "--config-format", "--reasoning-parser"}
+)
 # Environment variables refused whatever the policy says (name globs, case-insensitive): Hub/ModelScope
 # downloads and caches, the interpreter's and the dynamic linker's search paths and start-up hooks, vLLM
 # plugins and paths, NCCL plugins. HF_HUB_OFFLINE/TRANSFORMERS_OFFLINE are forced by the operator anyway.
@@ -383,12 +388,14 @@ def serving_violations(policy: Policy, serving: ServingSpec, runtime_image: str 
             f"spec.serving.image {_show(image)} is neither the operator's runtime image {runtime} nor matches "
             f"spec.serving.allowedImages {images}"
         )
-    denied_args = [*BUILTIN_DENIED_ARGS, *(_flag(a) or a for a in rules.denied_args or [])]
-    if not rules.allow_trust_remote_code:
-        denied_args.append(TRUST_REMOTE_CODE)
+    builtin = [*BUILTIN_DENIED_ARGS, *([] if rules.allow_trust_remote_code else [TRUST_REMOTE_CODE])]
+    own_denied = [_flag(a) or a for a in rules.denied_args or []]
     for index, arg in enumerate(serving.args or []):
         flag = _flag(arg)
-        hit = next((d for d in denied_args if flag is not None and _flag_matches(flag, d)), None)
+        if flag is None:
+            continue
+        denied_args = own_denied if flag in BUILTIN_ALLOWED_FLAGS else [*builtin, *own_denied]
+        hit = next((d for d in denied_args if _flag_matches(flag, d)), None)
         if hit is None:
             continue
         why = (
