@@ -8,6 +8,7 @@ pydantic (Rust regex: Unicode classes) and to Python ``re`` (``$`` also before a
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from typing import Annotated, Any
@@ -18,7 +19,8 @@ from hypothesis import strategies as st
 from policy_fixtures import manifest, model_evidence, open_policy
 from pydantic import StringConstraints, TypeAdapter, ValidationError
 
-from openmodel_operator.crd.definitions import all_crds
+from apiserver_validation import admit, go_pattern_match
+from openmodel_operator.crd.definitions import all_crds, policy_crd
 from openmodel_operator.trust.decision import decide
 from openmodel_operator.trust.evidence import Reason
 from openmodel_operator.trust.policies import (
@@ -78,7 +80,7 @@ TRICKY = [
 
 def _go(pattern: str, value: str) -> bool:
     """Go RE2 as the apiserver runs OpenAPI ``pattern``: unanchored search, ASCII classes, ``$`` = end of text."""
-    return re.search(pattern.replace("$", r"\Z"), value, flags=re.ASCII) is not None
+    return go_pattern_match(pattern, value)
 
 
 def _answers(pattern: str, value: str) -> tuple[bool, bool, bool, bool]:
@@ -243,3 +245,25 @@ def test_anchor_that_cannot_be_loaded_fails_closed_instead_of_raising() -> None:
 def test_valid_policy_has_no_problem() -> None:
     pol: Policy = usable_policy(manifest("ok", signature={"required": False}))
     assert pol.problem is None and pol.name == "ok"
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        {"signature": {"required": False, "keyless": [{"issuer": "https://issuer.example\n", "subject": "x"}]}},
+        {"signature": {"required": False, "keyless": [{"issuer": "https://issuer.example\u00a0", "subject": "x"}]}},
+        {"sources": {"endpoints": {"allow": ["https://mirror.example\n"]}}},
+        {"sources": {"allow": ["hf://org/\u2028*"]}},
+        {"licenses": {"deny": ["MIT\n"]}},
+    ],
+)
+def test_apiserver_and_operator_refuse_the_same_policy(spec: dict[str, Any]) -> None:
+    """Refused at apply time and by the operator alike: never "admitted by the cluster, ignored by the operator"."""
+    spec = {"signature": {"required": False}, **spec}
+    _, errors = admit(policy_crd(), manifest("p", **spec))
+    assert errors, "the apiserver would admit it"
+    assert usable_policy(manifest("p", **spec)).problem is not None
+    # control: the same policies without the hostile character pass both
+    clean = json.loads(json.dumps(spec).replace("\\n", "").replace("\\u00a0", "").replace("\\u2028", ""))
+    assert admit(policy_crd(), manifest("p", **clean))[1] == []
+    assert usable_policy(manifest("p", **clean)).problem is None
