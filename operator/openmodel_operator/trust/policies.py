@@ -21,7 +21,15 @@ BUILTIN_DEFAULT_NAME = "builtin-default"
 
 
 class PolicyError(ValueError):
-    """A policy manifest that cannot be used; the message names the field and the fix."""
+    """A policy manifest that cannot be used; the message names the field and the fix.
+
+    ``detail`` is the message without the "where" prefix (file or object name), for a status that names
+    the policy already.
+    """
+
+    def __init__(self, message: str, detail: str | None = None) -> None:
+        super().__init__(message)
+        self.detail = detail or message
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,7 +70,8 @@ def policy_from_manifest(doc: Mapping[str, Any], origin: str = "policy") -> Poli
     try:
         spec = ModelTrustPolicySpec.model_validate(doc.get("spec") or {})
     except ValidationError as exc:
-        raise PolicyError(f"{origin} ModelTrustPolicy {name!r}: {_first_error(exc)}") from None
+        detail = _first_error(exc)
+        raise PolicyError(f"{origin} ModelTrustPolicy {name!r}: {detail}", detail) from None
     return Policy(name=name, spec=spec, generation=metadata.get("generation"), labels=metadata.get("labels") or {})
 
 
@@ -115,7 +124,7 @@ def usable_policy(doc: Mapping[str, Any], origin: str = "policy") -> Policy:
     try:
         return policy_from_manifest(doc, origin)
     except PolicyError as exc:
-        return invalid_policy(doc, str(exc))
+        return invalid_policy(doc, exc.detail)
 
 
 def load_policy_file(text: str, origin: str) -> list[Policy]:
