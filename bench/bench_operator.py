@@ -132,6 +132,7 @@ async def _cluster(conn: Conn, repos: int, timeout: float, settle: float, idle: 
                     "metadata": {"name": POLICY},
                     "spec": {
                         "mode": "Enforce",
+                        "sources": {"endpoints": {"allow": [hub.url]}},  # the Hub stand-in is a mirror
                         "signature": {
                             "required": True,
                             "keys": [{"name": "bench", "publicKey": key.public_pem.decode()}],

@@ -112,7 +112,8 @@ def warm(directory: pathlib.Path) -> None:
                     pass
 
 
-def key_policy(public_pem: bytes) -> Policy:
+def key_policy(public_pem: bytes, endpoint: str) -> Policy:
+    """The bench policy: trusts the bench key and allows the Hub stand-in's origin (a mirror, not the public Hub)."""
     return policy_from_manifest(
         {
             "apiVersion": "openmodel.io/v1alpha1",
@@ -120,6 +121,7 @@ def key_policy(public_pem: bytes) -> Policy:
             "metadata": {"name": "bench", "generation": 1},
             "spec": {
                 "mode": "Enforce",
+                "sources": {"endpoints": {"allow": [endpoint]}},
                 "signature": {"required": True, "keys": [{"name": "bench-key", "publicKey": public_pem.decode()}]},
                 "licenses": {"allowOSIApproved": True},
             },
@@ -331,7 +333,7 @@ def run(args: argparse.Namespace, work: pathlib.Path, hub: HubStub) -> int:
         f"served from memory by the Hub stand-in at {hub.url}",
         flush=True,
     )
-    policies = [key_policy(key.public_pem)]
+    policies = [key_policy(key.public_pem, hub.url)]
     request = ModelRequest(uri=f"hf://{REPO_ID}", endpoint=hub.url)
 
     # (a) verify-before-pull decision: metadata, small files and the bundle only

@@ -522,7 +522,8 @@ class Case:
                 "spec": {
                     "mode": mode,
                     "namespaceSelector": {"matchLabels": {CASE_LABEL: self.namespace}},
-                    "sources": {"allow": ["hf://e2e/*"]},
+                    # the Hub stand-in is a mirror, not the public Hub: allow its origin
+                    "sources": {"allow": ["hf://e2e/*"], "endpoints": {"allow": [self.hub.url]}},
                     "signature": {
                         "required": True,
                         "keys": [{"name": "e2e-release", "publicKey": public_pem.decode()}],

@@ -28,6 +28,13 @@ def version_schema(crd: dict[str, Any]) -> Schema:
     raise AssertionError("CRD has no storage version")
 
 
+def go_pattern_match(pattern: str, value: str) -> bool:
+    """OpenAPI ``pattern`` as the apiserver runs it (Go RE2): unanchored search, ``\\s``/``\\d``/``\\w`` ASCII, and
+    ``$`` the end of the text (Python's ``$`` also matches before a final newline). The CRD patterns use ``$``
+    only as an anchor (tests/adversarial/test_policy_invalid.py checks it)."""
+    return re.search(pattern.replace("$", r"\Z"), value, flags=re.ASCII) is not None
+
+
 def apply_defaults(schema: Schema, value: Any) -> Any:
     """Fill in schema defaults the way the apiserver does (parents first, then their fields)."""
     if isinstance(value, dict) and "properties" in schema:
@@ -85,7 +92,7 @@ def _validate(schema: Schema, value: Any, path: str, errors: list[str]) -> None:
         supported = ", ".join(f'"{v}"' for v in schema["enum"])
         errors.append(f"{path}: Unsupported value: {_quote(value)}: supported values: {supported}")
     if isinstance(value, str):
-        if "pattern" in schema and not re.search(schema["pattern"], value):
+        if "pattern" in schema and not go_pattern_match(schema["pattern"], value):
             errors.append(f"{path}: Invalid value: {_quote(value)}: {path} in body should match '{schema['pattern']}'")
         if "maxLength" in schema and len(value) > schema["maxLength"]:
             errors.append(f"{path}: Too long: may not be longer than {schema['maxLength']}")

@@ -61,6 +61,9 @@ class World:
         return self.hub.add_model(repo, content)
 
     def policy(self, name: str = "org", mode: str = "Enforce", key: KeyPair | None = None, **spec: Any) -> None:
+        # the Hub stand-in is a mirror, not the public Hub: the policy allows its origin
+        sources = spec.pop("sources", {})
+        spec["sources"] = {**sources, "endpoints": sources.get("endpoints", {"allow": [self.hub.url]})}
         body = {
             "apiVersion": "openmodel.io/v1alpha1",
             "kind": "ModelTrustPolicy",
@@ -469,6 +472,7 @@ async def test_policy_key_kept_in_a_configmap(world: World, operator: Any) -> No
             "kind": "ModelTrustPolicy",
             "metadata": {"name": "org"},
             "spec": {
+                "sources": {"endpoints": {"allow": [world.hub.url]}},  # the Hub stand-in is a mirror
                 "signature": {
                     "required": True,
                     "keys": [

@@ -6,6 +6,7 @@ import json
 import os
 import pathlib
 import shutil
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -35,7 +36,21 @@ FILES = {
 }
 
 
+# Origins of the Hub stand-ins of the running test: they are mirrors, not the public Hub, so the test
+# policies allow them (spec.sources.endpoints.allow) unless a test sets endpoints itself.
+_STUB_ORIGINS: list[str] = []
+
+
+@pytest.fixture(autouse=True)
+def _policies_allow_the_stub(hub: HubStub) -> Iterator[None]:
+    _STUB_ORIGINS[:] = [hub.url]
+    yield
+    _STUB_ORIGINS.clear()
+
+
 def write_policy(path: pathlib.Path, spec: dict[str, Any], name: str = "org") -> pathlib.Path:
+    sources = spec.get("sources", {})
+    spec = {**spec, "sources": {**sources, "endpoints": sources.get("endpoints", {"allow": list(_STUB_ORIGINS)})}}
     doc = {"apiVersion": "openmodel.io/v1alpha1", "kind": "ModelTrustPolicy", "metadata": {"name": name}, "spec": spec}
     path.write_text(yaml.safe_dump(doc))
     return path

@@ -18,11 +18,15 @@ from openmodel_operator.api.common import (
 )
 
 HF_URI = r"^hf://[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9][A-Za-z0-9._-]{0,95}$"
-PVC_URI = r"^pvc://[a-z0-9]([-a-z0-9]*[a-z0-9])?(/[^/\x00]+)*/?$"
+# Path segments: anything but "/", NUL, other C0 controls and DEL (the same in Go RE2, Rust regex and Python re).
+PVC_URI = r"^pvc://[a-z0-9]([-a-z0-9]*[a-z0-9])?(/[^/\x00-\x1f\x7f]+)*/?$"
 SOURCE_URI = f"({HF_URI})|({PVC_URI})"
 # A git branch or tag name (no "..", no leading "-" or "/", no spaces or control characters) or a commit.
 REVISION = r"^[A-Za-z0-9_][A-Za-z0-9._/+-]{0,254}$"
 QUANTITY = r"^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$"
+# A URL of printable ASCII (no spaces, no controls, no Unicode look-alikes); the host starts with a letter,
+# digit or "[" (IPv6). Policies then compare its origin (spec.sources.endpoints of a ModelTrustPolicy).
+ENDPOINT_URL = r"^https?://[A-Za-z0-9\[][!-~]*$"
 
 Phase = Literal["Pending", "Resolving", "Verifying", "Rejected", "Pulling", "Deploying", "Ready", "Degraded", "Failed"]
 TrustTierName = Literal["Signed", "Pinned", "Unverified"]
@@ -80,7 +84,7 @@ class ModelSource(ApiModel):
             "A Hugging Face Hub mirror to resolve and download from (air-gapped clusters). Default: huggingface.co."
         ),
         max_length=2048,
-        pattern=r"^https?://[^\s/$.?#][^\s]*$",
+        pattern=ENDPOINT_URL,
     )
     token_secret_ref: SecretKeyRef | None = Field(
         None, description="A Secret holding a Hub token, for gated or private repositories. Never logged."
@@ -114,7 +118,7 @@ class SignatureSource(ApiModel):
         None,
         description="Path of the bundle inside the model repository. Default: model.sig.",
         max_length=1024,
-        pattern=r"^[^/\x00][^\x00]*$",
+        pattern=r"^[^/\x00-\x1f\x7f][^\x00-\x1f\x7f]*$",
         json_schema_extra=k8s(validations=[cel("!self.contains('..')", "signature.path must not contain '..'")]),
     )
     config_map_ref: ConfigMapKeyRef | None = Field(

@@ -16,13 +16,35 @@ from openmodel_operator.api.common import (
 )
 from openmodel_operator.api.openmodel import MofClass
 
-PEM_PUBLIC_KEY = r"^\s*-----BEGIN PUBLIC KEY-----[\s\S]+-----END PUBLIC KEY-----\s*$"
-PEM_CERTIFICATES = r"^\s*-----BEGIN CERTIFICATE-----[\s\S]+-----END CERTIFICATE-----\s*$"
-SOURCE_PATTERN = r"^(hf|pvc)://[A-Za-z0-9*?._/\[\]-]+$"
+# Every pattern is written with explicit ASCII classes so that the apiserver (Go RE2: ``\s``/``\d``/``\w``
+# are ASCII, ``$`` is the end of text), pydantic (Rust regex: Unicode classes) and Python ``re`` (``$`` also
+# matches before a final newline) give the same answer: a policy the CRD admits is a policy the operator can use.
+# tests/adversarial/test_policy_invalid.py checks every pattern of the generated CRDs against tricky strings.
+_WS = r"[ \t\n\r\f\v]"
+PEM_PUBLIC_KEY = rf"^{_WS}*-----BEGIN PUBLIC KEY-----[^\x00]+-----END PUBLIC KEY-----{_WS}*$"
+PEM_CERTIFICATES = rf"^{_WS}*-----BEGIN CERTIFICATE-----[^\x00]+-----END CERTIFICATE-----{_WS}*$"
+# Source globs: printable ASCII without space and without ``[``/``]``. Only ``*`` (any run of characters,
+# ``/`` included) and ``?`` (one character) are wildcards; there are no character classes, so a glob never
+# means something else to the matcher than to its author (fnmatch would read ``[...]`` as a class).
+SOURCE_PATTERN = r"^(\*|(hf|pvc)://[!-Z\x5c^-~]+)$"
 SPDX_ID = r"^[A-Za-z0-9][A-Za-z0-9.+-]*$"
+# An origin: scheme://host[:port], lower-case, no path, no trailing slash, no userinfo. Host: a DNS name,
+# an IPv4 address or a bracketed IPv6 address; port 1-65535 without leading zeros.
+_DNS = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*"
+_IPV6 = r"\[[0-9a-f:.]+\]"
+_PORT = r"(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3})"
+ORIGIN_PATTERN = rf"^https?://({_DNS}|{_IPV6})(:{_PORT})?$"
+# Serving rules: command-line flags, image globs and environment-variable name globs.
+FLAG_PATTERN = r"^--?[A-Za-z0-9][A-Za-z0-9_-]*$"
+IMAGE_GLOB = r"^[A-Za-z0-9*?][A-Za-z0-9._/:@*?+-]*$"
+ENV_GLOB = r"^[-._a-zA-Z0-9*?]+$"
 
-SourceGlob = Annotated[str, StringConstraints(pattern=r"^(\*|(hf|pvc)://\S+)$", max_length=512)]
+SourceGlob = Annotated[str, StringConstraints(pattern=SOURCE_PATTERN, max_length=512)]
 SpdxId = Annotated[str, StringConstraints(pattern=SPDX_ID, max_length=128)]
+Origin = Annotated[str, StringConstraints(pattern=ORIGIN_PATTERN, max_length=300)]
+FlagPrefix = Annotated[str, StringConstraints(pattern=FLAG_PATTERN, max_length=128)]
+ImageGlob = Annotated[str, StringConstraints(pattern=IMAGE_GLOB, max_length=512)]
+EnvGlob = Annotated[str, StringConstraints(pattern=ENV_GLOB, max_length=256)]
 
 
 class TrustedKeySpec(ApiModel):
@@ -90,7 +112,7 @@ class KeylessIdentitySpec(ApiModel):
     issuer: str = Field(
         description="OIDC issuer URL, e.g. https://accounts.google.com or https://token.actions.githubusercontent.com.",
         max_length=512,
-        pattern=r"^https://\S+$",
+        pattern=r"^https://[!-~]+$",
     )
     subject: str = Field(
         description="The exact identity: an email, or a workflow URI for CI signing.", max_length=1024, min_length=1
@@ -144,18 +166,44 @@ class SignatureRules(ApiModel):
     )
 
 
+class EndpointRules(ApiModel):
+    """Which Hugging Face Hub endpoints (origins) a model may be resolved and downloaded from."""
+
+    allow: list[Origin] | None = Field(
+        None,
+        description=(
+            "Origins (scheme://host[:port], lower-case, no path) of Hub mirrors models may use, e.g. "
+            "https://hf-mirror.example.com. The public Hub (https://huggingface.co) is always allowed unless "
+            "denied; any other endpoint needs an entry here in at least one policy governing the namespace."
+        ),
+        max_length=64,
+    )
+    deny: list[Origin] | None = Field(
+        None,
+        description="Origins refused even if another policy allows them; may name https://huggingface.co.",
+        max_length=64,
+    )
+
+
 class SourceRules(ApiModel):
     """Which sources may be used at all."""
 
     allow: list[SourceGlob] = Field(
         ["*"],
-        description="Glob patterns of allowed source URIs, e.g. hf://ibm-granite/*. Default: all.",
+        description=(
+            "Glob patterns of allowed source URIs, e.g. hf://ibm-granite/*, matched case-insensitively; "
+            "* matches any characters (/ included), ? one character. Default: all."
+        ),
         max_length=128,
     )
     deny: list[SourceGlob] | None = Field(
         None,
         description="Glob patterns of denied source URIs; deny wins over allow.",
         max_length=128,
+    )
+    endpoints: EndpointRules = Field(
+        default_factory=EndpointRules,
+        description="Allowed Hub endpoints (spec.source.endpoint of an OpenModel). Default: only the public Hub.",
     )
 
 
@@ -192,6 +240,43 @@ class OpennessRules(ApiModel):
     )
 
 
+class ServingRules(ApiModel):
+    """What an OpenModel's spec.serving may change about the server that runs the verified weights.
+
+    The lists add to built-in defaults that refuse every argument and variable known to make the server
+    load other weights, tokenizers, configuration or code than the verified files; they cannot remove them.
+    """
+
+    allowed_images: list[ImageGlob] | None = Field(
+        None,
+        description=(
+            "Glob patterns of inference server images a model may set in spec.serving.image. The runtime image "
+            "the operator is configured with is always allowed; unset: only that one."
+        ),
+        max_length=64,
+    )
+    denied_args: list[FlagPrefix] | None = Field(
+        None,
+        description=(
+            "Further server flags refused in spec.serving.args, matched as --flag, --flag=value, longer "
+            "--flag-... spellings, abbreviations and with _ for -. Added to the built-in list."
+        ),
+        max_length=128,
+    )
+    denied_env: list[EnvGlob] | None = Field(
+        None,
+        description=(
+            "Further environment variable name globs refused in spec.serving.env (value or valueFrom), "
+            "matched case-insensitively. Added to the built-in list."
+        ),
+        max_length=128,
+    )
+    allow_trust_remote_code: bool = Field(
+        False,
+        description="true: admit --trust-remote-code (runs Python code shipped with the model).",
+    )
+
+
 class ModelTrustPolicySpec(ApiModel):
     """Rules every OpenModel in the selected namespaces must satisfy."""
 
@@ -206,6 +291,9 @@ class ModelTrustPolicySpec(ApiModel):
     signature: SignatureRules = Field(default_factory=SignatureRules, description="Signature requirements.")
     licenses: LicenseRules = Field(default_factory=LicenseRules, description="License requirements.")
     openness: OpennessRules = Field(default_factory=OpennessRules, description="Openness requirements.")
+    serving: ServingRules = Field(
+        default_factory=ServingRules, description="Constraints on the image, arguments and environment of the server."
+    )
 
 
 class ModelTrustPolicyStatus(ApiModel):

@@ -9,10 +9,12 @@ digest) or Unverified.
 from __future__ import annotations
 
 import dataclasses
-import fnmatch
 import hashlib
-from collections.abc import Sequence
+import re
+from collections.abc import Iterable, Sequence
 
+from openmodel_operator.api.openmodel import ServingSpec
+from openmodel_operator.api.trustpolicy import ORIGIN_PATTERN
 from openmodel_operator.trust.evidence import (
     FileMismatch,
     OpennessEvidence,
@@ -26,7 +28,7 @@ from openmodel_operator.trust.evidence import (
 from openmodel_operator.trust.licenses import evaluate_license
 from openmodel_operator.trust.manifest import compare_manifest, manifest_digest, manifest_files
 from openmodel_operator.trust.openness import DECLARATION_FILE, assess_files, evaluate_openness
-from openmodel_operator.trust.policies import BUILTIN_DEFAULT_NAME, Policy, PolicyError, trust_anchors
+from openmodel_operator.trust.policies import BUILTIN_DEFAULT, BUILTIN_DEFAULT_NAME, Policy, PolicyError, trust_anchors
 from openmodel_operator.trust.signature import verify_bundle
 
 PIN_POLICY = "spec.source.digest"
@@ -135,15 +137,51 @@ class Verdict:
         return tuple(dict.fromkeys(ordered))
 
 
+def glob_match(pattern: str, text: str) -> bool:
+    """Whether ``text`` matches ``pattern``: ``*`` any run of characters (``/`` included), ``?`` one character.
+
+    Every other character is literal: there are no ``[...]`` classes (the policy schema refuses ``[`` and
+    ``]`` in globs, so a glob never reads differently to the matcher than to its author, as fnmatch would).
+    Iterative, with backtracking only to the last ``*``: at most len(pattern) * len(text) steps, both of
+    which the schemas bound (512 characters), whatever the input.
+    """
+    p = t = 0
+    star, mark = -1, 0
+    while t < len(text):
+        if p < len(pattern) and pattern[p] == "*":
+            star, mark = p, t
+            p += 1
+        elif p < len(pattern) and pattern[p] in ("?", text[t]):
+            p += 1
+            t += 1
+        elif star >= 0:
+            p = star + 1
+            mark += 1
+            t = mark
+        else:
+            return False
+    while p < len(pattern) and pattern[p] == "*":
+        p += 1
+    return p == len(pattern)
+
+
+def _matches_any(globs: Iterable[str], value: str) -> str | None:
+    """The first glob matching ``value`` case-insensitively (both sides casefolded), else None."""
+    folded = value.casefold()
+    return next((g for g in globs if glob_match(g.casefold(), folded)), None)
+
+
 def source_allowed(policy: Policy, uri: str) -> Violation | None:
     """Glob match of the source URI against the policy's allow and deny lists (deny wins).
 
-    A local directory (``file://``, CLI only) has no origin to judge: source rules govern hf:// and pvc://.
+    Matching is case-insensitive (the Hub treats ``IBM-Granite/x`` and ``ibm-granite/x`` as one repository,
+    so a case change must neither escape a deny nor miss an allow). A local directory (``file://``, CLI only)
+    has no origin to judge: source rules govern hf:// and pvc://.
     """
     if uri.startswith("file://"):
         return None
     rules = policy.spec.sources
-    denied = next((p for p in rules.deny or [] if fnmatch.fnmatchcase(uri, p)), None)
+    denied = _matches_any(rules.deny or [], uri)
     if denied is not None:
         return Violation(
             Reason.SOURCE_NOT_ALLOWED,
@@ -151,7 +189,7 @@ def source_allowed(policy: Policy, uri: str) -> Violation | None:
             policy.name,
             policy.enforced,
         )
-    if not any(fnmatch.fnmatchcase(uri, p) for p in rules.allow):
+    if _matches_any(rules.allow, uri) is None:
         return Violation(
             Reason.SOURCE_NOT_ALLOWED,
             f"source {uri} matches none of spec.sources.allow {rules.allow} of ModelTrustPolicy {policy.name!r}; "
@@ -160,6 +198,269 @@ def source_allowed(policy: Policy, uri: str) -> Violation | None:
             policy.enforced,
         )
     return None
+
+
+# ---------------------------------------------------------------- endpoints
+
+DEFAULT_ENDPOINT = "https://huggingface.co"
+_ORIGIN = re.compile(ORIGIN_PATTERN)
+_URL = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://(?P<authority>[!-~]*?)/?")
+_DEFAULT_PORTS = {"http": ":80", "https": ":443"}
+_MAX_URL = 2048
+_SHOWN = 120
+
+
+def _show(value: str) -> str:
+    """A tenant- or server-supplied string for a message: repr-escaped and clipped."""
+    text = repr(value)
+    return text if len(text) <= _SHOWN else f"{text[:_SHOWN]}...' ({len(value)} characters)"
+
+
+def normalize_origin(url: str) -> str | None:
+    """``scheme://host[:port]`` of a URL that is a plain origin, else None.
+
+    Lower-cases scheme and host, drops the scheme's default port and one trailing ``/``. Strict on purpose:
+    anything with a path, query, fragment or user info, a non-ASCII or percent-encoded host, a trailing dot,
+    an out-of-range or zero-padded port is not an origin at all, so no policy entry can ever match it
+    (it fails closed instead of being read as some origin a policy allows). Entries of
+    ``spec.sources.endpoints`` must match ``ORIGIN_PATTERN``, the very pattern applied here.
+    """
+    if len(url) > _MAX_URL:
+        return None
+    match = _URL.fullmatch(url)
+    if match is None:
+        return None
+    scheme, authority = match["scheme"].lower(), match["authority"]
+    if scheme not in _DEFAULT_PORTS or any(c in authority for c in "/?#@%\\"):
+        return None
+    origin = f"{scheme}://{authority.lower()}"
+    if not _ORIGIN.fullmatch(origin):
+        return None
+    default_port = _DEFAULT_PORTS[scheme]
+    return origin[: -len(default_port)] if origin.endswith(default_port) else origin
+
+
+def _origins(entries: Iterable[str] | None) -> set[str]:
+    return {origin for entry in entries or () if (origin := normalize_origin(entry)) is not None}
+
+
+def endpoint_violations(policies: Sequence[Policy], endpoint: str | None) -> list[Violation]:
+    """Whether the governing policies let a model use this Hub endpoint; pure, usable before any network access.
+
+    ``None`` is the public Hub (https://huggingface.co), allowed unless a policy denies it. Any other endpoint
+    must be a plain origin that at least one usable governing policy lists in ``spec.sources.endpoints.allow``
+    and none lists in ``deny``. A tenant chooses ``spec.source.endpoint``; a mirror the cluster admin did not
+    allow would otherwise decide what "the repository" contains. A policy that cannot be used
+    (``policy.problem``) allows nothing and its violation is always enforced. No policies means the built-in
+    default (public Hub only).
+    """
+    governing = list(policies) or [BUILTIN_DEFAULT]
+    origin = DEFAULT_ENDPOINT if endpoint is None else normalize_origin(endpoint)
+    shown = _show(endpoint if endpoint is not None else DEFAULT_ENDPOINT)
+
+    def violation(policy: Policy, message: str) -> Violation:
+        enforced = policy.enforced or policy.problem is not None
+        return Violation(Reason.ENDPOINT_NOT_ALLOWED, message, policy.name, enforced)
+
+    if origin is None:
+        return [
+            violation(
+                policy,
+                f"spec.source.endpoint {shown} is not a plain origin (scheme://host[:port]: http or https, an ASCII "
+                "host name or IP address, no path, query, user info or trailing dot), so no ModelTrustPolicy can "
+                "allow it; set the mirror's origin, e.g. https://hf-mirror.example.com",
+            )
+            for policy in governing
+        ]
+    out: list[Violation] = []
+    for policy in governing:
+        if policy.problem is None and origin in _origins(policy.spec.sources.endpoints.deny):
+            out.append(
+                violation(
+                    policy,
+                    f"spec.source.endpoint {shown} (origin {origin}) is denied by spec.sources.endpoints.deny of "
+                    f"ModelTrustPolicy {policy.name!r}; use an endpoint the policy allows",
+                )
+            )
+    if origin == DEFAULT_ENDPOINT:
+        return out
+    allowed = any(
+        origin in _origins(policy.spec.sources.endpoints.allow) for policy in governing if policy.problem is None
+    )
+    if allowed:
+        return out
+    denied = {v.policy for v in out}
+    for policy in governing:
+        if policy.name in denied:
+            continue
+        hint = (
+            " (no ModelTrustPolicy selects this namespace: the built-in default allows only the public Hub)"
+            if policy.name == BUILTIN_DEFAULT_NAME
+            else ""
+        )
+        out.append(
+            violation(
+                policy,
+                f"spec.source.endpoint {shown} (origin {origin}) is not the public Hub ({DEFAULT_ENDPOINT}) and no "
+                f"ModelTrustPolicy governing this namespace lists it in spec.sources.endpoints.allow{hint}; remove "
+                f"spec.source.endpoint, or ask the cluster admin to add {origin} to spec.sources.endpoints.allow",
+            )
+        )
+    return out
+
+
+# ---------------------------------------------------------------- serving
+
+TRUST_REMOTE_CODE = "--trust-remote-code"
+# Server flags refused whatever the policy says: each makes vLLM load weights, a tokenizer, configuration or
+# Python code from somewhere other than the verified volume, or overrides what the operator sets itself.
+# Matched after "_" -> "-" and case folding, as the flag itself, --flag=value, --flag-<more> and any
+# abbreviation argparse could expand to it.
+BUILTIN_DENIED_ARGS: tuple[str, ...] = (
+    "--model",  # the operator passes the verified volume as the model
+    "--tokenizer",
+    "--revision",
+    "--code-revision",
+    "--tokenizer-revision",
+    "--download-dir",
+    "--hf-overrides",
+    "--hf-config-path",
+    "--hf-token",
+    "--config",  # a YAML file of further arguments
+    "--model-loader-extra-config",
+    "--lora-modules",
+    "--prompt-adapters",
+    "--qlora-adapter-name-or-path",
+    "--speculative-config",
+    "--speculative-model",
+    "--generation-config",
+    "--tool-parser-plugin",
+    "--reasoning-parser-plugin",
+    "--logits-processors",
+    "--logits-processor-pattern",
+    "--middleware",
+    "--worker-cls",
+    "--worker-extension-cls",
+    "--kv-transfer-config",
+    "--allowed-local-media-path",
+    "--otlp-traces-endpoint",
+    "--host",  # forced by the operator (the Service and probes depend on them); set spec.serving.port instead
+    "--port",
+    "--uds",
+)
+# Complete vLLM flags that a built-in entry would refuse as "--x-<more>" or as an abbreviation but that only
+# select among built-in behaviours for the verified model; a policy's own deniedArgs can still refuse them.
+BUILTIN_ALLOWED_FLAGS: frozenset[str] = frozenset(
+    {"--tokenizer-mode", "--model-impl", "--config-format", "--reasoning-parser"}
+)
+# Environment variables refused whatever the policy says (name globs, case-insensitive): Hub/ModelScope
+# downloads and caches, the interpreter's and the dynamic linker's search paths and start-up hooks, vLLM
+# plugins and paths, NCCL plugins. HF_HUB_OFFLINE/TRANSFORMERS_OFFLINE are forced by the operator anyway.
+BUILTIN_DENIED_ENV: tuple[str, ...] = (
+    "HF_*",
+    "HUGGINGFACE_*",
+    "HUGGING_FACE_*",
+    "TRANSFORMERS_*",
+    "*MODELSCOPE*",
+    "PYTHONPATH",
+    "PYTHONHOME",
+    "PYTHONSTARTUP",
+    "PYTHONUSERBASE",
+    "PYTHONBREAKPOINT",
+    "PYTHONEXECUTABLE",
+    "PYTHONPLATLIBDIR",
+    "PYTHONWARNINGS",
+    "PYTHONINSPECT",
+    "LD_*",
+    "GLIBC_TUNABLES",
+    "PATH",
+    "BASH_ENV",
+    "ENV",
+    "VLLM_PLUGINS",
+    "VLLM_*PLUGIN*",
+    "VLLM_*_PATH",
+    "VLLM_ALLOW_RUNTIME_LORA_UPDATING",
+    "VLLM_ALLOW_INSECURE_SERIALIZATION",
+    "NCCL_*PLUGIN*",
+)
+_MAX_LISTED_OFFENCES = 5
+
+
+def _flag(arg: str) -> str | None:
+    """The normalized flag name of a command-line argument (``--Trust_Remote_Code=1`` -> ``--trust-remote-code``)."""
+    if not arg.startswith("-") or arg in ("-", "--"):
+        return None
+    name = arg.split("=", 1)[0]
+    if name.startswith("--"):
+        return "--" + name[2:].replace("_", "-").casefold()
+    return name.casefold()
+
+
+def _flag_matches(flag: str, denied: str) -> bool:
+    """``--x`` denies ``--x``, ``--x-more`` and abbreviations of ``--x`` (argparse expands unique prefixes)."""
+    if denied.startswith("--"):
+        return flag == denied or flag.startswith(denied + "-") or (len(flag) > 2 and denied.startswith(flag))
+    return flag.startswith(denied)
+
+
+def serving_violations(policy: Policy, serving: ServingSpec, runtime_image: str | None) -> list[Violation]:
+    """What ``spec.serving`` would change about the server that this policy refuses (empty: nothing).
+
+    The verified volume only means something if the server loads it and nothing else: an image the cluster
+    admin did not choose, an argument naming another model, tokenizer or config, or an environment variable
+    redirecting downloads or injecting code would route around verification. ``runtime_image`` is the image
+    the operator is configured with (always allowed; ``None`` when unknown, e.g. the CLI: then only
+    ``allowedImages`` admits an explicit image). ``runtime: none`` serves nothing, so nothing is checked.
+    """
+    if serving.runtime == "none":
+        return []
+    rules = policy.spec.serving
+    offences: list[str] = []
+    image = serving.image
+    images = list(rules.allowed_images or [])
+    if image is not None and image != runtime_image and not any(glob_match(glob, image) for glob in images):
+        runtime = _show(runtime_image) if runtime_image else "(not known here)"
+        offences.append(
+            f"spec.serving.image {_show(image)} is neither the operator's runtime image {runtime} nor matches "
+            f"spec.serving.allowedImages {images}"
+        )
+    builtin = [*BUILTIN_DENIED_ARGS, *([] if rules.allow_trust_remote_code else [TRUST_REMOTE_CODE])]
+    own_denied = [_flag(a) or a for a in rules.denied_args or []]
+    for index, arg in enumerate(serving.args or []):
+        flag = _flag(arg)
+        if flag is None:
+            continue
+        denied_args = own_denied if flag in BUILTIN_ALLOWED_FLAGS else [*builtin, *own_denied]
+        hit = next((d for d in denied_args if _flag_matches(flag, d)), None)
+        if hit is None:
+            continue
+        why = (
+            "runs Python code shipped with the model; set spec.serving.allowTrustRemoteCode: true in the policy "
+            "after reviewing that code"
+            if hit == TRUST_REMOTE_CODE
+            else "it would make the server load or do something other than serve the verified files"
+        )
+        offences.append(f"spec.serving.args[{index}] {_show(arg)} is refused as {hit} ({why})")
+    denied_env = [*BUILTIN_DENIED_ENV, *(rules.denied_env or [])]
+    for index, env in enumerate(serving.env or []):
+        glob = _matches_any(denied_env, env.name)
+        if glob is not None:
+            source = "valueFrom" if env.value_from is not None else "value"
+            offences.append(f"spec.serving.env[{index}] {_show(env.name)} ({source}) is refused by {glob!r}")
+    if not offences:
+        return []
+    listed = "; ".join(offences[:_MAX_LISTED_OFFENCES])
+    more = len(offences) - _MAX_LISTED_OFFENCES
+    return [
+        Violation(
+            Reason.SERVING_NOT_ALLOWED,
+            f"ModelTrustPolicy {policy.name!r} refuses the serving configuration: {listed}"
+            + (f" and {more} more" if more > 0 else "")
+            + "; remove them from spec.serving (the server runs the verified volume only)",
+            policy.name,
+            policy.enforced,
+        )
+    ]
 
 
 def check_signature(policy: Policy, evidence: Evidence) -> SignatureCheck:
@@ -311,8 +612,42 @@ def _evidence_violations(policy: Policy, openness: OpennessEvidence, hint: str) 
     return found
 
 
-def decide(policies: Sequence[Policy], evidence: Evidence) -> Verdict:
-    """Evaluate every governing policy against the evidence and derive the tier."""
+def _policy_invalid(policy: Policy, problem: str) -> Violation:
+    """A policy that cannot be used fails every model it governs, whatever its mode (never "ignored")."""
+    return Violation(
+        Reason.POLICY_INVALID,
+        f"ModelTrustPolicy {policy.name!r} cannot be used, so no model it governs is admitted: {problem}; "
+        f"fix the policy (kubectl describe modeltrustpolicy {policy.name} shows why) or delete it",
+        policy.name,
+        True,
+    )
+
+
+def policy_violations(policy: Policy) -> list[Violation]:
+    """PolicyInvalid when the policy cannot be used: its manifest failed validation or an anchor does not load."""
+    if policy.problem is not None:
+        return [_policy_invalid(policy, policy.problem)]
+    try:
+        trust_anchors(policy)
+    except PolicyError as exc:
+        return [_policy_invalid(policy, str(exc))]
+    return []
+
+
+def decide(
+    policies: Sequence[Policy],
+    evidence: Evidence,
+    *,
+    serving: ServingSpec | None = None,
+    runtime_image: str | None = None,
+) -> Verdict:
+    """Evaluate every governing policy against the evidence and derive the tier.
+
+    ``serving`` (the OpenModel's spec.serving) and ``runtime_image`` (the operator's configured server image)
+    are checked against each policy's ``spec.serving``; ``serving=None`` (the CLI, which serves nothing)
+    skips that check. The endpoint of an hf:// source is checked with :func:`endpoint_violations`, the same
+    function the operator calls before it contacts the endpoint at all.
+    """
     digest = evidence.manifest_digest
     pinned_ok = evidence.pinned_digest is not None and evidence.pinned_digest == digest
     violations: list[Violation] = []
@@ -328,6 +663,9 @@ def decide(policies: Sequence[Policy], evidence: Evidence) -> Verdict:
             )
         )
 
+    endpoint_refusals = (
+        endpoint_violations(policies, evidence.source.endpoint) if evidence.source.uri.startswith("hf://") else []
+    )
     outcomes: list[PolicyOutcome] = []
     openness_of = _OpennessCache(evidence)
     shown = covered_files(evidence, None, pinned_ok, tuple(openness_of.readable))  # the pin alone
@@ -336,9 +674,20 @@ def decide(policies: Sequence[Policy], evidence: Evidence) -> Verdict:
     all_mismatches: tuple[FileMismatch, ...] = ()
     for policy in policies:
         own: list[Violation] = []
+        if policy.problem is not None:
+            own.append(_policy_invalid(policy, policy.problem))
+            outcomes.append(PolicyOutcome(policy.name, policy.generation, policy.spec.mode, tuple(own)))
+            violations.extend(own)
+            continue
         if (v := source_allowed(policy, evidence.source.uri)) is not None:
             own.append(v)
-        check = check_signature(policy, evidence)
+        try:
+            check = check_signature(policy, evidence)
+        except PolicyError as exc:  # an anchor that does not load: the policy cannot be used
+            own.append(_policy_invalid(policy, str(exc)))
+            outcomes.append(PolicyOutcome(policy.name, policy.generation, policy.spec.mode, tuple(own)))
+            violations.extend(own)
+            continue
         if check.covers_content and best is None:
             best = check
         if check.failure is not None and first_failure is None:
@@ -356,6 +705,10 @@ def decide(policies: Sequence[Policy], evidence: Evidence) -> Verdict:
         # declaration for that same reason: "license unknown" would only repeat that violation.
         if signature_violation is None or not hint:
             own.extend(_evidence_violations(policy, openness_of.get(covered), hint))
+        # what the content is comes first in the reasons, then how it is fetched and served
+        own.extend(v for v in endpoint_refusals if v.policy == policy.name)
+        if serving is not None:
+            own.extend(serving_violations(policy, serving, runtime_image))
         anchor = check.evidence.anchor if check.covers_content and check.evidence is not None else None
         outcomes.append(PolicyOutcome(policy.name, policy.generation, policy.spec.mode, tuple(own), anchor))
         violations.extend(own)

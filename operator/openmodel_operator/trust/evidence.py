@@ -50,8 +50,10 @@ class Reason(StrEnum):
     # pulling
     PULLED_DIGEST_MISMATCH = "PulledDigestMismatch"
     DOWNLOAD_FAILED = "DownloadFailed"
-    # SIG
+    # POL
     POLICY_INVALID = "PolicyInvalid"
+    ENDPOINT_NOT_ALLOWED = "EndpointNotAllowed"
+    SERVING_NOT_ALLOWED = "ServingNotAllowed"
 
 
 class FileProblem(StrEnum):

@@ -1,12 +1,20 @@
 """Model licenses: normalize Hub card values to SPDX, check OSI approval, apply a policy's rules.
 
 Hub cards carry lowercase tags (``apache-2.0``, ``llama3``, ``other`` + ``license_name``), not
-always SPDX ids, so every comparison goes through :func:`normalize_license` first. The list of
-OSI-approved licenses is shipped data (``data/osi_licenses.json``, produced from the SPDX
-License List by ``scripts/update_osi_licenses.py``) because the operator must decide offline.
+always SPDX ids, so every comparison goes through :func:`normalize_license` first. Expressions are
+parsed by ``license-expression`` (AboutCode), which knows the SPDX license and exception ids; the
+Hub-tag mapping is shipped data (``data/license_tags.json``), and so is the list of OSI-approved
+licenses (``data/osi_licenses.json``, produced from the SPDX License List by
+``scripts/update_osi_licenses.py``) because the operator must decide offline.
 
 Expressions follow SPDX precedence (``WITH`` > ``AND`` > ``OR``): ``A OR B`` is acceptable when
-either side is, ``A AND B`` only when both are, ``A WITH exc`` when ``A`` is.
+either side is, ``A AND B`` only when both are, ``A WITH exc`` when ``A`` is *and* ``exc`` is an SPDX
+exception id. Anything else after ``WITH`` (``Commons-Clause``, a made-up name, a license id) may add
+any restriction at all, so such a term is never OSI-approved nor accepted by a license id alone; only
+a policy naming the whole expression admits it.
+
+The text comes from a model card, i.e. from whoever published the model: input is bounded (length,
+token count, nesting) before any parsing, and nothing here raises on any string.
 """
 
 from __future__ import annotations
@@ -19,55 +27,40 @@ from collections.abc import Callable, Iterable, Mapping
 from importlib import resources
 from typing import Any, Literal
 
+from license_expression import (
+    LicenseSymbol,
+    LicenseWithExceptionSymbol,
+    Licensing,
+    get_license_index,
+)
+
 from openmodel_operator.trust.evidence import Reason
 
-# Hub license tags (huggingface.co/docs/hub/repositories-licenses) that case-insensitive SPDX
-# matching would not resolve. ``None``: no SPDX license exists (a family name or a custom model
-# license); the lowercase tag itself is then the normalized value, so a policy can allow it by name.
-HUB_LICENSE_TAGS: Mapping[str, str | None] = {
-    "agpl-3.0": "AGPL-3.0-only",
-    "gpl-2.0": "GPL-2.0-only",
-    "gpl-3.0": "GPL-3.0-only",
-    "lgpl-2.1": "LGPL-2.1-only",
-    "lgpl-3.0": "LGPL-3.0-only",
-    "gfdl": None,
-    "gpl": None,
-    "lgpl": None,
-    "bsd": None,
-    "cc": None,
-    "c-uda": "C-UDA-1.0",
-    "odc-by": "ODC-By-1.0",
-    "odbl": "ODbL-1.0",
-    "pddl": "PDDL-1.0",
-    "lgpl-lr": "LGPLLR",
-    "openmdw-1.0": "OpenMDW-1.0",
-    "openrail": None,
-    "openrail++": None,
-    "bigscience-openrail-m": None,
-    "creativeml-openrail-m": None,
-    "bigscience-bloom-rail-1.0": None,
-    "bigcode-openrail-m": None,
-    "deepfloyd-if-license": None,
-    "fair-noncommercial-research-license": None,
-    "h-research": None,
-    "intel-research": None,
-    "apple-ascl": None,
-    "apple-amlr": None,
-    "llama2": None,
-    "llama3": None,
-    "llama3.1": None,
-    "llama3.2": None,
-    "llama3.3": None,
-    "llama4": None,
-    "gemma": None,
-    "other": None,
-}
+# Bounds on an expression before it reaches the parser: real SPDX expressions are a few ids long.
+MAX_EXPRESSION_CHARS = 1024
+MAX_EXPRESSION_TOKENS = 100
+MAX_EXPRESSION_DEPTH = 10
+MAX_LICENSE_ITEMS = 16  # licenses listed in one card
 
 # Values that say "no license is known": normalized to None.
 _NO_LICENSE = frozenset({"", "unknown", "none", "noassertion"})
 _OPERATORS = frozenset({"AND", "OR", "WITH"})
-_TOKEN = re.compile(r"\(|\)|[^\s()]+")
+_TOKEN = re.compile(r"\(|\)|[^ \t\n\r\f\v()]+")
+# What an expression may consist of: SPDX id characters (plus ":" for DocumentRef), operators, parens.
+_EXPRESSION_CHARS = re.compile(r"[A-Za-z0-9.+:_() \t-]*")
 _NOT_ID_CHARS = re.compile(r"[^a-z0-9.+-]+")
+_REF_PREFIXES = {"licenseref-": "LicenseRef-", "documentref-": "DocumentRef-", "additionref-": "AdditionRef-"}
+
+
+def _data_file(name: str) -> Any:
+    return json.loads(resources.files("openmodel_operator").joinpath(f"data/{name}").read_text(encoding="utf-8"))
+
+
+# Hub license tags (huggingface.co/docs/hub/repositories-licenses) that case-insensitive SPDX
+# matching would not resolve (data/license_tags.json). ``None``: no SPDX license exists (a family
+# name or a custom model license); the lowercase tag itself is then the normalized value, so a
+# policy can allow it by name.
+HUB_LICENSE_TAGS: Mapping[str, str | None] = dict(_data_file("license_tags.json")["hub_tags"])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,9 +78,7 @@ class LicenseData:
 @functools.cache
 def license_data() -> LicenseData:
     """Load ``data/osi_licenses.json`` once (package data, so it works from a wheel or a zip)."""
-    raw = json.loads(
-        resources.files("openmodel_operator").joinpath("data/osi_licenses.json").read_text(encoding="utf-8")
-    )
+    raw = _data_file("osi_licenses.json")
     return LicenseData(
         source=str(raw["source"]),
         retrieved=str(raw["retrieved"]),
@@ -98,12 +89,68 @@ def license_data() -> LicenseData:
     )
 
 
+def _is_ref(key: str) -> bool:
+    return key.lower().startswith(tuple(_REF_PREFIXES))
+
+
+@dataclasses.dataclass(frozen=True)
+class _Spdx:
+    licensing: Licensing
+    exceptions: frozenset[str]  # SPDX exception ids, as SPDX spells them
+
+
+@functools.cache
+def _spdx() -> _Spdx:
+    """A Licensing that knows only SPDX ids (license-expression's index, plus newer ids of our shipped list).
+
+    Left out on purpose: ScanCode's own ``LicenseRef-scancode-*`` keys (not SPDX: an exception spelled that
+    way must not pass as an SPDX exception), aliases that are ``LicenseRef-*`` names (``LicenseRef-Apache``
+    is whatever its author says, not Apache-2.0), aliases with spaces, and aliases equal to a Hub tag (whose
+    meaning the shipped tag mapping decides).
+    """
+    symbols: list[LicenseSymbol] = []
+    taken: set[str] = set()
+    exceptions: set[str] = set()
+    entries = sorted(get_license_index(), key=lambda e: str(e.get("spdx_license_key") or ""))
+    for entry in entries:
+        key = entry.get("spdx_license_key")
+        if not isinstance(key, str) or not key or _is_ref(key) or key.lower() in taken:
+            continue
+        taken.add(key.lower())
+        aliases = []
+        for alias in entry.get("other_spdx_license_keys") or []:
+            lower = alias.lower()
+            if _is_ref(alias) or " " in alias or lower in HUB_LICENSE_TAGS or lower in taken:
+                continue
+            taken.add(lower)
+            aliases.append(alias)
+        is_exception = bool(entry.get("is_exception"))
+        if is_exception:
+            exceptions.add(key)
+        symbols.append(LicenseSymbol(key, aliases=tuple(aliases), is_exception=is_exception))
+    for spdx in license_data().by_lower.values():  # ids newer than license-expression's copy of the list
+        if spdx.lower() not in taken:
+            taken.add(spdx.lower())
+            symbols.append(LicenseSymbol(spdx))
+    return _Spdx(Licensing(symbols, quiet=True), frozenset(exceptions))
+
+
+def spdx_exception_ids() -> frozenset[str]:
+    """The SPDX license exception ids (``LLVM-exception``, ``Classpath-exception-2.0``, ...)."""
+    return _spdx().exceptions
+
+
 @dataclasses.dataclass(frozen=True)
 class LicenseId:
     """One license of an expression, with the exception of a ``WITH`` clause if any."""
 
     id: str
     exception: str | None = None
+
+    @property
+    def exception_known(self) -> bool:
+        """No ``WITH``, or a ``WITH`` naming an SPDX exception id (only those have known, reviewed terms)."""
+        return self.exception is None or self.exception in spdx_exception_ids()
 
     def render(self) -> str:
         return f"{self.id} WITH {self.exception}" if self.exception else self.id
@@ -128,88 +175,95 @@ class Compound:
 Expression = LicenseId | Compound
 
 
+def _canonical_ref(token: str) -> str:
+    prefix, _, rest = token.partition("-")
+    return _REF_PREFIXES[prefix.lower() + "-"] + rest
+
+
 def _canonical_id(token: str) -> str:
     """SPDX spelling for an id (case-insensitive), the Hub tag mapping, or the lowercase token."""
     lower = token.lower()
-    if lower.startswith(("licenseref-", "documentref-")):
-        prefix, _, rest = token.partition("-")
-        return ("LicenseRef-" if prefix.lower() == "licenseref" else "DocumentRef-") + rest
+    if _is_ref(token):
+        return _canonical_ref(token)
     if lower in HUB_LICENSE_TAGS:
         return HUB_LICENSE_TAGS[lower] or lower
     data = license_data()
     spdx = data.by_lower.get(lower)
     if spdx is None:
+        known = _spdx().licensing.known_symbols_lowercase.get(lower)
+        spdx = known.key if known is not None and not known.is_exception else None
+    if spdx is None:
         return lower
     return data.deprecated.get(spdx, spdx)
 
 
-class _Parser:
-    """Recursive descent over SPDX tokens; raises ValueError on anything it cannot read."""
+def _leaf(symbol: LicenseSymbol) -> str:
+    """The normalized id of a parsed license symbol: license-expression resolved case and aliases of SPDX ids."""
+    key = str(symbol.key)
+    if key in _spdx().licensing.known_symbols:
+        return license_data().deprecated.get(key, key)
+    return _canonical_id(key)
 
-    def __init__(self, text: str) -> None:
-        self.tokens: list[str] = _TOKEN.findall(text)
-        self.pos = 0
 
-    def parse(self) -> Expression:
-        expr = self._or()
-        if self.pos != len(self.tokens):
-            raise ValueError(f"unexpected {self.tokens[self.pos]!r}")
-        return expr
+def _exception(symbol: LicenseSymbol) -> str:
+    key = str(symbol.key)
+    if symbol.is_exception and key in spdx_exception_ids():
+        return key
+    if _is_ref(key):
+        return _canonical_ref(key)
+    return _canonical_id(key)  # a license id or an unknown name: never an SPDX exception
 
-    def _peek_op(self) -> str | None:
-        if self.pos < len(self.tokens) and self.tokens[self.pos].upper() in _OPERATORS:
-            return self.tokens[self.pos].upper()
-        return None
 
-    def _compound(self, op: Literal["AND", "OR"], sub: Callable[[], Expression]) -> Expression:
-        args = [sub()]
-        while self._peek_op() == op:
-            self.pos += 1
-            args.append(sub())
-        if len(args) == 1:
-            return args[0]
-        flat: list[Expression] = []
-        for arg in args:
-            flat.extend(arg.args if isinstance(arg, Compound) and arg.op == op else (arg,))
-        return Compound(op, tuple(flat))
+def _within_limits(text: str) -> bool:
+    """Length, token count and parenthesis nesting within the bounds (checked before any parsing)."""
+    if len(text) > MAX_EXPRESSION_CHARS:
+        return False
+    tokens = _TOKEN.findall(text)
+    if len(tokens) > MAX_EXPRESSION_TOKENS:
+        return False
+    depth = 0
+    for token in tokens:
+        depth += token == "("
+        depth -= token == ")"
+        if depth > MAX_EXPRESSION_DEPTH:
+            return False
+    return True
 
-    def _or(self) -> Expression:
-        return self._compound("OR", self._and)
 
-    def _and(self) -> Expression:
-        return self._compound("AND", self._with)
-
-    def _with(self) -> Expression:
-        atom = self._atom()
-        if self._peek_op() != "WITH":
-            return atom
-        self.pos += 1
-        if not isinstance(atom, LicenseId) or atom.exception is not None:
-            raise ValueError("WITH needs a single license on its left")
-        return LicenseId(atom.id, self._id())
-
-    def _atom(self) -> Expression:
-        if self.pos < len(self.tokens) and self.tokens[self.pos] == "(":
-            self.pos += 1
-            expr = self._or()
-            if self.pos >= len(self.tokens) or self.tokens[self.pos] != ")":
-                raise ValueError("unbalanced parenthesis")
-            self.pos += 1
-            return expr
-        return LicenseId(_canonical_id(self._id()))
-
-    def _id(self) -> str:
-        if self.pos >= len(self.tokens) or self.tokens[self.pos] in ("(", ")") or self._peek_op():
-            raise ValueError("expected a license id")
-        self.pos += 1
-        return self.tokens[self.pos - 1]
+def _convert(node: Any, licensing: Licensing, depth: int = 0) -> Expression:
+    if depth > 2 * MAX_EXPRESSION_DEPTH + 2:
+        raise ValueError("expression nested too deeply")
+    if isinstance(node, LicenseWithExceptionSymbol):
+        return LicenseId(_leaf(node.license_symbol), _exception(node.exception_symbol))
+    if isinstance(node, LicenseSymbol):
+        return LicenseId(_leaf(node))
+    op: Literal["AND", "OR"]
+    if isinstance(node, licensing.AND):
+        op = "AND"
+    elif isinstance(node, licensing.OR):
+        op = "OR"
+    else:
+        raise ValueError(f"unexpected node {type(node).__name__}")
+    flat: list[Expression] = []
+    for arg in node.args:
+        sub = _convert(arg, licensing, depth + 1)
+        flat.extend(sub.args if isinstance(sub, Compound) and sub.op == op else (sub,))
+    return Compound(op, tuple(flat))
 
 
 def parse_license(value: str) -> Expression | None:
-    """Parse an already-normalized (or raw SPDX) expression; None when it is not one."""
+    """Parse an already-normalized (or raw SPDX) expression; None when it is not one (or is too large)."""
+    if not isinstance(value, str) or not _EXPRESSION_CHARS.fullmatch(value) or not value.strip():
+        return None
+    if not _within_limits(value):
+        return None
+    licensing = _spdx().licensing
     try:
-        return _Parser(value).parse()
-    except ValueError:
+        parsed = licensing.parse(value, validate=False, strict=False, simple=True)
+        return None if parsed is None else _convert(parsed, licensing)
+    # license-expression raises assorted types on malformed input (ExpressionError, boolean's ParseError,
+    # IndexError for "()", ...); any of them only means "not an expression".
+    except Exception:
         return None
 
 
@@ -221,11 +275,13 @@ def _replace_other(expr: Expression, name: str) -> Expression:
 
 def _normalize_one(value: str) -> str | None:
     text = value.strip()
-    if text.lower() in _NO_LICENSE:
-        return None
+    if not _within_limits(text) or text.lower() in _NO_LICENSE:
+        return None  # beyond the bounds: unknown, never guessed at
     expr = parse_license(text)
     if expr is not None:
         return expr.render()
+    if "(" in text or ")" in text:
+        return None  # a malformed expression, not free text: folding it could drop an operator
     # Free text ("Llama 3 Community License"): fold into one id-shaped token a policy can name.
     slug = _NOT_ID_CHARS.sub("-", text.lower()).strip("-")
     if not slug or slug.upper() in _OPERATORS or slug in _NO_LICENSE:
@@ -244,12 +300,15 @@ def normalize_license(
     A list means every listed license applies (joined with ``AND``), the conservative reading of
     a card naming several. ``other`` is replaced by ``license_name`` when the card gives one;
     ``license_link`` alone cannot identify a license, so the value stays ``other`` then.
+    A value beyond the bounds (characters, tokens, nesting, listed items) counts as unknown.
     Idempotent: ``normalize_license(normalize_license(x)) == normalize_license(x)``.
     """
     del license_link  # accepted so callers can pass the card's fields as they are; see docstring
     if value is None:
         return None
     items = [value] if isinstance(value, str) else [item for item in value if isinstance(item, str)]
+    if len(items) > MAX_LICENSE_ITEMS:
+        return None
     parts: list[str] = []
     for item in items:
         normalized = _normalize_one(item)
@@ -259,12 +318,13 @@ def normalize_license(
         return None
     joined = parts[0] if len(parts) == 1 else " AND ".join(f"({part})" for part in parts)
     expr = parse_license(joined)
-    if expr is None:  # cannot happen: every part renders as a parseable expression
-        return joined
+    if expr is None:  # the parts together exceed the bounds
+        return None
     name = _normalize_one(license_name) if license_name else None
     if name is not None and " " not in name:  # a single id; an expression cannot stand in one leaf
         expr = _replace_other(expr, name)
-    return expr.render()
+    rendered = expr.render()
+    return rendered if parse_license(rendered) is not None else None
 
 
 def card_license(card: Mapping[str, Any]) -> str | None:
@@ -286,9 +346,12 @@ def card_license(card: Mapping[str, Any]) -> str | None:
 
 
 def satisfies(expression: Expression, accept: Callable[[LicenseId], bool]) -> bool:
-    """Whether a choice of licenses allowed by the expression is entirely accepted."""
+    """Whether a choice of licenses allowed by the expression is entirely accepted.
+
+    A term whose ``WITH`` names no SPDX exception is never accepted here, whatever ``accept`` says.
+    """
     if isinstance(expression, LicenseId):
-        return accept(expression)
+        return expression.exception_known and accept(expression)
     results = (satisfies(arg, accept) for arg in expression.args)
     return all(results) if expression.op == "AND" else any(results)
 
@@ -328,15 +391,17 @@ def evaluate_license(
 ) -> list[tuple[Reason, str]]:
     """Violations of a ModelTrustPolicy's ``spec.licenses`` (empty: the license is acceptable).
 
-    Deny wins: an expression is denied when every way to satisfy it uses a denied license.
+    Deny wins: an expression is denied when every way to satisfy it uses a denied license (or a denied
+    exception). A ``WITH`` naming no SPDX exception is accepted only by allowing the whole expression.
     """
     normalized = normalize_license(spdx) if spdx else None
     if normalized is None:
         return [
             (
                 Reason.LICENSE_UNKNOWN,
-                "the model declares no license (the card's `license:` metadata is missing or 'unknown'); "
-                "ask the publisher to set an SPDX id in the model card, or choose another model",
+                "the model declares no license (the card's `license:` metadata is missing or 'unknown', or is not "
+                "a readable SPDX expression); ask the publisher to set an SPDX id in the model card, or choose "
+                "another model",
             )
         ]
     expr = parse_license(normalized) or LicenseId(normalized)
@@ -345,8 +410,19 @@ def evaluate_license(
     osi = license_data().osi_approved
     whole = normalized.lower()
 
-    if whole in denied or not satisfies(expr, lambda leaf: leaf.id.lower() not in denied):
-        names = sorted({leaf.id for leaf in license_ids(expr) if leaf.id.lower() in denied} or {normalized})
+    def is_denied(leaf: LicenseId) -> bool:
+        return leaf.id.lower() in denied or (leaf.exception is not None and leaf.exception.lower() in denied)
+
+    if whole in denied or not _any_choice(expr, lambda leaf: not is_denied(leaf)):
+        names = sorted(
+            {
+                name
+                for leaf in license_ids(expr)
+                for name in (leaf.id, leaf.exception)
+                if name and name.lower() in denied
+            }
+            or {normalized}
+        )
         return [
             (
                 Reason.LICENSE_DENIED,
@@ -357,15 +433,21 @@ def evaluate_license(
         ]
 
     def accept(leaf: LicenseId) -> bool:
-        if leaf.id.lower() in denied:  # the other side of an OR must carry the expression then
+        if is_denied(leaf):  # the other side of an OR must carry the expression then
             return False
         return leaf.id.lower() in allowed or (allow_osi_approved and leaf.id in osi)
 
     if whole in allowed or satisfies(expr, accept):
         return []
-    blocking = sorted({leaf.id for leaf in license_ids(expr) if not accept(leaf)})
+    blocking = sorted({leaf.render() for leaf in license_ids(expr) if not (leaf.exception_known and accept(leaf))})
     labels = [f"{name} (denied)" if name.lower() in denied else name for name in blocking]
     detail = "" if blocking == [normalized] else f" ({', '.join(labels)} not accepted)"
+    unknown = sorted({leaf.exception for leaf in license_ids(expr) if leaf.exception and not leaf.exception_known})
+    if unknown:
+        detail += (
+            f"; WITH {', '.join(unknown)} is not an SPDX license exception, so the terms are not those of an "
+            "OSI-approved license"
+        )
     if allow_osi_approved:
         message = (
             f"license '{normalized}' is not OSI-approved and not in spec.licenses.allow of "
@@ -378,3 +460,11 @@ def evaluate_license(
             "add it to allow if your legal review accepts it"
         )
     return [(Reason.LICENSE_NOT_ALLOWED, message)]
+
+
+def _any_choice(expression: Expression, accept: Callable[[LicenseId], bool]) -> bool:
+    """Like :func:`satisfies` but judging terms only by ``accept`` (the deny check must not depend on WITH)."""
+    if isinstance(expression, LicenseId):
+        return accept(expression)
+    results = (_any_choice(arg, accept) for arg in expression.args)
+    return all(results) if expression.op == "AND" else any(results)

@@ -30,7 +30,15 @@ BUILTIN_DEFAULT_NAME = "builtin-default"
 
 
 class PolicyError(ValueError):
-    """A policy manifest that cannot be used; the message names the field and the fix."""
+    """A policy manifest that cannot be used; the message names the field and the fix.
+
+    ``detail`` is the message without the "where" prefix (file or object name), for a status that names
+    the policy already.
+    """
+
+    def __init__(self, message: str, detail: str | None = None) -> None:
+        super().__init__(message)
+        self.detail = detail or message
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,6 +55,9 @@ class Policy:
     generation: int | None = None
     labels: Mapping[str, str] = dataclasses.field(default_factory=dict)
     trusted_root_json: bytes | None = dataclasses.field(default=None, repr=False)
+    # Why the policy cannot be used (its manifest fails validation, a referenced ConfigMap is unreadable):
+    # such a policy still governs its namespaces and fails every model there with PolicyInvalid.
+    problem: str | None = None
 
     @property
     def enforced(self) -> bool:
@@ -74,14 +85,61 @@ def policy_from_manifest(doc: Mapping[str, Any], origin: str = "policy") -> Poli
     try:
         spec = ModelTrustPolicySpec.model_validate(doc.get("spec") or {})
     except ValidationError as exc:
-        raise PolicyError(f"{origin} ModelTrustPolicy {name!r}: {_first_error(exc)}") from None
+        detail = _first_error(exc)
+        raise PolicyError(f"{origin} ModelTrustPolicy {name!r}: {detail}", detail) from None
     return Policy(name=name, spec=spec, generation=metadata.get("generation"), labels=metadata.get("labels") or {})
+
+
+_MAX_SHOWN = 80
+
+
+def _clip(value: Any) -> str:
+    """repr() of a value (escapes controls and non-printables), clipped so a huge PEM cannot flood a message."""
+    text = repr(value)
+    return text if len(text) <= _MAX_SHOWN else f"{text[:_MAX_SHOWN]}... ({len(text)} characters)"
 
 
 def _first_error(exc: ValidationError) -> str:
     err = exc.errors()[0]
     where = ".".join(str(p) for p in err["loc"])
-    return f"spec.{where}: {err['msg']} (got {err.get('input')!r})"
+    return f"spec.{where}: {err['msg']} (got {_clip(err.get('input'))})"
+
+
+def invalid_policy(doc: Mapping[str, Any], message: str) -> Policy:
+    """A policy the operator cannot use, kept so that it fails closed.
+
+    A ModelTrustPolicy whose manifest does not validate (or whose references cannot be read) must not be
+    "ignored, other policies decide": it still governs the namespaces it selects and makes every model
+    there fail with PolicyInvalid. Its namespaceSelector is used when that part parses; otherwise the
+    empty selector governs every namespace (failing closed on the whole cluster rather than on none).
+    The spec is otherwise the defaults: ``decide`` evaluates nothing else of it.
+    """
+    raw_metadata = doc.get("metadata")
+    metadata: Mapping[str, Any] = raw_metadata if isinstance(raw_metadata, Mapping) else {}
+    name = metadata.get("name")
+    raw_spec = doc.get("spec")
+    raw_selector = raw_spec.get("namespaceSelector") if isinstance(raw_spec, Mapping) else None
+    try:
+        selector = LabelSelector.model_validate(raw_selector or {})
+    except ValidationError:
+        selector = LabelSelector()
+    generation = metadata.get("generation")
+    labels = metadata.get("labels")
+    return Policy(
+        name=name if isinstance(name, str) and name else "<unnamed>",
+        spec=ModelTrustPolicySpec(namespace_selector=selector),
+        generation=generation if isinstance(generation, int) and not isinstance(generation, bool) else None,
+        labels=labels if isinstance(labels, Mapping) else {},
+        problem=message,
+    )
+
+
+def usable_policy(doc: Mapping[str, Any], origin: str = "policy") -> Policy:
+    """:func:`policy_from_manifest`, or the :func:`invalid_policy` that fails closed when it raises."""
+    try:
+        return policy_from_manifest(doc, origin)
+    except PolicyError as exc:
+        return invalid_policy(doc, exc.detail)
 
 
 def load_policy_file(text: str, origin: str) -> list[Policy]:
