@@ -50,6 +50,12 @@ class Reason(StrEnum):
     # pulling
     PULLED_DIGEST_MISMATCH = "PulledDigestMismatch"
     DOWNLOAD_FAILED = "DownloadFailed"
+    # HUB
+    SOURCE_REDIRECTED = "SourceRedirected"
+    RESPONSE_TOO_LARGE = "ResponseTooLarge"
+    DEADLINE_EXCEEDED = "DeadlineExceeded"
+    UNSAFE_FILE_NAME = "UnsafeFileName"
+    WEIGHTS_OUTSIDE_LFS = "WeightsOutsideLFS"
 
 
 class FileProblem(StrEnum):
@@ -85,6 +91,8 @@ class ResolvedSource:
     openness_declaration: Mapping[str, Any] | None = None
     # the in-repo signature bundle when resolving already read it (checked against the listing)
     signature_bundle: bytes | None = dataclasses.field(default=None, repr=False)
+    # the README.md bytes (model card) as downloaded and checked against the listing; None when absent
+    readme: bytes | None = dataclasses.field(default=None, repr=False)
 
 
 @dataclasses.dataclass(frozen=True)

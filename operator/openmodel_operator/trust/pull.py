@@ -42,6 +42,9 @@ Progress = Callable[[str, int, int], None]
 """Called as ``progress(path, bytes_done, total_bytes)`` from worker threads, per file."""
 
 PARTIAL_PREFIX = ".openmodel-partial-"
+# Slowest average transfer rate a download may keep (bytes/s): with the timeout it gives each file a
+# wall-clock deadline, so a server dripping bytes cannot hold a pull open for days.
+DEFAULT_MIN_RATE = 1024 * 1024
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 
 
@@ -83,7 +86,15 @@ class _Job:
     source_root: Path | None
     where: str
     timeout: float = DEFAULT_TIMEOUT
+    min_rate: float = DEFAULT_MIN_RATE
+    deadline: float | None = None  # time.monotonic() value ending the whole pull
     stop: threading.Event = dataclasses.field(default_factory=threading.Event)
+
+    def file_deadline(self, size: int | None) -> float:
+        """When one download must be done: twice the timeout plus the file at ``min_rate``, within the pull's."""
+        budget = 2 * self.timeout + (size if size is not None else 0) / self.min_rate
+        until = time.monotonic() + budget
+        return until if self.deadline is None else min(until, self.deadline)
 
 
 def _unsafe(path: str, message: str) -> PullError:
@@ -156,8 +167,17 @@ def _fetch_once(job: _Job, rel: str, expected: str, out: int) -> int:
             take(piece, size if size is not None else length)
 
         try:
-            stream(client.resolve_url(job.commit, rel), client.headers(), sink, job.timeout)
+            stream(
+                client.resolve_url(job.commit, rel), client.headers(), sink, job.timeout, None, job.file_deadline(size)
+            )
         except HttpFailure as exc:
+            if exc.deadline:  # another attempt would wait as long again
+                raise PullError(
+                    Reason.DEADLINE_EXCEEDED,
+                    rel,
+                    f"{rel!r} from {client.uri} did not arrive within its deadline ({done} bytes in): the endpoint "
+                    "is too slow or stalls; it will be retried later",
+                ) from exc
             if exc.status in (401, 403):
                 raise PullError(
                     Reason.ACCESS_DENIED,
@@ -255,6 +275,8 @@ def pull(
     source_dir: str | os.PathLike[str] | None = None,
     timeout: float = DEFAULT_TIMEOUT,
     retry_wait: float = 1.0,
+    min_rate: float = DEFAULT_MIN_RATE,
+    deadline: float | None = None,
 ) -> PullResult:
     """Put exactly the files of ``expected`` (path -> sha256 hex) into ``dest_dir``, verified.
 
@@ -262,6 +284,8 @@ def pull(
     ``pvc``) are copied from ``source_dir`` (default: the directory named by ``resolved.uri``).
     Files already in place with the right digest are skipped, so an interrupted pull resumes.
     Raises PullError naming the first file that could not be placed; the others keep their state.
+    Each Hub download must end within ``2 * timeout + size / min_rate`` seconds, and the whole pull
+    within ``deadline`` seconds when given (DEADLINE_EXCEEDED).
     """
     started = time.monotonic()
     where = f"{resolved.uri}@{resolved.revision}" if resolved.revision else resolved.uri
@@ -306,6 +330,8 @@ def pull(
         source_root=source_root,
         where=where,
         timeout=timeout,
+        min_rate=max(1.0, min_rate),
+        deadline=None if deadline is None else started + deadline,
     )
     order = sorted(wanted, key=lambda rel: job.sizes.get(rel, 0), reverse=True)  # largest first
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
