@@ -21,7 +21,7 @@ import stat
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 
@@ -35,13 +35,15 @@ from openmodel_operator.trust.directory import (
 )
 from openmodel_operator.trust.download import HttpFailure, stream
 from openmodel_operator.trust.errors import PullError, SourceError
-from openmodel_operator.trust.evidence import FileEntry, Reason, ResolvedSource
+from openmodel_operator.trust.evidence import FileEntry, Reason, ResolvedSource, SignatureEvidence
 from openmodel_operator.trust.hub import CHUNK, DEFAULT_TIMEOUT, HubClient, client_for
+from openmodel_operator.trust.manifest import manifest_files
 
 Progress = Callable[[str, int, int], None]
 """Called as ``progress(path, bytes_done, total_bytes)`` from worker threads, per file."""
 
 PARTIAL_PREFIX = ".openmodel-partial-"
+LOST_FOUND = "lost+found"  # created by mkfs on ext4 volumes, owned by root: neither ours to check nor to remove
 # Slowest average transfer rate a download may keep (bytes/s): with the timeout it gives each file a
 # wall-clock deadline, so a server dripping bytes cannot hold a pull open for days.
 DEFAULT_MIN_RATE = 1024 * 1024
@@ -95,6 +97,56 @@ class _Job:
         budget = 2 * self.timeout + (size if size is not None else 0) / self.min_rate
         until = time.monotonic() + budget
         return until if self.deadline is None else min(until, self.deadline)
+
+
+def verified_files(
+    files: Iterable[FileEntry], signature_path: str | None, signature: SignatureEvidence | None
+) -> list[FileEntry]:
+    """The files a verdict vouches for, which are the only ones that may reach a volume.
+
+    With a signature that covers the content (tier Signed), that is the signed resources: a file the
+    signer left out through its ``ignore_paths`` (``notes.md``, ``extra/hook.py``) is not pulled,
+    whatever its name, since no name list can say what a model server or its plugins will load.
+    Without one (tier Pinned), the pin covers every manifest file. ``signature`` is the verdict's
+    (``Verdict.signature``, set only when it covers the content).
+    """
+    manifest = manifest_files(files, signature_path)
+    if signature is None:
+        return manifest
+    signed = {path: digest.lower() for path, digest in signature.resources.items()}
+    return [f for f in manifest if signed.get(f.path) == f.sha256.lower()]
+
+
+def remove_unlisted(dest: Path, keep: Iterable[str], on_remove: Callable[[str], None] | None = None) -> list[str]:
+    """Remove every entry under ``dest`` that is not a regular file listed in ``keep`` (bar lost+found).
+
+    Links are removed, never followed; directories left empty are removed too. Raises OSError when
+    something cannot be removed: a file that stays next to the verified ones means the directory
+    is not what was verified.
+    """
+    kept = set(keep)
+    ancestors = {"/".join(p.split("/")[:i]) for p in kept for i in range(1, p.count("/") + 1)}
+    removed: list[str] = []
+
+    def walk(abs_dir: str, rel_dir: str) -> None:
+        with os.scandir(abs_dir) as scan:
+            entries = list(scan)
+        for entry in entries:
+            rel = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
+            if entry.is_dir(follow_symlinks=False):
+                if rel == LOST_FOUND:
+                    continue
+                walk(entry.path, rel)
+                if rel not in ancestors:
+                    os.rmdir(entry.path)
+            elif not (rel in kept and entry.is_file(follow_symlinks=False)):
+                os.unlink(entry.path)
+                removed.append(rel)
+                if on_remove is not None:
+                    on_remove(rel)
+
+    walk(os.fspath(dest), "")
+    return removed
 
 
 def _unsafe(path: str, message: str) -> PullError:
