@@ -45,7 +45,7 @@ def write_raw(handler: Handler, data: bytes) -> bool:
 
 def head(status: int, headers: Mapping[str, str]) -> bytes:
     lines = [f"HTTP/1.1 {status} X"] + [f"{k}: {v}" for k, v in headers.items()]
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("utf-8")  # a hostile server need not stick to latin-1
 
 
 def drip(handler: Handler, data: bytes, every: float, limit: float = 30.0) -> None:

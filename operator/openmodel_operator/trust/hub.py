@@ -67,9 +67,10 @@ from openmodel_operator.trust.directory import (
 from openmodel_operator.trust.download import Watchdog
 from openmodel_operator.trust.errors import SourceError
 from openmodel_operator.trust.evidence import FileEntry, Reason, ResolvedSource
-from openmodel_operator.trust.text import clean, printable
+from openmodel_operator.trust.text import clean, install_log_redaction, printable, remember_secret
 
 log = logging.getLogger(__name__)
+install_log_redaction()  # httpx/httpcore log server text (reason phrases, headers): never a token
 
 Params = tuple[tuple[str, str], ...]
 
@@ -268,6 +269,7 @@ class HubClient:
             "Accept-Encoding": "identity",  # sizes and digests are of the stored bytes
         }
         if self.token:
+            remember_secret(self.token)
             headers["Authorization"] = f"Bearer {self.token}"
         return headers
 
@@ -708,9 +710,9 @@ def _predecision_files(
         more = f" and {len(outside) - 3} more" if len(outside) > 3 else ""
         raise SourceError(
             Reason.WEIGHTS_OUTSIDE_LFS,
-            f"{', '.join(repr(printable(p, 100)) for p in outside[:3])}{more} in {client.uri} "
-            "hold weights or pickled objects but are stored in git, not LFS: such files would be downloaded "
-            "before any decision; store them in LFS (git lfs track) and push again",
+            f"{client.uri} stores {', '.join(repr(printable(p, 100)) for p in outside[:3])}{more} in git, not "
+            "LFS, under names of weights or pickled objects: such files would be downloaded before any "
+            "decision; store them in LFS (git lfs track) and push again",
         )
     chosen = [f for f in listed if f.sha256 is None or f.path in wanted]
     total = sum(f.size for f in chosen)

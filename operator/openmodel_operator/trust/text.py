@@ -11,7 +11,9 @@ Both functions are linear in the length of the text: no regular expression here 
 
 from __future__ import annotations
 
+import logging
 import re
+import threading
 import unicodedata
 from collections.abc import Iterable
 
@@ -108,4 +110,69 @@ def clean(text: str, secrets: Iterable[str | None] = (), limit: int = DEFAULT_LI
     return printable(redact(text, secrets), limit)
 
 
-__all__ = ["BIDI_AND_SEPARATORS", "REDACTED", "clean", "is_unsafe_char", "printable", "redact"]
+# ---------------------------------------------------------------- logs of the HTTP libraries
+
+_SECRETS: set[str] = set()
+_SECRETS_LOCK = threading.Lock()
+MAX_LOG_CHARS = 10_000
+# Loggers that write server text: httpx logs the reason phrase of every answer, httpcore (at DEBUG)
+# every response header, X-Error-Message included. A filter on a logger sees only its own records,
+# so each one is named.
+HTTP_LOGGERS = (
+    "httpx2",
+    "httpcore2.http11",
+    "httpcore2.http2",
+    "httpcore2.connection",
+    "httpcore2.proxy",
+    "httpcore2.socks",
+    "huggingface_hub",
+)
+
+
+def remember_secret(secret: str | None) -> None:
+    """Add a credential the process holds to those every HTTP library log record is cleaned of."""
+    if secret:
+        with _SECRETS_LOCK:
+            _SECRETS.update((secret, f"Bearer {secret}"))
+
+
+class RedactingFilter(logging.Filter):
+    """Removes remembered secrets and credential shapes from a record, and escapes unsafe characters."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # a broken record is the logging module's business, not a leak
+            return True
+        with _SECRETS_LOCK:
+            secrets = tuple(_SECRETS)
+        cleaned = redact(message, secrets)
+        if any(is_unsafe_char(ch) for ch in cleaned):
+            cleaned = printable(cleaned, MAX_LOG_CHARS)
+        if cleaned != message:
+            record.msg, record.args = cleaned, None
+        return True
+
+
+_FILTER = RedactingFilter()
+
+
+def install_log_redaction(names: Iterable[str] = HTTP_LOGGERS) -> None:
+    """Attach the redacting filter to the HTTP libraries' loggers (idempotent)."""
+    for name in names:
+        logger = logging.getLogger(name)
+        if _FILTER not in logger.filters:
+            logger.addFilter(_FILTER)
+
+
+__all__ = [
+    "BIDI_AND_SEPARATORS",
+    "REDACTED",
+    "RedactingFilter",
+    "clean",
+    "install_log_redaction",
+    "is_unsafe_char",
+    "printable",
+    "redact",
+    "remember_secret",
+]
