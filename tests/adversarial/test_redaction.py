@@ -149,3 +149,15 @@ def test_the_fetch_log_redacts_and_escapes() -> None:
     line = out.getvalue()
     assert "hf_the_pod_token_value" not in line and "hf_ZzZz" not in line
     assert "\u202e" not in line and "\\\\u202e" in line  # escaped, then JSON-encoded
+
+
+def test_the_verify_report_escapes_card_text(hub: HubStub, capsys: pytest.CaptureFixture[str]) -> None:
+    from openmodel_operator.cli import main
+
+    card = '---\nlicense: "mit\u202e lpt-3.0\u2028Verdict    TRUSTED"\n---\n'.encode()
+    hub.add_model("org/model", {**FILES, "README.md": card})
+    code = main(["verify", "hf://org/model", "--endpoint", hub.url])
+    out = capsys.readouterr().out
+    assert code == 1
+    assert not any(is_unsafe_char(ch) for ch in out if ch != "\n")
+    assert "\nVerdict    TRUSTED" not in out  # a forged line cannot appear

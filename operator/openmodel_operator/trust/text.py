@@ -105,6 +105,16 @@ def printable(text: str, limit: int = DEFAULT_LIMIT) -> str:
     return "".join(out)
 
 
+def visible(text: str) -> str:
+    """``text`` with unsafe characters escaped and nothing else changed (no clipping, backslashes kept).
+
+    For whole reports built from already-checked parts, where a doubled backslash would only confuse.
+    """
+    if not any(is_unsafe_char(ch) for ch in text):
+        return text
+    return "".join(_escape(ch) if is_unsafe_char(ch) else ch for ch in text)
+
+
 def clean(text: str, secrets: Iterable[str | None] = (), limit: int = DEFAULT_LIMIT) -> str:
     """Server text ready for a message: ``printable(redact(text, secrets), limit)``."""
     return printable(redact(text, secrets), limit)
@@ -175,4 +185,5 @@ __all__ = [
     "printable",
     "redact",
     "remember_secret",
+    "visible",
 ]
