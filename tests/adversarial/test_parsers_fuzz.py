@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from openmodel_operator.trust.directory import (
@@ -27,7 +27,7 @@ from openmodel_operator.trust.directory import (
 from openmodel_operator.trust.errors import SourceError
 from openmodel_operator.trust.evidence import Reason
 from openmodel_operator.trust.hub import HubClient, parse_json
-from openmodel_operator.trust.text import is_unsafe_char, printable, redact
+from openmodel_operator.trust.text import REDACTED, is_unsafe_char, printable, redact
 
 FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 # huggingface_hub's own front-matter expression: what the Hub parses into cardData. Fine on short
@@ -176,9 +176,11 @@ def test_check_relative_path_refuses_with_an_escaped_display(name: str) -> None:
 
 @FUZZ
 @given(
-    st.text(max_size=200), st.text(alphabet=st.characters(min_codepoint=33, max_codepoint=126), min_size=8, max_size=40)
+    st.text(max_size=200),
+    st.text(alphabet="abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.", min_size=8, max_size=40),
 )
 def test_redact_removes_a_secret_wherever_it_is(text: str, secret: str) -> None:
+    assume(secret not in REDACTED)  # the marker itself may spell a (silly) secret
     mixed = text[: len(text) // 2] + secret + text[len(text) // 2 :] + secret
     assert secret not in redact(mixed, [secret])
 
