@@ -128,3 +128,19 @@ def run_fetch(argv: list[str]) -> tuple[int, list[dict[str, Any]]]:
     out = io.StringIO()
     code = fetch.run(parser.parse_args(["fetch", *argv]), stream=out)
     return code, [json.loads(line) for line in out.getvalue().splitlines()]
+
+
+def test_a_local_model_is_pulled_without_its_unsigned_files_and_never_into_itself(
+    tmp_path: pathlib.Path, key: KeyPair, capsys: pytest.CaptureFixture[str]
+) -> None:
+    model = write_model(tmp_path / "model", {**SIGNED, **UNSIGNED})
+    (model / "model.sig").write_bytes(sign_with_key(model, key, tmp_path / "sig", ignore=IGNORED))
+    policy = str(policy_file(tmp_path, key))
+    before = files_in(model)
+    code = main(["verify", str(model), "--policy", policy, "--pull", str(model / "sub")])
+    assert code == 2 and "overlaps the model directory" in capsys.readouterr().out
+    assert files_in(model) == before  # nothing removed from the source
+    dest = tmp_path / "copy"
+    code = main(["verify", str(model), "--policy", policy, "--pull", str(dest)])
+    assert code == 0, capsys.readouterr().out
+    assert files_in(dest) == SIGNED

@@ -131,12 +131,21 @@ def _pull(exam: Any, dest: Path) -> tuple[int, str]:
     not to sign is never pulled, and anything else already in ``dest`` is removed, so a model server
     pointed at ``dest`` can only load verified bytes.
     """
+    from openmodel_operator.trust.directory import local_root
     from openmodel_operator.trust.errors import PullError
     from openmodel_operator.trust.pull import pull, remove_unlisted, verified_files
 
-    resolved = dest.resolve()
-    if resolved == Path(resolved.anchor) or resolved == Path.home().resolve():
+    target = dest.resolve()
+    if target == Path(target.anchor) or target == Path.home().resolve():
         return EXIT_ERROR, f"PULL REFUSED: {dest} is the root or home directory; everything else in it would be removed"
+    source = exam.request.local_path or local_root(exam.resolved)
+    if source is not None:
+        source = Path(source).resolve()
+        if target == source or target.is_relative_to(source) or source.is_relative_to(target):
+            return EXIT_ERROR, (
+                f"PULL REFUSED: {dest} overlaps the model directory {source}; pull into a separate directory "
+                "(files outside the verified set would be removed from it)"
+            )
     files = verified_files(exam.resolved.files, exam.evidence.signature_path, exam.verdict.signature)
     expected = {f.path: f.sha256 for f in files}
     total = sum(f.size for f in files)
