@@ -37,7 +37,7 @@ from openmodel_operator.trust.evidence import Reason, ResolvedSource
 from openmodel_operator.trust.hub import check_endpoint, parse_hf_uri
 from openmodel_operator.trust.manifest import manifest_digest_of
 from openmodel_operator.trust.pinned import PinnedManifest, PinnedManifestError
-from openmodel_operator.trust.pull import LOST_FOUND, pull, remove_unlisted
+from openmodel_operator.trust.pull import DEFAULT_MIN_RATE, LOST_FOUND, pull, remove_unlisted
 from openmodel_operator.trust.text import clean
 
 EXIT_OK, EXIT_VERIFY_FAILED, EXIT_ERROR = 0, 1, 2
@@ -298,6 +298,7 @@ def _fetch(args: argparse.Namespace, pinned: PinnedManifest, dest: Path, token: 
             retries=args.retries,
             progress=progress,
             source_dir=source_dir,
+            min_rate=args.min_rate,
         )
     except PullError as exc:
         code = EXIT_VERIFY_FAILED if exc.reason in _VERIFICATION_REASONS else EXIT_ERROR
@@ -369,6 +370,8 @@ def run(args: argparse.Namespace, stream: TextIO | None = None) -> int:
     try:
         if args.workers < 1:
             raise Failure(EXIT_ERROR, Reason.INVALID_SOURCE, "--workers must be at least 1")
+        if not args.min_rate > 0:
+            raise Failure(EXIT_ERROR, Reason.INVALID_SOURCE, "--min-rate must be a positive number of bytes per second")
         pinned = load_manifest(args.manifest, args.expect_digest)
         if args.verify_only:
             _verify_only(args, pinned, dest, log)
@@ -410,6 +413,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     parser.add_argument("--source-dir", metavar="DIR", help="where a pvc:// source is mounted (directory sources only)")
     parser.add_argument("--retries", type=int, default=2, metavar="N", help="extra attempts per file (default 2)")
+    parser.add_argument(
+        "--min-rate",
+        type=float,
+        default=DEFAULT_MIN_RATE,
+        metavar="BYTES_PER_SECOND",
+        help="slowest average download rate accepted: each file must arrive within twice the timeout plus its "
+        f"size at this rate, or the download is cut off (default {DEFAULT_MIN_RATE})",
+    )
     parser.add_argument(
         "--progress-interval", type=float, default=5.0, metavar="SECONDS", help="seconds between progress lines"
     )
