@@ -321,3 +321,34 @@ def test_a_readme_in_lfs_is_checked_against_its_sha256(hub: HubStub) -> None:
     with pytest.raises(SourceError) as exc:
         resolve(hub)
     assert exc.value.reason is Reason.PULLED_DIGEST_MISMATCH
+
+
+def test_an_answer_with_endless_headers_is_refused(hub: HubStub) -> None:
+    """httpcore's parser caps the header block (100 KiB); a server sending more is cut off."""
+    hub.add_model("org/model", FILES)
+    headers = {f"X-Filler-{i}": "f" * 1000 for i in range(300)}
+    hub.override = lambda h: is_model_info(h) and (send(h, 200, b"{}", headers) or True)
+    with pytest.raises(SourceError) as exc:
+        resolve(hub)
+    assert exc.value.reason is Reason.ENDPOINT_UNREACHABLE
+    assert hub.bytes_served < 2 * 300 * 1100
+    control(hub)
+
+
+def test_a_redirect_loop_on_a_download_is_refused(hub: HubStub) -> None:
+    hub.add_model("org/model", FILES)
+    hub.override = lambda h: is_resolve(h, "config.json") and (send(h, 302, b"", {"Location": h.path}) or True)
+    with pytest.raises(SourceError) as exc:
+        resolve(hub)
+    assert exc.value.reason is Reason.INVALID_SOURCE
+    assert "redirects" in exc.value.message
+    control(hub)
+
+
+def test_a_pull_into_a_name_that_displays_deceptively_is_refused(hub: HubStub, tmp_path: Path) -> None:
+    hub.add_model("org/model", FILES)
+    resolved = resolve(hub)
+    with pytest.raises(PullError) as exc:
+        pull(resolved, {"evil\u202egnp.safetensors": "0" * 64}, tmp_path / "d")
+    assert exc.value.reason is Reason.UNSAFE_FILE_NAME
+    assert "\u202e" not in exc.value.path + exc.value.message

@@ -46,7 +46,13 @@ TOKEN_ENV = "HF_TOKEN"
 
 # Pull failures that mean "these are not the signed bytes/files": another attempt gets the same answer.
 _VERIFICATION_REASONS = frozenset(
-    {Reason.PULLED_DIGEST_MISMATCH, Reason.MANIFEST_MISMATCH, Reason.UNSAFE_PATH, Reason.SYMLINK_NOT_ALLOWED}
+    {
+        Reason.PULLED_DIGEST_MISMATCH,
+        Reason.MANIFEST_MISMATCH,
+        Reason.UNSAFE_PATH,
+        Reason.UNSAFE_FILE_NAME,
+        Reason.SYMLINK_NOT_ALLOWED,
+    }
 )
 
 

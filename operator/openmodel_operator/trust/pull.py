@@ -38,6 +38,7 @@ from openmodel_operator.trust.errors import PullError, SourceError
 from openmodel_operator.trust.evidence import FileEntry, Reason, ResolvedSource, SignatureEvidence
 from openmodel_operator.trust.hub import CHUNK, DEFAULT_TIMEOUT, HubClient, client_for
 from openmodel_operator.trust.manifest import manifest_files
+from openmodel_operator.trust.text import printable
 
 Progress = Callable[[str, int, int], None]
 """Called as ``progress(path, bytes_done, total_bytes)`` from worker threads, per file."""
@@ -346,7 +347,7 @@ def pull(
         try:
             check_relative_path(rel, where)
         except SourceError as exc:
-            raise PullError(Reason.UNSAFE_PATH, str(rel), exc.message) from exc
+            raise PullError(exc.reason, printable(str(rel)), exc.message) from exc
         if not isinstance(digest, str) or not _HEX64.fullmatch(digest.lower()):
             raise PullError(Reason.INVALID_SOURCE, rel, f"the expected digest of {rel!r} is not a sha256 hex")
         wanted[rel] = digest.lower()
