@@ -75,10 +75,13 @@ def test_a_body_dripping_one_byte_at_a_time_is_cut_at_the_deadline(hub: HubStub,
     control(hub)
 
 
-def test_headers_dripping_one_byte_at_a_time_are_cut_at_the_deadline(hub: HubStub) -> None:
+@pytest.mark.parametrize("where", ["model info", "tree"])
+def test_headers_dripping_one_byte_at_a_time_are_cut_at_the_deadline(hub: HubStub, where: str) -> None:
+    """On a new connection (model info) and on a reused keep-alive one (the listing comes second)."""
     hub.add_model("org/model", FILES)
     answer = drip_headers(every=0.05)
-    hub.override = lambda h: is_model_info(h) and (answer(h) or True)
+    match = is_model_info if where == "model info" else is_tree
+    hub.override = lambda h: match(h) and (answer(h) or True)
     started = time.monotonic()
     with pytest.raises(SourceError) as exc:
         resolve(hub, deadline=DEADLINE)

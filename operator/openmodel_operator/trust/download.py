@@ -14,11 +14,15 @@ second never trips it. Each download therefore also has a wall-clock deadline, e
 from __future__ import annotations
 
 import contextlib
+import heapq
 import http.client
+import itertools
 import socket
 import ssl
+import sys
 import threading
 import time
+import types
 from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -40,6 +44,19 @@ class HttpFailure(Exception):
         self.deadline = deadline
 
 
+def _calling_connection_stream(depth: int = 8) -> object:
+    """The ``_network_stream`` of the httpcore connection object found in the first frames up the stack."""
+    frame: types.FrameType | None = sys._getframe(1)
+    for _ in range(depth):
+        if frame is None:
+            return None
+        stream = getattr(frame.f_locals.get("self"), "_network_stream", None)
+        if stream is not None:
+            return stream
+        frame = frame.f_back
+    return None
+
+
 def _shutdown(sock: object) -> None:
     """Shut a socket down from another thread: a blocked ``recv`` returns at once (``close`` would not wake it)."""
     if isinstance(sock, socket.socket):
@@ -52,18 +69,17 @@ class Watchdog:
 
     Read timeouts bound the time between two bytes, not the request: a server answering one byte
     per second (headers or body) would hold a worker for hours. httpx's ``trace`` extension hands
-    over each new connection's socket (requests ask for ``Connection: close``, so every request
-    opens its own); at the deadline a timer thread shuts it down, and the blocked read returns.
+    over the socket each request is sent on; at the deadline a timer thread shuts it down, and the
+    blocked read returns.
     """
 
     def __init__(self, at: float) -> None:
         self.at = at
         self.fired = False
+        self.cancelled = False
         self._sockets: list[object] = []
         self._lock = threading.Lock()
-        self._timer = threading.Timer(max(0.0, at - time.monotonic()), self._fire)
-        self._timer.daemon = True
-        self._timer.start()
+        _SCHEDULER.add(self)
 
     def watch(self, sock: object) -> None:
         with self._lock:
@@ -73,22 +89,68 @@ class Watchdog:
             _shutdown(sock)
 
     def trace(self, name: str, info: Mapping[str, Any]) -> None:
-        """The ``trace`` request extension: remember the socket of every connection opened for the request."""
+        """The ``trace`` request extension: remember the socket a request is sent on.
+
+        A new connection's socket comes with its ``connect_tcp``/``start_tls`` event. A reused
+        keep-alive connection has no such event, so when the request headers are sent the
+        connection object is looked up on the call stack (httpcore calls the trace from inside the
+        connection's ``handle_request``) and its stream's socket taken from there. When neither is
+        found, reads stay bounded by the read timeout and the deadline checks between body pieces.
+        """
+        stream: object = None
         if name.endswith((".connect_tcp.complete", ".start_tls.complete")):
             stream = info.get("return_value")
-            get_extra_info = getattr(stream, "get_extra_info", None)
-            if get_extra_info is not None:
-                self.watch(get_extra_info("socket"))
+        elif name.endswith(".send_request_headers.started"):
+            stream = _calling_connection_stream()
+        get_extra_info = getattr(stream, "get_extra_info", None)
+        if get_extra_info is not None:
+            self.watch(get_extra_info("socket"))
 
     def _fire(self) -> None:
         with self._lock:
+            if self.cancelled:
+                return
             self.fired = True
             sockets = list(self._sockets)
         for sock in sockets:
             _shutdown(sock)
 
     def cancel(self) -> None:
-        self._timer.cancel()
+        """The request is over: forget its sockets (the scheduler drops the entry when it comes due)."""
+        with self._lock:
+            self.cancelled = True
+            self._sockets.clear()
+
+
+class _Scheduler:
+    """One daemon thread that fires every Watchdog at its time (a thread per request would cost more)."""
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, int, Watchdog]] = []
+        self._counter = itertools.count()
+        self._condition = threading.Condition()
+        self._thread: threading.Thread | None = None
+
+    def add(self, watchdog: Watchdog) -> None:
+        with self._condition:
+            heapq.heappush(self._heap, (watchdog.at, next(self._counter), watchdog))
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="openmodel-deadlines", daemon=True)
+                self._thread.start()
+            self._condition.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._condition:
+                while not self._heap or self._heap[0][0] > time.monotonic():
+                    wait = None if not self._heap else self._heap[0][0] - time.monotonic()
+                    self._condition.wait(wait)
+                _, _, watchdog = heapq.heappop(self._heap)
+            if not watchdog.cancelled:
+                watchdog._fire()
+
+
+_SCHEDULER = _Scheduler()
 
 
 def _origin(url: str) -> tuple[str, str]:

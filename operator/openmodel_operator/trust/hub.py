@@ -379,7 +379,7 @@ class HubClient:
             "GET",
             url,
             params=params,
-            headers={**headers, "Connection": "close"},
+            headers=headers,
             timeout=self.http_timeout(until),
             follow_redirects=False,
             extensions={"trace": watchdog.trace},
