@@ -231,6 +231,14 @@ def _deadline_error(seconds: float, what: str, uri: str) -> SourceError:
     )
 
 
+def _without_query(url: str) -> str:
+    """``url`` without query or fragment, for a message: a signed URL's parameters are nobody's business."""
+    try:
+        return urlsplit(url)._replace(query="", fragment="").geturl()
+    except ValueError:
+        return "an invalid URL"
+
+
 def _origin(url: str) -> tuple[str, str, int | None]:
     parts = urlsplit(url)
     default = {"http": 80, "https": 443}.get(parts.scheme)
@@ -342,7 +350,7 @@ class HubClient:
                 f"spec.source.uri {self.uri!r} was not found on {self.endpoint}: check the organisation and model name",
             )
         if 300 <= status < 400:
-            location = self.server_text(response.headers.get("Location", ""), 120)
+            location = self.server_text(_without_query(response.headers.get("Location", "")), 120)
             return SourceError(
                 Reason.SOURCE_REDIRECTED,
                 f"the Hub endpoint {self.endpoint} redirected {what} of {self.uri} (HTTP {status} to "
