@@ -355,3 +355,15 @@ def test_a_pull_into_a_name_that_displays_deceptively_is_refused(hub: HubStub, t
         pull(resolved, {"evil\u202egnp.safetensors": "0" * 64}, tmp_path / "d")
     assert exc.value.reason is Reason.UNSAFE_FILE_NAME
     assert "\u202e" not in exc.value.path + exc.value.message
+
+
+def test_a_directory_keeps_the_readme_bytes_it_hashed(tmp_path: Path) -> None:
+    from openmodel_operator.trust.directory import resolve_directory
+
+    for name, data in FILES.items():
+        (tmp_path / name).write_bytes(data)
+    resolved = resolve_directory(tmp_path)
+    assert resolved.readme == README
+    assert resolved.card["license"] == "apache-2.0"
+    listed = {f.path: f.sha256 for f in resolved.files}
+    assert hashlib.sha256(resolved.readme).hexdigest() == listed["README.md"]

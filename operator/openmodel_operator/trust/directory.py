@@ -39,6 +39,7 @@ HF_LOCAL_DIR_CACHE = ".cache/huggingface"
 DEFAULT_MAX_FILES = 10_000
 DEFAULT_MAX_FILE_SIZE = 2 * 1024**4  # 2 TiB: larger than any published checkpoint shard
 MAX_METADATA_BYTES = 1024 * 1024  # openness.yaml, README front matter, signature bundles
+MAX_README_BYTES = 16 * 1024 * 1024  # a model card kept as bytes (ResolvedSource.readme); a larger one is not kept
 HASH_CHUNK = 4 * 1024 * 1024
 _MAX_PATH_CHARS = 4096
 _MAX_COMPONENT_BYTES = 255
@@ -340,16 +341,24 @@ def read_beneath(root: Path, rel: str, max_bytes: int) -> bytes:
     return data
 
 
-def _read_small(path: Path, what: str, prefix_only: bool = False) -> bytes:
-    """At most MAX_METADATA_BYTES of a metadata file; beyond that it is refused, or cut for a README."""
+def _read_small(path: Path, what: str, limit: int = MAX_METADATA_BYTES, prefix_only: bool = False) -> bytes:
+    """At most ``limit`` bytes of a metadata file; beyond that it is refused, or cut for a README."""
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0))
     with io.FileIO(fd, "rb", closefd=True) as handle:
-        data = handle.read(MAX_METADATA_BYTES + 1)
+        data = handle.read(limit + 1)
     if prefix_only:
-        return data[:MAX_METADATA_BYTES]
-    if len(data) > MAX_METADATA_BYTES:
+        return data[:limit]
+    if len(data) > limit:
+        raise SourceError(Reason.FILE_TOO_LARGE, f"{what} is larger than {limit} bytes: keep metadata files small")
+    return data
+
+
+def _same_as_hashed(data: bytes, digest: str, name: str, where: str) -> bytes:
+    """``data`` when it hashes to the digest the walk recorded: what is parsed is what is listed (and signed)."""
+    if hashlib.sha256(data).hexdigest() != digest:
         raise SourceError(
-            Reason.FILE_TOO_LARGE, f"{what} is larger than {MAX_METADATA_BYTES} bytes: keep metadata files small"
+            Reason.INVALID_SOURCE,
+            f"{name} in {where} changed while the directory was being read: stop writers and try again",
         )
     return data
 
@@ -435,17 +444,20 @@ def resolve_directory(
                     f"{rel!r} in {where} changed while it was being hashed: stop writers and try again",
                 )
             entries.append(FileEntry(path=rel, size=size, sha256=digest))
-        names = {entry.path for entry in entries}
-        card = (
-            card_metadata(_read_small(root_abs / README_FILE, README_FILE, prefix_only=True))
-            if README_FILE in names
-            else {}
-        )
-        declaration = (
-            load_yaml_mapping(_read_small(root_abs / OPENNESS_FILE, OPENNESS_FILE), f"{OPENNESS_FILE} in {where}")
-            if OPENNESS_FILE in names
-            else None
-        )
+        hashed = {entry.path: entry.sha256 for entry in entries}
+        readme: bytes | None = None
+        card: dict[str, Any] = {}
+        if README_FILE in hashed:
+            data = _read_small(root_abs / README_FILE, README_FILE, limit=MAX_README_BYTES, prefix_only=True)
+            card = card_metadata(data)
+            if len(data) < MAX_README_BYTES or hashlib.sha256(data).hexdigest() == hashed[README_FILE]:
+                readme = _same_as_hashed(data, hashed[README_FILE], README_FILE, where)
+        declaration = None
+        if OPENNESS_FILE in hashed:
+            data = _same_as_hashed(
+                _read_small(root_abs / OPENNESS_FILE, OPENNESS_FILE), hashed[OPENNESS_FILE], OPENNESS_FILE, where
+            )
+            declaration = load_yaml_mapping(data, f"{OPENNESS_FILE} in {where}")
     except PermissionError as exc:
         raise SourceError(
             Reason.ACCESS_DENIED,
@@ -463,4 +475,5 @@ def resolve_directory(
         files=tuple(sorted(entries)),
         card=card,
         openness_declaration=declaration,
+        readme=readme,
     )
