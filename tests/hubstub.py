@@ -46,6 +46,8 @@ import yaml
 
 FaultKind = Literal["corrupt", "truncate", "drop"]
 ListingHook = Callable[[str, list[dict[str, Any]]], list[dict[str, Any]]]
+# Plays a hostile server: called first for every request with the handler; True = it answered.
+Override = Callable[["_Handler"], bool]
 
 DEFAULT_TOKEN = "hf_stub_token_0123456789"
 DEFAULT_LFS_PATTERNS = ("*.safetensors", "*.bin", "*.gguf", "*.pt", "*.pth", "*.onnx", "*.h5", "*.msgpack")
@@ -140,6 +142,9 @@ class HubStub:
         self.listing_hook: ListingHook | None = None
         self.page_size = PAGE_SIZE
         self.next_link_base: str | None = None  # set to another origin to play a hostile paginator
+        self.override: Override | None = None  # answer some requests as a hostile server would
+        self.bytes_served = 0  # body bytes sent, all requests together
+        self.request_headers: list[tuple[str, dict[str, str]]] = []  # (path, headers) of every request
         self.downloads: Counter[tuple[str, str]] = Counter()
         self.requests: Counter[str] = Counter()
         self.request_log: list[tuple[str, str]] = []
@@ -387,6 +392,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if not head:
             self.wfile.write(body)
+            with self.stub._lock:
+                self.stub.bytes_served += len(body)
 
     def _json(self, payload: Any, extra: Mapping[str, str] | None = None) -> None:
         body = json.dumps(payload).encode()
@@ -406,9 +413,12 @@ class _Handler(BaseHTTPRequestHandler):
         with stub._lock:
             stub.requests[split.path] += 1
             stub.request_log.append((self.command, self.path))
+            stub.request_headers.append((self.path, dict(self.headers.items())))
         segments = [unquote(s) for s in split.path.split("/")[1:]]
         query = parse_qs(split.query)
         try:
+            if stub.override is not None and stub.override(self):
+                return
             if segments[:2] == ["api", "models"]:
                 self._api(segments[2:], query)
             elif segments and segments[0] == "_cdn":

@@ -124,9 +124,12 @@ def test_card_metadata_and_openness_declaration(hub: HubStub) -> None:
 
 
 def test_explicit_card_metadata_and_no_card(hub: HubStub) -> None:
+    """The endpoint's cardData is never evidence (issue 8, property 3): only the README.md bytes count."""
     hub.add_model("org/carded", {"a.txt": b"x"}, card_metadata={"license": "mit", "extra": {"k": 1}})
     hub.add_model("org/bare", {"a.txt": b"x"})
-    assert resolve_hub("org/carded", endpoint=hub.url).card == {"license": "mit", "extra": {"k": 1}}
+    carded = resolve_hub("org/carded", endpoint=hub.url)
+    assert carded.card == {}
+    assert carded.readme is None
     bare = resolve_hub("org/bare", endpoint=hub.url)
     assert bare.card == {}
     assert bare.openness_declaration is None

@@ -36,15 +36,22 @@ from openmodel_operator.trust.errors import PullError, SourceError
 from openmodel_operator.trust.evidence import Reason, ResolvedSource
 from openmodel_operator.trust.hub import check_endpoint, parse_hf_uri
 from openmodel_operator.trust.pinned import PinnedManifest, PinnedManifestError
-from openmodel_operator.trust.pull import pull
+from openmodel_operator.trust.pull import DEFAULT_MIN_RATE, LOST_FOUND, pull, remove_unlisted
+from openmodel_operator.trust.text import clean
 
 EXIT_OK, EXIT_VERIFY_FAILED, EXIT_ERROR = 0, 1, 2
+MAX_LOG_CHARS = 2000  # per string field of a log line
 TOKEN_ENV = "HF_TOKEN"
-LOST_FOUND = "lost+found"  # created by mkfs on ext4 volumes, owned by root: neither ours to check nor to remove
 
 # Pull failures that mean "these are not the signed bytes/files": another attempt gets the same answer.
 _VERIFICATION_REASONS = frozenset(
-    {Reason.PULLED_DIGEST_MISMATCH, Reason.MANIFEST_MISMATCH, Reason.UNSAFE_PATH, Reason.SYMLINK_NOT_ALLOWED}
+    {
+        Reason.PULLED_DIGEST_MISMATCH,
+        Reason.MANIFEST_MISMATCH,
+        Reason.UNSAFE_PATH,
+        Reason.UNSAFE_FILE_NAME,
+        Reason.SYMLINK_NOT_ALLOWED,
+    }
 )
 
 
@@ -87,6 +94,8 @@ class JsonLog:
         if message is not None:
             record["message"] = message
         record.update(extra)
+        # every string may carry server text (an error message, an exception): redacted and escaped
+        record = {k: clean(v, self.secrets, MAX_LOG_CHARS) if isinstance(v, str) else v for k, v in record.items()}
         line = json.dumps(record, ensure_ascii=False)
         for secret in self.secrets:  # belt and braces: no message should contain it in the first place
             line = line.replace(secret, "[redacted]")
@@ -206,28 +215,12 @@ def prune(dest: Path, keep: Iterable[str], log: JsonLog) -> list[str]:
     Run before the pull (frees space taken by a previous version) and after it (the volume then
     holds exactly the manifest). Directories left empty are removed too.
     """
-    kept = set(keep)
-    ancestors = {"/".join(p.split("/")[:i]) for p in kept for i in range(1, p.count("/") + 1)}
-    removed: list[str] = []
 
-    def walk(abs_dir: str, rel_dir: str) -> None:
-        with os.scandir(abs_dir) as scan:
-            entries = list(scan)
-        for entry in entries:
-            rel = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
-            if entry.is_dir(follow_symlinks=False):
-                if rel == LOST_FOUND:
-                    continue
-                walk(entry.path, rel)
-                if rel not in ancestors:
-                    os.rmdir(entry.path)
-            elif not (rel in kept and entry.is_file(follow_symlinks=False)):
-                os.unlink(entry.path)
-                removed.append(rel)
-                log("removed", path=rel, reason=str(Reason.MANIFEST_MISMATCH), message="not in the manifest")
+    def logged(rel: str) -> None:
+        log("removed", path=rel, reason=str(Reason.MANIFEST_MISMATCH), message="not in the manifest")
 
     try:
-        walk(os.fspath(dest), "")
+        return remove_unlisted(dest, keep, logged)
     except OSError as exc:
         # a file we cannot remove stays next to the verified ones: the volume is not what was signed
         raise Failure(
@@ -236,7 +229,6 @@ def prune(dest: Path, keep: Iterable[str], log: JsonLog) -> list[str]:
             f"cannot remove {exc.filename} ({exc.strerror or exc}), which is not in the manifest",
             path=str(exc.filename) if exc.filename else None,
         ) from None
-    return removed
 
 
 def verify_directory(dest: Path, pinned: PinnedManifest, workers: int) -> list[tuple[str, Reason, str, int | None]]:
@@ -300,6 +292,7 @@ def _fetch(args: argparse.Namespace, pinned: PinnedManifest, dest: Path, token: 
             retries=args.retries,
             progress=progress,
             source_dir=source_dir,
+            min_rate=args.min_rate,
         )
     except PullError as exc:
         code = EXIT_VERIFY_FAILED if exc.reason in _VERIFICATION_REASONS else EXIT_ERROR
@@ -371,6 +364,8 @@ def run(args: argparse.Namespace, stream: TextIO | None = None) -> int:
     try:
         if args.workers < 1:
             raise Failure(EXIT_ERROR, Reason.INVALID_SOURCE, "--workers must be at least 1")
+        if not args.min_rate > 0:
+            raise Failure(EXIT_ERROR, Reason.INVALID_SOURCE, "--min-rate must be a positive number of bytes per second")
         pinned = load_manifest(args.manifest, args.expect_digest)
         if args.verify_only:
             _verify_only(args, pinned, dest, log)
@@ -412,6 +407,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     parser.add_argument("--source-dir", metavar="DIR", help="where a pvc:// source is mounted (directory sources only)")
     parser.add_argument("--retries", type=int, default=2, metavar="N", help="extra attempts per file (default 2)")
+    parser.add_argument(
+        "--min-rate",
+        type=float,
+        default=DEFAULT_MIN_RATE,
+        metavar="BYTES_PER_SECOND",
+        help="slowest average download rate accepted: each file must arrive within twice the timeout plus its "
+        f"size at this rate, or the download is cut off (default {DEFAULT_MIN_RATE})",
+    )
     parser.add_argument(
         "--progress-interval", type=float, default=5.0, metavar="SECONDS", help="seconds between progress lines"
     )

@@ -125,24 +125,49 @@ def _progress_bar(total: int) -> Any:
 
 
 def _pull(exam: Any, dest: Path) -> tuple[int, str]:
-    from openmodel_operator.trust.decision import manifest_size
-    from openmodel_operator.trust.errors import PullError
-    from openmodel_operator.trust.manifest import manifest_files
-    from openmodel_operator.trust.pull import pull
+    """Pull the verified set into ``dest`` and make ``dest`` hold exactly it.
 
-    expected = {f.path: f.sha256 for f in manifest_files(exam.resolved.files, exam.evidence.signature_path)}
-    if exam.verdict.signature is not None:
-        signed = exam.verdict.signature.resources
-        expected = {path: signed.get(path, digest) for path, digest in expected.items()}
-    _, total = manifest_size(exam.evidence)
+    The verified set is what the verdict vouches for (``trust.pull.verified_files``): the signed
+    resources for the Signed tier, every manifest file for the Pinned tier. A file the signer chose
+    not to sign is never pulled, and anything else already in ``dest`` is removed, so a model server
+    pointed at ``dest`` can only load verified bytes.
+    """
+    from openmodel_operator.trust.directory import local_root
+    from openmodel_operator.trust.errors import PullError
+    from openmodel_operator.trust.pull import pull, remove_unlisted, verified_files
+
+    target = dest.resolve()
+    if target == Path(target.anchor) or target == Path.home().resolve():
+        return EXIT_ERROR, f"PULL REFUSED: {dest} is the root or home directory; everything else in it would be removed"
+    source = exam.request.local_path or local_root(exam.resolved)
+    if source is not None:
+        source = Path(source).resolve()
+        if target == source or target.is_relative_to(source) or source.is_relative_to(target):
+            return EXIT_ERROR, (
+                f"PULL REFUSED: {dest} overlaps the model directory {source}; pull into a separate directory "
+                "(files outside the verified set would be removed from it)"
+            )
+    files = verified_files(exam.resolved.files, exam.evidence.signature_path, exam.verdict.signature)
+    expected = {f.path: f.sha256 for f in files}
+    total = sum(f.size for f in files)
     bar, update = _progress_bar(total)
     try:
+        if dest.is_dir():
+            remove_unlisted(dest, expected)  # frees the space of a previous version first
         result = pull(exam.resolved, expected, dest, token=exam.request.token, progress=update)
+        removed = remove_unlisted(dest, expected)
     except PullError as exc:
         bar.close()
         return EXIT_REJECTED, f"PULL REJECTED: {exc.reason.value}: {exc.path}: {exc.message} (file not kept)"
+    except OSError as exc:
+        bar.close()
+        return EXIT_REJECTED, f"PULL REJECTED: cannot remove {exc.filename} ({exc.strerror or exc}) from {dest}"
     bar.close()
-    return EXIT_TRUSTED, f"Pulled     {len(result.files)} files into {dest}, every byte matches the verified digests"
+    note = f", {len(removed)} other files removed" if removed else ""
+    return (
+        EXIT_TRUSTED,
+        f"Pulled     {len(result.files)} files into {dest}, every byte matches the verified digests{note}",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -217,6 +242,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--trusted-root", metavar="FILE", help="a Sigstore trusted_root.json for offline keyless checks"
     )
     parser.add_argument("--pvc-root", metavar="DIR", help="for pvc:// manifests: a directory holding the claim's files")
-    parser.add_argument("--pull", metavar="DIR", help="after a trusted verdict, download the files into DIR")
+    parser.add_argument(
+        "--pull",
+        metavar="DIR",
+        help="after a trusted verdict, download the verified files into DIR; anything else in DIR is removed",
+    )
     parser.add_argument("--json", action="store_true", help="print the provenance record (in-toto JSON)")
     parser.set_defaults(func=run)

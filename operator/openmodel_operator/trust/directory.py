@@ -16,7 +16,6 @@ import hashlib
 import io
 import math
 import os
-import re
 import stat
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -28,6 +27,7 @@ import yaml
 
 from openmodel_operator.trust.errors import SourceError
 from openmodel_operator.trust.evidence import FileEntry, Reason, ResolvedSource
+from openmodel_operator.trust.text import is_unsafe_char, printable
 
 OPENNESS_FILE = "openness.yaml"
 README_FILE = "README.md"
@@ -39,11 +39,12 @@ HF_LOCAL_DIR_CACHE = ".cache/huggingface"
 DEFAULT_MAX_FILES = 10_000
 DEFAULT_MAX_FILE_SIZE = 2 * 1024**4  # 2 TiB: larger than any published checkpoint shard
 MAX_METADATA_BYTES = 1024 * 1024  # openness.yaml, README front matter, signature bundles
+MAX_README_BYTES = 16 * 1024 * 1024  # a model card kept as bytes (ResolvedSource.readme); a larger one is not kept
 HASH_CHUNK = 4 * 1024 * 1024
 _MAX_PATH_CHARS = 4096
 _MAX_COMPONENT_BYTES = 255
 
-_FRONT_MATTER = re.compile(r"^(\s*---[\r\n]+)([\S\s]*?)([\r\n]+---(\r\n|\n|$))")
+MAX_YAML_DEPTH = 64  # nesting of YAML collections in metadata files; real cards use 3 or 4
 
 
 def check_relative_path(path: object, where: str) -> str:
@@ -51,19 +52,29 @@ def check_relative_path(path: object, where: str) -> str:
 
     A listing comes from a server or a filesystem we do not control; a name such as ``../x``,
     ``/etc/passwd`` or ``a\\b`` could make a later pull write outside its target directory or make
-    two tools disagree on which file is meant, so it is refused before anything uses it.
+    two tools disagree on which file is meant, so it is refused before anything uses it. A name with
+    bidi overrides, line/paragraph separators or C1/format characters (UNSAFE_FILE_NAME) would read
+    differently in a terminal, a status message or a review than the file it names.
     """
     problem = _path_problem(path)
     if problem is None:
         return str(path)
-    shown = repr(path)
-    if len(shown) > 200:
-        shown = shown[:200] + "..."
+    shown = printable(path, 200) if isinstance(path, str) else printable(repr(path), 200)
+    if problem == _DISPLAY_PROBLEM:
+        raise SourceError(
+            Reason.UNSAFE_FILE_NAME,
+            f"the file name '{shown}' in {printable(where)} holds characters that change how it is displayed "
+            "(bidi overrides, line/paragraph separators, C1 or format characters, shown escaped here): "
+            "rename the file with plain characters",
+        )
     raise SourceError(
         Reason.UNSAFE_PATH,
-        f"the file name {shown} in {where} is unsafe ({problem}): a model may only hold relative paths "
-        "without '..', '.', empty components, backslashes or control characters",
+        f"the file name '{shown}' in {printable(where)} is unsafe ({problem}): a model may only hold relative "
+        "paths without '..', '.', empty components, backslashes or control characters",
     )
+
+
+_DISPLAY_PROBLEM = "characters that change how the name is displayed"
 
 
 def _path_problem(path: object) -> str | None:
@@ -91,6 +102,8 @@ def _path_problem(path: object) -> str | None:
             return f"'{part}' component"
         if len(part.encode("utf-8")) > _MAX_COMPONENT_BYTES:
             return "path component too long"
+    if any(is_unsafe_char(ch) for ch in path):
+        return _DISPLAY_PROBLEM
     return None
 
 
@@ -153,13 +166,28 @@ def _reject_non_mapping(what: str, value: object) -> SourceError:
 
 
 class _NoAliasLoader(yaml.SafeLoader):
-    """SafeLoader without anchors/aliases: a few hundred bytes of aliases can expand to gigabytes."""
+    """SafeLoader without aliases and with a nesting limit.
+
+    A few hundred bytes of aliases can expand to gigabytes (billion laughs), and deep nesting drives
+    the composer's recursion; both are refused while composing, before any value is constructed.
+    """
+
+    _depth = 0
 
     def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:  # type: ignore[override]
         if self.check_event(yaml.AliasEvent):
             event = self.peek_event()  # type: ignore[no-untyped-call]
             raise yaml.composer.ComposerError(None, None, "YAML aliases are not accepted", event.start_mark)
-        return super().compose_node(parent, index)  # type: ignore[no-any-return]
+        self._depth += 1
+        try:
+            if self._depth > MAX_YAML_DEPTH:
+                event = self.peek_event()  # type: ignore[no-untyped-call]
+                raise yaml.composer.ComposerError(
+                    None, None, f"YAML nested more than {MAX_YAML_DEPTH} levels deep", event.start_mark
+                )
+            return super().compose_node(parent, index)  # type: ignore[no-any-return]
+        finally:
+            self._depth -= 1
 
 
 def _jsonable(value: Any) -> Any:
@@ -188,9 +216,12 @@ def load_yaml_mapping(data: bytes | str, what: str) -> dict[str, Any]:
     try:
         text = data.decode("utf-8") if isinstance(data, bytes) else data
         loaded = yaml.load(text, Loader=_NoAliasLoader)  # a SafeLoader subclass
-    except (UnicodeDecodeError, yaml.YAMLError, RecursionError) as exc:
+    except (UnicodeDecodeError, yaml.YAMLError, RecursionError, ValueError, OverflowError) as exc:
+        # ValueError: an integer of more than 4300 digits (Python's int conversion limit)
         detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise SourceError(Reason.INVALID_SOURCE, f"{what} is not valid YAML ({detail}): fix or remove it") from exc
+        raise SourceError(
+            Reason.INVALID_SOURCE, f"{what} is not valid YAML ({printable(detail)}): fix or remove it"
+        ) from exc
     if loaded is None:
         return {}
     if not isinstance(loaded, Mapping):
@@ -203,18 +234,64 @@ def load_yaml_mapping(data: bytes | str, what: str) -> dict[str, Any]:
     return result
 
 
+def front_matter(text: str) -> str | None:
+    """The YAML between the opening and closing ``---`` lines of a model card, or None.
+
+    Same result as huggingface_hub's ``^(\\s*---[\\r\\n]+)([\\S\\s]*?)([\\r\\n]+---(\\r\\n|\\n|$))``
+    (what the Hub parses into ``cardData``), computed with ``str.find`` scans instead: that regular
+    expression takes quadratic time on a card such as ``---\\n`` followed by many ``\\r``. Only the
+    first MAX_METADATA_BYTES characters are looked at.
+    """
+    text = text[:MAX_METADATA_BYTES]
+    body = text.lstrip()
+    offset = len(text) - len(body)
+    if not body.startswith("---") or body[3:4] not in ("\r", "\n") or body[3:4] == "":
+        return None
+    opening = offset + 3  # the first newline after the opening dashes
+    start = opening
+    while start < len(text) and text[start] in "\r\n":
+        start += 1
+    search = start
+    while True:
+        dashes = text.find("---", search)
+        if dashes < 0:
+            break
+        if dashes > start and text[dashes - 1] in "\r\n" and _closes(text, dashes):
+            end = dashes - 1
+            while end > start and text[end - 1] in "\r\n":
+                end -= 1
+            return text[start:end]
+        search = dashes + 1
+    # no closing line after the body: the regex backtracks into the opening newlines, which matches
+    # only a closing '---' right after them (an empty front matter)
+    if start - opening >= 2 and _closes(text, start):
+        return ""
+    return None
+
+
+def _closes(text: str, dashes: int) -> bool:
+    """True when ``text[dashes:]`` is ``---`` followed by a line end or the end of the text."""
+    if not text.startswith("---", dashes):
+        return False
+    after = text[dashes + 3 : dashes + 5]
+    return after in ("", "\n", "\r\n") or after.startswith("\n")
+
+
 def card_metadata(readme: bytes | str) -> dict[str, Any]:
     """The YAML front matter of a model card (the ``---`` block at the top of README.md).
 
-    This is what the Hub serves as ``cardData``. A card whose front matter is not valid YAML gives
-    an empty mapping, as on the Hub: the license is then unknown and policies decide on that.
+    This is what the Hub serves as ``cardData``, computed here from the card's own bytes. A card
+    whose front matter is not valid YAML gives an empty mapping, as on the Hub: the license is then
+    unknown and policies decide on that.
     """
+    if isinstance(readme, bytes):
+        readme = readme[:MAX_METADATA_BYTES]
     text = readme.decode("utf-8", "replace") if isinstance(readme, bytes) else readme
-    match = _FRONT_MATTER.search(text)
-    if match is None:
+    matter = front_matter(text)
+    if matter is None:
         return {}
     try:
-        return load_yaml_mapping(match.group(2), "the README.md front matter")
+        return load_yaml_mapping(matter, "the README.md front matter")
     except SourceError:
         return {}
 
@@ -264,16 +341,24 @@ def read_beneath(root: Path, rel: str, max_bytes: int) -> bytes:
     return data
 
 
-def _read_small(path: Path, what: str, prefix_only: bool = False) -> bytes:
-    """At most MAX_METADATA_BYTES of a metadata file; beyond that it is refused, or cut for a README."""
+def _read_small(path: Path, what: str, limit: int = MAX_METADATA_BYTES, prefix_only: bool = False) -> bytes:
+    """At most ``limit`` bytes of a metadata file; beyond that it is refused, or cut for a README."""
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0))
     with io.FileIO(fd, "rb", closefd=True) as handle:
-        data = handle.read(MAX_METADATA_BYTES + 1)
+        data = handle.read(limit + 1)
     if prefix_only:
-        return data[:MAX_METADATA_BYTES]
-    if len(data) > MAX_METADATA_BYTES:
+        return data[:limit]
+    if len(data) > limit:
+        raise SourceError(Reason.FILE_TOO_LARGE, f"{what} is larger than {limit} bytes: keep metadata files small")
+    return data
+
+
+def _same_as_hashed(data: bytes, digest: str, name: str, where: str) -> bytes:
+    """``data`` when it hashes to the digest the walk recorded: what is parsed is what is listed (and signed)."""
+    if hashlib.sha256(data).hexdigest() != digest:
         raise SourceError(
-            Reason.FILE_TOO_LARGE, f"{what} is larger than {MAX_METADATA_BYTES} bytes: keep metadata files small"
+            Reason.INVALID_SOURCE,
+            f"{name} in {where} changed while the directory was being read: stop writers and try again",
         )
     return data
 
@@ -359,14 +444,22 @@ def resolve_directory(
                     f"{rel!r} in {where} changed while it was being hashed: stop writers and try again",
                 )
             entries.append(FileEntry(path=rel, size=size, sha256=digest))
-        names = {entry.path for entry in entries}
-        # the raw bytes are kept for the decision, which uses them only where they hash to the listing
-        readme = _read_small(root_abs / README_FILE, README_FILE, prefix_only=True) if README_FILE in names else None
-        card = card_metadata(readme) if readme is not None else {}
-        openness_bytes = _read_small(root_abs / OPENNESS_FILE, OPENNESS_FILE) if OPENNESS_FILE in names else None
-        declaration = (
-            load_yaml_mapping(openness_bytes, f"{OPENNESS_FILE} in {where}") if openness_bytes is not None else None
-        )
+        hashed = {entry.path: entry.sha256 for entry in entries}
+        readme: bytes | None = None
+        card: dict[str, Any] = {}
+        if README_FILE in hashed:
+            data = _read_small(root_abs / README_FILE, README_FILE, limit=MAX_README_BYTES, prefix_only=True)
+            card = card_metadata(data)
+            if len(data) < MAX_README_BYTES or hashlib.sha256(data).hexdigest() == hashed[README_FILE]:
+                readme = _same_as_hashed(data, hashed[README_FILE], README_FILE, where)
+        declaration = None
+        openness_bytes: bytes | None = None
+        if OPENNESS_FILE in hashed:
+            data = _same_as_hashed(
+                _read_small(root_abs / OPENNESS_FILE, OPENNESS_FILE), hashed[OPENNESS_FILE], OPENNESS_FILE, where
+            )
+            declaration = load_yaml_mapping(data, f"{OPENNESS_FILE} in {where}")
+            openness_bytes = data
     except PermissionError as exc:
         raise SourceError(
             Reason.ACCESS_DENIED,

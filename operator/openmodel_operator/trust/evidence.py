@@ -54,6 +54,12 @@ class Reason(StrEnum):
     POLICY_INVALID = "PolicyInvalid"
     ENDPOINT_NOT_ALLOWED = "EndpointNotAllowed"
     SERVING_NOT_ALLOWED = "ServingNotAllowed"
+    # HUB
+    SOURCE_REDIRECTED = "SourceRedirected"
+    RESPONSE_TOO_LARGE = "ResponseTooLarge"
+    DEADLINE_EXCEEDED = "DeadlineExceeded"
+    UNSAFE_FILE_NAME = "UnsafeFileName"
+    WEIGHTS_OUTSIDE_LFS = "WeightsOutsideLFS"
 
 
 class FileProblem(StrEnum):

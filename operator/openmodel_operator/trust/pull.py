@@ -21,7 +21,7 @@ import stat
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 
@@ -35,13 +35,19 @@ from openmodel_operator.trust.directory import (
 )
 from openmodel_operator.trust.download import HttpFailure, stream
 from openmodel_operator.trust.errors import PullError, SourceError
-from openmodel_operator.trust.evidence import FileEntry, Reason, ResolvedSource
+from openmodel_operator.trust.evidence import FileEntry, Reason, ResolvedSource, SignatureEvidence
 from openmodel_operator.trust.hub import CHUNK, DEFAULT_TIMEOUT, HubClient, client_for
+from openmodel_operator.trust.manifest import manifest_files
+from openmodel_operator.trust.text import printable
 
 Progress = Callable[[str, int, int], None]
 """Called as ``progress(path, bytes_done, total_bytes)`` from worker threads, per file."""
 
 PARTIAL_PREFIX = ".openmodel-partial-"
+LOST_FOUND = "lost+found"  # created by mkfs on ext4 volumes, owned by root: neither ours to check nor to remove
+# Slowest average transfer rate a download may keep (bytes/s): with the timeout it gives each file a
+# wall-clock deadline, so a server dripping bytes cannot hold a pull open for days.
+DEFAULT_MIN_RATE = 1024 * 1024
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 
 
@@ -83,7 +89,65 @@ class _Job:
     source_root: Path | None
     where: str
     timeout: float = DEFAULT_TIMEOUT
+    min_rate: float = DEFAULT_MIN_RATE
+    deadline: float | None = None  # time.monotonic() value ending the whole pull
     stop: threading.Event = dataclasses.field(default_factory=threading.Event)
+
+    def file_deadline(self, size: int | None) -> float:
+        """When one download must be done: twice the timeout plus the file at ``min_rate``, within the pull's."""
+        budget = 2 * self.timeout + (size if size is not None else 0) / self.min_rate
+        until = time.monotonic() + budget
+        return until if self.deadline is None else min(until, self.deadline)
+
+
+def verified_files(
+    files: Iterable[FileEntry], signature_path: str | None, signature: SignatureEvidence | None
+) -> list[FileEntry]:
+    """The files a verdict vouches for, which are the only ones that may reach a volume.
+
+    With a signature that covers the content (tier Signed), that is the signed resources: a file the
+    signer left out through its ``ignore_paths`` (``notes.md``, ``extra/hook.py``) is not pulled,
+    whatever its name, since no name list can say what a model server or its plugins will load.
+    Without one (tier Pinned), the pin covers every manifest file. ``signature`` is the verdict's
+    (``Verdict.signature``, set only when it covers the content).
+    """
+    manifest = manifest_files(files, signature_path)
+    if signature is None:
+        return manifest
+    signed = {path: digest.lower() for path, digest in signature.resources.items()}
+    return [f for f in manifest if signed.get(f.path) == f.sha256.lower()]
+
+
+def remove_unlisted(dest: Path, keep: Iterable[str], on_remove: Callable[[str], None] | None = None) -> list[str]:
+    """Remove every entry under ``dest`` that is not a regular file listed in ``keep`` (bar lost+found).
+
+    Links are removed, never followed; directories left empty are removed too. Raises OSError when
+    something cannot be removed: a file that stays next to the verified ones means the directory
+    is not what was verified.
+    """
+    kept = set(keep)
+    ancestors = {"/".join(p.split("/")[:i]) for p in kept for i in range(1, p.count("/") + 1)}
+    removed: list[str] = []
+
+    def walk(abs_dir: str, rel_dir: str) -> None:
+        with os.scandir(abs_dir) as scan:
+            entries = list(scan)
+        for entry in entries:
+            rel = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
+            if entry.is_dir(follow_symlinks=False):
+                if rel == LOST_FOUND:
+                    continue
+                walk(entry.path, rel)
+                if rel not in ancestors:
+                    os.rmdir(entry.path)
+            elif not (rel in kept and entry.is_file(follow_symlinks=False)):
+                os.unlink(entry.path)
+                removed.append(rel)
+                if on_remove is not None:
+                    on_remove(rel)
+
+    walk(os.fspath(dest), "")
+    return removed
 
 
 def _unsafe(path: str, message: str) -> PullError:
@@ -156,8 +220,17 @@ def _fetch_once(job: _Job, rel: str, expected: str, out: int) -> int:
             take(piece, size if size is not None else length)
 
         try:
-            stream(client.resolve_url(job.commit, rel), client.headers(), sink, job.timeout)
+            stream(
+                client.resolve_url(job.commit, rel), client.headers(), sink, job.timeout, None, job.file_deadline(size)
+            )
         except HttpFailure as exc:
+            if exc.deadline:  # another attempt would wait as long again
+                raise PullError(
+                    Reason.DEADLINE_EXCEEDED,
+                    rel,
+                    f"{rel!r} from {client.uri} did not arrive within its deadline ({done} bytes in): the endpoint "
+                    "is too slow or stalls; it will be retried later",
+                ) from exc
             if exc.status in (401, 403):
                 raise PullError(
                     Reason.ACCESS_DENIED,
@@ -255,6 +328,8 @@ def pull(
     source_dir: str | os.PathLike[str] | None = None,
     timeout: float = DEFAULT_TIMEOUT,
     retry_wait: float = 1.0,
+    min_rate: float = DEFAULT_MIN_RATE,
+    deadline: float | None = None,
 ) -> PullResult:
     """Put exactly the files of ``expected`` (path -> sha256 hex) into ``dest_dir``, verified.
 
@@ -262,6 +337,8 @@ def pull(
     ``pvc``) are copied from ``source_dir`` (default: the directory named by ``resolved.uri``).
     Files already in place with the right digest are skipped, so an interrupted pull resumes.
     Raises PullError naming the first file that could not be placed; the others keep their state.
+    Each Hub download must end within ``2 * timeout + size / min_rate`` seconds, and the whole pull
+    within ``deadline`` seconds when given (DEADLINE_EXCEEDED).
     """
     started = time.monotonic()
     where = f"{resolved.uri}@{resolved.revision}" if resolved.revision else resolved.uri
@@ -270,7 +347,7 @@ def pull(
         try:
             check_relative_path(rel, where)
         except SourceError as exc:
-            raise PullError(Reason.UNSAFE_PATH, str(rel), exc.message) from exc
+            raise PullError(exc.reason, printable(str(rel)), exc.message) from exc
         if not isinstance(digest, str) or not _HEX64.fullmatch(digest.lower()):
             raise PullError(Reason.INVALID_SOURCE, rel, f"the expected digest of {rel!r} is not a sha256 hex")
         wanted[rel] = digest.lower()
@@ -306,6 +383,8 @@ def pull(
         source_root=source_root,
         where=where,
         timeout=timeout,
+        min_rate=max(1.0, min_rate),
+        deadline=None if deadline is None else started + deadline,
     )
     order = sorted(wanted, key=lambda rel: job.sizes.get(rel, 0), reverse=True)  # largest first
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:

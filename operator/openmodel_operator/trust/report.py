@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from openmodel_operator.trust.decision import describe_mismatches, manifest_size
 from openmodel_operator.trust.pipeline import Examination
+from openmodel_operator.trust.text import visible
 
 
 def human_bytes(size: int) -> str:
@@ -17,7 +18,12 @@ def human_bytes(size: int) -> str:
 
 
 def render_report(exam: Examination) -> str:
-    """A short report: what was resolved, who signed it, which policies passed, and every violation."""
+    """A short report: what was resolved, who signed it, which policies passed, and every violation.
+
+    The license, identities and messages come from a model card, a certificate or a policy: each
+    line is shown with controls, bidi overrides and line separators escaped, so the report reads
+    as it is.
+    """
     resolved, verdict, evidence = exam.resolved, exam.verdict, exam.evidence
     count, total = manifest_size(evidence)
     lines = [f"Model      {resolved.uri}"]
@@ -60,4 +66,4 @@ def render_report(exam: Examination) -> str:
         lines.append(f"Verdict    TRUSTED, tier {verdict.tier.value}{note}")
     else:
         lines.append(f"Verdict    REJECTED: {', '.join(r.value for r in verdict.reasons)}")
-    return "\n".join(lines) + "\n"
+    return "\n".join(visible(line) for line in lines) + "\n"
