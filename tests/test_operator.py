@@ -160,6 +160,7 @@ def operator(world: World, run_operator: Runner) -> Callable[..., AbstractAsyncC
             health_port=0,
             operator_image="op:test",
             vllm_image="vllm:test",
+            default_endpoint=world.hub.url,  # the cluster's Hub, as an admin of an air-gapped cluster sets it
         )
         settings = dataclasses.replace(settings, **overrides)
         registry = build_registry(settings, lambda: Kube(client_for(world.kube.base_url)))
@@ -182,9 +183,18 @@ async def test_signed_model_is_pulled_served_and_recorded(world: World, operator
         assert provenance["trustTier"] == "Signed"
         assert provenance["signature"]["identity"] == "org-release"
         assert provenance["license"] == "Apache-2.0"
-        assert provenance["policies"] == [
-            {"name": "org", "generation": 1, "mode": "Enforce", "verdict": "Pass", "reasons": []}
-        ]
+        (record,) = provenance["policies"]
+        inputs = record.pop("inputsDigest")  # what the policy referenced: a change of it re-decides
+        assert inputs.startswith("sha256:") and len(inputs) == 71
+        assert record == {
+            "name": "org",
+            "generation": 1,
+            "mode": "Enforce",
+            "verdict": "Pass",
+            "reasons": [],
+            "anchor": "key:org-release",  # which of the policy's anchors verified the signature
+        }
+        assert provenance["endpoint"] == world.hub.url and provenance["repository"] == "org/model"
         assert world.child("configmaps", "m-manifest") and world.child("persistentvolumeclaims", "m-weights")
         (job,) = world.jobs()
         assert job["spec"]["template"]["spec"]["automountServiceAccountToken"] is False

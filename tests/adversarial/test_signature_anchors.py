@@ -300,7 +300,7 @@ async def test_the_operator_inlines_each_policys_own_trusted_root(tmp_path: path
     reconciler = Reconciler(Kube(), OperatorSettings(trusted_root_path=str(settings_root)), lambda *_: None)  # type: ignore[arg-type]
     own = keyless_policy("a", None, with_ref=True)
     other = keyless_policy("b", None)
-    inlined = await reconciler._inline_policy_refs([own, other])
+    inlined = [r.policy for r in await reconciler._inputs.resolve([own, other])]
     assert [p.trusted_root_json for p in inlined] == [b"openmodel-system/a-root/root.json", b"operator-wide"]
 
 

@@ -281,12 +281,31 @@ class PolicyRecord(ApiModel):
     mode: Literal["Enforce", "Audit"] = Field(description="Enforce rejects; Audit only records.")
     verdict: Literal["Pass", "Fail"] = Field(description="Whether the model satisfied this policy.")
     reasons: list[str] | None = Field(None, description="Reason codes of the violations, if any.")
+    anchor: str | None = Field(
+        None,
+        description="The trust anchor of this policy that verified the signature (key, CA or keyless identity).",
+        max_length=1024,
+    )
+    inputs_digest: str | None = Field(
+        None,
+        description=(
+            "sha256 over the keys, CAs and trusted root this policy referenced when it was evaluated; a change "
+            "(a key ConfigMap edited or deleted) triggers a re-decision."
+        ),
+        max_length=80,
+    )
 
 
 class Provenance(ApiModel):
     """What runs and why it is trusted."""
 
     source: str = Field(description="The source URI that was resolved.")
+    endpoint: str | None = Field(
+        None, description="The Hub endpoint (origin) the source was resolved from; unset for volumes.", max_length=2048
+    )
+    repository: str | None = Field(
+        None, description="The canonical repository id the endpoint answered for the source.", max_length=256
+    )
     requested_revision: str | None = Field(
         None, description="The spec.source.revision (branch, tag or commit) the pinned commit was resolved from."
     )

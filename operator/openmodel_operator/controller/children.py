@@ -31,6 +31,7 @@ from typing import Any, Literal
 
 from openmodel_operator.api.common import API_VERSION
 from openmodel_operator.api.openmodel import OpenModelSpec
+from openmodel_operator.controller.recorded import as_binary_data
 from openmodel_operator.trust.pinned import CONFIGMAP_KEY, PinnedManifest
 
 KIND = "OpenModel"
@@ -63,6 +64,7 @@ MAX_MANIFEST_BYTES = 1_000_000
 _DNS1035 = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?")
 _LABEL_VALUE = re.compile(r"([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]")
 _HEX = re.compile(r"[0-9a-f]+")
+_HASHED_TAIL = re.compile(r"-[0-9a-f]{8}$")
 # Server environment the user may not override: the server must never fetch weights or code
 # other than the verified files on the volume.
 _FORCED_SERVER_ENV = (("HF_HUB_OFFLINE", "1"), ("TRANSFORMERS_OFFLINE", "1"))
@@ -128,7 +130,9 @@ def child_name(owner: str, suffix: str = "") -> str:
     is appended so two OpenModels never share children after shortening.
     """
     candidate = owner + suffix
-    if len(candidate) <= MAX_NAME and _DNS1035.fullmatch(candidate):
+    # an owner that already ends like a shortened name ("-" + 8 hex) is hashed too: a verbatim name could
+    # otherwise equal another OpenModel's shortened one (``a.b`` -> ``a-b-<hash>``), and both would own it
+    if len(candidate) <= MAX_NAME and _DNS1035.fullmatch(candidate) and not _HASHED_TAIL.search(owner):
         return candidate
     base = re.sub(r"-+", "-", re.sub(r"[^a-z0-9-]", "-", owner.lower())).strip("-")
     if not base or not base[0].isalpha():
@@ -328,9 +332,17 @@ def _pvc_source(uri: str) -> tuple[str, str]:
 
 
 def pinned_manifest_configmap(
-    ref: ModelRef, spec: OpenModelSpec, pinned: PinnedManifest, settings: ChildSettings
+    ref: ModelRef,
+    spec: OpenModelSpec,
+    pinned: PinnedManifest,
+    settings: ChildSettings,
+    recorded: Mapping[str, bytes] | None = None,
 ) -> dict[str, Any]:
-    """ConfigMap ``<name>-manifest`` with ``manifest.json``: exactly the files and digests to accept."""
+    """ConfigMap ``<name>-manifest`` with ``manifest.json``: exactly the files and digests to accept.
+
+    ``recorded`` (bundle, card, declaration) goes to ``binaryData`` so a restarted operator can re-decide
+    without the source (``controller.recorded`` checks it against status before believing it).
+    """
     data = pinned.to_json()
     if len(data.encode()) > MAX_MANIFEST_BYTES:
         raise ChildrenError(
@@ -347,6 +359,7 @@ def pinned_manifest_configmap(
             {**_content_annotations(pinned), SOURCE_ANNOTATION: pinned.source},
         ),
         "data": {CONFIGMAP_KEY: data},
+        **({"binaryData": as_binary_data(recorded)} if recorded else {}),
     }
 
 

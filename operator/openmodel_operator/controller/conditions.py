@@ -14,8 +14,21 @@ WEIGHTS_READY = "WeightsReady"
 AVAILABLE = "Available"
 UPDATE_AVAILABLE = "UpdateAvailable"
 READY = "Ready"
+SOURCE_AVAILABLE = "SourceAvailable"  # False while the source cannot be re-examined (content still verified)
+RECONCILED = "Reconciled"  # False when a pass failed (an API refusal, an internal error); gone once one succeeds
 
-ORDER = (RESOLVED, SIGNATURE_VERIFIED, OPENNESS_VERIFIED, TRUSTED, WEIGHTS_READY, AVAILABLE, UPDATE_AVAILABLE, READY)
+ORDER = (
+    RESOLVED,
+    SIGNATURE_VERIFIED,
+    OPENNESS_VERIFIED,
+    TRUSTED,
+    WEIGHTS_READY,
+    AVAILABLE,
+    UPDATE_AVAILABLE,
+    SOURCE_AVAILABLE,
+    RECONCILED,
+    READY,
+)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -23,7 +23,13 @@ from openmodel_operator.controller.metrics import METRICS, PHASES
 from openmodel_operator.controller.planner import Event
 from openmodel_operator.controller.reconciler import ChildInventory, Reconciler, utcnow
 from openmodel_operator.controller.settings import OperatorSettings
-from openmodel_operator.trust.policies import Policy, PolicyError, policy_from_manifest, selector_matches
+from openmodel_operator.trust.policies import (
+    Policy,
+    PolicyError,
+    policy_from_manifest,
+    selector_matches,
+    usable_policy,
+)
 
 log = logging.getLogger(__name__)
 
@@ -130,11 +136,11 @@ def build_registry(
 
     @kopf.index(GROUP, VERSION, "modeltrustpolicies", registry=registry, id="policy_index")
     def policy_index(body: kopf.Body, name: str, **_: Any) -> dict[str, Policy]:
-        try:
-            return {"all": policy_from_manifest(dict(body), origin=f"ModelTrustPolicy {name}")}
-        except PolicyError as exc:
-            log.warning("ignoring invalid ModelTrustPolicy", extra={"policy": name, "error": str(exc)})
-            return {}
+        # never raises: a policy that does not validate still governs, failing its models with PolicyInvalid
+        policy = usable_policy(dict(body), origin=f"ModelTrustPolicy {name}")
+        if policy.problem is not None:
+            log.warning("invalid ModelTrustPolicy", extra={"policy": name, "error": policy.problem})
+        return {"all": policy}
 
     @kopf.index("", "v1", "namespaces", registry=registry, id="namespace_index")
     def namespace_index(name: str, labels: kopf.Labels, **_: Any) -> dict[str, dict[str, str]]:

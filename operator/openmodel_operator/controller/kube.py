@@ -13,6 +13,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+import httpx2
 from lightkube import ApiError, AsyncClient, KubeConfig
 from lightkube.config.models import Cluster, User
 from lightkube.generic_resource import create_global_resource, create_namespaced_resource
@@ -55,8 +56,15 @@ def client_for(server: str | None = None) -> AsyncClient:
     return AsyncClient(field_manager=FIELD_MANAGER)
 
 
-def _error(exc: ApiError) -> KubeError:
-    return KubeError(exc.status.code or 500, exc.status.message or str(exc))
+def _error(exc: httpx2.HTTPStatusError) -> KubeError:
+    """lightkube raises ApiError for a Status answer and plain HTTPStatusError for any other error body."""
+    if isinstance(exc, ApiError):
+        return KubeError(exc.status.code or 500, exc.status.message or str(exc))
+    return KubeError(exc.response.status_code, f"HTTP {exc.response.status_code} from {exc.request.url.path}")
+
+
+def _code(exc: httpx2.HTTPStatusError) -> int:
+    return _error(exc).status
 
 
 class Kube:
@@ -81,7 +89,7 @@ class Kube:
                     field_manager=FIELD_MANAGER,
                     force=True,
                 )
-        except ApiError as exc:
+        except httpx2.HTTPStatusError as exc:
             raise _error(exc) from None
 
     async def scale_to_zero(self, namespace: str, name: str) -> None:
@@ -91,8 +99,8 @@ class Kube:
                 await self.client.patch(
                     Deployment, name, {"spec": {"replicas": 0}}, namespace=namespace, patch_type=PatchType.MERGE
                 )
-        except ApiError as exc:
-            if exc.status.code != 404:
+        except httpx2.HTTPStatusError as exc:
+            if _code(exc) != 404:
                 raise _error(exc) from None
 
     async def patch_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> str | None:
@@ -107,7 +115,7 @@ class Kube:
                     namespace=namespace,
                     patch_type=PatchType.MERGE,
                 )
-        except ApiError as exc:
+        except httpx2.HTTPStatusError as exc:
             raise _error(exc) from None
         version = updated.metadata.resourceVersion if updated.metadata else None
         return str(version) if version is not None else None
@@ -118,11 +126,21 @@ class Kube:
             # Background propagation: a Job's pods go too, and nothing waits on the child's own finalizers
             async with self._writes:
                 await self.client.delete(KINDS[kind], name, namespace=namespace, cascade=CascadeType.BACKGROUND)
-        except ApiError as exc:
-            if exc.status.code == 404:
+        except httpx2.HTTPStatusError as exc:
+            if _code(exc) == 404:
                 return False
             raise _error(exc) from None
         return True
+
+    async def get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        """One object of a child kind, None when it does not exist."""
+        try:
+            obj = await self.client.get(KINDS[kind], name, namespace=namespace)
+        except httpx2.HTTPStatusError as exc:
+            if _code(exc) == 404:
+                return None
+            raise _error(exc) from None
+        return dict(obj.to_dict())
 
     async def list_children(self, kind: str, namespace: str, owner: str) -> list[dict[str, Any]]:
         """Children of one OpenModel by label (used on deletion, when the watch index may lag)."""
@@ -131,7 +149,7 @@ class Kube:
                 obj.to_dict()
                 async for obj in self.client.list(KINDS[kind], namespace=namespace, labels={"openmodel.io/name": owner})
             ]
-        except ApiError as exc:
+        except httpx2.HTTPStatusError as exc:
             raise _error(exc) from None
         return items
 
@@ -139,7 +157,7 @@ class Kube:
         """One key of a Secret, decoded; raises KubeError(404) naming what is missing (never the value)."""
         try:
             secret = await self.client.get(Secret, name, namespace=namespace)
-        except ApiError as exc:
+        except httpx2.HTTPStatusError as exc:
             raise _error(exc) from None
         data = secret.data or {}
         if key not in data:
@@ -150,7 +168,7 @@ class Kube:
         """One key of a ConfigMap (data or binaryData)."""
         try:
             cm = await self.client.get(ConfigMap, name, namespace=namespace)
-        except ApiError as exc:
+        except httpx2.HTTPStatusError as exc:
             raise _error(exc) from None
         if cm.data and key in cm.data:
             return str(cm.data[key]).encode()

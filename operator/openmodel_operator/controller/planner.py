@@ -25,7 +25,17 @@ from openmodel_operator.controller.conditions import (
 from openmodel_operator.controller.trust_result import TrustResult
 
 SHORT_REVISION = 12
-_WARNING_WHEN_FALSE = {"Resolved", "SignatureVerified", "OpennessVerified", TRUSTED, WEIGHTS_READY, AVAILABLE, READY}
+_WARNING_WHEN_FALSE = {
+    "Resolved",
+    "SignatureVerified",
+    "OpennessVerified",
+    TRUSTED,
+    WEIGHTS_READY,
+    AVAILABLE,
+    READY,
+    "SourceAvailable",
+    "Reconciled",
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -158,7 +168,7 @@ def plan(
                 conds.append(Cond(AVAILABLE, "False", "ScaledToZero", "scaled to zero: the model is no longer trusted"))
     else:
         pinned = trust.pinned
-        apply.append(children.pinned_manifest_configmap(ref, spec, pinned, settings))
+        apply.append(children.pinned_manifest_configmap(ref, spec, pinned, settings, trust.recorded))
         apply.append(children.weights_pvc(ref, spec, pinned, settings))
         job = children.fetch_job(ref, spec, pinned, settings)
         state, reason, message = job_state(observed.jobs.get(job["metadata"]["name"]))
@@ -233,6 +243,10 @@ def plan(
                 phase = "Failed" if state == "Failed" else "Pulling"
                 conds.append(Cond(READY, "False", "WeightsNotReady", "waiting for verified weights on the volume"))
 
+    if trust.degraded is not None:
+        conds.append(trust.degraded)
+        if phase == "Ready":
+            phase = "Degraded"
     if update is not None:
         conds.append(Cond(UPDATE_AVAILABLE, "True", update.reason, update.message))
 

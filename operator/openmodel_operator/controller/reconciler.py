@@ -21,17 +21,39 @@ from pydantic import ValidationError
 
 from openmodel_operator.api.openmodel import OpenModelSpec
 from openmodel_operator.controller import children
-from openmodel_operator.controller.conditions import RESOLVED, TRUSTED, WEIGHTS_READY, Cond, find, merge_conditions
+from openmodel_operator.controller.conditions import (
+    RECONCILED,
+    RESOLVED,
+    TRUSTED,
+    WEIGHTS_READY,
+    Cond,
+    find,
+    merge_conditions,
+)
 from openmodel_operator.controller.kube import Kube, KubeError
 from openmodel_operator.controller.metrics import METRICS
 from openmodel_operator.controller.planner import Event, Observed, Plan, UpdateInfo, plan
+from openmodel_operator.controller.policy_inputs import PolicyInputs
+from openmodel_operator.controller.recorded import from_binary_data, rebuild_evidence, recorded_data
 from openmodel_operator.controller.settings import OperatorSettings
-from openmodel_operator.controller.trust_result import TrustResult, from_error, from_examination, from_status
+from openmodel_operator.controller.trust_result import (
+    TrustResult,
+    from_error,
+    from_examination,
+    from_status,
+    from_violations,
+    pinned_manifest,
+    source_unavailable,
+)
+from openmodel_operator.trust.decision import decide
 from openmodel_operator.trust.errors import TrustError
 from openmodel_operator.trust.evidence import Reason
+from openmodel_operator.trust.hub import check_endpoint
 from openmodel_operator.trust.pinned import CONFIGMAP_KEY, PinnedManifest, PinnedManifestError
 from openmodel_operator.trust.pipeline import Examination, ModelRequest, examine
 from openmodel_operator.trust.policies import Policy, governing_policies
+from openmodel_operator.trust.precheck import pre_network_violations
+from openmodel_operator.trust.text import printable
 
 log = logging.getLogger(__name__)
 COMMIT = re.compile(r"^[0-9a-f]{40}$")
@@ -58,9 +80,20 @@ def _age_seconds(stamp: str | None, now: str) -> float:
     return (current - then).total_seconds()
 
 
-def policy_fingerprint(policies: Iterable[Policy]) -> list[tuple[str, int | None]]:
-    """What status records of the governing policies, to notice when the set or a generation changes."""
-    return [(p.name, p.generation) for p in policies]
+def policy_fingerprint(policies: Iterable[Policy], inputs: Mapping[str, str] | None = None) -> list[tuple[Any, ...]]:
+    """What status records of the governing policies, to notice when the set, a generation or a referenced
+    key/CA/trusted root changes (``inputs``: policy name -> digest of what it referenced)."""
+    if inputs is None:
+        return [(p.name, p.generation) for p in policies]
+    return [(p.name, p.generation, inputs.get(p.name)) for p in policies]
+
+
+def recorded_fingerprint(provenance: Mapping[str, Any], with_inputs: bool) -> list[tuple[Any, ...]]:
+    """The fingerprint status recorded at the last decision."""
+    records = provenance.get("policies") or []
+    if not with_inputs:
+        return [(p.get("name"), p.get("generation")) for p in records]
+    return [(p.get("name"), p.get("generation"), p.get("inputsDigest")) for p in records]
 
 
 def examination_due(
@@ -70,6 +103,7 @@ def examination_due(
     pinned_available: bool,
     now: str,
     reverify_interval: float,
+    inputs: Mapping[str, str] | None = None,
 ) -> str | None:
     """Why the model must be (re)examined now, or None to reuse the recorded decision (no external calls)."""
     provenance = status.get("provenance") or {}
@@ -77,8 +111,7 @@ def examination_due(
         return "SpecChanged"
     if not provenance or not provenance.get("manifestDigest"):
         return "NotExamined"
-    recorded = [(p.get("name"), p.get("generation")) for p in provenance.get("policies") or []]
-    if recorded != policy_fingerprint(policies):
+    if recorded_fingerprint(provenance, inputs is not None) != policy_fingerprint(policies, inputs):
         return "PoliciesChanged"
     if not pinned_available:
         return "ManifestMissing"
@@ -176,43 +209,14 @@ class Reconciler:
         if settings.trusted_root_path:
             with open(settings.trusted_root_path, "rb") as handle:
                 self._trusted_root = handle.read()
+        self._inputs = PolicyInputs(self._read_policy_configmap, self._trusted_root)
+        # the examination each recorded decision came from: (uid, examination), to re-decide offline
+        self._recorded_exams: dict[tuple[str, str], tuple[str | None, Examination]] = {}
 
     # ------------------------------------------------------------------ trust stage
 
-    async def _inline_policy_refs(self, policies: Sequence[Policy]) -> list[Policy]:
-        """Replace keys/CAs/trusted root kept in ConfigMaps by their content so the pure decision can use them.
-
-        Each policy gets its own trustedRoot (else the operator-wide one from the settings): one policy's
-        root never verifies another policy's keyless identities.
-        """
-        out = []
-        for policy in policies:
-            rules = policy.spec.signature
-            root_ref = rules.trusted_root
-            root = (
-                await self.kube.read_configmap_key(root_ref.namespace, root_ref.name, root_ref.key)
-                if root_ref is not None
-                else self._trusted_root
-            )
-            policy = dataclasses.replace(policy, trusted_root_json=root)
-            if not any(k.config_map_ref for k in rules.keys or []) and not any(
-                c.config_map_ref for c in rules.certificates or []
-            ):
-                out.append(policy)
-                continue
-            spec = policy.spec.model_copy(deep=True)
-            for key in spec.signature.keys or []:
-                if key.config_map_ref is not None:
-                    ref = key.config_map_ref
-                    key.public_key = (await self.kube.read_configmap_key(ref.namespace, ref.name, ref.key)).decode()
-                    key.config_map_ref = None
-            for ca in spec.signature.certificates or []:
-                if ca.config_map_ref is not None:
-                    ref = ca.config_map_ref
-                    ca.ca_bundle = (await self.kube.read_configmap_key(ref.namespace, ref.name, ref.key)).decode()
-                    ca.config_map_ref = None
-            out.append(dataclasses.replace(policy, spec=spec))
-        return out
+    async def _read_policy_configmap(self, namespace: str, name: str, key: str) -> bytes:
+        return await self.kube.read_configmap_key(namespace, name, key)
 
     async def _request(self, namespace: str, spec: OpenModelSpec, revision: str) -> ModelRequest:
         source = spec.source
@@ -248,7 +252,7 @@ class Reconciler:
         return ModelRequest(
             uri=source.uri,
             revision=revision,
-            endpoint=source.endpoint,
+            endpoint=source.endpoint or self.settings.default_endpoint,
             token=token,
             signature_path=sig.path or "model.sig",
             external_bundle=bundle,
@@ -259,14 +263,93 @@ class Reconciler:
         self, namespace: str, spec: OpenModelSpec, revision: str, policies: Sequence[Policy]
     ) -> Examination:
         request = await self._request(namespace, spec, revision)
-        inlined = await self._inline_policy_refs(policies)
         async with self._verifications:
             started = time.monotonic()
             try:
                 loop = asyncio.get_running_loop()
-                return await loop.run_in_executor(self._examiners, self.examiner, request, inlined)
+                exam = await loop.run_in_executor(self._examiners, self.examiner, request, policies)
+                # the serving fields and the admin's default endpoint are part of the decision too
+                return await loop.run_in_executor(self._examiners, self._redecide, exam, spec, policies)
+            except (TrustError, KubeError):
+                raise
+            except Exception as exc:  # a hostile answer must end in a status, never in a silent retry loop
+                log.warning("examination failed", extra={"namespace": namespace, "error": type(exc).__name__})
+                raise TrustError(
+                    Reason.EXAMINATION_ERROR,
+                    f"the source could not be examined ({type(exc).__name__}); the operator log has the details",
+                ) from None
             finally:
                 METRICS.verification_seconds.observe(time.monotonic() - started)
+
+    def _recorded(self, key: tuple[str, str] | None, uid: str | None, status: Mapping[str, Any]) -> Examination | None:
+        """The examination the recorded decision came from, if this process still holds it for this content."""
+        if key is None:
+            return None
+        kept = self._recorded_exams.get(key)
+        digest = (status.get("provenance") or {}).get("manifestDigest")
+        if kept is None or kept[0] != uid or not digest or pinned_manifest(kept[1]).manifest_digest != digest:
+            return None
+        return kept[1]
+
+    async def _rebuilt(
+        self,
+        namespace: str,
+        status: Mapping[str, Any],
+        spec: OpenModelSpec,
+        policies: Sequence[Policy],
+        configmap_name: str | None,
+    ) -> Examination | None:
+        """The recorded evidence read back from the manifest ConfigMap (after a restart), checked against status.
+
+        One GET, only when this process holds no examination for the model (the watch index keeps no
+        ``binaryData``, so the recorded bytes cost no memory per model).
+        """
+        if configmap_name is None or not (status.get("provenance") or {}).get("manifestDigest"):
+            return None
+        try:
+            configmap = await self.kube.get("ConfigMap", namespace, configmap_name)
+        except KubeError:
+            return None
+        if configmap is None:
+            return None
+        try:
+            pinned = PinnedManifest.from_json((configmap.get("data") or {}).get(CONFIGMAP_KEY, ""))
+        except PinnedManifestError:
+            return None
+        signature_path = spec.trust.signature.path or "model.sig"
+        evidence = rebuild_evidence(
+            pinned,
+            from_binary_data(configmap.get("binaryData")),
+            status.get("provenance") or {},
+            signature_path,
+            spec.source.digest,
+        )
+        if evidence is None:
+            return None
+        request = ModelRequest(
+            uri=pinned.source,
+            revision=pinned.revision or spec.source.revision,
+            endpoint=pinned.endpoint,
+            signature_path=signature_path,
+            pinned_digest=spec.source.digest,
+        )
+        verdict = decide(policies, evidence)
+        return Examination(request, evidence.source, evidence, verdict)
+
+    def _redecide(self, exam: Examination, spec: OpenModelSpec, policies: Sequence[Policy]) -> Examination:
+        """The recorded evidence decided again under today's policies: no network, so revocation never waits."""
+        verdict = decide(
+            policies,
+            exam.evidence,
+            serving=spec.serving,
+            runtime_image=self.runtime_image(spec),
+            default_endpoint=self.settings.default_endpoint,
+        )
+        return dataclasses.replace(exam, verdict=verdict)
+
+    def runtime_image(self, spec: OpenModelSpec) -> str:
+        """The image the cluster admin configured for the model's runtime (what a policy allows by default)."""
+        return self.settings.vllm_image
 
     async def trust_stage(
         self,
@@ -275,19 +358,52 @@ class Reconciler:
         status: Mapping[str, Any],
         policies: Sequence[Policy],
         due: str,
+        *,
+        key: tuple[str, str] | None = None,
+        uid: str | None = None,
+        inputs: Mapping[str, str] | None = None,
+        configmap_name: str | None = None,
     ) -> tuple[TrustResult, UpdateInfo | None]:
-        """Examine the pinned commit (or the spec's revision after a spec change) and look for upstream moves."""
+        """Decide without the network first (policies, endpoint, serving, recorded evidence), then examine.
+
+        Order matters for revocation: a model that no longer passes under today's policies is rejected
+        from what was recorded before the source is contacted, so an unreachable, deleted or lying source
+        cannot keep it running. A source outage alone keeps verified content serving, marked Degraded.
+        """
         now = self.clock()
-        log.info("examining", extra={"namespace": namespace, "reason": due, "source": spec.source.uri})
         provenance = status.get("provenance") or {}
         pinned_commit = provenance.get("resolvedRevision")
+        branch = spec.source.revision
         # Only a change of the source itself moves the pin: a replicas edit never pulls in a newer upstream commit.
         follow_spec = (
             not pinned_commit
             or provenance.get("source") != spec.source.uri
             or provenance.get("requestedRevision") != spec.source.revision
+            or _endpoint_moved(provenance, spec, self.settings.default_endpoint)
         )
-        branch = spec.source.revision
+        early = pre_network_violations(policies, spec, self.runtime_image(spec), self.settings.default_endpoint)
+        if any(v.enforced for v in early):
+            METRICS.verification_failures.labels(reason=early[0].reason.value).inc()
+            return from_violations(early), None
+
+        offline: Examination | None = None
+        recorded = (
+            None
+            if follow_spec
+            else self._recorded(key, uid, status)
+            or await self._rebuilt(namespace, status, spec, policies, configmap_name)
+        )
+        if recorded is not None:
+            offline = self._redecide(recorded, spec, policies)
+            if not offline.verdict.trusted or due in ("PoliciesChanged", "SpecChanged", "ManifestMissing"):
+                return self._counted(from_examination(offline, now, branch, inputs), offline), None
+        # without recorded evidence, a source outage may keep content only under the policies it passed
+        unchanged = not follow_spec and recorded_fingerprint(provenance, inputs is not None) == policy_fingerprint(
+            policies, inputs
+        )
+        keep_serving = (offline is not None and offline.verdict.trusted) or (unchanged and due == "Periodic")
+
+        log.info("examining", extra={"namespace": namespace, "reason": due, "source": spec.source.uri})
         update: UpdateInfo | None = None
         head: Examination | None = None
         if not follow_spec and not COMMIT.match(branch) and spec.source.uri.startswith("hf://"):
@@ -296,14 +412,11 @@ class Reconciler:
                 head = await self._examine(namespace, spec, branch, policies)
             except TrustError as exc:
                 if exc.reason is Reason.ENDPOINT_UNREACHABLE:  # the pinned commit lives on the same endpoint
-                    METRICS.verification_failures.labels(reason=exc.reason.value).inc()
-                    return from_error(exc, transient=True), None
-                log.info("upstream check failed", extra={"model": namespace, "error": str(exc)})
-            except KubeError as exc:
-                log.info("upstream check failed", extra={"model": namespace, "error": str(exc)})
+                    return self._outage(status, exc, offline, keep_serving, now, branch, inputs), None
+                log.info("upstream check failed", extra={"namespace": namespace, "error": exc.reason.value})
             if head is not None and head.resolved.revision and head.resolved.revision != pinned_commit:
                 if spec.update_policy == "Auto" and head.verdict.trusted:
-                    return self._counted(from_examination(head, now, branch), head), None
+                    return self._remember(key, uid, head, now, branch, inputs), None
                 if spec.update_policy == "Auto":
                     first = head.verdict.enforced_violations[0]
                     update = UpdateInfo.rejected(head.resolved.revision, first.reason.value, first.message)
@@ -311,17 +424,48 @@ class Reconciler:
                     update = UpdateInfo.new_revision(branch, head.resolved.revision)
                 head = None  # another commit: the pinned one is examined below
         if head is not None:
-            return self._counted(from_examination(head, now, branch), head), None
+            return self._remember(key, uid, head, now, branch, inputs), None
         revision = branch if follow_spec else str(pinned_commit)
         try:
             exam = await self._examine(namespace, spec, revision, policies)
         except TrustError as exc:
-            METRICS.verification_failures.labels(reason=exc.reason.value).inc()
-            return from_error(exc, transient=not follow_spec), None
-        except KubeError as exc:
-            error = TrustError(Reason.INVALID_SOURCE, f"a referenced key or trust root cannot be read: {exc}")
-            return from_error(error, transient=not follow_spec), None
-        return self._counted(from_examination(exam, now, branch), exam), update
+            return self._outage(status, exc, offline, keep_serving, now, branch, inputs), None
+        if offline is not None and exam.verdict.manifest_digest != offline.verdict.manifest_digest:
+            log.warning("pinned commit changed content", extra={"namespace": namespace, "source": spec.source.uri})
+        return self._remember(key, uid, exam, now, branch, inputs), update
+
+    def _outage(
+        self,
+        status: Mapping[str, Any],
+        error: TrustError,
+        offline: Examination | None,
+        keep_serving: bool,
+        now: str,
+        branch: str,
+        inputs: Mapping[str, str] | None,
+    ) -> TrustResult:
+        """The source could not be examined: keep verified content only when it still passes today's policies."""
+        METRICS.verification_failures.labels(reason=error.reason.value).inc()
+        if offline is not None and keep_serving:
+            result = from_examination(offline, now, branch, inputs)
+            # the source was not re-examined: keep the old verifiedAt so the next pass tries again
+            kept = {**(result.provenance or {}), "verifiedAt": (status.get("provenance") or {}).get("verifiedAt")}
+            return dataclasses.replace(result, degraded=source_unavailable(error), provenance=kept)
+        return from_error(error, transient=keep_serving)
+
+    def _remember(
+        self,
+        key: tuple[str, str] | None,
+        uid: str | None,
+        exam: Examination,
+        now: str,
+        branch: str,
+        inputs: Mapping[str, str] | None,
+    ) -> TrustResult:
+        """Keep the examination a decision is made from, so the next policy change is decided offline."""
+        if key is not None:
+            self._recorded_exams[key] = (uid, exam)
+        return self._counted(from_examination(exam, now, branch, inputs), exam)
 
     @staticmethod
     def _counted(result: TrustResult, exam: Examination) -> TrustResult:
@@ -339,7 +483,48 @@ class Reconciler:
         namespace_labels: Mapping[str, str],
         inventory: ChildInventory,
     ) -> Plan | None:
-        """One level-based pass. Returns the plan it carried out (None when the spec is unusable)."""
+        """One level-based pass. Returns the plan it carried out (None when the spec is unusable).
+
+        Any failure of the pass is written to status with a reason before it propagates (the caller backs
+        off and retries): never a frozen status, never a silent retry loop.
+        """
+        try:
+            return await self._reconcile(body, all_policies, namespace_labels, inventory)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            await self._report_failure(body, exc)
+            raise
+
+    async def _report_failure(self, body: Mapping[str, Any], exc: Exception) -> None:
+        """Status and an Event saying why the pass failed; best effort (the API may be what failed)."""
+        meta = body["metadata"]
+        namespace, name = meta["namespace"], meta["name"]
+        reason, message = failure_reason(exc)
+        status: Mapping[str, Any] = self._fresh_status(body)
+        now = self.clock()
+        serving = status.get("phase") in ("Ready", "Degraded")
+        conds = [Cond(RECONCILED, "False", reason, message)]
+        new_status = {
+            "phase": "Degraded" if serving else "Failed",
+            "conditions": merge_conditions(status.get("conditions"), conds, meta.get("generation"), now),
+        }
+        if not _status_changed(status, new_status):
+            return
+        try:
+            version = await self.kube.patch_status(namespace, name, new_status)
+            self._written[(namespace, name)] = (version, {**status, **new_status})
+            self.post_event(body, Event("Warning", reason, message))
+        except Exception:
+            log.warning("could not record a failed pass", extra={"namespace": namespace, "openmodel": name})
+
+    async def _reconcile(
+        self,
+        body: Mapping[str, Any],
+        all_policies: Iterable[Policy],
+        namespace_labels: Mapping[str, str],
+        inventory: ChildInventory,
+    ) -> Plan | None:
         started = time.monotonic()
         meta = body["metadata"]
         namespace, name = meta["namespace"], meta["name"]
@@ -352,19 +537,34 @@ class Reconciler:
             await self._invalid_spec(body, ref, status, exc, now)
             return None
 
-        policies = governing_policies(all_policies, namespace_labels)
+        resolved = await self._inputs.resolve(governing_policies(all_policies, namespace_labels))
+        policies = [r.policy for r in resolved]
+        inputs = {r.policy.name: r.inputs_digest for r in resolved}
         pinned = self._pinned_from_inventory(ref, status, inventory)
         due = examination_due(
-            ref.generation, status, policies, pinned is not None, now, self.settings.reverify_interval
+            ref.generation, status, policies, pinned is not None, now, self.settings.reverify_interval, inputs
         )
         update: UpdateInfo | None = None
         trust: TrustResult | None = None
         if due is None and pinned is not None:
             trust = from_status(status, pinned)
+            kept = self._recorded((namespace, name), ref.uid, status)
+            if trust is not None and kept is not None:
+                trust = dataclasses.replace(trust, recorded=recorded_data(kept.evidence))
             if trust is not None and status.get("updateAvailable"):
                 update = _update_from_status(status)
         if trust is None:
-            trust, update = await self.trust_stage(namespace, spec, status, policies, due or "NotExamined")
+            trust, update = await self.trust_stage(
+                namespace,
+                spec,
+                status,
+                policies,
+                due or "NotExamined",
+                key=(namespace, name),
+                uid=ref.uid,
+                inputs=inputs,
+                configmap_name=children.child_names(ref, None)["ConfigMap"],
+            )
 
         result = plan(ref, spec, status, trust, inventory.observed(ref), self.child_settings, now, update)
         await self._carry_out(body, ref, result, inventory, status)
@@ -390,6 +590,7 @@ class Reconciler:
         self._written.pop(key, None)
         self._pinned.pop(key, None)
         self._applied.pop(key, None)
+        self._recorded_exams.pop(key, None)
 
     def _with_recent_applies(
         self, key: tuple[str, str], inventory: ChildInventory
@@ -436,6 +637,8 @@ class Reconciler:
     ) -> None:
         key = (ref.namespace, ref.name)
         for obj in drifted(result.apply, self._with_recent_applies(key, inventory)):
+            if inventory.get(obj["kind"], obj["metadata"]["name"]) is None:
+                await self._check_name_free(ref, obj)
             await self.kube.apply(obj)
             self._applied.setdefault(key, {})[(obj["kind"], obj["metadata"]["name"])] = (time.monotonic(), obj)
         pinned_cm = next((o for o in result.apply if o["kind"] == "ConfigMap"), None)
@@ -453,6 +656,29 @@ class Reconciler:
             self._written[(ref.namespace, ref.name)] = (version, dict(result.status))
         for event in result.events:
             self.post_event(body, event)
+
+    async def _check_name_free(self, ref: children.ModelRef, obj: Mapping[str, Any]) -> None:
+        """Refuse to take over an object of the same name that is not this OpenModel's own child.
+
+        A child missing from the watch index is about to be created; if the name is taken by another
+        OpenModel's child or by an object the operator never made, a server-side apply would silently
+        take it over (one GET, only on creation).
+        """
+        kind, name = obj["kind"], obj["metadata"]["name"]
+        existing = await self.kube.get(kind, ref.namespace, name)
+        if existing is None:
+            return
+        labels = (existing.get("metadata") or {}).get("labels") or {}
+        if (
+            labels.get(children.NAME_LABEL) == children.label_value(ref.name)
+            and labels.get("app.kubernetes.io/managed-by") == children.FIELD_MANAGER
+        ):
+            return
+        raise ChildConflictError(
+            f"{kind} {ref.namespace}/{name} already exists and does not belong to OpenModel {ref.name!r} "
+            f"(it is owned by {printable(labels.get(children.NAME_LABEL) or 'nobody the operator knows', 80)!r}); "
+            "rename the OpenModel or remove that object"
+        )
 
     async def _invalid_spec(
         self, body: Mapping[str, Any], ref: children.ModelRef, status: Mapping[str, Any], exc: ValidationError, now: str
@@ -510,3 +736,35 @@ def _older(version: str | None, than: str | None) -> bool:
 
 def _status_changed(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
     return any(old.get(key) != value for key, value in new.items())
+
+
+def _endpoint_moved(provenance: Mapping[str, Any], spec: OpenModelSpec, default: str | None) -> bool:
+    """Whether the spec now names another endpoint than the one the pinned content was resolved from."""
+    recorded = provenance.get("endpoint")
+    if recorded is None or not spec.source.uri.startswith("hf://"):
+        return False  # recorded before endpoints were (or for a volume source)
+    try:
+        return bool(check_endpoint(spec.source.endpoint or default) != recorded)
+    except TrustError:
+        return True
+
+
+def failure_reason(exc: Exception) -> tuple[str, str]:
+    """A reason code and a message for a failed pass; never the exception's free text from a server."""
+    if isinstance(exc, ChildConflictError):
+        return Reason.CHILD_CONFLICT.value, str(exc)
+    if isinstance(exc, children.ChildrenError):
+        return Reason.CHILD_REJECTED.value, str(exc)
+    if isinstance(exc, KubeError):
+        return (
+            Reason.CHILD_REJECTED.value,
+            f"the API server refused a write of the operator (HTTP {exc.status}): "
+            f"{printable(str(exc), 300)}; fix the OpenModel fields it names",
+        )
+    return Reason.RECONCILE_ERROR.value, (
+        f"the reconcile pass failed ({type(exc).__name__}); it is retried with backoff, the operator log has details"
+    )
+
+
+class ChildConflictError(RuntimeError):
+    """A child name is taken by an object the operator did not create for this OpenModel."""

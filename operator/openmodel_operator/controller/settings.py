@@ -23,6 +23,9 @@ class OperatorSettings:
     # examinations are network-bound (a few Hub round trips each): 16 keeps 500 models under a minute at 100 ms
     max_concurrent_verifications: int = 16
     trusted_root_path: str | None = None  # Sigstore trusted_root.json for offline keyless checks
+    # the cluster's Hub (an air-gapped mirror): sources without spec.source.endpoint use it, and it counts as
+    # the default endpoint that policies allow without listing it; None is the public Hub
+    default_endpoint: str | None = None
     json_logs: bool = False
     metrics_port: int = 8080
     health_port: int = 8081
@@ -55,6 +58,7 @@ class OperatorSettings:
             fetch_backoff_limit=int(num("OPENMODEL_FETCH_BACKOFF_LIMIT", base.fetch_backoff_limit)),
             max_concurrent_verifications=int(num("OPENMODEL_CONCURRENCY", base.max_concurrent_verifications)),
             trusted_root_path=env.get("OPENMODEL_TRUSTED_ROOT") or None,
+            default_endpoint=env.get("OPENMODEL_HUB_ENDPOINT") or None,
             json_logs=env.get("OPENMODEL_LOG_FORMAT", "text") == "json",
             metrics_port=int(num("OPENMODEL_METRICS_PORT", base.metrics_port)),
             health_port=int(num("OPENMODEL_HEALTH_PORT", base.health_port)),

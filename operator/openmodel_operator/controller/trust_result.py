@@ -7,24 +7,27 @@ recorded on status (and the pinned manifest ConfigMap), so a resync touches no e
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from openmodel_operator.controller.conditions import (
     OPENNESS_VERIFIED,
     RESOLVED,
     SIGNATURE_VERIFIED,
+    SOURCE_AVAILABLE,
     TRUSTED,
     Cond,
     find,
 )
-from openmodel_operator.trust.decision import Verdict, describe_mismatches, manifest_size
+from openmodel_operator.controller.recorded import recorded_data
+from openmodel_operator.trust.decision import Verdict, describe_mismatches
 from openmodel_operator.trust.errors import TrustError
-from openmodel_operator.trust.evidence import Reason
-from openmodel_operator.trust.manifest import manifest_files
+from openmodel_operator.trust.evidence import Reason, Violation
+from openmodel_operator.trust.manifest import manifest_digest_of
 from openmodel_operator.trust.pinned import PinnedManifest
 from openmodel_operator.trust.pipeline import Examination
 from openmodel_operator.trust.provenance import signature_record
+from openmodel_operator.trust.pull import verified_files
 
 _LICENSE_REASONS = {
     Reason.LICENSE_UNKNOWN,
@@ -54,6 +57,10 @@ class TrustResult:
     error: TrustError | None = None  # the source could not be examined (operational)
     # the error hit a re-verification of content verified before (not a new source): keep serving it
     transient: bool = False
+    # the decision stands (re-made offline from recorded evidence) but the source could not be re-examined
+    degraded: Cond | None = None
+    # bundle, card and declaration bytes kept beside the pinned manifest (controller.recorded)
+    recorded: Mapping[str, bytes] | None = None
 
     @property
     def revision(self) -> str | None:
@@ -88,21 +95,37 @@ def _signature_condition(exam: Examination) -> Cond:
     return Cond(SIGNATURE_VERIFIED, "False", Reason.SIGNATURE_MISSING.value, "the model has no signature")
 
 
-def from_examination(exam: Examination, now: str, requested_revision: str | None = None) -> TrustResult:
-    """Conditions, provenance and pinned manifest from a fresh examination.
+def pinned_manifest(exam: Examination) -> PinnedManifest:
+    """What may reach the volume: the verified set (a signer's ignored files never do) and its digest.
 
-    ``requested_revision`` is the spec's branch or tag when a pinned commit was re-examined.
+    For the Signed tier that is the signed files, for the Pinned and Unverified tiers every manifest file;
+    when the signer left nothing out, the digest equals the resolved manifest digest.
     """
-    verdict, resolved, evidence = exam.verdict, exam.resolved, exam.evidence
-    files = tuple(manifest_files(resolved.files, evidence.signature_path))
-    pinned = PinnedManifest(
+    resolved = exam.resolved
+    files = tuple(verified_files(resolved.files, exam.evidence.signature_path, exam.verdict.signature))
+    return PinnedManifest(
         source=resolved.uri,
         revision=resolved.revision,
-        manifest_digest=verdict.manifest_digest,
+        manifest_digest=manifest_digest_of(files),
         files=files,
         endpoint=resolved.endpoint,
     )
-    count, total = manifest_size(evidence)
+
+
+def from_examination(
+    exam: Examination,
+    now: str,
+    requested_revision: str | None = None,
+    inputs: Mapping[str, str] | None = None,
+) -> TrustResult:
+    """Conditions, provenance and pinned manifest from a fresh examination.
+
+    ``requested_revision`` is the spec's branch or tag when a pinned commit was re-examined; ``inputs``
+    maps each policy to the digest of the keys/CAs/trusted root it referenced (recorded, to notice changes).
+    """
+    verdict, resolved, evidence = exam.verdict, exam.resolved, exam.evidence
+    pinned = pinned_manifest(exam)
+    count, total = len(pinned.files), pinned.total_bytes
     revision_note = f"{resolved.requested_revision} pinned to {resolved.revision}" if resolved.revision else "local"
     conditions = [Cond(RESOLVED, "True", "Resolved", f"{resolved.uri}: {revision_note}, {count} files")]
     conditions.append(_signature_condition(exam))
@@ -135,9 +158,11 @@ def from_examination(exam: Examination, now: str, requested_revision: str | None
     open_components = sorted(k for k, v in openness_ev.components.items() if v)
     provenance: dict[str, Any] = {
         "source": resolved.uri,
+        "endpoint": resolved.endpoint,
+        "repository": resolved.repo_id,
         "requestedRevision": requested_revision or resolved.requested_revision,
         "resolvedRevision": resolved.revision,
-        "manifestDigest": verdict.manifest_digest,
+        "manifestDigest": pinned.manifest_digest,
         "fileCount": count,
         "totalBytes": total,
         "trustTier": verdict.tier.value,
@@ -156,12 +181,14 @@ def from_examination(exam: Examination, now: str, requested_revision: str | None
                 "mode": o.mode,
                 "verdict": "Pass" if o.passed else "Fail",
                 "reasons": list(dict.fromkeys(v.reason.value for v in o.violations)),
+                **({"anchor": o.anchor} if getattr(o, "anchor", None) else {}),
+                **({"inputsDigest": inputs[o.name]} if inputs and o.name in inputs else {}),
             }
             for o in verdict.outcomes
         ],
         "verifiedAt": now,
     }
-    return TrustResult(verdict.trusted, tuple(conditions), provenance, pinned)
+    return TrustResult(verdict.trusted, tuple(conditions), provenance, pinned, recorded=recorded_data(evidence))
 
 
 def from_error(error: TrustError, transient: bool = False) -> TrustResult:
@@ -191,4 +218,35 @@ def from_status(status: Mapping[str, Any], pinned: PinnedManifest) -> TrustResul
         found = find(conditions, cond_type)
         if found is not None:
             kept.append(Cond(cond_type, found["status"], found.get("reason", ""), found.get("message", "")))
-    return TrustResult(trusted["status"] == "True", tuple(kept), provenance, pinned)
+    source = find(conditions, SOURCE_AVAILABLE)
+    degraded = (
+        Cond(SOURCE_AVAILABLE, "False", source.get("reason", ""), source.get("message", ""))
+        if source is not None and source.get("status") == "False"
+        else None
+    )
+    return TrustResult(trusted["status"] == "True", tuple(kept), provenance, pinned, degraded=degraded)
+
+
+def from_violations(violations: Sequence[Violation]) -> TrustResult:
+    """Refused before the source was contacted (endpoint, serving rules, an unusable policy): nothing to pin."""
+    enforced = [v for v in violations if v.enforced]
+    first = enforced[0]
+    more = f" (and {len(enforced) - 1} more violation(s))" if len(enforced) > 1 else ""
+    return TrustResult(
+        trusted=False,
+        conditions=(
+            Cond(RESOLVED, "Unknown", first.reason.value, "the source was not contacted: " + first.message),
+            Cond(TRUSTED, "False", first.reason.value, first.message + more),
+        ),
+    )
+
+
+def source_unavailable(error: TrustError) -> Cond:
+    """The Degraded-style condition of verified content whose source cannot be re-examined right now."""
+    return Cond(
+        SOURCE_AVAILABLE,
+        "False",
+        error.reason.value,
+        f"re-verification could not reach the source; the content verified before still passes today's "
+        f"policies and keeps serving: {error.message}",
+    )

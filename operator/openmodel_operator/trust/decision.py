@@ -244,7 +244,9 @@ def _origins(entries: Iterable[str] | None) -> set[str]:
     return {origin for entry in entries or () if (origin := normalize_origin(entry)) is not None}
 
 
-def endpoint_violations(policies: Sequence[Policy], endpoint: str | None) -> list[Violation]:
+def endpoint_violations(
+    policies: Sequence[Policy], endpoint: str | None, default_endpoint: str | None = None
+) -> list[Violation]:
     """Whether the governing policies let a model use this Hub endpoint; pure, usable before any network access.
 
     ``None`` is the public Hub (https://huggingface.co), allowed unless a policy denies it. Any other endpoint
@@ -252,10 +254,12 @@ def endpoint_violations(policies: Sequence[Policy], endpoint: str | None) -> lis
     and none lists in ``deny``. A tenant chooses ``spec.source.endpoint``; a mirror the cluster admin did not
     allow would otherwise decide what "the repository" contains. A policy that cannot be used
     (``policy.problem``) allows nothing and its violation is always enforced. No policies means the built-in
-    default (public Hub only).
+    default (public Hub only). ``default_endpoint`` is the cluster admin's own Hub (the operator's setting for
+    air-gapped clusters): like the public Hub it needs no allow entry, since the admin configured it.
     """
     governing = list(policies) or [BUILTIN_DEFAULT]
     origin = DEFAULT_ENDPOINT if endpoint is None else normalize_origin(endpoint)
+    admin_default = normalize_origin(default_endpoint) if default_endpoint else None
     shown = _show(endpoint if endpoint is not None else DEFAULT_ENDPOINT)
 
     def violation(policy: Policy, message: str) -> Violation:
@@ -282,7 +286,7 @@ def endpoint_violations(policies: Sequence[Policy], endpoint: str | None) -> lis
                     f"ModelTrustPolicy {policy.name!r}; use an endpoint the policy allows",
                 )
             )
-    if origin == DEFAULT_ENDPOINT:
+    if origin == DEFAULT_ENDPOINT or (admin_default is not None and origin == admin_default):
         return out
     allowed = any(
         origin in _origins(policy.spec.sources.endpoints.allow) for policy in governing if policy.problem is None
@@ -640,6 +644,7 @@ def decide(
     *,
     serving: ServingSpec | None = None,
     runtime_image: str | None = None,
+    default_endpoint: str | None = None,
 ) -> Verdict:
     """Evaluate every governing policy against the evidence and derive the tier.
 
@@ -664,7 +669,9 @@ def decide(
         )
 
     endpoint_refusals = (
-        endpoint_violations(policies, evidence.source.endpoint) if evidence.source.uri.startswith("hf://") else []
+        endpoint_violations(policies, evidence.source.endpoint, default_endpoint)
+        if evidence.source.uri.startswith("hf://")
+        else []
     )
     outcomes: list[PolicyOutcome] = []
     openness_of = _OpennessCache(evidence)

@@ -24,6 +24,11 @@ class TrustTier(StrEnum):
 class Reason(StrEnum):
     """Machine-readable reason codes, used as condition reasons, Event reasons and CLI output."""
 
+    # the operator's own passes (lead)
+    EXAMINATION_ERROR = "ExaminationError"
+    CHILD_CONFLICT = "ChildConflict"
+    CHILD_REJECTED = "ChildRejected"
+    RECONCILE_ERROR = "ReconcileError"
     # source resolution (operational errors: the model could not be examined)
     INVALID_SOURCE = "InvalidSource"
     REPOSITORY_NOT_FOUND = "RepositoryNotFound"

@@ -1,0 +1,205 @@
+"""Threat: revocation waits for the source (issue 8, property 2).
+
+A policy change, a rotated key or a deleted key ConfigMap must stop a model even while its source is
+down, deleted or lying: the operator re-decides from the evidence it recorded, with no network. A source
+outage alone (policies unchanged, still passing) keeps the verified content serving, marked Degraded.
+Each hostile case runs next to its control.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from operator_world import NS, World
+
+from signing_fixtures import new_key
+
+pytest_plugins = ["operator_world"]
+
+
+def _replicas(world: World, name: str = "m") -> int | None:
+    deployment = world.child("deployments", name)
+    return None if deployment is None else deployment["spec"].get("replicas")
+
+
+def _rotate_key(world: World) -> None:
+    other = new_key()
+    world.kube.patch_object(
+        "modeltrustpolicies",
+        None,
+        "org",
+        {"spec": {"signature": {"keys": [{"name": "rotated", "publicKey": other.public_pem.decode()}]}}},
+    )
+
+
+def _take_source_away(world: World, how: str) -> None:
+    """The source goes down (503 on everything), is deleted by its publisher, or answers garbage."""
+    if how == "deleted":
+        world.hub.repos.clear()
+        return
+
+    def hostile(handler: Any) -> bool:
+        if how == "down":
+            handler._send(503, b'{"error": "unavailable"}', {"Content-Type": "application/json"}, False)
+        else:
+            handler._send(200, b"<html>\x00 not a hub </html>", {"Content-Type": "application/json"}, False)
+        return True
+
+    world.hub.override = hostile
+
+
+@pytest.mark.parametrize("how", ["down", "deleted", "garbage"])
+async def test_rotated_key_rejects_and_scales_to_zero_while_the_source_is_gone(
+    world: World, operator: Any, how: str
+) -> None:
+    world.publish()
+    world.policy()
+    world.model()
+    async with operator():
+        await world.serve()
+        _take_source_away(world, how)
+        _rotate_key(world)
+        await world.phase("Rejected", timeout=10)
+        assert world.cond("Trusted") == ("False", "UntrustedSigner")
+        await world.until(lambda: _replicas(world) == 0, timeout=10)
+
+
+@pytest.mark.parametrize("how", ["down", "deleted", "garbage"])
+async def test_control_an_outage_alone_keeps_serving_marked_degraded(world: World, operator: Any, how: str) -> None:
+    world.publish()
+    world.policy()
+    world.model()
+    async with operator(reverify_interval=1):
+        await world.serve()
+        _take_source_away(world, how)
+        await world.phase("Degraded", timeout=15)
+        source = world.cond("SourceAvailable")
+        assert source is not None and source[0] == "False"
+        assert world.cond("Trusted") == ("True", "PoliciesPassed")
+        assert _replicas(world) == 1
+
+
+async def test_tightened_license_rule_rejects_while_the_source_is_down(world: World, operator: Any) -> None:
+    world.publish()
+    world.policy()
+    world.model()
+    async with operator():
+        await world.serve()
+        _take_source_away(world, "down")
+        world.kube.patch_object("modeltrustpolicies", None, "org", {"spec": {"licenses": {"deny": ["Apache-2.0"]}}})
+        await world.phase("Rejected", timeout=10)
+        assert world.cond("Trusted") == ("False", "LicenseDenied")
+        await world.until(lambda: _replicas(world) == 0, timeout=10)
+
+
+async def test_deleted_key_configmap_fails_closed_while_the_source_is_down(world: World, operator: Any) -> None:
+    world.kube.create_object(
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "release-keys", "namespace": "default"},
+            "data": {"release.pub": world.key.public_pem.decode()},
+        }
+    )
+    world.publish()
+    world.policy(
+        signature={
+            "required": True,
+            "keys": [
+                {
+                    "name": "org-release",
+                    "configMapRef": {"name": "release-keys", "namespace": "default", "key": "release.pub"},
+                }
+            ],
+        }
+    )
+    world.model()
+    async with operator():
+        await world.serve()
+        _take_source_away(world, "down")
+        world.kube.delete_object("configmaps", "default", "release-keys")
+        await world.phase("Rejected", timeout=15)
+        assert world.cond("Trusted") == ("False", "PolicyInvalid")
+        await world.until(lambda: _replicas(world) == 0, timeout=10)
+
+
+async def test_a_second_model_is_not_hurt_by_a_broken_first(world: World, operator: Any) -> None:
+    """A child name taken by a stranger fails that model with a reason; the other model is served (control)."""
+    world.kube.create_object(
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a-manifest", "namespace": NS}, "data": {}}
+    )
+    world.publish()
+    world.policy()
+    world.model("a")
+    world.model("b")
+    async with operator():
+        await world.phase("Failed", "a", timeout=10)
+        status = world.status("a")
+        conds = {c["type"]: c for c in status["conditions"]}
+        assert conds["Reconciled"]["reason"] == "ChildConflict"
+        assert world.child("configmaps", "a-manifest")["data"] == {}  # not taken over
+        await world.serve("b")
+
+
+async def test_a_restarted_operator_rejects_from_the_recorded_evidence_while_the_source_is_down(
+    world: World, operator: Any
+) -> None:
+    """No memory of the decision survives a restart: the evidence kept beside the manifest decides."""
+    world.publish()
+    world.policy()
+    world.model()
+    async with operator():
+        await world.serve()
+    _take_source_away(world, "down")
+    _rotate_key(world)
+    async with operator():
+        await world.phase("Rejected", timeout=10)
+        assert world.cond("Trusted") == ("False", "UntrustedSigner")
+        await world.until(lambda: _replicas(world) == 0, timeout=10)
+
+
+async def test_control_a_restarted_operator_keeps_serving_through_an_outage(world: World, operator: Any) -> None:
+    world.publish()
+    world.policy()
+    world.model()
+    async with operator():
+        await world.serve()
+    _take_source_away(world, "down")
+    async with operator(reverify_interval=1):
+        await world.phase("Degraded", timeout=15)
+        assert world.cond("Trusted") == ("True", "PoliciesPassed")
+        assert _replicas(world) == 1
+
+
+async def test_a_tenant_cannot_swap_the_recorded_bundle_for_one_the_new_policy_trusts(
+    world: World, operator: Any, tmp_path: Any
+) -> None:
+    """The recorded bundle is believed only if it hashes to the bundle digest on status (operator-written)."""
+    import base64
+
+    from signing_fixtures import sign_with_key, write_model
+    from test_operator import FILES
+
+    world.publish()
+    world.policy()
+    world.model()
+    async with operator():
+        await world.serve()
+    # the tenant signs the same content with a key of their own and asks for it to be trusted
+    rogue = new_key()
+    forged = sign_with_key(write_model(tmp_path / "forged", FILES), rogue, tmp_path / "forged-sig")
+    world.kube.patch_object(
+        "configmaps", NS, "m-manifest", {"binaryData": {"signature-bundle": base64.b64encode(forged).decode()}}
+    )
+    _take_source_away(world, "down")
+    world.kube.patch_object(
+        "modeltrustpolicies",
+        None,
+        "org",
+        {"spec": {"signature": {"keys": [{"name": "rogue", "publicKey": rogue.public_pem.decode()}]}}},
+    )
+    async with operator():
+        await world.until(lambda: world.status().get("phase") in ("Rejected", "Failed"), timeout=10)
+        assert world.cond("Trusted") != ("True", "PoliciesPassed")
+        await world.until(lambda: _replicas(world) == 0, timeout=10)
