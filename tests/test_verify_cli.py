@@ -398,3 +398,31 @@ def test_countersign_a_reviewed_revision_without_downloading_it(
         capsys, "hf://thirdparty/model", "--endpoint", hub.url, "--policy", policy, "--signature", str(bundle_file)
     )
     assert code == 1 and "ManifestMismatch" in report
+
+
+@pytest.mark.parametrize(
+    ("serving", "refused"),
+    [
+        ({"args": ["--trust-remote-code"]}, True),
+        ({"image": "evil/vllm:latest"}, True),
+        ({"env": [{"name": "HF_ENDPOINT", "value": "https://evil.example"}]}, True),
+        ({"args": ["--max-model-len", "4096"]}, False),  # control: ordinary serving fields pass
+    ],
+)
+def test_gitops_manifest_serving_fields_are_checked(
+    hub: HubStub,
+    tmp_path: pathlib.Path,
+    capsys: pytest.CaptureFixture[str],
+    serving: dict[str, Any],
+    refused: bool,
+) -> None:
+    """A pre-merge check refuses serving that would route around verification, as the operator does."""
+    hub.add_model("org/unsigned", FILES)
+    assert main(["digest", str(write_model(tmp_path / "copy", FILES))]) == 0
+    digest = capsys.readouterr().out.strip()
+    spec = {"source": {"uri": "hf://org/unsigned", "endpoint": hub.url, "digest": digest}, "serving": serving}
+    manifest = tmp_path / "om.yaml"
+    manifest.write_text(yaml.safe_dump({"kind": "OpenModel", "metadata": {"name": "m"}, "spec": spec}))
+    policy = write_policy(tmp_path / "p.yaml", {"signature": {"required": False, "allowPinnedDigest": True}})
+    code, out, _ = verify(capsys, "-f", str(manifest), "--policy", str(policy))
+    assert (code, "ServingNotAllowed" in out) == ((1, True) if refused else (0, False)), out

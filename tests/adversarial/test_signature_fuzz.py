@@ -252,3 +252,23 @@ def test_international_names_are_not_deceptive(bundle: bytes, key: KeyPair, anch
     result = verify_bundle(sign_statement_with_key(_statement_with_name(bundle, name), key), anchors)
     assert isinstance(result, SignatureEvidence), result
     assert name in result.resources
+
+
+# ---------------------------------------------------------------- signer globs are bounded
+
+
+@pytest.mark.parametrize("ignore", [["*" * 4097], [f"dir{i}/*" for i in range(1025)]])
+def test_oversized_signer_ignore_paths_are_refused(
+    ignore: list[str], bundle: bytes, key: KeyPair, anchors: TrustAnchors
+) -> None:
+    """Each ignore pattern is matched against every file: a trusted signer cannot make that unbounded."""
+    statement: Any = copy.deepcopy(decode_payload(bundle))
+    statement["predicate"]["serialization"]["ignore_paths"] = ignore
+    result = failure(verify_bundle(sign_statement_with_key(statement, key), anchors))
+    assert result.reason is Reason.SIGNATURE_MALFORMED and "ignore_paths" in result.message
+
+
+def test_control_ordinary_ignore_paths_verify(bundle: bytes, key: KeyPair, anchors: TrustAnchors) -> None:
+    statement: Any = copy.deepcopy(decode_payload(bundle))
+    statement["predicate"]["serialization"]["ignore_paths"] = [".git", ".gitattributes", "docs/*"]
+    assert isinstance(verify_bundle(sign_statement_with_key(statement, key), anchors), SignatureEvidence)

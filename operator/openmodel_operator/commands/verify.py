@@ -18,6 +18,8 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from openmodel_operator.controller.settings import DEFAULT_VLLM_IMAGE
+
 EXIT_TRUSTED, EXIT_REJECTED, EXIT_ERROR = 0, 1, 2
 TOKEN_ENV = "HF_TOKEN"
 
@@ -61,6 +63,7 @@ def _request_from_manifest(path: Path, args: argparse.Namespace) -> Any:
         if not args.pvc_root:
             raise UsageError(f"{path} uses {uri}; pass --pvc-root DIR with a copy of the claim's content")
         local = Path(args.pvc_root)
+    args.serving = spec.serving  # the serving fields are checked too (a pre-merge check sees ServingNotAllowed)
     return ModelRequest(
         uri=uri,
         revision=args.revision or spec.source.revision,
@@ -171,6 +174,7 @@ def _pull(exam: Any, dest: Path) -> tuple[int, str]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from openmodel_operator.trust.decision import decide
     from openmodel_operator.trust.errors import TrustError
     from openmodel_operator.trust.pipeline import examine
     from openmodel_operator.trust.policies import PolicyError
@@ -184,6 +188,10 @@ def run(args: argparse.Namespace) -> int:
             root = Path(args.trusted_root).read_bytes()
             policies = [dataclasses.replace(p, trusted_root_json=root) for p in policies]
         exam = examine(request, policies)
+        serving = getattr(args, "serving", None)
+        if serving is not None:
+            verdict = decide(policies, exam.evidence, serving=serving, runtime_image=args.runtime_image)
+            exam = dataclasses.replace(exam, verdict=verdict)
     except (UsageError, PolicyError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_ERROR
@@ -246,6 +254,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--pull",
         metavar="DIR",
         help="after a trusted verdict, download the verified files into DIR; anything else in DIR is removed",
+    )
+    parser.add_argument(
+        "--runtime-image",
+        default=DEFAULT_VLLM_IMAGE,
+        help="with -f: the inference image the operator is configured with (what policies allow by default)",
     )
     parser.add_argument("--json", action="store_true", help="print the provenance record (in-toto JSON)")
     parser.set_defaults(func=run)

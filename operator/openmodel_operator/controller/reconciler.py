@@ -257,6 +257,7 @@ class Reconciler:
             signature_path=sig.path or "model.sig",
             external_bundle=bundle,
             pinned_digest=source.digest,
+            deadline_seconds=self.settings.examination_deadline,
         )
 
     async def _examine(

@@ -26,6 +26,7 @@ class OperatorSettings:
     # the cluster's Hub (an air-gapped mirror): sources without spec.source.endpoint use it, and it counts as
     # the default endpoint that policies allow without listing it; None is the public Hub
     default_endpoint: str | None = None
+    examination_deadline: float = 120.0  # seconds for all Hub requests of one examination
     json_logs: bool = False
     metrics_port: int = 8080
     health_port: int = 8081
@@ -59,6 +60,7 @@ class OperatorSettings:
             max_concurrent_verifications=int(num("OPENMODEL_CONCURRENCY", base.max_concurrent_verifications)),
             trusted_root_path=env.get("OPENMODEL_TRUSTED_ROOT") or None,
             default_endpoint=env.get("OPENMODEL_HUB_ENDPOINT") or None,
+            examination_deadline=num("OPENMODEL_EXAMINATION_DEADLINE", base.examination_deadline),
             json_logs=env.get("OPENMODEL_LOG_FORMAT", "text") == "json",
             metrics_port=int(num("OPENMODEL_METRICS_PORT", base.metrics_port)),
             health_port=int(num("OPENMODEL_HEALTH_PORT", base.health_port)),

@@ -14,7 +14,7 @@ from openmodel_operator.trust.decision import Evidence, Verdict, decide
 from openmodel_operator.trust.directory import resolve_directory
 from openmodel_operator.trust.errors import SourceError
 from openmodel_operator.trust.evidence import Reason, ResolvedSource
-from openmodel_operator.trust.hub import fetch_file, resolve_hub
+from openmodel_operator.trust.hub import DEFAULT_DEADLINE, Deadline, fetch_file, resolve_hub
 from openmodel_operator.trust.manifest import DEFAULT_SIGNATURE_PATH
 from openmodel_operator.trust.policies import Policy
 
@@ -37,6 +37,9 @@ class ModelRequest:
     external_bundle: bytes | None = None  # a bundle from a ConfigMap or --signature
     pinned_digest: str | None = None
     local_path: Path | None = None
+    # one wall-clock budget for the whole examination (every Hub request of it), so a slow source
+    # cannot hold a verification slot for long
+    deadline_seconds: float = DEFAULT_DEADLINE
 
     @property
     def is_hub(self) -> bool:
@@ -53,7 +56,7 @@ class Examination:
     verdict: Verdict
 
 
-def resolve(request: ModelRequest) -> ResolvedSource:
+def resolve(request: ModelRequest, deadline: Deadline | None = None) -> ResolvedSource:
     """Pin the revision and list every file with its digest (no weights downloaded for hf://)."""
     if request.is_hub:
         return resolve_hub(
@@ -62,6 +65,7 @@ def resolve(request: ModelRequest) -> ResolvedSource:
             endpoint=request.endpoint,
             token=request.token,
             signature_path=request.signature_path,
+            deadline=deadline or Deadline.after(request.deadline_seconds),
         )
     path = request.local_path or Path(request.uri)
     if not path.is_dir():
@@ -75,7 +79,7 @@ def resolve(request: ModelRequest) -> ResolvedSource:
     return resolve_directory(path, uri=uri, kind=kind)
 
 
-def read_bundle(request: ModelRequest, resolved: ResolvedSource) -> bytes | None:
+def read_bundle(request: ModelRequest, resolved: ResolvedSource, deadline: Deadline | None = None) -> bytes | None:
     """The signature bundle: the external one when given, else the in-repo file, else None (unsigned)."""
     if request.external_bundle is not None:
         return request.external_bundle
@@ -84,7 +88,13 @@ def read_bundle(request: ModelRequest, resolved: ResolvedSource) -> bytes | None
     if resolved.signature_bundle is not None:
         return resolved.signature_bundle
     if request.is_hub:
-        return fetch_file(resolved, request.signature_path, token=request.token, max_bytes=MAX_BUNDLE_BYTES)
+        return fetch_file(
+            resolved,
+            request.signature_path,
+            token=request.token,
+            max_bytes=MAX_BUNDLE_BYTES,
+            deadline=deadline or Deadline.after(request.deadline_seconds),
+        )
     root = request.local_path or Path(request.uri)
     bundle_file = root / request.signature_path
     if bundle_file.stat().st_size > MAX_BUNDLE_BYTES:
@@ -95,7 +105,7 @@ def read_bundle(request: ModelRequest, resolved: ResolvedSource) -> bytes | None
     return bundle_file.read_bytes()
 
 
-def gather_evidence(request: ModelRequest, resolved: ResolvedSource) -> Evidence:
+def gather_evidence(request: ModelRequest, resolved: ResolvedSource, deadline: Deadline | None = None) -> Evidence:
     """The resolved source (with its card and declaration bytes) and the bundle; pure beyond the bundle read.
 
     License and openness are not assessed here: ``decide`` reads the card and declaration per
@@ -103,7 +113,7 @@ def gather_evidence(request: ModelRequest, resolved: ResolvedSource) -> Evidence
     """
     return Evidence(
         source=resolved,
-        bundle=read_bundle(request, resolved),
+        bundle=read_bundle(request, resolved, deadline),
         signature_path=request.signature_path,
         pinned_digest=request.pinned_digest,
     )
@@ -114,6 +124,7 @@ def examine(request: ModelRequest, policies: Sequence[Policy]) -> Examination:
 
     Each policy carries its own anchors, keyless trusted root included (``Policy.trusted_root_json``).
     """
-    resolved = resolve(request)
-    evidence = gather_evidence(request, resolved)
+    deadline = Deadline.after(request.deadline_seconds)
+    resolved = resolve(request, deadline)
+    evidence = gather_evidence(request, resolved, deadline)
     return Examination(request, resolved, evidence, decide(policies, evidence))

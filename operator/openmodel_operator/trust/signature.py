@@ -39,6 +39,8 @@ IN_TOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json"
 IN_TOTO_STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 PREDICATE_TYPE = "https://model_signing/signature/v1.0"
 MAX_BUNDLE_BYTES = 64 * 1024 * 1024
+MAX_IGNORE_PATHS = 1024
+MAX_IGNORE_PATH_CHARS = 4096
 _MAX_CHAIN = 10  # leaf + intermediates in a certificate-mode bundle
 
 _KEYS_FIELD = "spec.signature.keys"
@@ -806,6 +808,12 @@ def _parse_statement(payload: bytes) -> tuple[dict[str, str], str, tuple[str, ..
     raw_ignore = serialization_args.get("ignore_paths", [])
     if not isinstance(raw_ignore, list) or not all(isinstance(p, str) for p in raw_ignore):
         raise _malformed("the signed predicate.serialization.ignore_paths is not a list of paths; re-sign")
+    if len(raw_ignore) > MAX_IGNORE_PATHS or any(len(p) > MAX_IGNORE_PATH_CHARS for p in raw_ignore):
+        # each pattern is matched against every file: a bounded list keeps the comparison cheap
+        raise _malformed(
+            f"the signed predicate.serialization.ignore_paths has {len(raw_ignore)} entries (at most "
+            f"{MAX_IGNORE_PATHS} of at most {MAX_IGNORE_PATH_CHARS} characters are accepted); re-sign the model"
+        )
     resources_raw = predicate.get("resources")
     if not isinstance(resources_raw, list) or not resources_raw:
         raise _malformed("the signed statement lists no files in predicate.resources; re-sign the model")
