@@ -7,4 +7,4 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from hubstub import hub_stub  # noqa: F401  (the `hub` fixture: a local Hub stand-in)
+from hubstub import hub_stub, stub_origins_allowed  # noqa: F401  (fixtures: a local Hub stand-in, its origin allowed)

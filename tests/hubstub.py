@@ -634,3 +634,17 @@ def hub_stub() -> Iterator[HubStub]:
         yield stub
     # a request the stub could not answer is a defect of the stand-in, not a result of the test
     assert not stub.server_errors, "the Hub stand-in failed on a request:\n" + "\n".join(stub.server_errors)
+
+
+# Origins of the Hub stand-ins of the running test. They are mirrors, not the public Hub, so test policies
+# allow them (spec.sources.endpoints.allow); a module opts in with
+# ``pytestmark = pytest.mark.usefixtures("stub_origins_allowed")`` and reads ``STUB_ORIGINS``.
+STUB_ORIGINS: list[str] = []
+
+
+@pytest.fixture
+def stub_origins_allowed(hub: HubStub) -> Iterator[list[str]]:
+    """Fill ``STUB_ORIGINS`` with the ``hub`` stand-in's origin for the duration of a test."""
+    STUB_ORIGINS[:] = [hub.url]
+    yield STUB_ORIGINS
+    STUB_ORIGINS.clear()

@@ -79,6 +79,19 @@ class World:
         }
         self.kube.create_object(body)
 
+    def policy_with_key_in_configmap(self) -> None:
+        """Policy ``org`` whose key lives in ConfigMap default/release-keys (keys rotate without a policy edit)."""
+        self.kube.create_object(
+            {
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": {"name": "release-keys", "namespace": "default"},
+                "data": {"release.pub": self.key.public_pem.decode()},
+            }
+        )
+        ref = {"name": "release-keys", "namespace": "default", "key": "release.pub"}
+        self.policy(signature={"required": True, "keys": [{"name": "org-release", "configMapRef": ref}]})
+
     def model(self, name: str = "m", **spec: Any) -> None:
         source = {"uri": "hf://org/model", "endpoint": self.hub.url, **spec.pop("source", {})}
         body = {
@@ -468,33 +481,7 @@ async def test_countersignature_from_a_configmap(world: World, operator: Any) ->
 async def test_policy_key_kept_in_a_configmap(world: World, operator: Any) -> None:
     """Keys rotate without editing the policy: the operator reads them from the referenced ConfigMap."""
     world.publish()
-    world.kube.create_object(
-        {
-            "apiVersion": "v1",
-            "kind": "ConfigMap",
-            "metadata": {"name": "release-keys", "namespace": "default"},
-            "data": {"release.pub": world.key.public_pem.decode()},
-        }
-    )
-    world.kube.create_object(
-        {
-            "apiVersion": "openmodel.io/v1alpha1",
-            "kind": "ModelTrustPolicy",
-            "metadata": {"name": "org"},
-            "spec": {
-                "sources": {"endpoints": {"allow": [world.hub.url]}},  # the Hub stand-in is a mirror
-                "signature": {
-                    "required": True,
-                    "keys": [
-                        {
-                            "name": "org-release",
-                            "configMapRef": {"name": "release-keys", "namespace": "default", "key": "release.pub"},
-                        }
-                    ],
-                }
-            },
-        }
-    )
+    world.policy_with_key_in_configmap()
     world.model()
     async with operator():
         await world.phase("Pulling")

@@ -6,13 +6,12 @@ import json
 import os
 import pathlib
 import shutil
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import yaml
 
-from hubstub import HubStub
+from hubstub import STUB_ORIGINS, HubStub
 from openmodel_operator.cli import main
 from signing_fixtures import (
     KeyPair,
@@ -36,21 +35,13 @@ FILES = {
 }
 
 
-# Origins of the Hub stand-ins of the running test: they are mirrors, not the public Hub, so the test
-# policies allow them (spec.sources.endpoints.allow) unless a test sets endpoints itself.
-_STUB_ORIGINS: list[str] = []
-
-
-@pytest.fixture(autouse=True)
-def _policies_allow_the_stub(hub: HubStub) -> Iterator[None]:
-    _STUB_ORIGINS[:] = [hub.url]
-    yield
-    _STUB_ORIGINS.clear()
+# the Hub stand-in is a mirror, not the public Hub: the test policies allow its origin
+pytestmark = pytest.mark.usefixtures("stub_origins_allowed")
 
 
 def write_policy(path: pathlib.Path, spec: dict[str, Any], name: str = "org") -> pathlib.Path:
     sources = spec.get("sources", {})
-    spec = {**spec, "sources": {**sources, "endpoints": sources.get("endpoints", {"allow": list(_STUB_ORIGINS)})}}
+    spec = {**spec, "sources": {**sources, "endpoints": sources.get("endpoints", {"allow": list(STUB_ORIGINS)})}}
     doc = {"apiVersion": "openmodel.io/v1alpha1", "kind": "ModelTrustPolicy", "metadata": {"name": name}, "spec": spec}
     path.write_text(yaml.safe_dump(doc))
     return path

@@ -12,13 +12,13 @@ from __future__ import annotations
 import hashlib
 import json
 import pathlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import pytest
 import yaml
 
-from hubstub import HubStub
+from hubstub import STUB_ORIGINS, HubStub
 from openmodel_operator.cli import main
 from openmodel_operator.trust.decision import Evidence, decide
 from openmodel_operator.trust.evidence import Reason, ResolvedSource, TrustTier
@@ -72,19 +72,12 @@ def files_with(readme: bytes, declaration: Mapping[str, Any] | None = None) -> d
     return files
 
 
-# the Hub stand-in of the running test is a mirror, not the public Hub: the test policies allow its origin
-_STUB_ORIGINS: list[str] = []
-
-
-@pytest.fixture(autouse=True)
-def _policies_allow_the_stub(hub: HubStub) -> Iterator[None]:
-    _STUB_ORIGINS[:] = [hub.url]
-    yield
-    _STUB_ORIGINS.clear()
+# the Hub stand-in is a mirror, not the public Hub: the test policies allow its origin
+pytestmark = pytest.mark.usefixtures("stub_origins_allowed")
 
 
 def policy(name: str = "org", mode: str = "Enforce", key: KeyPair | None = None, **spec: Any) -> Policy:
-    spec.setdefault("sources", {"endpoints": {"allow": list(_STUB_ORIGINS)}})
+    spec.setdefault("sources", {"endpoints": {"allow": list(STUB_ORIGINS)}})
     if key is not None:
         spec.setdefault(
             "signature", {"required": True, "keys": [{"name": "release", "publicKey": key.public_pem.decode()}]}

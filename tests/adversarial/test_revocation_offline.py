@@ -23,6 +23,13 @@ def _replicas(world: World, name: str = "m") -> int | None:
     return None if deployment is None else deployment["spec"].get("replicas")
 
 
+def _publish(world: World) -> None:
+    """A signed model, the policy that trusts its key, and the OpenModel."""
+    world.publish()
+    world.policy()
+    world.model()
+
+
 def _rotate_key(world: World) -> None:
     other = new_key()
     world.kube.patch_object(
@@ -53,9 +60,7 @@ def _take_source_away(world: World, how: str) -> None:
 async def test_rotated_key_rejects_and_scales_to_zero_while_the_source_is_gone(
     world: World, operator: Any, how: str
 ) -> None:
-    world.publish()
-    world.policy()
-    world.model()
+    _publish(world)
     async with operator():
         await world.serve()
         _take_source_away(world, how)
@@ -67,9 +72,7 @@ async def test_rotated_key_rejects_and_scales_to_zero_while_the_source_is_gone(
 
 @pytest.mark.parametrize("how", ["down", "deleted", "garbage"])
 async def test_control_an_outage_alone_keeps_serving_marked_degraded(world: World, operator: Any, how: str) -> None:
-    world.publish()
-    world.policy()
-    world.model()
+    _publish(world)
     async with operator(reverify_interval=1):
         await world.serve()
         _take_source_away(world, how)
@@ -81,9 +84,7 @@ async def test_control_an_outage_alone_keeps_serving_marked_degraded(world: Worl
 
 
 async def test_tightened_license_rule_rejects_while_the_source_is_down(world: World, operator: Any) -> None:
-    world.publish()
-    world.policy()
-    world.model()
+    _publish(world)
     async with operator():
         await world.serve()
         _take_source_away(world, "down")
@@ -94,26 +95,8 @@ async def test_tightened_license_rule_rejects_while_the_source_is_down(world: Wo
 
 
 async def test_deleted_key_configmap_fails_closed_while_the_source_is_down(world: World, operator: Any) -> None:
-    world.kube.create_object(
-        {
-            "apiVersion": "v1",
-            "kind": "ConfigMap",
-            "metadata": {"name": "release-keys", "namespace": "default"},
-            "data": {"release.pub": world.key.public_pem.decode()},
-        }
-    )
     world.publish()
-    world.policy(
-        signature={
-            "required": True,
-            "keys": [
-                {
-                    "name": "org-release",
-                    "configMapRef": {"name": "release-keys", "namespace": "default", "key": "release.pub"},
-                }
-            ],
-        }
-    )
+    world.policy_with_key_in_configmap()
     world.model()
     async with operator():
         await world.serve()
@@ -146,9 +129,7 @@ async def test_a_restarted_operator_rejects_from_the_recorded_evidence_while_the
     world: World, operator: Any
 ) -> None:
     """No memory of the decision survives a restart: the evidence kept beside the manifest decides."""
-    world.publish()
-    world.policy()
-    world.model()
+    _publish(world)
     async with operator():
         await world.serve()
     _take_source_away(world, "down")
@@ -160,9 +141,7 @@ async def test_a_restarted_operator_rejects_from_the_recorded_evidence_while_the
 
 
 async def test_control_a_restarted_operator_keeps_serving_through_an_outage(world: World, operator: Any) -> None:
-    world.publish()
-    world.policy()
-    world.model()
+    _publish(world)
     async with operator():
         await world.serve()
     _take_source_away(world, "down")
@@ -181,9 +160,7 @@ async def test_a_tenant_cannot_swap_the_recorded_bundle_for_one_the_new_policy_t
     from signing_fixtures import sign_with_key, write_model
     from test_operator import FILES
 
-    world.publish()
-    world.policy()
-    world.model()
+    _publish(world)
     async with operator():
         await world.serve()
     # the tenant signs the same content with a key of their own and asks for it to be trusted
