@@ -79,6 +79,15 @@ class World:
         }
         self.kube.create_object(body)
 
+    def trust_only(self, key: KeyPair, name: str = "rotated") -> None:
+        """Policy ``org`` now trusts only ``key`` (the signer's key is revoked)."""
+        self.kube.patch_object(
+            "modeltrustpolicies",
+            None,
+            "org",
+            {"spec": {"signature": {"keys": [{"name": name, "publicKey": key.public_pem.decode()}]}}},
+        )
+
     def policy_with_key_in_configmap(self) -> None:
         """Policy ``org`` whose key lives in ConfigMap default/release-keys (keys rotate without a policy edit)."""
         self.kube.create_object(
@@ -290,13 +299,7 @@ async def test_revoked_key_scales_the_model_to_zero_and_keeps_the_deployment(wor
     world.model()
     async with operator():
         await world.serve()
-        other = new_key()
-        world.kube.patch_object(
-            "modeltrustpolicies",
-            None,
-            "org",
-            {"spec": {"signature": {"keys": [{"name": "rotated", "publicKey": other.public_pem.decode()}]}}},
-        )
+        world.trust_only(new_key())
         await world.phase("Rejected")
         assert world.cond("Trusted") == ("False", "UntrustedSigner")
         deployment = world.child("deployments", "m")

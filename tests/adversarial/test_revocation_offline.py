@@ -31,13 +31,7 @@ def _publish(world: World) -> None:
 
 
 def _rotate_key(world: World) -> None:
-    other = new_key()
-    world.kube.patch_object(
-        "modeltrustpolicies",
-        None,
-        "org",
-        {"spec": {"signature": {"keys": [{"name": "rotated", "publicKey": other.public_pem.decode()}]}}},
-    )
+    world.trust_only(new_key())
 
 
 def _take_source_away(world: World, how: str) -> None:
@@ -170,12 +164,7 @@ async def test_a_tenant_cannot_swap_the_recorded_bundle_for_one_the_new_policy_t
         "configmaps", NS, "m-manifest", {"binaryData": {"signature-bundle": base64.b64encode(forged).decode()}}
     )
     _take_source_away(world, "down")
-    world.kube.patch_object(
-        "modeltrustpolicies",
-        None,
-        "org",
-        {"spec": {"signature": {"keys": [{"name": "rogue", "publicKey": rogue.public_pem.decode()}]}}},
-    )
+    world.trust_only(rogue, "rogue")
     async with operator():
         await world.until(lambda: world.status().get("phase") in ("Rejected", "Failed"), timeout=10)
         assert world.cond("Trusted") != ("True", "PoliciesPassed")
