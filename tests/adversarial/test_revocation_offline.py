@@ -169,3 +169,29 @@ async def test_a_tenant_cannot_swap_the_recorded_bundle_for_one_the_new_policy_t
         await world.until(lambda: world.status().get("phase") in ("Rejected", "Failed"), timeout=10)
         assert world.cond("Trusted") != ("True", "PoliciesPassed")
         await world.until(lambda: _replicas(world) == 0, timeout=10)
+
+
+async def test_a_policy_with_an_unusable_key_says_so_and_fails_its_models(world: World, operator: Any) -> None:
+    """`kubectl get mtp` shows why a policy is unusable; the models it governs fail, not pass on another policy."""
+    world.publish()
+    world.policy()  # a valid policy that would admit the model on its own
+    broken = "-----BEGIN PUBLIC KEY-----\nbm90IGEga2V5\n-----END PUBLIC KEY-----\n"
+    world.policy("broken", signature={"required": True, "keys": [{"name": "bad", "publicKey": broken}]})
+    world.model()
+    async with operator():
+        await world.phase("Rejected", timeout=10)
+        assert world.cond("Trusted") == ("False", "PolicyInvalid")
+
+        def broken_status() -> dict[str, Any]:
+            return (world.kube.get("modeltrustpolicies", None, "broken") or {}).get("status") or {}
+
+        await world.until(lambda: broken_status().get("governedModels") == 1, timeout=10)
+        (accepted,) = broken_status()["conditions"]
+        assert (accepted["type"], accepted["status"], accepted["reason"]) == ("Accepted", "False", "InvalidAnchors")
+        assert "spec.signature.keys" in accepted["message"]
+        await world.until(
+            lambda: ((world.kube.get("modeltrustpolicies", None, "org") or {}).get("status") or {}).get("conditions"),
+            timeout=10,
+        )
+        good = world.kube.get("modeltrustpolicies", None, "org")["status"]
+        assert [(c["type"], c["status"]) for c in good["conditions"]] == [("Accepted", "True")]

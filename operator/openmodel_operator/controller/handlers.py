@@ -23,12 +23,12 @@ from openmodel_operator.controller.metrics import METRICS, PHASES
 from openmodel_operator.controller.planner import Event
 from openmodel_operator.controller.reconciler import ChildInventory, Reconciler, utcnow
 from openmodel_operator.controller.settings import OperatorSettings
+from openmodel_operator.trust.decision import policy_violations
 from openmodel_operator.trust.policies import (
     Policy,
-    PolicyError,
-    policy_from_manifest,
     selector_matches,
     usable_policy,
+    without_references,
 )
 
 log = logging.getLogger(__name__)
@@ -166,16 +166,21 @@ def build_registry(
     )
     def policy_status(body: kopf.Body, status: kopf.Status, patch: kopf.Patch, **kwargs: Any) -> None:
         """How many models a policy governs, and whether its spec is usable: what `kubectl get mtp` shows."""
-        try:
-            policy = policy_from_manifest(dict(body))
+        policy = usable_policy(dict(body))
+        invalid = policy_violations(without_references(policy))  # inline PEMs; references are read per model
+        if invalid:
+            accepted = Cond(
+                "Accepted",
+                "False",
+                "InvalidSpec" if policy.problem is not None else "InvalidAnchors",
+                invalid[0].message,
+            )
+        else:
             accepted = Cond("Accepted", "True", "Valid", "the policy is in force")
-        except PolicyError as exc:
-            policy, accepted = None, Cond("Accepted", "False", "InvalidSpec", str(exc))
-        governed = 0
-        if policy is not None:
-            for namespace, labels in _namespace_labels(kwargs["namespace_index"]):
-                if selector_matches(policy.spec.namespace_selector, labels):
-                    governed += len(_store_values(kwargs["model_index"], namespace))
+        governed = 0  # an unusable policy governs too: its models fail with PolicyInvalid
+        for namespace, labels in _namespace_labels(kwargs["namespace_index"]):
+            if selector_matches(policy.spec.namespace_selector, labels):
+                governed += len(_store_values(kwargs["model_index"], namespace))
         generation = body.get("metadata", {}).get("generation")
         conditions = merge_conditions(status.get("conditions"), [accepted], generation, utcnow())
         desired = {"governedModels": governed, "observedGeneration": generation, "conditions": conditions}

@@ -134,6 +134,22 @@ def invalid_policy(doc: Mapping[str, Any], message: str) -> Policy:
     )
 
 
+def without_references(policy: Policy) -> Policy:
+    """The policy with its ConfigMap references left out: what can be checked without reading the cluster."""
+    rules = policy.spec.signature
+    if not (
+        rules.trusted_root is not None
+        or any(k.config_map_ref for k in rules.keys or [])
+        or any(c.config_map_ref for c in rules.certificates or [])
+    ):
+        return policy
+    spec = policy.spec.model_copy(deep=True)
+    spec.signature.keys = [k for k in spec.signature.keys or [] if k.config_map_ref is None]
+    spec.signature.certificates = [c for c in spec.signature.certificates or [] if c.config_map_ref is None]
+    spec.signature.trusted_root = None
+    return dataclasses.replace(policy, spec=spec)
+
+
 def usable_policy(doc: Mapping[str, Any], origin: str = "policy") -> Policy:
     """:func:`policy_from_manifest`, or the :func:`invalid_policy` that fails closed when it raises."""
     try:
