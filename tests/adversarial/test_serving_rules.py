@@ -37,6 +37,11 @@ HOSTILE = [
     pytest.param({"args": ["--hf-overrides", '{"architectures": ["Evil"]}']}, id="hf-overrides"),
     pytest.param({"args": ["--download-dir", "/tmp/x"]}, id="download-dir"),
     pytest.param({"args": ["--speculative-config", '{"model": "evil/draft"}']}, id="speculative"),
+    # vLLM's dotted spelling sets one key of a JSON flag: the flag is the name before the dot
+    pytest.param({"args": ["--speculative-config.model", "evil/draft"]}, id="dotted-key"),
+    pytest.param({"args": ["--speculative_config.model=evil/draft"]}, id="dotted-key-underscore"),
+    pytest.param({"args": ["--hf-overrides.architectures+", "Evil"]}, id="dotted-append"),
+    pytest.param({"args": ["--kv-transfer-config.kv_connector_module_path", "evil"]}, id="dotted-module-path"),
     pytest.param({"args": ["--tokenizer-revision=abc"]}, id="tokenizer-revision"),
     pytest.param({"args": ["--lora-modules", "a=evil/lora"]}, id="lora"),
     pytest.param({"args": ["--port", "9000"]}, id="operator-forced-port"),

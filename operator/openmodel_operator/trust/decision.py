@@ -394,7 +394,9 @@ def _flag(arg: str) -> str | None:
     """The normalized flag name of a command-line argument (``--Trust_Remote_Code=1`` -> ``--trust-remote-code``)."""
     if not arg.startswith("-") or arg in ("-", "--"):
         return None
-    name = arg.split("=", 1)[0]
+    # vLLM reads ``--speculative-config.model X`` (and ``.key+`` to append) as a key of the JSON flag
+    # ``--speculative-config``: the flag is the name before the first dot
+    name = arg.split("=", 1)[0].split(".", 1)[0].rstrip("+")
     if name.startswith("--"):
         return "--" + name[2:].replace("_", "-").casefold()
     return name.casefold()
