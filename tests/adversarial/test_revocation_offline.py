@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from operator_world import NS, World
+from operator_world import FILES, NS, World
 
 from signing_fixtures import new_key
 
@@ -195,3 +195,36 @@ async def test_a_policy_with_an_unusable_key_says_so_and_fails_its_models(world:
         )
         good = world.kube.get("modeltrustpolicies", None, "org")["status"]
         assert [(c["type"], c["status"]) for c in good["conditions"]] == [("Accepted", "True")]
+
+
+async def test_content_still_served_during_a_switch_is_revoked_too(world: World, operator: Any) -> None:
+    """The tenant moves the source to a model that passes and whose pull never completes: the old content
+    keeps serving meanwhile, but only while it still passes. Revoking its signer stops it; the new content,
+    once verified, is served (control)."""
+    import os
+
+    newer = new_key()
+    world.publish("org/model")  # served first, signed by world.key
+    world.publish("org/other", files={**FILES, "model.safetensors": os.urandom(4096)}, key=newer)
+    both = [
+        {"name": "old", "publicKey": world.key.public_pem.decode()},
+        {"name": "new", "publicKey": newer.public_pem.decode()},
+    ]
+    world.policy(signature={"required": True, "keys": both})
+    world.model()
+    async with operator():
+        await world.serve()
+        world.kube.patch_object("openmodels", NS, "m", {"spec": {"source": {"uri": "hf://org/other"}}})
+        await world.until(lambda: len(world.jobs()) == 2, timeout=10)
+        await world.phase("Pulling", timeout=10)
+        assert _replicas(world) == 1  # zero downtime: the old content serves while the new one is pulled
+        world.trust_only(newer, "new")
+        await world.until(lambda: _replicas(world) == 0, timeout=10)
+        await world.until(lambda: world.cond("Available") == ("False", "ServedContentRevoked"), timeout=10)
+        available = next(c for c in world.status()["conditions"] if c["type"] == "Available")
+        assert "UntrustedSigner" in available["message"]
+        new_job = next(j for j in world.jobs() if not (j.get("status") or {}).get("succeeded"))
+        world.kube.complete_job(NS, new_job["metadata"]["name"])
+        await world.until(lambda: _replicas(world) == 1, timeout=10)  # control: the new content rolls out
+        world.kube.mark_deployment_available(NS, "m")
+        await world.phase("Ready", timeout=10)

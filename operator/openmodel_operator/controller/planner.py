@@ -25,6 +25,7 @@ from openmodel_operator.controller.conditions import (
 from openmodel_operator.controller.trust_result import TrustResult
 
 SHORT_REVISION = 12
+SERVED_REVOKED = "ServedContentRevoked"
 _WARNING_WHEN_FALSE = {
     "Resolved",
     "SignatureVerified",
@@ -229,8 +230,13 @@ def plan(
                     phase = "Degraded" if was_ready else "Deploying"
                     conds.append(Cond(READY, "False", dreason, dmessage))
             else:
-                # the running server (if any) keeps serving the content it was rolled to until new weights are verified
-                if observed.deployment is not None:
+                # the running server (if any) keeps serving the content it was rolled to until new weights are
+                # verified, as long as that content still passes today's policies
+                revoked = trust.served_revoked or _still_revoked(status, currently_served, pinned.manifest_digest)
+                if observed.deployment is not None and revoked:
+                    scale_to_zero = True
+                    conds.append(Cond(AVAILABLE, "False", SERVED_REVOKED, revoked))
+                elif observed.deployment is not None:
                     available, dreason, dmessage = deployment_state(observed.deployment)
                     conds.append(
                         Cond(
@@ -262,6 +268,14 @@ def plan(
     }
     events = tuple(_events_for(status.get("conditions"), merged))
     return Plan(tuple(apply), new_status, events, scale_to_zero)
+
+
+def _still_revoked(status: Mapping[str, Any], served: str | None, pinned: str) -> str | None:
+    """The recorded revocation of the content still served while another is pulled (kept across passes)."""
+    cond = next((c for c in status.get("conditions") or [] if c.get("type") == AVAILABLE), None)
+    if cond is None or cond.get("reason") != SERVED_REVOKED or served is None or served == pinned:
+        return None
+    return str(cond.get("message") or "the served content no longer passes the policies")
 
 
 def _events_for(previous: Sequence[Mapping[str, Any]] | None, current: Sequence[Mapping[str, Any]]) -> list[Event]:

@@ -32,9 +32,14 @@ from openmodel_operator.controller.conditions import (
 )
 from openmodel_operator.controller.kube import Kube, KubeError
 from openmodel_operator.controller.metrics import METRICS
-from openmodel_operator.controller.planner import Event, Observed, Plan, UpdateInfo, plan
+from openmodel_operator.controller.planner import Event, Observed, Plan, UpdateInfo, plan, served_digest
 from openmodel_operator.controller.policy_inputs import PolicyInputs
-from openmodel_operator.controller.recorded import from_binary_data, rebuild_evidence, recorded_data
+from openmodel_operator.controller.recorded import (
+    from_binary_data,
+    matches_provenance,
+    rebuild_evidence,
+    recorded_data,
+)
 from openmodel_operator.controller.settings import OperatorSettings
 from openmodel_operator.controller.trust_result import (
     TrustResult,
@@ -212,6 +217,8 @@ class Reconciler:
         self._inputs = PolicyInputs(self._read_policy_configmap, self._trusted_root)
         # the examination each recorded decision came from: (uid, examination), to re-decide offline
         self._recorded_exams: dict[tuple[str, str], tuple[str | None, Examination]] = {}
+        # the examination of the content the Deployment serves (differs from the above during a rollout)
+        self._served_exams: dict[tuple[str, str], tuple[str | None, Examination]] = {}
 
     # ------------------------------------------------------------------ trust stage
 
@@ -292,6 +299,39 @@ class Reconciler:
             return None
         return kept[1]
 
+    def _check_served(
+        self,
+        ref: children.ModelRef,
+        spec: OpenModelSpec,
+        policies: Sequence[Policy],
+        trust: TrustResult,
+        observed: Observed,
+        due: str,
+    ) -> TrustResult:
+        """While new content is pulled the Deployment still serves the old: it must still pass today's policies.
+
+        Decided offline from the examination the served content was rolled from; without one (a restarted
+        operator), a policy change fails closed for it.
+        """
+        served = served_digest(observed.deployment)
+        if not trust.trusted or trust.pinned is None or served is None or served == trust.pinned.manifest_digest:
+            return trust
+        kept = self._served_exams.get((ref.namespace, ref.name))
+        if kept is not None and kept[0] == ref.uid and pinned_manifest(kept[1]).manifest_digest == served:
+            again = self._redecide(kept[1], spec, policies)
+            if again.verdict.trusted:
+                return trust
+            first = again.verdict.enforced_violations[0]
+            message = f"the content still served ({served}) no longer passes: {first.reason.value}: {first.message}"
+        elif due == "PoliciesChanged":
+            message = (
+                f"the policies changed and the content still served ({served}) cannot be decided again "
+                "(its evidence is not held after a restart): not served until the new content is verified"
+            )
+        else:
+            return trust
+        return dataclasses.replace(trust, served_revoked=message)
+
     async def _rebuilt(
         self,
         namespace: str,
@@ -338,15 +378,19 @@ class Reconciler:
         return Examination(request, evidence.source, evidence, verdict)
 
     def _redecide(self, exam: Examination, spec: OpenModelSpec, policies: Sequence[Policy]) -> Examination:
-        """The recorded evidence decided again under today's policies: no network, so revocation never waits."""
+        """The recorded evidence decided again under today's policies: no network, so revocation never waits.
+
+        The pin is today's ``spec.source.digest``, not the one the evidence was gathered for.
+        """
+        evidence = dataclasses.replace(exam.evidence, pinned_digest=spec.source.digest)
         verdict = decide(
             policies,
-            exam.evidence,
+            evidence,
             serving=spec.serving,
             runtime_image=self.runtime_image(spec),
             default_endpoint=self.settings.default_endpoint,
         )
-        return dataclasses.replace(exam, verdict=verdict)
+        return dataclasses.replace(exam, evidence=evidence, verdict=verdict)
 
     def runtime_image(self, spec: OpenModelSpec) -> str:
         """The image the cluster admin configured for the model's runtime (what a policy allows by default)."""
@@ -394,6 +438,8 @@ class Reconciler:
             else self._recorded(key, uid, status)
             or await self._rebuilt(namespace, status, spec, policies, configmap_name)
         )
+        if recorded is not None and due == "SpecChanged" and not _same_signature_source(recorded, spec):
+            recorded = None  # another bundle is named now: only an examination can read it
         if recorded is not None:
             offline = self._redecide(recorded, spec, policies)
             if not offline.verdict.trusted or due in ("PoliciesChanged", "SpecChanged", "ManifestMissing"):
@@ -567,7 +613,10 @@ class Reconciler:
                 configmap_name=children.child_names(ref, None)["ConfigMap"],
             )
 
-        result = plan(ref, spec, status, trust, inventory.observed(ref), self.child_settings, now, update)
+        observed = inventory.observed(ref)
+        if due is not None:
+            trust = self._check_served(ref, spec, policies, trust, observed, due)
+        result = plan(ref, spec, status, trust, observed, self.child_settings, now, update)
         await self._carry_out(body, ref, result, inventory, status)
         METRICS.reconcile_seconds.observe(time.monotonic() - started)
         return result
@@ -592,6 +641,7 @@ class Reconciler:
         self._pinned.pop(key, None)
         self._applied.pop(key, None)
         self._recorded_exams.pop(key, None)
+        self._served_exams.pop(key, None)
 
     def _with_recent_applies(
         self, key: tuple[str, str], inventory: ChildInventory
@@ -624,9 +674,11 @@ class Reconciler:
             cached = self._pinned.get((ref.namespace, ref.name))
             return cached if cached is not None and cached.manifest_digest == digest else None
         try:
-            return PinnedManifest.from_json((cm.get("data") or {}).get(CONFIGMAP_KEY, ""))
+            pinned = PinnedManifest.from_json((cm.get("data") or {}).get(CONFIGMAP_KEY, ""))
         except PinnedManifestError:
             return None
+        # the digest binds the files; source, commit and endpoint are bound to what status recorded
+        return pinned if matches_provenance(pinned, status.get("provenance") or {}) else None
 
     async def _carry_out(
         self,
@@ -637,6 +689,12 @@ class Reconciler:
         status: Mapping[str, Any],
     ) -> None:
         key = (ref.namespace, ref.name)
+        deployment = next((o for o in result.apply if o["kind"] == "Deployment"), None)
+        kept = self._recorded_exams.get(key)
+        if deployment is not None and kept is not None:
+            rolled = (deployment["metadata"].get("annotations") or {}).get(children.DIGEST_ANNOTATION)
+            if rolled == pinned_manifest(kept[1]).manifest_digest:
+                self._served_exams[key] = kept  # what the Deployment serves, decided again while another is pulled
         for obj in drifted(result.apply, self._with_recent_applies(key, inventory)):
             if inventory.get(obj["kind"], obj["metadata"]["name"]) is None:
                 await self._check_name_free(ref, obj)
@@ -647,8 +705,8 @@ class Reconciler:
             with contextlib.suppress(PinnedManifestError):
                 self._pinned[key] = PinnedManifest.from_json(pinned_cm["data"][CONFIGMAP_KEY])
         if result.scale_to_zero:
-            deployment = inventory.get("Deployment", children.child_names(ref, None)["Deployment"])
-            if deployment is not None and (deployment.get("spec") or {}).get("replicas") != 0:
+            live = inventory.get("Deployment", children.child_names(ref, None)["Deployment"])
+            if live is not None and (live.get("spec") or {}).get("replicas") != 0:
                 await self.kube.scale_to_zero(ref.namespace, ref.name)
         if _weights_newly_verified(status, result.status):
             METRICS.bytes_verified.inc((result.status.get("provenance") or {}).get("totalBytes") or 0)
@@ -737,6 +795,14 @@ def _older(version: str | None, than: str | None) -> bool:
 
 def _status_changed(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
     return any(old.get(key) != value for key, value in new.items())
+
+
+def _same_signature_source(exam: Examination, spec: OpenModelSpec) -> bool:
+    """Whether the spec still names the bundle the recorded evidence was read from (path, or a ConfigMap)."""
+    sig = spec.trust.signature
+    if (sig.path or "model.sig") != exam.request.signature_path:
+        return False
+    return (sig.config_map_ref is None) == (exam.request.external_bundle is None) and sig.config_map_ref is None
 
 
 def _endpoint_moved(provenance: Mapping[str, Any], spec: OpenModelSpec, default: str | None) -> bool:

@@ -62,6 +62,20 @@ def from_binary_data(binary: Mapping[str, Any] | None) -> dict[str, bytes]:
     return out
 
 
+def matches_provenance(pinned: PinnedManifest, provenance: Mapping[str, Any]) -> bool:
+    """Whether a pinned manifest read back from the ConfigMap is what status records in every field.
+
+    The manifest digest binds the files only; its source, commit and endpoint are bound here to the
+    operator's own record, so a tenant cannot move the pin (another commit, another endpoint) by editing it.
+    """
+    return (
+        provenance.get("manifestDigest") == pinned.manifest_digest
+        and provenance.get("source") == pinned.source
+        and provenance.get("resolvedRevision") == pinned.revision
+        and provenance.get("endpoint", pinned.endpoint) == pinned.endpoint
+    )
+
+
 def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
@@ -77,7 +91,7 @@ def rebuild_evidence(
 
     ``provenance`` is the operator's own record on status: the manifest digest and the bundle digest.
     """
-    if provenance.get("manifestDigest") != pinned.manifest_digest:
+    if not matches_provenance(pinned, provenance):
         return None
     signature = provenance.get("signature") or {}
     bundle = recorded.get(BUNDLE_KEY)

@@ -61,6 +61,8 @@ class TrustResult:
     degraded: Cond | None = None
     # bundle, card and declaration bytes kept beside the pinned manifest (controller.recorded)
     recorded: Mapping[str, bytes] | None = None
+    # the content the Deployment still serves (another digest, while the new one is pulled) no longer passes
+    served_revoked: str | None = None
 
     @property
     def revision(self) -> str | None:

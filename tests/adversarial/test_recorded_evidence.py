@@ -1,0 +1,119 @@
+"""Threat: the evidence kept for offline re-decisions is edited by a tenant, or is stale (issue 8, 2 and 5).
+
+The recorded examination lives in memory and beside the pinned manifest in a tenant-editable ConfigMap.
+Read back, every field must be bound to what status (written by the operator only) records; re-decided,
+it must be decided under today's spec (its pin), not the one it was gathered for.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any
+
+import pytest
+
+from openmodel_operator.api.openmodel import OpenModelSpec
+from openmodel_operator.api.trustpolicy import ModelTrustPolicySpec
+from openmodel_operator.controller.reconciler import Reconciler
+from openmodel_operator.controller.recorded import as_binary_data
+from openmodel_operator.controller.settings import OperatorSettings
+from openmodel_operator.controller.trust_result import TrustResult
+from openmodel_operator.trust.pipeline import Examination, ModelRequest, examine
+from openmodel_operator.trust.policies import Policy
+from signing_fixtures import TINY_MODEL, write_model
+
+PINNED, FORGED = "c" * 40, "d" * 40
+POLICY = Policy(
+    "pin",
+    ModelTrustPolicySpec.model_validate({"signature": {"required": False, "allowPinnedDigest": True}}),
+    generation=1,
+)
+
+
+@pytest.fixture
+def model(tmp_path: Any) -> Any:
+    return write_model(tmp_path / "m", {**TINY_MODEL, "README.md": b"---\nlicense: apache-2.0\n---\n"})
+
+
+def examiner_for(model: Any, seen: list[str] | None = None) -> Any:
+    """The local copy stands in for the Hub: any branch resolves to PINNED, a commit to itself."""
+
+    def examiner(request: ModelRequest, policies: Any) -> Examination:
+        if seen is not None:
+            seen.append(request.revision)
+        exam = examine(dataclasses.replace(request, uri=str(model)), policies)
+        revision = request.revision if len(request.revision) == 40 else PINNED
+        resolved = dataclasses.replace(
+            exam.resolved, uri="hf://org/m", kind="hf", revision=revision, endpoint="https://huggingface.co"
+        )
+        return dataclasses.replace(exam, resolved=resolved)
+
+    return examiner
+
+
+async def first_decision(model: Any) -> tuple[OpenModelSpec, TrustResult]:
+    digest = examine(ModelRequest(uri=str(model)), [POLICY]).verdict.manifest_digest
+    spec = OpenModelSpec.model_validate({"source": {"uri": "hf://org/m", "revision": "main", "digest": digest}})
+    reconciler = Reconciler(None, OperatorSettings(), lambda *_: None, examiner=examiner_for(model))  # type: ignore[arg-type]
+    first, _ = await reconciler.trust_stage("ns", spec, {}, [POLICY], "NotExamined", key=("ns", "m"), uid="u")
+    assert first.trusted and first.pinned is not None and first.provenance is not None
+    assert first.provenance["resolvedRevision"] == PINNED
+    return spec, first
+
+
+@pytest.mark.parametrize("field", ["revision", "endpoint", "source"])
+async def test_an_edited_manifest_configmap_cannot_move_the_pin_after_a_restart(model: Any, field: str) -> None:
+    spec, first = await first_decision(model)
+    assert first.pinned is not None and first.provenance is not None
+    doc = json.loads(first.pinned.to_json())
+    doc[field] = {"revision": FORGED, "endpoint": "http://127.0.0.1:9", "source": "hf://org/evil"}[field]
+    configmap = {"data": {"manifest.json": json.dumps(doc)}, "binaryData": as_binary_data(first.recorded or {})}
+
+    class Kube:
+        async def get(self, kind: str, namespace: str, name: str) -> Any:
+            return configmap
+
+    seen: list[str] = []
+    restarted = Reconciler(Kube(), OperatorSettings(), lambda *_: None, examiner=examiner_for(model, seen))  # type: ignore[arg-type]
+    status = {"provenance": dict(first.provenance)}
+    result, _ = await restarted.trust_stage(
+        "ns", spec, status, [POLICY], "SpecChanged", key=("ns", "m"), uid="u", configmap_name="m-manifest"
+    )
+    assert result.provenance is not None
+    assert result.provenance["resolvedRevision"] == PINNED and result.provenance["source"] == "hf://org/m"
+    assert result.provenance["endpoint"] == "https://huggingface.co"
+    assert seen and FORGED not in seen  # not believed: the source was examined again, never at the forged commit
+
+
+async def test_control_an_untouched_configmap_is_decided_offline_after_a_restart(model: Any) -> None:
+    spec, first = await first_decision(model)
+    assert first.pinned is not None and first.provenance is not None
+    configmap = {"data": {"manifest.json": first.pinned.to_json()}, "binaryData": as_binary_data(first.recorded or {})}
+
+    class Kube:
+        async def get(self, kind: str, namespace: str, name: str) -> Any:
+            return configmap
+
+    seen: list[str] = []
+    restarted = Reconciler(Kube(), OperatorSettings(), lambda *_: None, examiner=examiner_for(model, seen))  # type: ignore[arg-type]
+    result, _ = await restarted.trust_stage(
+        "ns", spec, {"provenance": dict(first.provenance)}, [POLICY], "PoliciesChanged",
+        key=("ns", "m"), uid="u", configmap_name="m-manifest",
+    )  # fmt: skip
+    assert result.trusted and seen == []  # no network at all
+
+
+async def test_a_changed_pin_is_decided_on_the_new_pin(model: Any) -> None:
+    spec, first = await first_decision(model)
+    assert first.provenance is not None
+    reconciler = Reconciler(None, OperatorSettings(), lambda *_: None, examiner=examiner_for(model))  # type: ignore[arg-type]
+    await reconciler.trust_stage("ns", spec, {}, [POLICY], "NotExamined", key=("ns", "m"), uid="u")
+    status = {"provenance": dict(first.provenance), "observedGeneration": 1}
+    wrong = spec.model_copy(deep=True)
+    wrong.source.digest = "sha256:" + "0" * 64
+    second, _ = await reconciler.trust_stage("ns", wrong, status, [POLICY], "SpecChanged", key=("ns", "m"), uid="u")
+    assert not second.trusted
+    assert any(c.reason == "DigestPinMismatch" for c in second.conditions)
+    third, _ = await reconciler.trust_stage("ns", spec, status, [POLICY], "SpecChanged", key=("ns", "m"), uid="u")
+    assert third.trusted  # control: the right pin passes again
