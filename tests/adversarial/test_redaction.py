@@ -161,3 +161,32 @@ def test_the_verify_report_escapes_card_text(hub: HubStub, capsys: pytest.Captur
     assert code == 1
     assert not any(is_unsafe_char(ch) for ch in out if ch != "\n")
     assert "\nVerdict    TRUSTED" not in out  # a forged line cannot appear
+
+
+# A mirror that receives the token (any shape, not only hf_...) and echoes it back where a message quotes
+# server text verbatim: as the repository id, or as a file name.
+ECHOED = "s3cr3t-mirror-token-1234567890"
+
+
+def _echoing(where: str) -> Any:
+    def hostile(handler: Any) -> bool:
+        auth = handler.headers.get("Authorization", "")
+        token = auth.split(" ", 1)[1] if " " in auth else "none"
+        if "/revision/" in handler.path:
+            handler._json({"id": token if where == "id" else "org/model", "sha": "a" * 40})
+            return True
+        if "/tree/" in handler.path:
+            path = f"../{token}" if where == "unsafe" else f"{token}.bin"
+            handler._json([{"type": "file", "path": path, "size": 3, "oid": "b" * 40}])
+            return True
+        return False
+
+    return hostile
+
+
+@pytest.mark.parametrize("where", ["id", "weights", "unsafe"])
+def test_a_token_echoed_as_a_name_never_reaches_a_message(hub: HubStub, where: str) -> None:
+    hub.override = _echoing(where)
+    with pytest.raises(SourceError) as raised:
+        resolve_hub("hf://org/model", endpoint=hub.url, token=ECHOED)
+    assert ECHOED not in raised.value.message and ECHOED not in str(raised.value)

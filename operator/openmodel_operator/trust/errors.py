@@ -8,12 +8,15 @@ the fix, and never contain a credential.
 from __future__ import annotations
 
 from openmodel_operator.trust.evidence import Reason
+from openmodel_operator.trust.text import redact, remembered_secrets
 
 
 class TrustError(Exception):
     """Base of the adapters' errors: a reason code plus a message fit for a condition."""
 
     def __init__(self, reason: Reason, message: str) -> None:
+        # a backstop: whatever server text a message quotes, no credential this process holds goes out
+        message = redact(message, remembered_secrets())
         super().__init__(message)
         self.reason = reason
         self.message = message

@@ -146,6 +146,12 @@ def remember_secret(secret: str | None) -> None:
             _SECRETS.update((secret, f"Bearer {secret}"))
 
 
+def remembered_secrets() -> tuple[str, ...]:
+    """The credentials this process holds (Hub tokens it sent), to redact from any text it shows."""
+    with _SECRETS_LOCK:
+        return tuple(_SECRETS)
+
+
 class RedactingFilter(logging.Filter):
     """Removes remembered secrets and credential shapes from a record, and escapes unsafe characters."""
 
@@ -185,5 +191,6 @@ __all__ = [
     "printable",
     "redact",
     "remember_secret",
+    "remembered_secrets",
     "visible",
 ]
