@@ -92,9 +92,19 @@ def test_weights_in_lfs_are_never_downloaded(hub: HubStub) -> None:
     assert hub.download_count("org/fine", "model.gguf") == 0
 
 
-def test_a_large_readme_counts_against_the_budget(hub: HubStub) -> None:
+def test_a_large_lfs_readme_is_not_downloaded_before_the_decision(hub: HubStub) -> None:
+    """A card over 1 MiB in LFS is never read before the decision (its license then counts as unknown)."""
     big = README + b"x" * (2 * MB)
     hub.add_model("org/card", {**MODEL, "README.md": big}, lfs_patterns=("*.safetensors", "README.md"))
+    resolved = resolve_hub("hf://org/card", endpoint=hub.url, max_predecision_bytes=MB)
+    assert resolved.readme is None and resolved.card == {}
+    assert hub.download_count("org/card", "README.md") == 0
+
+
+def test_a_large_git_readme_counts_against_the_budget(hub: HubStub) -> None:
+    """In git (no sha256 listed) a card must be hashed, so it counts against the budget like any small file."""
+    big = README + b"x" * (2 * MB)
+    hub.add_model("org/card", {**MODEL, "README.md": big})
     with pytest.raises(SourceError) as exc:
         resolve_hub("hf://org/card", endpoint=hub.url, max_predecision_bytes=MB)
     assert exc.value.reason is Reason.RESPONSE_TOO_LARGE

@@ -39,3 +39,14 @@ _DNS = st.from_regex(r"[a-z0-9]([-a-z0-9.]{0,40}[a-z0-9])?", fullmatch=True)
 def test_no_two_models_share_a_child(owners: list[str]) -> None:
     for first, second in itertools.combinations(owners, 2):
         assert not (_names(first) & _names(second)), (first, second)
+
+
+def test_labels_of_a_long_name_and_its_lookalike_differ() -> None:
+    """The labels select children and pods (Service selectors, deletion): they must be injective too."""
+    from openmodel_operator.controller.children import label_value
+
+    long = "granite-3-1-8b-instruct-quantized-w4a16-for-the-customer-support-team-production"
+    lookalike = label_value(long)
+    assert len(lookalike) <= 63 and lookalike != long
+    assert label_value(lookalike) != lookalike  # the shortened form, written as a name, is hashed again
+    assert label_value("granite") == "granite"  # control

@@ -191,3 +191,21 @@ def test_printable_output_is_safe_and_bounded(text: str, limit: int) -> None:
     shown = printable(text, limit)
     assert not any(is_unsafe_char(ch) for ch in shown)
     assert len(shown) <= limit + 3
+
+
+def test_a_huge_front_matter_is_not_parsed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """1 MiB of YAML costs seconds of pure-Python CPU: a front matter over 64 KiB is not a card's, not parsed."""
+    from openmodel_operator.trust import directory
+
+    parsed: list[int] = []
+    real = directory.load_yaml_mapping
+
+    def spy(data: bytes | str, what: str) -> dict[str, Any]:
+        parsed.append(len(data))
+        return real(data, what)
+
+    monkeypatch.setattr(directory, "load_yaml_mapping", spy)
+    hostile = b"---\nlicense: apache-2.0\nx: [" + b"1," * 400_000 + b"1]\n---\n# card\n"
+    assert directory.card_metadata(hostile) == {} and parsed == []
+    control = directory.card_metadata(b"---\nlicense: apache-2.0\n---\n# card\n")
+    assert control == {"license": "apache-2.0"} and len(parsed) == 1

@@ -265,3 +265,10 @@ def test_apiserver_and_operator_refuse_the_same_policy(spec: dict[str, Any]) -> 
     clean = json.loads(json.dumps(spec).replace("\\n", "").replace("\\u00a0", "").replace("\\u2028", ""))
     assert admit(policy_crd(), manifest("p", **clean))[1] == []
     assert usable_policy(manifest("p", **clean)).problem is None
+
+
+def test_no_policy_at_all_means_the_builtin_default() -> None:
+    """An empty policy list never admits everything: the built-in default (signature required) decides."""
+    verdict = decide([], model_evidence())
+    assert not verdict.trusted and Reason.SIGNATURE_MISSING in verdict.reasons
+    assert [o.name for o in verdict.outcomes] == ["builtin-default"]

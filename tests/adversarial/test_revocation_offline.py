@@ -228,3 +228,21 @@ async def test_content_still_served_during_a_switch_is_revoked_too(world: World,
         await world.until(lambda: _replicas(world) == 1, timeout=10)  # control: the new content rolls out
         world.kube.mark_deployment_available(NS, "m")
         await world.phase("Ready", timeout=10)
+
+
+async def test_a_model_with_a_long_name_is_served_and_revoked(world: World, operator: Any) -> None:
+    """Names over 63 characters are shortened in labels; the operator still finds, serves and stops them."""
+    long = "granite-3-1-8b-instruct-quantized-w4a16-for-the-customer-support-team-production"
+    world.publish()
+    world.policy()
+    world.model(long)
+    async with operator():
+        await world.until(lambda: world.kube.list("jobs", NS), timeout=10)
+        world.kube.complete_job(NS, world.kube.list("jobs", NS)[0]["metadata"]["name"])
+        await world.until(lambda: world.kube.list("deployments", NS), timeout=10)
+        deployment = world.kube.list("deployments", NS)[0]["metadata"]["name"]
+        world.kube.mark_deployment_available(NS, deployment)
+        await world.phase("Ready", long, timeout=10)
+        _rotate_key(world)
+        await world.phase("Rejected", long, timeout=10)
+        await world.until(lambda: world.kube.list("deployments", NS)[0]["spec"]["replicas"] == 0, timeout=10)

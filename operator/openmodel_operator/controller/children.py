@@ -145,8 +145,12 @@ def child_name(owner: str, suffix: str = "") -> str:
 
 
 def label_value(value: str) -> str:
-    """``value`` as a valid label value (at most 63 characters), shortened with a hash when needed."""
-    if len(value) <= MAX_NAME and (not value or _LABEL_VALUE.fullmatch(value)):
+    """``value`` as a valid label value (at most 63 characters), shortened with a hash when needed.
+
+    Injective like ``child_name``: a value that already ends like a shortened one is hashed too, so two
+    OpenModels never share the labels that select their children and pods.
+    """
+    if len(value) <= MAX_NAME and (not value or _LABEL_VALUE.fullmatch(value)) and not _HASHED_TAIL.search(value):
         return value
     cleaned = re.sub(r"[^-A-Za-z0-9_.]", "-", value)[: MAX_NAME - 9].rstrip("-_.")
     return f"{cleaned}-{_short_hash(value)}" if cleaned else _short_hash(value)

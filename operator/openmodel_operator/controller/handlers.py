@@ -17,6 +17,7 @@ from typing import Any, cast
 import kopf
 
 from openmodel_operator.api.common import GROUP, VERSION
+from openmodel_operator.controller.children import label_value
 from openmodel_operator.controller.conditions import Cond, merge_conditions
 from openmodel_operator.controller.kube import Kube
 from openmodel_operator.controller.metrics import METRICS, PHASES
@@ -202,7 +203,7 @@ def build_registry(
     def model_event(body: kopf.Body, namespace: str | None, name: str, **_: Any) -> None:
         generation = body.get("metadata", {}).get("generation")
         if generation != (body.get("status") or {}).get("observedGeneration"):
-            triggers.wake(namespace, name)
+            triggers.wake(namespace, label_value(name))
 
     # ------------------------------------------------------------ the per-model loop
 
@@ -211,7 +212,7 @@ def build_registry(
         stopped: kopf.DaemonStopped, body: kopf.Body, namespace: str | None, name: str, **kwargs: Any
     ) -> None:
         assert namespace is not None, "OpenModel is namespaced"
-        trigger = triggers.register(namespace, name)
+        trigger = triggers.register(namespace, label_value(name))  # children wake it by label
         failures = 0
         try:
             while not stopped:
@@ -232,7 +233,7 @@ def build_registry(
                     log.exception("reconcile failed", extra={"namespace": namespace, "openmodel": name})
                 await _wait(trigger, stopped, delay)
         finally:
-            triggers.unregister(namespace, name)
+            triggers.unregister(namespace, label_value(name))
 
     @kopf.on.delete(GROUP, VERSION, "openmodels", registry=registry)
     async def model_deleted(spec: kopf.Spec, namespace: str | None, name: str, **_: Any) -> None:
@@ -265,7 +266,7 @@ def _inventory(indexes: Mapping[str, Any], namespace: str, name: str) -> ChildIn
     for _group, _version, plural, _kind in CHILD_KINDS:
         index = indexes.get(f"{plural}_index")
         if index is not None:
-            bodies.extend(_store_values(index, (namespace, name)))
+            bodies.extend(_store_values(index, (namespace, label_value(name))))  # keyed by the owner label
     return ChildInventory.of(bodies)
 
 

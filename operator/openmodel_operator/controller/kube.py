@@ -143,7 +143,7 @@ class Kube:
         return dict(obj.to_dict())
 
     async def list_children(self, kind: str, namespace: str, owner: str) -> list[dict[str, Any]]:
-        """Children of one OpenModel by label (used on deletion, when the watch index may lag)."""
+        """Children of one OpenModel by its owner label value (used on deletion, when the watch index may lag)."""
         try:
             items = [
                 obj.to_dict()

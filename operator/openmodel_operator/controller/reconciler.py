@@ -510,8 +510,10 @@ class Reconciler:
         inputs: Mapping[str, str] | None,
     ) -> TrustResult:
         """Keep the examination a decision is made from, so the next policy change is decided offline."""
-        if key is not None:
+        if key is not None and exam.verdict.trusted:  # only what may be served is kept (bounded memory)
             self._recorded_exams[key] = (uid, exam)
+        elif key is not None:
+            self._recorded_exams.pop(key, None)
         return self._counted(from_examination(exam, now, branch, inputs), exam)
 
     @staticmethod
@@ -707,7 +709,7 @@ class Reconciler:
         if result.scale_to_zero:
             live = inventory.get("Deployment", children.child_names(ref, None)["Deployment"])
             if live is not None and (live.get("spec") or {}).get("replicas") != 0:
-                await self.kube.scale_to_zero(ref.namespace, ref.name)
+                await self.kube.scale_to_zero(ref.namespace, children.child_names(ref, None)["Deployment"])
         if _weights_newly_verified(status, result.status):
             METRICS.bytes_verified.inc((result.status.get("provenance") or {}).get("totalBytes") or 0)
         if _status_changed(status, result.status):
@@ -761,7 +763,7 @@ class Reconciler:
         for kind in ("Deployment", "Service", "Job", "ConfigMap", "PersistentVolumeClaim"):
             if kind == "PersistentVolumeClaim" and retain_storage:
                 continue
-            for obj in await self.kube.list_children(kind, namespace, name):
+            for obj in await self.kube.list_children(kind, namespace, children.label_value(name)):
                 child = obj["metadata"]["name"]
                 if await self.kube.delete(kind, namespace, child):
                     removed.append(f"{kind}/{child}")

@@ -655,6 +655,7 @@ def decide(
     skips that check. The endpoint of an hf:// source is checked with :func:`endpoint_violations`, the same
     function the operator calls before it contacts the endpoint at all.
     """
+    policies = list(policies) or [BUILTIN_DEFAULT]  # nothing governs: the built-in default, never "anything goes"
     digest = evidence.manifest_digest
     pinned_ok = evidence.pinned_digest is not None and evidence.pinned_digest == digest
     violations: list[Violation] = []

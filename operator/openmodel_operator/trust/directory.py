@@ -41,6 +41,9 @@ DEFAULT_MAX_FILE_SIZE = 2 * 1024**4  # 2 TiB: larger than any published checkpoi
 MAX_METADATA_BYTES = 1024 * 1024  # openness.yaml, README front matter, signature bundles
 MAX_README_BYTES = 16 * 1024 * 1024  # a model card kept as bytes (ResolvedSource.readme); a larger one is not kept
 HASH_CHUNK = 4 * 1024 * 1024
+# YAML is parsed in pure Python: 1 MiB of it costs seconds of CPU, so what is parsed is kept small
+MAX_FRONT_MATTER_CHARS = 64 * 1024
+MAX_DECLARATION_BYTES = 64 * 1024
 _MAX_PATH_CHARS = 4096
 _MAX_COMPONENT_BYTES = 255
 
@@ -288,8 +291,8 @@ def card_metadata(readme: bytes | str) -> dict[str, Any]:
         readme = readme[:MAX_METADATA_BYTES]
     text = readme.decode("utf-8", "replace") if isinstance(readme, bytes) else readme
     matter = front_matter(text)
-    if matter is None:
-        return {}
+    if matter is None or len(matter) > MAX_FRONT_MATTER_CHARS:
+        return {}  # a front matter this large is not a model card's: the license is then unknown
     try:
         return load_yaml_mapping(matter, "the README.md front matter")
     except SourceError:

@@ -54,6 +54,7 @@ from openmodel_operator import __version__
 from openmodel_operator.trust.directory import (
     DEFAULT_MAX_FILE_SIZE,
     DEFAULT_MAX_FILES,
+    MAX_DECLARATION_BYTES,
     MAX_METADATA_BYTES,
     OPENNESS_FILE,
     README_FILE,
@@ -799,16 +800,22 @@ def resolve_hub(
 
     listed = _list_files(client, commit, max_files, max_file_size)
     by_path = {f.path: f for f in listed}
-    for name, what in ((signature_path, "the signature bundle"), (OPENNESS_FILE, OPENNESS_FILE)):
+    for name, what, cap in (
+        (signature_path, "the signature bundle", MAX_METADATA_BYTES),
+        (OPENNESS_FILE, OPENNESS_FILE, MAX_DECLARATION_BYTES),
+    ):
         entry = by_path.get(name)
-        if entry is not None and entry.size > MAX_METADATA_BYTES:
+        if entry is not None and entry.size > cap:
             raise SourceError(
                 Reason.FILE_TOO_LARGE,
-                f"{what} {name!r} in {client.uri} is {entry.size} bytes, more than {MAX_METADATA_BYTES}: "
+                f"{what} {name!r} in {client.uri} is {entry.size} bytes, more than {cap}: "
                 "keep metadata files small",
             )
 
-    keep = {OPENNESS_FILE, signature_path, README_FILE}  # read anyway to hash them: keep the bytes
+    keep = {OPENNESS_FILE, signature_path}  # read anyway to hash them: keep the bytes
+    readme_entry = by_path.get(README_FILE)
+    if readme_entry is not None and readme_entry.size <= MAX_METADATA_BYTES:
+        keep.add(README_FILE)  # a larger card is hashed but not kept (its license then counts as unknown)
     to_fetch = _predecision_files(client, listed, keep, max_predecision_bytes, max_predecision_files)
     with ThreadPoolExecutor(max_workers=SMALL_FILE_WORKERS) as pool:
         futures = [

@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from enum import StrEnum
 from typing import Any, Literal
 
-from openmodel_operator.trust.directory import card_metadata, load_yaml_mapping
+from openmodel_operator.trust.directory import MAX_DECLARATION_BYTES, card_metadata, load_yaml_mapping
 from openmodel_operator.trust.errors import SourceError
 from openmodel_operator.trust.evidence import OpennessEvidence, Reason
 from openmodel_operator.trust.licenses import (
@@ -513,7 +513,9 @@ def assess_files(readme: bytes | None, declaration: bytes | None, uncovered: Seq
         except Exception as exc:  # e.g. ValueError for `date: 2024-13-45`; hostile bytes never crash a decision
             notes.append(f"README.md: front matter ignored ({type(exc).__name__})")
     parsed: Mapping[str, Any] | None = None
-    if declaration is not None:
+    if declaration is not None and len(declaration) > MAX_DECLARATION_BYTES:
+        notes.append(f"{DECLARATION_FILE}: ignored (more than {MAX_DECLARATION_BYTES} bytes)")
+    elif declaration is not None:
         try:
             parsed = load_yaml_mapping(declaration, DECLARATION_FILE)
         except SourceError as exc:
