@@ -102,9 +102,16 @@ async def test_deleted_key_configmap_fails_closed_while_the_source_is_down(world
 
 
 async def test_a_second_model_is_not_hurt_by_a_broken_first(world: World, operator: Any) -> None:
-    """A child name taken by a stranger fails that model with a reason; the other model is served (control)."""
+    """A child name held by another OpenModel's child fails that model with a reason, and the other child is
+    not taken over; the other model is served (control)."""
+    labels = {"app.kubernetes.io/managed-by": "openmodel-operator", "openmodel.io/name": "intruder"}
     world.kube.create_object(
-        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a-manifest", "namespace": NS}, "data": {}}
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "a-manifest", "namespace": NS, "labels": labels},
+            "data": {},
+        }
     )
     world.publish()
     world.policy()

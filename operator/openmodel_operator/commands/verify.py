@@ -63,7 +63,6 @@ def _request_from_manifest(path: Path, args: argparse.Namespace) -> Any:
         if not args.pvc_root:
             raise UsageError(f"{path} uses {uri}; pass --pvc-root DIR with a copy of the claim's content")
         local = Path(args.pvc_root)
-    args.serving = spec.serving  # the serving fields are checked too (a pre-merge check sees ServingNotAllowed)
     return ModelRequest(
         uri=uri,
         revision=args.revision or spec.source.revision,
@@ -73,6 +72,8 @@ def _request_from_manifest(path: Path, args: argparse.Namespace) -> Any:
         external_bundle=bundle,
         pinned_digest=spec.source.digest,
         local_path=local,
+        serving=spec.serving,  # the serving fields are checked too (a pre-merge check sees ServingNotAllowed)
+        runtime_image=args.runtime_image,
     )
 
 
@@ -174,7 +175,6 @@ def _pull(exam: Any, dest: Path) -> tuple[int, str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from openmodel_operator.trust.decision import decide
     from openmodel_operator.trust.errors import TrustError
     from openmodel_operator.trust.pipeline import examine
     from openmodel_operator.trust.policies import PolicyError
@@ -188,10 +188,6 @@ def run(args: argparse.Namespace) -> int:
             root = Path(args.trusted_root).read_bytes()
             policies = [dataclasses.replace(p, trusted_root_json=root) for p in policies]
         exam = examine(request, policies)
-        serving = getattr(args, "serving", None)
-        if serving is not None:
-            verdict = decide(policies, exam.evidence, serving=serving, runtime_image=args.runtime_image)
-            exam = dataclasses.replace(exam, verdict=verdict)
     except (UsageError, PolicyError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_ERROR

@@ -31,7 +31,7 @@ from typing import Any, Literal
 
 from openmodel_operator.api.common import API_VERSION
 from openmodel_operator.api.openmodel import OpenModelSpec
-from openmodel_operator.controller.recorded import as_binary_data
+from openmodel_operator.controller.recorded import as_binary_data, recorded_digest
 from openmodel_operator.trust.pinned import CONFIGMAP_KEY, PinnedManifest
 
 KIND = "OpenModel"
@@ -44,6 +44,7 @@ INSTANCE_LABEL = "app.kubernetes.io/instance"
 REVISION_ANNOTATION = "openmodel.io/revision"
 DIGEST_ANNOTATION = "openmodel.io/manifest-digest"
 SOURCE_ANNOTATION = "openmodel.io/source"
+RECORDED_ANNOTATION = "openmodel.io/recorded-evidence"  # digest of binaryData (not kept in the watch index)
 DEFAULT_CONTAINER_ANNOTATION = "kubectl.kubernetes.io/default-container"
 Component = Literal["manifest", "weights", "fetch", "server"]
 
@@ -360,7 +361,11 @@ def pinned_manifest_configmap(
             ref,
             child_name(ref.name, "-manifest"),
             "manifest",
-            {**_content_annotations(pinned), SOURCE_ANNOTATION: pinned.source},
+            {
+                **_content_annotations(pinned),
+                SOURCE_ANNOTATION: pinned.source,
+                **({RECORDED_ANNOTATION: recorded_digest(recorded)} if recorded else {}),
+            },
         ),
         "data": {CONFIGMAP_KEY: data},
         **({"binaryData": as_binary_data(recorded)} if recorded else {}),

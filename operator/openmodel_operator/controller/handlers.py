@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, cast
 
 import kopf
@@ -150,9 +150,19 @@ def build_registry(
     for group, version, plural, _kind in CHILD_KINDS:
 
         @kopf.index(group, version, plural, labels=MANAGED_BY, registry=registry, id=f"{plural}_index")
-        def child_index(body: kopf.Body, namespace: str | None, labels: kopf.Labels, **_: Any) -> dict[Any, Any]:
+        def child_index(
+            body: kopf.Body,
+            namespace: str | None,
+            name: str | None,
+            labels: kopf.Labels,
+            child_kind: str = _kind,
+            **_: Any,
+        ) -> dict[Any, Any]:
             owner = labels.get("openmodel.io/name")
-            return {(namespace, owner): _trimmed(body)} if owner else {}
+            if not owner:
+                return {}
+            # by owner (a model's children) and by name (whose child a name is: no two models share one)
+            return {(namespace, owner): _trimmed(body), (namespace, child_kind, name): owner}
 
         @kopf.on.event(group, version, plural, labels=MANAGED_BY, registry=registry, id=f"{plural}_wake")
         def child_event(namespace: str | None, labels: kopf.Labels, **_: Any) -> None:
@@ -263,11 +273,30 @@ def _labels(index: Any, namespace: str) -> dict[str, str]:
 
 def _inventory(indexes: Mapping[str, Any], namespace: str, name: str) -> ChildInventory:
     bodies: list[Mapping[str, Any]] = []
-    for _group, _version, plural, _kind in CHILD_KINDS:
+    index_of: dict[str, Any] = {}
+    for _group, _version, plural, kind in CHILD_KINDS:
         index = indexes.get(f"{plural}_index")
         if index is not None:
+            index_of[kind] = index
             bodies.extend(_store_values(index, (namespace, label_value(name))))  # keyed by the owner label
-    return ChildInventory.of(bodies)
+
+    class Owners(Mapping[tuple[str, str], str]):
+        """Looks a child name up in the index of its kind only when asked (creations are rare)."""
+
+        def __getitem__(self, key: tuple[str, str]) -> str:
+            index = index_of.get(key[0])
+            values = _store_values(index, (namespace, key[0], key[1])) if index is not None else []
+            if not values:
+                raise KeyError(key)
+            return str(values[0])
+
+        def __iter__(self) -> Iterator[tuple[str, str]]:
+            return iter(())
+
+        def __len__(self) -> int:
+            return 0
+
+    return ChildInventory.of(bodies, Owners())
 
 
 async def _wait(trigger: asyncio.Event, stopped: kopf.DaemonStopped, timeout: float) -> None:

@@ -14,6 +14,7 @@ import dataclasses
 import hashlib
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
 from openmodel_operator.api.common import NamespacedConfigMapKeyRef
 from openmodel_operator.controller.kube import KubeError
@@ -21,6 +22,7 @@ from openmodel_operator.trust.policies import Policy
 
 ConfigMapReader = Callable[[str, str, str], Awaitable[bytes]]
 CACHE_SECONDS = 10.0
+MAX_MEMO = 1024  # resolved policies kept (a handful of policies, each at a few generations)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,6 +48,7 @@ class PolicyInputs:
         self._clock = clock
         self._ttl = cache_seconds
         self._cache: dict[tuple[str, str, str], tuple[float, asyncio.Task[bytes]]] = {}
+        self._memo: dict[tuple[Any, ...], ResolvedPolicy] = {}
 
     async def _get(self, ref: NamespacedConfigMapKeyRef) -> bytes:
         key = (ref.namespace, ref.name, ref.key)
@@ -62,27 +65,48 @@ class PolicyInputs:
         return [await self._resolve_one(policy) for policy in policies]
 
     async def _resolve_one(self, policy: Policy) -> ResolvedPolicy:
-        spec = policy.spec.model_copy(deep=True)
+        rules = policy.spec.signature
+        refs: list[tuple[str, NamespacedConfigMapKeyRef]] = [
+            (f"spec.signature.keys[{k.name!r}].configMapRef", k.config_map_ref)
+            for k in rules.keys or []
+            if k.config_map_ref is not None
+        ]
+        refs += [
+            (f"spec.signature.certificates[{c.name!r}].configMapRef", c.config_map_ref)
+            for c in rules.certificates or []
+            if c.config_map_ref is not None
+        ]
+        if rules.trusted_root is not None:
+            refs.append(("spec.signature.trustedRoot", rules.trusted_root))
         problems: list[str] = []
+        contents = tuple([await self._read_ref(ref, field, problems) for field, ref in refs])
+        # one resolution per policy generation and referenced content, shared by every model it governs
+        memo_key = (policy.name, policy.generation, policy.problem, contents)
+        if policy.generation is not None and (hit := self._memo.get(memo_key)) is not None:
+            return hit
+        resolved = self._inline(policy, contents, problems)
+        if policy.generation is not None:
+            if len(self._memo) > MAX_MEMO:
+                self._memo.clear()
+            self._memo[memo_key] = resolved
+        return resolved
+
+    def _inline(self, policy: Policy, contents: tuple[bytes | None, ...], problems: list[str]) -> ResolvedPolicy:
+        """The policy with the read contents in place of its references (in the order ``_resolve_one`` read them)."""
+        spec = policy.spec.model_copy(deep=True)
         hasher = hashlib.sha256(spec.model_dump_json(by_alias=True).encode())
-        rules = spec.signature
-        for key in rules.keys or []:
+        values = iter(contents)
+        for key in spec.signature.keys or []:
             if key.config_map_ref is not None:
-                pem = await self._read_ref(
-                    key.config_map_ref, f"spec.signature.keys[{key.name!r}].configMapRef", problems
-                )
+                pem = next(values)
                 if pem is not None:
                     key.public_key, key.config_map_ref = pem.decode("utf-8", "replace"), None
-        for ca in rules.certificates or []:
+        for ca in spec.signature.certificates or []:
             if ca.config_map_ref is not None:
-                pem = await self._read_ref(
-                    ca.config_map_ref, f"spec.signature.certificates[{ca.name!r}].configMapRef", problems
-                )
+                pem = next(values)
                 if pem is not None:
                     ca.ca_bundle, ca.config_map_ref = pem.decode("utf-8", "replace"), None
-        root = self._default_root
-        if rules.trusted_root is not None:
-            root = await self._read_ref(rules.trusted_root, "spec.signature.trustedRoot", problems)
+        root = self._default_root if spec.signature.trusted_root is None else next(values)
         hasher.update(spec.model_dump_json(by_alias=True).encode())
         hasher.update(root or b"")
         resolved = dataclasses.replace(policy, spec=spec, trusted_root_json=root)

@@ -155,9 +155,14 @@ def drifted(
             out.append(obj)
         elif obj["kind"] in CREATE_ONLY:
             continue  # immutable once created: a Job's template, a bound claim's spec
-        elif not is_subset({k: v for k, v in obj.items() if k != "status"}, current):
+        elif not is_subset({k: v for k, v in obj.items() if k not in _NOT_COMPARED}, current):
             out.append(obj)
     return out
+
+
+# status is the server's; binaryData (recorded evidence) is not kept in the watch index, and a digest of it
+# travels as an annotation, so a change of it is still seen
+_NOT_COMPARED = frozenset({"status", "binaryData"})
 
 
 @dataclasses.dataclass
@@ -165,10 +170,14 @@ class ChildInventory:
     """The live children of one model, by (kind, name), from the operator's watch index."""
 
     objects: dict[tuple[str, str], Mapping[str, Any]] = dataclasses.field(default_factory=dict)
+    # (kind, name) -> the owner label of any operator-made child of the namespace: names another model holds
+    owners: Mapping[tuple[str, str], str] = dataclasses.field(default_factory=dict)
 
     @classmethod
-    def of(cls, bodies: Iterable[Mapping[str, Any]]) -> ChildInventory:
-        return cls({(b["kind"], b["metadata"]["name"]): b for b in bodies})
+    def of(
+        cls, bodies: Iterable[Mapping[str, Any]], owners: Mapping[tuple[str, str], str] | None = None
+    ) -> ChildInventory:
+        return cls({(b["kind"], b["metadata"]["name"]): b for b in bodies}, {} if owners is None else owners)
 
     def get(self, kind: str, name: str) -> Mapping[str, Any] | None:
         return self.objects.get((kind, name))
@@ -219,6 +228,8 @@ class Reconciler:
         self._recorded_exams: dict[tuple[str, str], tuple[str | None, Examination]] = {}
         # the examination of the content the Deployment serves (differs from the above during a rollout)
         self._served_exams: dict[tuple[str, str], tuple[str | None, Examination]] = {}
+        # the pinned manifest ConfigMap parsed at a resourceVersion (a 10k-file manifest is not re-parsed each pass)
+        self._parsed: dict[tuple[str, str], tuple[str, PinnedManifest]] = {}
 
     # ------------------------------------------------------------------ trust stage
 
@@ -265,6 +276,9 @@ class Reconciler:
             external_bundle=bundle,
             pinned_digest=source.digest,
             deadline_seconds=self.settings.examination_deadline,
+            serving=spec.serving,  # part of the decision: the serving fields, image and the admin's Hub
+            runtime_image=self.runtime_image(spec),
+            default_endpoint=self.settings.default_endpoint,
         )
 
     async def _examine(
@@ -275,9 +289,7 @@ class Reconciler:
             started = time.monotonic()
             try:
                 loop = asyncio.get_running_loop()
-                exam = await loop.run_in_executor(self._examiners, self.examiner, request, policies)
-                # the serving fields and the admin's default endpoint are part of the decision too
-                return await loop.run_in_executor(self._examiners, self._redecide, exam, spec, policies)
+                return await loop.run_in_executor(self._examiners, self.examiner, request, policies)
             except (TrustError, KubeError):
                 raise
             except Exception as exc:  # a hostile answer must end in a status, never in a silent retry loop
@@ -644,6 +656,7 @@ class Reconciler:
         self._applied.pop(key, None)
         self._recorded_exams.pop(key, None)
         self._served_exams.pop(key, None)
+        self._parsed.pop(key, None)
 
     def _with_recent_applies(
         self, key: tuple[str, str], inventory: ChildInventory
@@ -675,10 +688,17 @@ class Reconciler:
             # just applied by this process, not yet seen by the watch: no need to re-examine the source for it
             cached = self._pinned.get((ref.namespace, ref.name))
             return cached if cached is not None and cached.manifest_digest == digest else None
-        try:
-            pinned = PinnedManifest.from_json((cm.get("data") or {}).get(CONFIGMAP_KEY, ""))
-        except PinnedManifestError:
-            return None
+        version = (cm.get("metadata") or {}).get("resourceVersion")
+        parsed = self._parsed.get((ref.namespace, ref.name))
+        if parsed is not None and version is not None and parsed[0] == version:
+            pinned = parsed[1]  # the same object as last pass: parsed and checked once
+        else:
+            try:
+                pinned = PinnedManifest.from_json((cm.get("data") or {}).get(CONFIGMAP_KEY, ""))
+            except PinnedManifestError:
+                return None
+            if version is not None:
+                self._parsed[(ref.namespace, ref.name)] = (version, pinned)
         # the digest binds the files; source, commit and endpoint are bound to what status recorded
         return pinned if matches_provenance(pinned, status.get("provenance") or {}) else None
 
@@ -699,7 +719,7 @@ class Reconciler:
                 self._served_exams[key] = kept  # what the Deployment serves, decided again while another is pulled
         for obj in drifted(result.apply, self._with_recent_applies(key, inventory)):
             if inventory.get(obj["kind"], obj["metadata"]["name"]) is None:
-                await self._check_name_free(ref, obj)
+                self._check_name_free(ref, obj, inventory)
             await self.kube.apply(obj)
             self._applied.setdefault(key, {})[(obj["kind"], obj["metadata"]["name"])] = (time.monotonic(), obj)
         pinned_cm = next((o for o in result.apply if o["kind"] == "ConfigMap"), None)
@@ -718,27 +738,19 @@ class Reconciler:
         for event in result.events:
             self.post_event(body, event)
 
-    async def _check_name_free(self, ref: children.ModelRef, obj: Mapping[str, Any]) -> None:
-        """Refuse to take over an object of the same name that is not this OpenModel's own child.
+    def _check_name_free(self, ref: children.ModelRef, obj: Mapping[str, Any], inventory: ChildInventory) -> None:
+        """Refuse to take over a child of another OpenModel that happens to have the same name.
 
-        A child missing from the watch index is about to be created; if the name is taken by another
-        OpenModel's child or by an object the operator never made, a server-side apply would silently
-        take it over (one GET, only on creation).
+        Names are injective (``children.child_name``), so this is a second line: a server-side apply would
+        otherwise silently take the other model's object over. Decided from the watch index, no request.
         """
         kind, name = obj["kind"], obj["metadata"]["name"]
-        existing = await self.kube.get(kind, ref.namespace, name)
-        if existing is None:
-            return
-        labels = (existing.get("metadata") or {}).get("labels") or {}
-        if (
-            labels.get(children.NAME_LABEL) == children.label_value(ref.name)
-            and labels.get("app.kubernetes.io/managed-by") == children.FIELD_MANAGER
-        ):
+        owner = inventory.owners.get((kind, name))
+        if owner is None or owner == children.label_value(ref.name):
             return
         raise ChildConflictError(
-            f"{kind} {ref.namespace}/{name} already exists and does not belong to OpenModel {ref.name!r} "
-            f"(it is owned by {printable(labels.get(children.NAME_LABEL) or 'nobody the operator knows', 80)!r}); "
-            "rename the OpenModel or remove that object"
+            f"{kind} {ref.namespace}/{name} already exists and belongs to OpenModel {printable(owner, 80)!r}, "
+            f"not {ref.name!r}; rename the OpenModel or remove that object"
         )
 
     async def _invalid_spec(

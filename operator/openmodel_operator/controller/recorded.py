@@ -49,6 +49,15 @@ def as_binary_data(recorded: Mapping[str, bytes]) -> dict[str, str]:
     return {key: base64.b64encode(value).decode() for key, value in sorted(recorded.items())}
 
 
+def recorded_digest(recorded: Mapping[str, bytes]) -> str:
+    """One digest of the recorded bytes, kept as an annotation so a change of them is seen without them."""
+    hasher = hashlib.sha256()
+    for key, value in sorted(recorded.items()):
+        hasher.update(b"%d:%s%d:" % (len(key), key.encode(), len(value)))
+        hasher.update(value)
+    return f"sha256:{hasher.hexdigest()}"
+
+
 def from_binary_data(binary: Mapping[str, Any] | None) -> dict[str, bytes]:
     """The recorded bytes back from a ConfigMap's ``binaryData``; undecodable entries are dropped."""
     out: dict[str, bytes] = {}

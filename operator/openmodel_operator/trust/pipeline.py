@@ -10,6 +10,7 @@ import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 
+from openmodel_operator.api.openmodel import ServingSpec
 from openmodel_operator.trust.decision import Evidence, Verdict, decide
 from openmodel_operator.trust.directory import resolve_directory
 from openmodel_operator.trust.errors import SourceError
@@ -40,6 +41,11 @@ class ModelRequest:
     # one wall-clock budget for the whole examination (every Hub request of it), so a slow source
     # cannot hold a verification slot for long
     deadline_seconds: float = DEFAULT_DEADLINE
+    # what the decision needs beyond the source (the operator's model): its serving fields, the runtime image
+    # and the Hub the cluster admin configured; None for the CLI without a manifest
+    serving: ServingSpec | None = None
+    runtime_image: str | None = None
+    default_endpoint: str | None = None
 
     @property
     def is_hub(self) -> bool:
@@ -127,4 +133,11 @@ def examine(request: ModelRequest, policies: Sequence[Policy]) -> Examination:
     deadline = Deadline.after(request.deadline_seconds)
     resolved = resolve(request, deadline)
     evidence = gather_evidence(request, resolved, deadline)
-    return Examination(request, resolved, evidence, decide(policies, evidence))
+    verdict = decide(
+        policies,
+        evidence,
+        serving=request.serving,
+        runtime_image=request.runtime_image,
+        default_endpoint=request.default_endpoint,
+    )
+    return Examination(request, resolved, evidence, verdict)
