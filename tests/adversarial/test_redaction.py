@@ -190,3 +190,15 @@ def test_a_token_echoed_as_a_name_never_reaches_a_message(hub: HubStub, where: s
     with pytest.raises(SourceError) as raised:
         resolve_hub("hf://org/model", endpoint=hub.url, token=ECHOED)
     assert ECHOED not in raised.value.message and ECHOED not in str(raised.value)
+
+
+def test_a_short_token_is_not_redacted_from_every_message() -> None:
+    """One tenant's one-letter "token" must not turn every message into "sp[redacted]c..." (nor be probed)."""
+    from openmodel_operator.trust.errors import TrustError
+    from openmodel_operator.trust.evidence import Reason
+    from openmodel_operator.trust.text import remember_secret
+
+    remember_secret("e")
+    remember_secret("a-real-token-0123456789")
+    error = TrustError(Reason.SIGNATURE_MISSING, "spec.trust.signature: model.sig not found; a-real-token-0123456789")
+    assert "model.sig" in error.message and "a-real-token-0123456789" not in error.message

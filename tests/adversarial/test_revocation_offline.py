@@ -253,3 +253,115 @@ async def test_a_model_with_a_long_name_is_served_and_revoked(world: World, oper
         _rotate_key(world)
         await world.phase("Rejected", long, timeout=10)
         await world.until(lambda: world.kube.list("deployments", NS)[0]["spec"]["replicas"] == 0, timeout=10)
+
+
+def _switching(world: World, **policy: Any) -> Any:
+    """A model serving content signed by world.key, another repository signed by a second key, a policy
+    trusting both; returns the second key."""
+    import os
+
+    newer = new_key()
+    world.publish("org/model")
+    world.publish("org/other", files={**FILES, "model.safetensors": os.urandom(4096)}, key=newer)
+    both = [
+        {"name": "old", "publicKey": world.key.public_pem.decode()},
+        {"name": "new", "publicKey": newer.public_pem.decode()},
+    ]
+    world.policy(signature={"required": True, "keys": both}, **policy)
+    return newer
+
+
+async def _switch_and_wait(world: World, **spec: Any) -> None:
+    """Serve, then move the source to the other repository; its pull never completes."""
+    await world.serve()
+    world.kube.patch_object("openmodels", NS, "m", {"spec": {"source": {"uri": "hf://org/other"}, **spec}})
+    await world.until(lambda: len(world.jobs()) == 2, timeout=10)
+    await world.phase("Pulling", timeout=10)
+
+
+async def test_a_restart_and_a_spec_edit_do_not_hide_the_revocation_of_served_content(
+    world: World, operator: Any
+) -> None:
+    newer = _switching(world)
+    world.model()
+    async with operator():
+        await _switch_and_wait(world)
+    world.trust_only(newer, "new")  # while the operator is down: the old signer is revoked
+    world.kube.patch_object("openmodels", NS, "m", {"spec": {"serving": {"args": ["--max-model-len", "4096"]}}})
+    async with operator():
+        await world.until(lambda: _replicas(world) == 0, timeout=10)
+
+
+async def test_served_content_is_judged_with_the_serving_fields_it_runs_with(world: World, operator: Any) -> None:
+    _switching(world, serving={"allowTrustRemoteCode": True})
+    world.model(serving={"args": ["--trust-remote-code"]})
+    async with operator():
+        await _switch_and_wait(world, serving={"args": []})  # the flag leaves the spec, not the running pods
+        world.kube.patch_object(
+            "modeltrustpolicies", None, "org", {"spec": {"serving": {"allowTrustRemoteCode": False}}}
+        )
+        await world.until(lambda: _replicas(world) == 0, timeout=10)
+
+
+async def test_an_edited_deployment_annotation_does_not_hide_what_is_served(world: World, operator: Any) -> None:
+    newer = _switching(world)
+    world.model()
+    async with operator():
+        await _switch_and_wait(world)
+        new_digest = world.status()["provenance"]["manifestDigest"]
+        world.kube.patch_object(
+            "deployments", NS, "m", {"metadata": {"annotations": {"openmodel.io/manifest-digest": new_digest}}}
+        )
+        world.trust_only(newer, "new")
+        await world.until(lambda: _replicas(world) == 0, timeout=10)
+
+
+async def test_a_policy_deleted_and_created_again_is_a_new_policy(world: World, operator: Any) -> None:
+    """kubectl replace --force, delete + apply, Argo CD Replace=true: same name, generation 1 again."""
+    world.publish()
+    world.policy()
+    world.model()
+    async with operator():
+        await world.serve()
+        world.kube.delete_object("modeltrustpolicies", None, "org")
+        await world.until(lambda: world.kube.get("modeltrustpolicies", None, "org") is None, timeout=5)
+        world.policy(key=new_key())  # only another key is trusted now
+        await world.phase("Rejected", timeout=10)
+        await world.until(lambda: _replicas(world) == 0, timeout=10)
+
+
+@pytest.mark.parametrize("kind", ["ConfigMap", "Deployment"])
+async def test_an_object_the_operator_did_not_make_is_never_taken_over(
+    world: World, operator: Any, kind: str
+) -> None:
+    """A same-named object without the operator's labels (a stranger's, with a sidecar or data of its own)."""
+    selector = {"app.kubernetes.io/name": "openmodel", "app.kubernetes.io/instance": "m"}
+    stranger: dict[str, Any] = (
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "m-manifest"}, "data": {"theirs": "x"}}
+        if kind == "ConfigMap"
+        else {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": "m"},
+            "spec": {
+                "replicas": 1,
+                "selector": {"matchLabels": selector},
+                "template": {
+                    "metadata": {"labels": selector},
+                    "spec": {"containers": [{"name": "sidecar", "image": "evil/sidecar:1"}]},
+                },
+            },
+        }
+    )
+    stranger["metadata"]["namespace"] = NS
+    world.kube.create_object(stranger)
+    world.publish()
+    world.policy()
+    world.model()
+    async with operator():
+        if kind == "Deployment":
+            await world.until(lambda: world.jobs(), timeout=10)
+            world.kube.complete_job(NS, world.jobs()[0]["metadata"]["name"])
+        await world.until(lambda: world.cond("Reconciled") == ("False", "ChildConflict"), timeout=10)
+        live = world.child("configmaps" if kind == "ConfigMap" else "deployments", stranger["metadata"]["name"])
+        assert "openmodel.io/name" not in (live["metadata"].get("labels") or {})  # untouched

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import httpx2
-from lightkube import ApiError, AsyncClient, KubeConfig
+from lightkube import ApiError, AsyncClient, KubeConfig, codecs
 from lightkube.config.models import Cluster, User
 from lightkube.generic_resource import create_global_resource, create_namespaced_resource
 from lightkube.resources.apps_v1 import Deployment
@@ -91,6 +91,22 @@ class Kube:
                 )
         except httpx2.HTTPStatusError as exc:
             raise _error(exc) from None
+
+    async def create(self, obj: Mapping[str, Any]) -> bool:
+        """Create a child that must not exist yet (POST); False when the name is taken (409).
+
+        For the kinds the operator never updates (a Job, a claim): a create cannot take over an object
+        somebody else made, as a server-side apply would.
+        """
+        resource: Any = codecs.from_dict(dict(obj))  # the typed object of a built-in kind
+        try:
+            async with self._writes:
+                await self.client.create(resource, field_manager=FIELD_MANAGER)
+        except httpx2.HTTPStatusError as exc:
+            if _code(exc) == 409:
+                return False
+            raise _error(exc) from None
+        return True
 
     async def scale_to_zero(self, namespace: str, name: str) -> None:
         """Stop serving without deleting the Deployment (kept for forensics)."""

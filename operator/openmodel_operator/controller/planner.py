@@ -125,11 +125,17 @@ def deployment_state(deployment: Mapping[str, Any] | None) -> tuple[bool, str, s
 
 
 def served_digest(deployment: Mapping[str, Any] | None) -> str | None:
-    """The manifest digest the existing Deployment serves (its annotation)."""
+    """The manifest digest the existing Deployment serves: its pod template's annotation.
+
+    Not the object's own annotation, which a tenant can edit without touching the pods; a change of the
+    template rolls the pods, and new pods run the verify-on-start check of the content they claim.
+    """
     if deployment is None:
         return None
-    annotations = (deployment.get("metadata") or {}).get("annotations") or {}
-    value = annotations.get(children.DIGEST_ANNOTATION)
+    template = ((deployment.get("spec") or {}).get("template") or {}).get("metadata") or {}
+    value = (template.get("annotations") or {}).get(children.DIGEST_ANNOTATION)
+    if not value:
+        value = ((deployment.get("metadata") or {}).get("annotations") or {}).get(children.DIGEST_ANNOTATION)
     return str(value) if value else None
 
 

@@ -81,11 +81,13 @@ class PolicyInputs:
         problems: list[str] = []
         contents = tuple([await self._read_ref(ref, field, problems) for field, ref in refs])
         # one resolution per policy generation and referenced content, shared by every model it governs
-        memo_key = (policy.name, policy.generation, policy.problem, contents)
-        if policy.generation is not None and (hit := self._memo.get(memo_key)) is not None:
+        # (a policy deleted and created again starts at generation 1 again: its uid tells them apart)
+        memo_key = (policy.name, policy.uid, policy.generation, policy.problem, contents)
+        cacheable = policy.uid is not None and policy.generation is not None
+        if cacheable and (hit := self._memo.get(memo_key)) is not None:
             return hit
         resolved = self._inline(policy, contents, problems)
-        if policy.generation is not None:
+        if cacheable:
             if len(self._memo) > MAX_MEMO:
                 self._memo.clear()
             self._memo[memo_key] = resolved

@@ -227,7 +227,7 @@ class Reconciler:
         # the examination each recorded decision came from: (uid, examination), to re-decide offline
         self._recorded_exams: dict[tuple[str, str], tuple[str | None, Examination]] = {}
         # the examination of the content the Deployment serves (differs from the above during a rollout)
-        self._served_exams: dict[tuple[str, str], tuple[str | None, Examination]] = {}
+        self._served_exams: dict[tuple[str, str], tuple[str | None, Examination, OpenModelSpec]] = {}
         # the pinned manifest ConfigMap parsed at a resourceVersion (a 10k-file manifest is not re-parsed each pass)
         self._parsed: dict[tuple[str, str], tuple[str, PinnedManifest]] = {}
 
@@ -318,7 +318,7 @@ class Reconciler:
         policies: Sequence[Policy],
         trust: TrustResult,
         observed: Observed,
-        due: str,
+        policies_changed: bool,
     ) -> TrustResult:
         """While new content is pulled the Deployment still serves the old: it must still pass today's policies.
 
@@ -330,12 +330,13 @@ class Reconciler:
             return trust
         kept = self._served_exams.get((ref.namespace, ref.name))
         if kept is not None and kept[0] == ref.uid and pinned_manifest(kept[1]).manifest_digest == served:
-            again = self._redecide(kept[1], spec, policies)
+            # decided with the spec the Deployment was rolled with: its serving fields are what still runs
+            again = self._redecide(kept[1], kept[2], policies)
             if again.verdict.trusted:
                 return trust
             first = again.verdict.enforced_violations[0]
             message = f"the content still served ({served}) no longer passes: {first.reason.value}: {first.message}"
-        elif due == "PoliciesChanged":
+        elif policies_changed:
             message = (
                 f"the policies changed and the content still served ({served}) cannot be decided again "
                 "(its evidence is not held after a restart): not served until the new content is verified"
@@ -629,9 +630,11 @@ class Reconciler:
 
         observed = inventory.observed(ref)
         if due is not None:
-            trust = self._check_served(ref, spec, policies, trust, observed, due)
+            # compared with what status recorded before this pass: a spec edit in the same pass cannot hide it
+            changed = recorded_fingerprint(status.get("provenance") or {}, True) != policy_fingerprint(policies, inputs)
+            trust = self._check_served(ref, spec, policies, trust, observed, changed)
         result = plan(ref, spec, status, trust, observed, self.child_settings, now, update)
-        await self._carry_out(body, ref, result, inventory, status)
+        await self._carry_out(body, ref, result, inventory, status, spec)
         METRICS.reconcile_seconds.observe(time.monotonic() - started)
         return result
 
@@ -709,6 +712,7 @@ class Reconciler:
         result: Plan,
         inventory: ChildInventory,
         status: Mapping[str, Any],
+        spec: OpenModelSpec,
     ) -> None:
         key = (ref.namespace, ref.name)
         deployment = next((o for o in result.apply if o["kind"] == "Deployment"), None)
@@ -716,11 +720,12 @@ class Reconciler:
         if deployment is not None and kept is not None:
             rolled = (deployment["metadata"].get("annotations") or {}).get(children.DIGEST_ANNOTATION)
             if rolled == pinned_manifest(kept[1]).manifest_digest:
-                self._served_exams[key] = kept  # what the Deployment serves, decided again while another is pulled
+                # what the Deployment serves, with the spec it was rolled with: decided again while another is pulled
+                self._served_exams[key] = (kept[0], kept[1], spec)
         for obj in drifted(result.apply, self._with_recent_applies(key, inventory)):
-            if inventory.get(obj["kind"], obj["metadata"]["name"]) is None:
-                self._check_name_free(ref, obj, inventory)
-            await self.kube.apply(obj)
+            missing = inventory.get(obj["kind"], obj["metadata"]["name"]) is None
+            if not missing or await self._create(ref, obj, inventory):
+                await self.kube.apply(obj)
             self._applied.setdefault(key, {})[(obj["kind"], obj["metadata"]["name"])] = (time.monotonic(), obj)
         pinned_cm = next((o for o in result.apply if o["kind"] == "ConfigMap"), None)
         if pinned_cm is not None:
@@ -738,19 +743,39 @@ class Reconciler:
         for event in result.events:
             self.post_event(body, event)
 
-    def _check_name_free(self, ref: children.ModelRef, obj: Mapping[str, Any], inventory: ChildInventory) -> None:
-        """Refuse to take over a child of another OpenModel that happens to have the same name.
+    async def _create(self, ref: children.ModelRef, obj: Mapping[str, Any], inventory: ChildInventory) -> bool:
+        """A child the watch index does not show: never take over an object that is not this model's own.
 
-        Names are injective (``children.child_name``), so this is a second line: a server-side apply would
-        otherwise silently take the other model's object over. Decided from the watch index, no request.
+        Another model's child is known from the index (no request). A create-only kind (Job, claim) is
+        created with POST, which fails on a taken name; for the others one GET says whether the name is free
+        or holds this model's own child the index has not shown yet. Returns whether to apply it now.
         """
         kind, name = obj["kind"], obj["metadata"]["name"]
         owner = inventory.owners.get((kind, name))
-        if owner is None or owner == children.label_value(ref.name):
-            return
-        raise ChildConflictError(
-            f"{kind} {ref.namespace}/{name} already exists and belongs to OpenModel {printable(owner, 80)!r}, "
-            f"not {ref.name!r}; rename the OpenModel or remove that object"
+        if owner is not None and owner != children.label_value(ref.name):
+            raise self._conflict(ref, kind, name, owner)
+        if kind in CREATE_ONLY:
+            if await self.kube.create(obj):
+                return False  # created: nothing to apply
+            existing = await self.kube.get(kind, ref.namespace, name)
+        else:
+            existing = await self.kube.get(kind, ref.namespace, name)
+            if existing is None:
+                return True
+        labels = ((existing or {}).get("metadata") or {}).get("labels") or {}
+        ours = labels.get(children.NAME_LABEL) == children.label_value(ref.name) and (
+            labels.get("app.kubernetes.io/managed-by") == children.FIELD_MANAGER
+        )
+        if existing is not None and not ours:
+            raise self._conflict(ref, kind, name, labels.get(children.NAME_LABEL))
+        return kind not in CREATE_ONLY
+
+    @staticmethod
+    def _conflict(ref: children.ModelRef, kind: str, name: str, owner: str | None) -> ChildConflictError:
+        held = f"OpenModel {printable(owner, 80)!r}" if owner else "an object the operator did not create"
+        return ChildConflictError(
+            f"{kind} {ref.namespace}/{name} already exists and belongs to {held}, not to OpenModel {ref.name!r}; "
+            "the operator never takes it over: rename the OpenModel or remove that object"
         )
 
     async def _invalid_spec(

@@ -54,6 +54,8 @@ class Policy:
     spec: ModelTrustPolicySpec
     generation: int | None = None
     labels: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    # metadata.uid: a policy deleted and created again under the same name is another policy (generation 1 again)
+    uid: str | None = None
     trusted_root_json: bytes | None = dataclasses.field(default=None, repr=False)
     # Why the policy cannot be used (its manifest fails validation, a referenced ConfigMap is unreadable):
     # such a policy still governs its namespaces and fails every model there with PolicyInvalid.
@@ -87,7 +89,14 @@ def policy_from_manifest(doc: Mapping[str, Any], origin: str = "policy") -> Poli
     except ValidationError as exc:
         detail = _first_error(exc)
         raise PolicyError(f"{origin} ModelTrustPolicy {name!r}: {detail}", detail) from None
-    return Policy(name=name, spec=spec, generation=metadata.get("generation"), labels=metadata.get("labels") or {})
+    uid = metadata.get("uid")
+    return Policy(
+        name=name,
+        spec=spec,
+        generation=metadata.get("generation"),
+        labels=metadata.get("labels") or {},
+        uid=uid if isinstance(uid, str) else None,
+    )
 
 
 _MAX_SHOWN = 80
@@ -125,12 +134,14 @@ def invalid_policy(doc: Mapping[str, Any], message: str) -> Policy:
         selector = LabelSelector()
     generation = metadata.get("generation")
     labels = metadata.get("labels")
+    uid = metadata.get("uid")
     return Policy(
         name=name if isinstance(name, str) and name else "<unnamed>",
         spec=ModelTrustPolicySpec(namespace_selector=selector),
         generation=generation if isinstance(generation, int) and not isinstance(generation, bool) else None,
         labels=labels if isinstance(labels, Mapping) else {},
         problem=message,
+        uid=uid if isinstance(uid, str) else None,
     )
 
 

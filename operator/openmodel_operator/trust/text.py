@@ -122,6 +122,7 @@ def clean(text: str, secrets: Iterable[str | None] = (), limit: int = DEFAULT_LI
 
 # ---------------------------------------------------------------- logs of the HTTP libraries
 
+MIN_SECRET_CHARS = 8
 _SECRETS: set[str] = set()
 _SECRETS_LOCK = threading.Lock()
 MAX_LOG_CHARS = 10_000
@@ -140,8 +141,12 @@ HTTP_LOGGERS = (
 
 
 def remember_secret(secret: str | None) -> None:
-    """Add a credential the process holds to those every HTTP library log record is cleaned of."""
-    if secret:
+    """Add a credential the process holds to those every HTTP library log record is cleaned of.
+
+    Too short a value is not a credential anyone could leak by accident, but redacting it would mangle every
+    message (and let an endpoint probe for it): only values of MIN_SECRET_CHARS or more are remembered.
+    """
+    if secret and len(secret) >= MIN_SECRET_CHARS:
         with _SECRETS_LOCK:
             _SECRETS.update((secret, f"Bearer {secret}"))
 
