@@ -329,3 +329,24 @@ def test_the_cli_trusted_root_is_given_to_the_loaded_policies(
     assert "UntrustedSigner" in capsys.readouterr().out
     assert main(["verify", str(model), "--policy", str(policy_file), "--trusted-root", str(root_file)]) == 0
     assert "Tier       Signed" in capsys.readouterr().out
+
+
+def test_a_long_signer_identity_keeps_status_within_its_schema(work: pathlib.Path) -> None:
+    """A keyless subject and issuer are signer-chosen text: the recorded anchor is clipped to the CRD's limit,
+    so a real apiserver never refuses the status write (which would freeze the model)."""
+    from openmodel_operator.api.openmodel import Provenance
+    from openmodel_operator.controller.trust_result import MAX_ANCHOR_CHARS, from_examination
+    from openmodel_operator.trust.pipeline import ModelRequest, examine
+
+    key_a = new_key()
+    model_dir = write_model(work / "long-anchor", MODEL)
+    (model_dir / "model.sig").write_bytes(sign_with_key(model_dir, key_a, work / "long-anchor-sig"))
+    exam = examine(ModelRequest(uri=str(model_dir)), [key_policy("a", key_a)])
+    assert exam.verdict.trusted  # control: the ordinary anchor is recorded as is
+    long = dataclasses.replace(exam.verdict.outcomes[0], anchor="keyless:" + "x" * 3000)
+    exam = dataclasses.replace(exam, verdict=dataclasses.replace(exam.verdict, outcomes=(long,)))
+    provenance = from_examination(exam, "2026-12-01T00:00:00Z").provenance
+    assert provenance is not None
+    (record,) = provenance["policies"]
+    assert len(record["anchor"]) == MAX_ANCHOR_CHARS
+    Provenance.model_validate(provenance)  # what the CRD schema says, max lengths included

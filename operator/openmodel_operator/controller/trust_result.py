@@ -97,6 +97,13 @@ def _signature_condition(exam: Examination) -> Cond:
     return Cond(SIGNATURE_VERIFIED, "False", Reason.SIGNATURE_MISSING.value, "the model has no signature")
 
 
+MAX_ANCHOR_CHARS = 1024  # status.provenance.policies[].anchor (maxLength in the CRD)
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def pinned_manifest(exam: Examination) -> PinnedManifest:
     """What may reach the volume: the verified set (a signer's ignored files never do) and its digest.
 
@@ -183,7 +190,8 @@ def from_examination(
                 "mode": o.mode,
                 "verdict": "Pass" if o.passed else "Fail",
                 "reasons": list(dict.fromkeys(v.reason.value for v in o.violations)),
-                **({"anchor": o.anchor} if getattr(o, "anchor", None) else {}),
+                # signer text can be long (a keyless subject and issuer): status keeps within its schema
+                **({"anchor": _clip(o.anchor, MAX_ANCHOR_CHARS)} if o.anchor else {}),
                 **({"inputsDigest": inputs[o.name]} if inputs and o.name in inputs else {}),
             }
             for o in verdict.outcomes
