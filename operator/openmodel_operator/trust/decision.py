@@ -479,7 +479,7 @@ def check_signature(policy: Policy, evidence: Evidence) -> SignatureCheck:
     try:
         anchors = trust_anchors(policy)
     except PolicyError as exc:
-        return SignatureCheck(None, SignatureFailure(Reason.POLICY_INVALID, str(exc)))
+        return SignatureCheck(None, SignatureFailure(Reason.POLICY_INVALID, exc.detail))
     if evidence.bundle is None:
         return SignatureCheck(None, None)
     result = verify_bundle(evidence.bundle, anchors)
@@ -501,12 +501,7 @@ def _signature_violation(policy: Policy, check: SignatureCheck, pinned_ok: bool)
     enforced = policy.enforced
     if check.failure is not None and check.failure.reason is Reason.POLICY_INVALID:
         # an unusable policy is enforced whatever its mode: it must never read as "ignored, others decide"
-        return Violation(
-            Reason.POLICY_INVALID,
-            f"{check.failure.message}. Until it is fixed, every model this policy governs is refused",
-            policy.name,
-            True,
-        )
+        return _policy_invalid(policy, check.failure.message)
     if check.evidence is not None and check.mismatches:
         # a trusted signer's manifest disagrees with the pinned files: tampering or a replayed bundle
         return Violation(
@@ -636,7 +631,7 @@ def policy_violations(policy: Policy) -> list[Violation]:
     try:
         trust_anchors(policy)
     except PolicyError as exc:
-        return [_policy_invalid(policy, str(exc))]
+        return [_policy_invalid(policy, exc.detail)]
     return []
 
 
@@ -691,13 +686,7 @@ def decide(
             continue
         if (v := source_allowed(policy, evidence.source.uri)) is not None:
             own.append(v)
-        try:
-            check = check_signature(policy, evidence)
-        except PolicyError as exc:  # an anchor that does not load: the policy cannot be used
-            own.append(_policy_invalid(policy, str(exc)))
-            outcomes.append(PolicyOutcome(policy.name, policy.generation, policy.spec.mode, tuple(own)))
-            violations.extend(own)
-            continue
+        check = check_signature(policy, evidence)  # anchors that do not load come back as PolicyInvalid
         if check.covers_content and best is None:
             best = check
         if check.failure is not None and first_failure is None:
