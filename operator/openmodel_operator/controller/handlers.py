@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, cast
 
 import kopf
@@ -280,23 +280,13 @@ def _inventory(indexes: Mapping[str, Any], namespace: str, name: str) -> ChildIn
             index_of[kind] = index
             bodies.extend(_store_values(index, (namespace, label_value(name))))  # keyed by the owner label
 
-    class Owners(Mapping[tuple[str, str], str]):
-        """Looks a child name up in the index of its kind only when asked (creations are rare)."""
+    def owner_of(kind: str, child: str) -> str | None:
+        """Whose child a name is, looked up in the index of its kind only when asked (creations are rare)."""
+        index = index_of.get(kind)
+        values = _store_values(index, (namespace, kind, child)) if index is not None else []
+        return str(values[0]) if values else None
 
-        def __getitem__(self, key: tuple[str, str]) -> str:
-            index = index_of.get(key[0])
-            values = _store_values(index, (namespace, key[0], key[1])) if index is not None else []
-            if not values:
-                raise KeyError(key)
-            return str(values[0])
-
-        def __iter__(self) -> Iterator[tuple[str, str]]:
-            return iter(())
-
-        def __len__(self) -> int:
-            return 0
-
-    return ChildInventory.of(bodies, Owners())
+    return ChildInventory.of(bodies, owner_of)
 
 
 async def _wait(trigger: asyncio.Event, stopped: kopf.DaemonStopped, timeout: float) -> None:

@@ -15,10 +15,13 @@ from openmodel_operator.controller import children
 from openmodel_operator.controller.conditions import (
     AVAILABLE,
     READY,
+    RECONCILED,
+    SOURCE_AVAILABLE,
     TRUSTED,
     UPDATE_AVAILABLE,
     WEIGHTS_READY,
     Cond,
+    find,
     merge_conditions,
     transitions,
 )
@@ -34,8 +37,8 @@ _WARNING_WHEN_FALSE = {
     WEIGHTS_READY,
     AVAILABLE,
     READY,
-    "SourceAvailable",
-    "Reconciled",
+    SOURCE_AVAILABLE,
+    RECONCILED,
 }
 
 
@@ -278,7 +281,7 @@ def plan(
 
 def _still_revoked(status: Mapping[str, Any], served: str | None, pinned: str) -> str | None:
     """The recorded revocation of the content still served while another is pulled (kept across passes)."""
-    cond = next((c for c in status.get("conditions") or [] if c.get("type") == AVAILABLE), None)
+    cond = find(status.get("conditions"), AVAILABLE)
     if cond is None or cond.get("reason") != SERVED_REVOKED or served is None or served == pinned:
         return None
     return str(cond.get("message") or "the served content no longer passes the policies")

@@ -47,10 +47,9 @@ from openmodel_operator.controller.trust_result import (
     from_examination,
     from_status,
     from_violations,
-    pinned_manifest,
     source_unavailable,
 )
-from openmodel_operator.trust.decision import decide
+from openmodel_operator.trust.decision import Evidence, decide
 from openmodel_operator.trust.errors import TrustError
 from openmodel_operator.trust.evidence import Reason
 from openmodel_operator.trust.hub import check_endpoint
@@ -170,14 +169,15 @@ class ChildInventory:
     """The live children of one model, by (kind, name), from the operator's watch index."""
 
     objects: dict[tuple[str, str], Mapping[str, Any]] = dataclasses.field(default_factory=dict)
-    # (kind, name) -> the owner label of any operator-made child of the namespace: names another model holds
-    owners: Mapping[tuple[str, str], str] = dataclasses.field(default_factory=dict)
+    # (kind, name) -> the owner label of the operator-made child of the namespace with that name, if any
+    owner_of: Callable[[str, str], str | None] = lambda kind, name: None
 
     @classmethod
     def of(
-        cls, bodies: Iterable[Mapping[str, Any]], owners: Mapping[tuple[str, str], str] | None = None
+        cls, bodies: Iterable[Mapping[str, Any]], owner_of: Callable[[str, str], str | None] | None = None
     ) -> ChildInventory:
-        return cls({(b["kind"], b["metadata"]["name"]): b for b in bodies}, {} if owners is None else owners)
+        objects = {(b["kind"], b["metadata"]["name"]): b for b in bodies}
+        return cls(objects) if owner_of is None else cls(objects, owner_of)
 
     def get(self, kind: str, name: str) -> Mapping[str, Any] | None:
         return self.objects.get((kind, name))
@@ -225,9 +225,9 @@ class Reconciler:
                 self._trusted_root = handle.read()
         self._inputs = PolicyInputs(self._read_policy_configmap, self._trusted_root)
         # the examination each recorded decision came from: (uid, examination), to re-decide offline
-        self._recorded_exams: dict[tuple[str, str], tuple[str | None, Examination]] = {}
+        self._recorded_exams: dict[tuple[str, str], KeptExamination] = {}
         # the examination of the content the Deployment serves (differs from the above during a rollout)
-        self._served_exams: dict[tuple[str, str], tuple[str | None, Examination, OpenModelSpec]] = {}
+        self._served_exams: dict[tuple[str, str], KeptExamination] = {}
         # the pinned manifest ConfigMap parsed at a resourceVersion (a 10k-file manifest is not re-parsed each pass)
         self._parsed: dict[tuple[str, str], tuple[str, PinnedManifest]] = {}
 
@@ -307,9 +307,9 @@ class Reconciler:
             return None
         kept = self._recorded_exams.get(key)
         digest = (status.get("provenance") or {}).get("manifestDigest")
-        if kept is None or kept[0] != uid or not digest or pinned_manifest(kept[1]).manifest_digest != digest:
+        if kept is None or kept.uid != uid or not digest or kept.digest != digest:
             return None
-        return kept[1]
+        return kept.exam
 
     def _check_served(
         self,
@@ -329,9 +329,9 @@ class Reconciler:
         if not trust.trusted or trust.pinned is None or served is None or served == trust.pinned.manifest_digest:
             return trust
         kept = self._served_exams.get((ref.namespace, ref.name))
-        if kept is not None and kept[0] == ref.uid and pinned_manifest(kept[1]).manifest_digest == served:
+        if kept is not None and kept.uid == ref.uid and kept.digest == served:
             # decided with the spec the Deployment was rolled with: its serving fields are what still runs
-            again = self._redecide(kept[1], kept[2], policies)
+            again = self._redecide(kept.exam, kept.spec or spec, policies)
             if again.verdict.trusted:
                 return trust
             first = again.verdict.enforced_violations[0]
@@ -387,15 +387,18 @@ class Reconciler:
             signature_path=signature_path,
             pinned_digest=spec.source.digest,
         )
-        verdict = decide(policies, evidence)
-        return Examination(request, evidence.source, evidence, verdict)
+        return self._decide_offline(request, evidence, spec, policies)
 
     def _redecide(self, exam: Examination, spec: OpenModelSpec, policies: Sequence[Policy]) -> Examination:
-        """The recorded evidence decided again under today's policies: no network, so revocation never waits.
+        """The recorded evidence decided again under today's policies: no network, so revocation never waits."""
+        return self._decide_offline(exam.request, exam.evidence, spec, policies)
 
-        The pin is today's ``spec.source.digest``, not the one the evidence was gathered for.
-        """
-        evidence = dataclasses.replace(exam.evidence, pinned_digest=spec.source.digest)
+    def _decide_offline(
+        self, request: ModelRequest, evidence: Evidence, spec: OpenModelSpec, policies: Sequence[Policy]
+    ) -> Examination:
+        """One decision from recorded evidence; the pin is today's ``spec.source.digest``, not the one the
+        evidence was gathered for."""
+        evidence = dataclasses.replace(evidence, pinned_digest=spec.source.digest)
         verdict = decide(
             policies,
             evidence,
@@ -403,7 +406,7 @@ class Reconciler:
             runtime_image=self.runtime_image(spec),
             default_endpoint=self.settings.default_endpoint,
         )
-        return dataclasses.replace(exam, evidence=evidence, verdict=verdict)
+        return Examination(request, evidence.source, evidence, verdict)
 
     def runtime_image(self, spec: OpenModelSpec) -> str:
         """The image the cluster admin configured for the model's runtime (what a policy allows by default)."""
@@ -445,18 +448,18 @@ class Reconciler:
             return from_violations(early), None
 
         offline: Examination | None = None
-        recorded = (
-            None
-            if follow_spec
-            else self._recorded(key, uid, status)
-            or await self._rebuilt(namespace, status, spec, policies, configmap_name)
-        )
-        if recorded is not None and due == "SpecChanged" and not _same_signature_source(recorded, spec):
-            recorded = None  # another bundle is named now: only an examination can read it
-        if recorded is not None:
-            offline = self._redecide(recorded, spec, policies)
-            if not offline.verdict.trusted or due in ("PoliciesChanged", "SpecChanged", "ManifestMissing"):
-                return self._counted(from_examination(offline, now, branch, inputs), offline), None
+        if not follow_spec:
+            kept = self._recorded(key, uid, status)
+            offline = (
+                self._redecide(kept, spec, policies)
+                if kept is not None
+                else await self._rebuilt(namespace, status, spec, policies, configmap_name)
+            )
+        if offline is not None and due == "SpecChanged" and not _same_signature_source(offline, spec):
+            offline = None  # another bundle is named now: only an examination can read it
+        decided_offline = due in ("PoliciesChanged", "SpecChanged", "ManifestMissing")
+        if offline is not None and (not offline.verdict.trusted or decided_offline):
+            return self._counted(from_examination(offline, now, branch, inputs), offline), None
         # without recorded evidence, a source outage may keep content only under the policies it passed
         unchanged = not follow_spec and recorded_fingerprint(provenance, inputs is not None) == policy_fingerprint(
             policies, inputs
@@ -523,11 +526,13 @@ class Reconciler:
         inputs: Mapping[str, str] | None,
     ) -> TrustResult:
         """Keep the examination a decision is made from, so the next policy change is decided offline."""
-        if key is not None and exam.verdict.trusted:  # only what may be served is kept (bounded memory)
-            self._recorded_exams[key] = (uid, exam)
+        result = self._counted(from_examination(exam, now, branch, inputs), exam)
+        if key is not None and exam.verdict.trusted and result.pinned is not None:
+            # only what may be served is kept (bounded memory), with the digest it pinned (computed once)
+            self._recorded_exams[key] = KeptExamination(uid, exam, result.pinned.manifest_digest)
         elif key is not None:
             self._recorded_exams.pop(key, None)
-        return self._counted(from_examination(exam, now, branch, inputs), exam)
+        return result
 
     @staticmethod
     def _counted(result: TrustResult, exam: Examination) -> TrustResult:
@@ -719,9 +724,9 @@ class Reconciler:
         kept = self._recorded_exams.get(key)
         if deployment is not None and kept is not None:
             rolled = (deployment["metadata"].get("annotations") or {}).get(children.DIGEST_ANNOTATION)
-            if rolled == pinned_manifest(kept[1]).manifest_digest:
+            if rolled == kept.digest:
                 # what the Deployment serves, with the spec it was rolled with: decided again while another is pulled
-                self._served_exams[key] = (kept[0], kept[1], spec)
+                self._served_exams[key] = dataclasses.replace(kept, spec=spec)
         for obj in drifted(result.apply, self._with_recent_applies(key, inventory)):
             missing = inventory.get(obj["kind"], obj["metadata"]["name"]) is None
             if not missing or await self._create(ref, obj, inventory):
@@ -751,7 +756,7 @@ class Reconciler:
         or holds this model's own child the index has not shown yet. Returns whether to apply it now.
         """
         kind, name = obj["kind"], obj["metadata"]["name"]
-        owner = inventory.owners.get((kind, name))
+        owner = inventory.owner_of(kind, name)
         if owner is not None and owner != children.label_value(ref.name):
             raise self._conflict(ref, kind, name, owner)
         if kind in CREATE_ONLY:
@@ -837,11 +842,16 @@ def _status_changed(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
 
 
 def _same_signature_source(exam: Examination, spec: OpenModelSpec) -> bool:
-    """Whether the spec still names the bundle the recorded evidence was read from (path, or a ConfigMap)."""
+    """Whether the spec still names the in-repo bundle the recorded evidence was read from.
+
+    A bundle kept in a ConfigMap may have changed since it was read: only an examination can say.
+    """
     sig = spec.trust.signature
-    if (sig.path or "model.sig") != exam.request.signature_path:
-        return False
-    return (sig.config_map_ref is None) == (exam.request.external_bundle is None) and sig.config_map_ref is None
+    return (
+        sig.config_map_ref is None
+        and exam.request.external_bundle is None
+        and (sig.path or "model.sig") == exam.request.signature_path
+    )
 
 
 def _endpoint_moved(provenance: Mapping[str, Any], spec: OpenModelSpec, default: str | None) -> bool:
@@ -870,6 +880,17 @@ def failure_reason(exc: Exception) -> tuple[str, str]:
     return Reason.RECONCILE_ERROR.value, (
         f"the reconcile pass failed ({type(exc).__name__}); it is retried with backoff, the operator log has details"
     )
+
+
+@dataclasses.dataclass(frozen=True)
+class KeptExamination:
+    """An examination a decision was made from, for one incarnation (uid) of a model, with the digest it
+    pinned; for the content a Deployment serves, also the spec it was rolled with."""
+
+    uid: str | None
+    exam: Examination
+    digest: str
+    spec: OpenModelSpec | None = None
 
 
 class ChildConflictError(RuntimeError):
