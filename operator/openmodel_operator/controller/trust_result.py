@@ -28,6 +28,7 @@ from openmodel_operator.trust.pinned import PinnedManifest
 from openmodel_operator.trust.pipeline import Examination
 from openmodel_operator.trust.provenance import signature_record
 from openmodel_operator.trust.pull import verified_files
+from openmodel_operator.trust.text import clip
 
 _LICENSE_REASONS = {
     Reason.LICENSE_UNKNOWN,
@@ -98,10 +99,6 @@ def _signature_condition(exam: Examination) -> Cond:
 
 
 MAX_ANCHOR_CHARS = 1024  # status.provenance.policies[].anchor (maxLength in the CRD)
-
-
-def _clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def pinned_manifest(exam: Examination) -> PinnedManifest:
@@ -191,7 +188,7 @@ def from_examination(
                 "verdict": "Pass" if o.passed else "Fail",
                 "reasons": list(dict.fromkeys(v.reason.value for v in o.violations)),
                 # signer text can be long (a keyless subject and issuer): status keeps within its schema
-                **({"anchor": _clip(o.anchor, MAX_ANCHOR_CHARS)} if o.anchor else {}),
+                **({"anchor": clip(o.anchor, MAX_ANCHOR_CHARS)} if o.anchor else {}),
                 **({"inputsDigest": inputs[o.name]} if inputs and o.name in inputs else {}),
             }
             for o in verdict.outcomes

@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
-import unicodedata
 from collections.abc import Mapping
 from typing import Any
 
@@ -20,6 +19,7 @@ from openmodel_operator.trust.directory import check_no_path_conflicts, check_re
 from openmodel_operator.trust.errors import SourceError
 from openmodel_operator.trust.evidence import FileEntry, Reason
 from openmodel_operator.trust.manifest import manifest_digest_of
+from openmodel_operator.trust.text import is_unsafe_char
 
 CONFIGMAP_KEY = "manifest.json"
 FORMAT = "openmodel.io/pinned-manifest/v1"
@@ -31,8 +31,6 @@ _MAX_SIZE = 2**63 - 1
 # Unicode categories a file name may not hold: controls (C0/C1), format characters (bidi overrides
 # and isolates, zero-width marks), lone surrogates, line and paragraph separators. They make a name
 # display as another one, or break the one-line logs and messages that show it.
-_UNSAFE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
-
 
 class PinnedManifestError(ValueError):
     """The pinned manifest is malformed, names an unsafe path or is inconsistent with its own digest.
@@ -54,7 +52,7 @@ def _show(value: object) -> str:
 
 def _unsafe_character(path: str) -> str | None:
     for ch in path:
-        if unicodedata.category(ch) in _UNSAFE_CATEGORIES:
+        if is_unsafe_char(ch):
             return f"U+{ord(ch):04X}"
     return None
 

@@ -18,7 +18,6 @@ import importlib.resources
 import json
 import logging
 import re
-import unicodedata
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -30,6 +29,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID, ObjectIdentifier
 
 from openmodel_operator.trust.evidence import Reason, SignatureEvidence, SignatureFailure
 from openmodel_operator.trust.manifest import digest_ref, subject_digest_of
+from openmodel_operator.trust.text import clip, is_unsafe_char, visible
 
 logger = logging.getLogger(__name__)
 
@@ -146,29 +146,12 @@ class _Verified:
 
 
 def _clip(text: str, limit: int = 200) -> str:
-    """Signer-controlled text (certificate names, SANs) is shortened and escaped before it reaches a message."""
-    text = _printable(text, limit)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+    """Signer-controlled text (certificate names, SANs) is shortened and escaped before it reaches a message.
 
-
-# Characters that make a name display as something else: C0/C1 controls and DEL (Cc), format characters
-# such as the bidi overrides and isolates U+202A-202E, U+2066-2069, marks U+200E/F and U+061C, zero-width
-# characters (Cf), line/paragraph separators U+2028/2029 (Zl, Zp) and lone surrogates (Cs).
-_DECEPTIVE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
-
-
-def _deceptive(char: str) -> bool:
-    return unicodedata.category(char) in _DECEPTIVE_CATEGORIES
-
-
-def _printable(text: str, limit: int = 200) -> str:
-    """``text`` (its first ``2 * limit`` characters) with every deceptive character shown as an escape."""
-    return "".join(_escape(c) if _deceptive(c) else c for c in text[: limit * 2])
-
-
-def _escape(char: str) -> str:
-    code = ord(char)
-    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+    The characters escaped are those that make a name display as something else (``text.is_unsafe_char``):
+    controls, bidi overrides and isolates, zero-width and format characters, line/paragraph separators.
+    """
+    return clip(visible(text[: limit * 2]), limit)
 
 
 def _as_bytes(value: str | bytes) -> bytes:
@@ -757,7 +740,7 @@ def _safe_name(name: object) -> bool:
     """
     if not isinstance(name, str) or not name or "\\" in name or name.startswith("/"):
         return False
-    if any(_deceptive(c) for c in name):
+    if any(is_unsafe_char(c) for c in name):
         return False
     return all(part not in ("", ".", "..") for part in name.split("/"))
 

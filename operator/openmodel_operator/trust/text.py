@@ -105,6 +105,11 @@ def printable(text: str, limit: int = DEFAULT_LIMIT) -> str:
     return "".join(out)
 
 
+def clip(text: str, limit: int) -> str:
+    """``text`` cut to at most ``limit`` characters, ending with ``...`` when cut (nothing escaped)."""
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def visible(text: str) -> str:
     """``text`` with unsafe characters escaped and nothing else changed (no clipping, backslashes kept).
 
@@ -191,6 +196,7 @@ __all__ = [
     "REDACTED",
     "RedactingFilter",
     "clean",
+    "clip",
     "install_log_redaction",
     "is_unsafe_char",
     "printable",
