@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint typecheck unit e2e-emulator crds bench clean
+.PHONY: demo test lint layers typecheck unit e2e-emulator crds bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,10 +17,14 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	@bash scripts/demo.sh
 
-test: lint typecheck unit e2e-emulator
+test: lint layers typecheck unit e2e-emulator
 
 lint: $(STAMP)
 	$(BIN)/ruff check operator tests scripts e2e bench
+
+# the import contracts in .importlinter: the layers in order, the functional core free of I/O libraries
+layers: $(STAMP)
+	PYTHONPATH=operator $(BIN)/lint-imports
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

@@ -52,12 +52,13 @@ from benchlib import median, print_table  # noqa: E402
 from fasthub import README, add_model_cached  # noqa: E402
 
 from hubstub import HubStub  # noqa: E402
-from openmodel_operator.trust.directory import resolve_directory  # noqa: E402
-from openmodel_operator.trust.manifest import compare_manifest, manifest_files  # noqa: E402
-from openmodel_operator.trust.pipeline import Examination, ModelRequest, examine  # noqa: E402
+from openmodel_operator.evidence.manifest import compare_manifest, manifest_files  # noqa: E402
+from openmodel_operator.signing.signer import sign_directory  # noqa: E402
+from openmodel_operator.sources.directory import resolve_directory  # noqa: E402
+from openmodel_operator.sources.examine import examine  # noqa: E402
+from openmodel_operator.sources.pull import pull  # noqa: E402
+from openmodel_operator.trust.examination import Examination, ModelRequest  # noqa: E402
 from openmodel_operator.trust.policies import Policy, policy_from_manifest  # noqa: E402
-from openmodel_operator.trust.pull import pull  # noqa: E402
-from openmodel_operator.trust.signing import sign_directory  # noqa: E402
 from signing_fixtures import new_key  # noqa: E402
 
 REPO_ID = "bench/model"
@@ -218,7 +219,7 @@ def prototype_single_pass(
 ) -> dict[str, float]:
     """NOT operator code: the single-pass design of trust.pull with urllib's readinto instead of httpx2.
 
-    Same steps as ``trust.pull``: a temporary name, sha256 while writing, fsync, compare, rename; 4 threads.
+    Same steps as ``sources.pull``: a temporary name, sha256 while writing, fsync, compare, rename; 4 threads.
     It shows what the design gives once the HTTP client stops being the bottleneck. With
     ``fsync=False`` it makes the same durability promise as the baselines (none).
     """

@@ -12,7 +12,7 @@ import shutil
 import struct
 from pathlib import Path
 
-from openmodel_operator.trust.signing import sign_directory
+from openmodel_operator.signing.signer import sign_directory
 
 ROOT = Path(__file__).resolve().parent.parent
 MODEL = ROOT / "examples" / "models" / "tiny-signed"

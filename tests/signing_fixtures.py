@@ -1,6 +1,6 @@
 """Key material, certificate chains, tiny models and signed bundles for tests.
 
-Key and certificate bundles are made by model-signing itself (through ``trust.signing``), so the
+Key and certificate bundles are made by model-signing itself (through ``signing.signer``), so the
 verifier is tested against the real format. Keyless bundles are made by ``FakeSigstore``: our own
 Fulcio-like CA, CT log and Rekor keys, published in a trusted_root.json, with a leaf certificate that
 carries an embedded SCT and a Rekor v1 ``dsse`` entry with inclusion proof, signed checkpoint and
@@ -27,8 +27,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID, ObjectIdentifier
 from google.protobuf import json_format
 
-from openmodel_operator.trust.evidence import FileEntry
-from openmodel_operator.trust.signing import sign_directory, sign_directory_with_certificate
+from openmodel_operator.evidence.records import FileEntry
+from openmodel_operator.signing.signer import sign_directory, sign_directory_with_certificate
 
 OIDC_ISSUER_OID = ObjectIdentifier("1.3.6.1.4.1.57264.1.1")
 OIDC_ISSUER_V2_OID = ObjectIdentifier("1.3.6.1.4.1.57264.1.8")

@@ -12,11 +12,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from openmodel_operator.api.openmodel import OpenModelSpec
-from openmodel_operator.controller import children
-from openmodel_operator.controller.children import ChildSettings, ModelRef
-from openmodel_operator.trust.evidence import FileEntry
-from openmodel_operator.trust.manifest import manifest_digest_of
-from openmodel_operator.trust.pinned import PinnedManifest
+from openmodel_operator.evidence.manifest import manifest_digest_of
+from openmodel_operator.evidence.pinned import PinnedManifest
+from openmodel_operator.evidence.records import FileEntry
+from openmodel_operator.planning import children
+from openmodel_operator.planning.children import ChildSettings, ModelRef
 
 K8S_VERSION = "1.28"
 DNS1035 = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?")

@@ -8,15 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from openmodel_operator.trust.directory import (
-    card_metadata,
-    check_relative_path,
-    hash_file,
-    load_yaml_mapping,
-    resolve_directory,
-)
-from openmodel_operator.trust.errors import SourceError
-from openmodel_operator.trust.evidence import Reason
+from openmodel_operator.evidence.documents import card_metadata, load_yaml_mapping
+from openmodel_operator.evidence.errors import SourceError
+from openmodel_operator.evidence.paths import check_relative_path
+from openmodel_operator.evidence.records import Reason
+from openmodel_operator.sources.directory import hash_file, resolve_directory
 
 
 def write(root: Path, files: dict[str, bytes]) -> None:

@@ -14,9 +14,9 @@ import pytest
 
 from hubstub import HubStub
 from openmodel_operator.commands import fetch
-from openmodel_operator.trust.evidence import FileEntry
-from openmodel_operator.trust.manifest import manifest_digest_of
-from openmodel_operator.trust.pinned import PinnedManifest
+from openmodel_operator.evidence.manifest import manifest_digest_of
+from openmodel_operator.evidence.pinned import PinnedManifest
+from openmodel_operator.evidence.records import FileEntry
 
 REPO = "acme/tiny-llm"
 FILES: dict[str, bytes] = {

@@ -13,10 +13,10 @@ from huggingface_hub import HfApi, hf_hub_download, snapshot_download
 from huggingface_hub.errors import RemoteEntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError
 
 from hubstub import HubStub, hub_stub  # noqa: F401 - hub_stub provides the `hub` fixture
-from openmodel_operator.trust.directory import resolve_directory
-from openmodel_operator.trust.errors import SourceError
-from openmodel_operator.trust.evidence import Reason
-from openmodel_operator.trust.hub import (
+from openmodel_operator.evidence.errors import SourceError
+from openmodel_operator.evidence.records import Reason
+from openmodel_operator.sources.directory import resolve_directory
+from openmodel_operator.sources.hub import (
     MAX_SMALL_FILE,
     HubClient,
     check_endpoint,

@@ -21,10 +21,10 @@ import yaml
 from apiserver_validation import admit
 from openmodel_operator.cli import build_parser
 from openmodel_operator.commands.run import settings_from
-from openmodel_operator.controller.children import ModelRef, owner_reference
 from openmodel_operator.controller.handlers import CHILD_KINDS
 from openmodel_operator.controller.settings import DEFAULT_OPERATOR_IMAGE, DEFAULT_VLLM_IMAGE, OperatorSettings
 from openmodel_operator.crd.definitions import all_crds, crd_filename, render_yaml
+from openmodel_operator.planning.children import ModelRef, owner_reference
 
 ROOT = Path(__file__).resolve().parent.parent
 MANIFESTS = ROOT / "manifests"

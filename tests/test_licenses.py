@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from openmodel_operator.trust.evidence import Reason
+from openmodel_operator.evidence.records import Reason
 from openmodel_operator.trust.licenses import (
     HUB_LICENSE_TAGS,
     card_license,

@@ -11,7 +11,7 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
-from openmodel_operator.trust.evidence import Reason
+from openmodel_operator.evidence.records import Reason
 from openmodel_operator.trust.licenses import license_data
 from openmodel_operator.trust.openness import (
     OPEN_DATA_LICENSES,

@@ -20,11 +20,11 @@ import pytest
 from apiserver_validation import admit
 from hubstub import HubStub
 from kube_emulator import KubeEmulator
-from openmodel_operator.controller import children
 from openmodel_operator.controller.handlers import build_registry
 from openmodel_operator.controller.kube import Kube, client_for
 from openmodel_operator.controller.settings import OperatorSettings
 from openmodel_operator.crd.definitions import openmodel_crd
+from openmodel_operator.planning import children
 from signing_fixtures import KeyPair, flip_last_byte, new_key, sign_with_key, write_model
 
 pytest_plugins = ["kube_fixtures"]

@@ -7,15 +7,15 @@ from typing import Any
 import pytest
 
 from openmodel_operator.api.openmodel import OpenModelSpec
-from openmodel_operator.controller import children
-from openmodel_operator.controller.conditions import Cond, merge_conditions
-from openmodel_operator.controller.planner import Observed, UpdateInfo, plan
 from openmodel_operator.controller.reconciler import drifted, examination_due, is_subset
-from openmodel_operator.controller.trust_result import TrustResult, from_error, from_status
-from openmodel_operator.trust.errors import SourceError
-from openmodel_operator.trust.evidence import FileEntry, Reason
-from openmodel_operator.trust.manifest import manifest_digest
-from openmodel_operator.trust.pinned import PinnedManifest
+from openmodel_operator.evidence.errors import SourceError
+from openmodel_operator.evidence.manifest import manifest_digest
+from openmodel_operator.evidence.pinned import PinnedManifest
+from openmodel_operator.evidence.records import FileEntry, Reason
+from openmodel_operator.planning import children
+from openmodel_operator.planning.conditions import Cond, merge_conditions
+from openmodel_operator.planning.planner import Observed, UpdateInfo, plan
+from openmodel_operator.planning.trust_result import TrustResult, from_error, from_status
 from openmodel_operator.trust.policies import BUILTIN_DEFAULT
 
 NOW = "2026-11-24T12:00:00Z"
@@ -247,7 +247,7 @@ async def test_reverification_examines_an_unmoved_branch_once(tmp_path: Any) -> 
 
     from openmodel_operator.controller.reconciler import Reconciler
     from openmodel_operator.controller.settings import OperatorSettings
-    from openmodel_operator.trust.pipeline import examine
+    from openmodel_operator.sources.examine import examine
     from signing_fixtures import TINY_MODEL, write_model
 
     model = write_model(tmp_path / "m", TINY_MODEL)

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 
 from hubstub import HubStub, hub_stub  # noqa: F401 - hub_stub provides the `hub` fixture
-from openmodel_operator.trust.directory import resolve_directory
-from openmodel_operator.trust.errors import PullError
-from openmodel_operator.trust.evidence import Reason, ResolvedSource
-from openmodel_operator.trust.hub import resolve_hub
-from openmodel_operator.trust.pull import PARTIAL_PREFIX, pull
+from openmodel_operator.evidence.errors import PullError
+from openmodel_operator.evidence.records import Reason, ResolvedSource
+from openmodel_operator.sources.directory import resolve_directory
+from openmodel_operator.sources.hub import resolve_hub
+from openmodel_operator.sources.pull import PARTIAL_PREFIX, pull
 
 FILES: dict[str, bytes] = {
     "config.json": b'{"layers": 2}',

@@ -14,17 +14,17 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from openmodel_operator.trust.evidence import FileProblem, Reason, SignatureEvidence, SignatureFailure
-from openmodel_operator.trust.manifest import compare_manifest, subject_digest_of
-from openmodel_operator.trust.manifest import subject_digest as files_subject_digest
-from openmodel_operator.trust.signature import (
+from openmodel_operator.evidence.manifest import compare_manifest, subject_digest_of
+from openmodel_operator.evidence.manifest import subject_digest as files_subject_digest
+from openmodel_operator.evidence.records import FileProblem, Reason, SignatureEvidence, SignatureFailure
+from openmodel_operator.signing.signature import (
     KeylessIdentity,
     TrustAnchors,
     TrustedCA,
     TrustedKey,
     verify_bundle,
 )
-from openmodel_operator.trust.signing import sign_directory
+from openmodel_operator.signing.signer import sign_directory
 from signing_fixtures import (
     TINY_MODEL,
     CertChain,

@@ -305,8 +305,8 @@ def test_digest_matches_the_signed_bundle_subject(capsys: pytest.CaptureFixture[
     """
     import base64
 
-    from openmodel_operator.trust.directory import resolve_directory
-    from openmodel_operator.trust.manifest import manifest_digest, subject_digest
+    from openmodel_operator.evidence.manifest import manifest_digest, subject_digest
+    from openmodel_operator.sources.directory import resolve_directory
 
     assert main(["digest", str(EXAMPLE_MODEL)]) == 0
     printed = capsys.readouterr().out.strip()

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from openmodel_operator.evidence.manifest import manifest_digest
+from openmodel_operator.evidence.records import ResolvedSource
 from openmodel_operator.trust.decision import Evidence
-from openmodel_operator.trust.evidence import ResolvedSource
-from openmodel_operator.trust.manifest import manifest_digest
 from openmodel_operator.trust.policies import Policy, policy_from_manifest
 from signing_fixtures import TINY_MODEL, file_entries
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 import pytest
 
 from hubstub import HubStub
-from openmodel_operator.trust.errors import SourceError
-from openmodel_operator.trust.evidence import Reason
-from openmodel_operator.trust.hub import MAX_PREDECISION_BYTES, MAX_PREDECISION_FILES, resolve_hub
+from openmodel_operator.evidence.errors import SourceError
+from openmodel_operator.evidence.records import Reason
+from openmodel_operator.sources.hub import MAX_PREDECISION_BYTES, MAX_PREDECISION_FILES, resolve_hub
 
 README = b"---\nlicense: apache-2.0\n---\n# A model\n"
 MODEL = {

@@ -20,9 +20,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from openmodel_operator.trust.evidence import Reason, SignatureEvidence, SignatureFailure
+from openmodel_operator.evidence.records import Reason, SignatureEvidence, SignatureFailure
+from openmodel_operator.signing.signature import TrustAnchors, TrustedCA, verify_bundle
 from openmodel_operator.trust.policies import PolicyError, policy_from_manifest, trust_anchors
-from openmodel_operator.trust.signature import TrustAnchors, TrustedCA, verify_bundle
 from signing_fixtures import TINY_MODEL, CertChain, KeyPair, new_key, sign_with_certificate, write_model
 
 NOW = datetime.datetime.now(datetime.UTC).replace(microsecond=0)

@@ -7,9 +7,9 @@ import itertools
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from openmodel_operator.controller.children import ModelRef, child_name, child_names
-from openmodel_operator.trust.evidence import FileEntry
-from openmodel_operator.trust.pinned import PinnedManifest
+from openmodel_operator.evidence.pinned import PinnedManifest
+from openmodel_operator.evidence.records import FileEntry
+from openmodel_operator.planning.children import ModelRef, child_name, child_names
 
 _PINNED = PinnedManifest("hf://o/m", "a" * 40, "sha256:" + "b" * 64, (FileEntry("f", 1, "c" * 64),))
 
@@ -43,7 +43,7 @@ def test_no_two_models_share_a_child(owners: list[str]) -> None:
 
 def test_labels_of_a_long_name_and_its_lookalike_differ() -> None:
     """The labels select children and pods (Service selectors, deletion): they must be injective too."""
-    from openmodel_operator.controller.children import label_value
+    from openmodel_operator.planning.children import label_value
 
     long = "granite-3-1-8b-instruct-quantized-w4a16-for-the-customer-support-team-production"
     lookalike = label_value(long)

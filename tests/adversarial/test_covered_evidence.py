@@ -20,10 +20,11 @@ import yaml
 
 from hubstub import STUB_ORIGINS, HubStub
 from openmodel_operator.cli import main
+from openmodel_operator.evidence.manifest import manifest_digest
+from openmodel_operator.evidence.records import Reason, ResolvedSource, TrustTier
+from openmodel_operator.sources.examine import examine
 from openmodel_operator.trust.decision import Evidence, decide
-from openmodel_operator.trust.evidence import Reason, ResolvedSource, TrustTier
-from openmodel_operator.trust.manifest import manifest_digest
-from openmodel_operator.trust.pipeline import ModelRequest, examine
+from openmodel_operator.trust.examination import ModelRequest
 from openmodel_operator.trust.policies import Policy, policy_from_manifest
 from signing_fixtures import KeyPair, file_entries, new_key, sign_with_key, write_model
 

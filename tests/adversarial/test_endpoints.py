@@ -15,6 +15,7 @@ from policy_fixtures import manifest, model_evidence, open_policy
 from pydantic import ValidationError
 
 from openmodel_operator.api.trustpolicy import ModelTrustPolicySpec
+from openmodel_operator.evidence.records import Reason
 from openmodel_operator.trust.decision import (
     DEFAULT_ENDPOINT,
     decide,
@@ -23,7 +24,6 @@ from openmodel_operator.trust.decision import (
     normalize_origin,
     source_allowed,
 )
-from openmodel_operator.trust.evidence import Reason
 from openmodel_operator.trust.policies import BUILTIN_DEFAULT, governing_policies, invalid_policy
 
 LOCAL = "http://127.0.0.1:8765"

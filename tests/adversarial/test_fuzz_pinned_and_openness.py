@@ -16,10 +16,10 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from openmodel_operator.trust.evidence import FileEntry
-from openmodel_operator.trust.manifest import manifest_digest_of
+from openmodel_operator.evidence.manifest import manifest_digest_of
+from openmodel_operator.evidence.pinned import FORMAT, PinnedManifest, PinnedManifestError
+from openmodel_operator.evidence.records import FileEntry
 from openmodel_operator.trust.openness import COMPONENTS, assess_files, assess_openness, parse_declaration
-from openmodel_operator.trust.pinned import FORMAT, PinnedManifest, PinnedManifestError
 
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

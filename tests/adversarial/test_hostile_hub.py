@@ -27,10 +27,10 @@ from hostile_hub import (
 )
 
 from hubstub import HubStub
-from openmodel_operator.trust.errors import PullError, SourceError
-from openmodel_operator.trust.evidence import Reason
-from openmodel_operator.trust.hub import MAX_PAGE_BYTES, Deadline, fetch_file, resolve_hub
-from openmodel_operator.trust.pull import pull
+from openmodel_operator.evidence.errors import PullError, SourceError
+from openmodel_operator.evidence.records import Reason
+from openmodel_operator.sources.hub import MAX_PAGE_BYTES, Deadline, fetch_file, resolve_hub
+from openmodel_operator.sources.pull import pull
 
 README = b"---\nlicense: apache-2.0\ndatasets: [org/corpus]\n---\n# A model\n"
 FILES = {
@@ -358,7 +358,7 @@ def test_a_pull_into_a_name_that_displays_deceptively_is_refused(hub: HubStub, t
 
 
 def test_a_directory_keeps_the_readme_bytes_it_hashed(tmp_path: Path) -> None:
-    from openmodel_operator.trust.directory import resolve_directory
+    from openmodel_operator.sources.directory import resolve_directory
 
     for name, data in FILES.items():
         (tmp_path / name).write_bytes(data)

@@ -15,8 +15,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from policy_fixtures import model_evidence, open_policy
 
+from openmodel_operator.evidence.records import Reason
 from openmodel_operator.trust.decision import decide
-from openmodel_operator.trust.evidence import Reason
 from openmodel_operator.trust.licenses import (
     HUB_LICENSE_TAGS,
     MAX_EXPRESSION_CHARS,

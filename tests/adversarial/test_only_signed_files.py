@@ -22,11 +22,11 @@ import yaml
 from hubstub import HubStub
 from openmodel_operator.cli import main
 from openmodel_operator.commands import fetch
-from openmodel_operator.trust.manifest import manifest_digest_of
-from openmodel_operator.trust.pinned import PinnedManifest
-from openmodel_operator.trust.pipeline import ModelRequest, examine
+from openmodel_operator.evidence.manifest import manifest_digest_of, verified_files
+from openmodel_operator.evidence.pinned import PinnedManifest
+from openmodel_operator.sources.examine import examine
+from openmodel_operator.trust.examination import ModelRequest
 from openmodel_operator.trust.policies import load_policy_file
-from openmodel_operator.trust.pull import verified_files
 from signing_fixtures import KeyPair, new_key, sign_with_key, write_model
 
 WEIGHTS = os.urandom(32 * 1024)

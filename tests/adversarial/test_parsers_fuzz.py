@@ -17,17 +17,12 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from openmodel_operator.trust.directory import (
-    MAX_METADATA_BYTES,
-    card_metadata,
-    check_relative_path,
-    front_matter,
-    load_yaml_mapping,
-)
-from openmodel_operator.trust.errors import SourceError
-from openmodel_operator.trust.evidence import Reason
-from openmodel_operator.trust.hub import HubClient, parse_json
-from openmodel_operator.trust.text import REDACTED, is_unsafe_char, printable, redact
+from openmodel_operator.evidence.documents import MAX_METADATA_BYTES, card_metadata, front_matter, load_yaml_mapping
+from openmodel_operator.evidence.errors import SourceError
+from openmodel_operator.evidence.paths import check_relative_path
+from openmodel_operator.evidence.records import Reason
+from openmodel_operator.evidence.text import REDACTED, is_unsafe_char, printable, redact
+from openmodel_operator.sources.hub import HubClient, parse_json
 
 FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 # huggingface_hub's own front-matter expression: what the Hub parses into cardData. Fine on short
@@ -195,7 +190,7 @@ def test_printable_output_is_safe_and_bounded(text: str, limit: int) -> None:
 
 def test_a_huge_front_matter_is_not_parsed(monkeypatch: pytest.MonkeyPatch) -> None:
     """1 MiB of YAML costs seconds of pure-Python CPU: a front matter over 64 KiB is not a card's, not parsed."""
-    from openmodel_operator.trust import directory
+    from openmodel_operator.evidence import documents as directory
 
     parsed: list[int] = []
     real = directory.load_yaml_mapping

@@ -22,11 +22,12 @@ import pytest
 from hubstub import HubStub
 from openmodel_operator.cli import main
 from openmodel_operator.commands import fetch
-from openmodel_operator.controller.trust_result import from_examination
-from openmodel_operator.trust.evidence import FileEntry
-from openmodel_operator.trust.manifest import manifest_digest, manifest_digest_of, subject_digest_of
-from openmodel_operator.trust.pinned import PinnedManifest
-from openmodel_operator.trust.pipeline import ModelRequest, examine
+from openmodel_operator.evidence.manifest import manifest_digest, manifest_digest_of, subject_digest_of
+from openmodel_operator.evidence.pinned import PinnedManifest
+from openmodel_operator.evidence.records import FileEntry
+from openmodel_operator.planning.trust_result import from_examination
+from openmodel_operator.sources.examine import examine
+from openmodel_operator.trust.examination import ModelRequest
 from openmodel_operator.trust.policies import policy_from_manifest
 
 REPO = "acme/pinned"

@@ -21,8 +21,8 @@ from pydantic import StringConstraints, TypeAdapter, ValidationError
 
 from apiserver_validation import admit, go_pattern_match
 from openmodel_operator.crd.definitions import all_crds, policy_crd
+from openmodel_operator.evidence.records import Reason
 from openmodel_operator.trust.decision import decide
-from openmodel_operator.trust.evidence import Reason
 from openmodel_operator.trust.policies import (
     Policy,
     governing_policies,

@@ -16,10 +16,11 @@ import pytest
 from openmodel_operator.api.openmodel import OpenModelSpec
 from openmodel_operator.api.trustpolicy import ModelTrustPolicySpec
 from openmodel_operator.controller.reconciler import Reconciler
-from openmodel_operator.controller.recorded import as_binary_data
 from openmodel_operator.controller.settings import OperatorSettings
-from openmodel_operator.controller.trust_result import TrustResult
-from openmodel_operator.trust.pipeline import Examination, ModelRequest, examine
+from openmodel_operator.planning.recorded import as_binary_data
+from openmodel_operator.planning.trust_result import TrustResult
+from openmodel_operator.sources.examine import examine
+from openmodel_operator.trust.examination import Examination, ModelRequest
 from openmodel_operator.trust.policies import Policy
 from signing_fixtures import TINY_MODEL, write_model
 

@@ -12,11 +12,12 @@ from hostile_hub import is_model_info, is_tree, send, send_json
 
 from hubstub import HubStub
 from openmodel_operator.commands.fetch import JsonLog
-from openmodel_operator.trust.directory import check_relative_path, resolve_directory
-from openmodel_operator.trust.errors import SourceError
-from openmodel_operator.trust.evidence import Reason
-from openmodel_operator.trust.hub import HubClient, resolve_hub
-from openmodel_operator.trust.text import REDACTED, is_unsafe_char, printable, redact
+from openmodel_operator.evidence.errors import SourceError
+from openmodel_operator.evidence.paths import check_relative_path
+from openmodel_operator.evidence.records import Reason
+from openmodel_operator.evidence.text import REDACTED, is_unsafe_char, printable, redact
+from openmodel_operator.sources.directory import resolve_directory
+from openmodel_operator.sources.hub import HubClient, resolve_hub
 
 FILES = {"README.md": b"---\nlicense: mit\n---\n", "config.json": b"{}", "model.safetensors": b"w" * 100}
 PEM = "-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg\n-----END PRIVATE KEY-----"
@@ -194,9 +195,9 @@ def test_a_token_echoed_as_a_name_never_reaches_a_message(hub: HubStub, where: s
 
 def test_a_short_token_is_not_redacted_from_every_message() -> None:
     """One tenant's one-letter "token" must not turn every message into "sp[redacted]c..." (nor be probed)."""
-    from openmodel_operator.trust.errors import TrustError
-    from openmodel_operator.trust.evidence import Reason
-    from openmodel_operator.trust.text import remember_secret
+    from openmodel_operator.evidence.errors import TrustError
+    from openmodel_operator.evidence.records import Reason
+    from openmodel_operator.evidence.text import remember_secret
 
     remember_secret("e")
     remember_secret("a-real-token-0123456789")

@@ -15,8 +15,8 @@ from policy_fixtures import model_evidence, open_policy
 
 from openmodel_operator.api.openmodel import ServingSpec
 from openmodel_operator.controller.settings import DEFAULT_VLLM_IMAGE
+from openmodel_operator.evidence.records import Reason
 from openmodel_operator.trust.decision import decide, serving_violations
-from openmodel_operator.trust.evidence import Reason
 from openmodel_operator.trust.policies import BUILTIN_DEFAULT
 
 RUNTIME = DEFAULT_VLLM_IMAGE

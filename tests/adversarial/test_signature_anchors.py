@@ -17,8 +17,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
+from openmodel_operator.evidence.records import FileEntry, Reason, ResolvedSource, TrustTier
 from openmodel_operator.trust.decision import Evidence, PolicyOutcome, Verdict, decide
-from openmodel_operator.trust.evidence import FileEntry, Reason, ResolvedSource, TrustTier
 from openmodel_operator.trust.policies import Policy, PolicyError, policy_from_manifest, trust_anchors
 from signing_fixtures import (
     TINY_MODEL,
@@ -335,8 +335,9 @@ def test_a_long_signer_identity_keeps_status_within_its_schema(work: pathlib.Pat
     """A keyless subject and issuer are signer-chosen text: the recorded anchor is clipped to the CRD's limit,
     so a real apiserver never refuses the status write (which would freeze the model)."""
     from openmodel_operator.api.openmodel import Provenance
-    from openmodel_operator.controller.trust_result import MAX_ANCHOR_CHARS, from_examination
-    from openmodel_operator.trust.pipeline import ModelRequest, examine
+    from openmodel_operator.planning.trust_result import MAX_ANCHOR_CHARS, from_examination
+    from openmodel_operator.sources.examine import examine
+    from openmodel_operator.trust.examination import ModelRequest
 
     key_a = new_key()
     model_dir = write_model(work / "long-anchor", MODEL)

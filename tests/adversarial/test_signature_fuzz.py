@@ -20,9 +20,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from openmodel_operator.trust.evidence import Reason, SignatureEvidence, SignatureFailure
-from openmodel_operator.trust.manifest import subject_digest_of
-from openmodel_operator.trust.signature import TrustAnchors, TrustedKey, verify_bundle
+from openmodel_operator.evidence.manifest import subject_digest_of
+from openmodel_operator.evidence.records import Reason, SignatureEvidence, SignatureFailure
+from openmodel_operator.signing.signature import TrustAnchors, TrustedKey, verify_bundle
 from signing_fixtures import (
     TINY_MODEL,
     KeyPair,

@@ -20,10 +20,11 @@ COMMIT = re.compile(r"^[0-9a-f]{40}$")
 
 
 def run(args: argparse.Namespace) -> int:
-    from openmodel_operator.trust.errors import TrustError
-    from openmodel_operator.trust.manifest import manifest_digest, manifest_files
-    from openmodel_operator.trust.pipeline import ModelRequest, resolve
-    from openmodel_operator.trust.signing import sign_listing
+    from openmodel_operator.evidence.errors import TrustError
+    from openmodel_operator.evidence.manifest import manifest_digest, manifest_files
+    from openmodel_operator.signing.signer import sign_listing
+    from openmodel_operator.sources.examine import resolve
+    from openmodel_operator.trust.examination import ModelRequest
 
     is_hub = args.source.startswith("hf://")
     if is_hub and (args.revision is None or not COMMIT.match(args.revision)):

@@ -6,9 +6,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from openmodel_operator.trust.directory import resolve_directory
-from openmodel_operator.trust.errors import TrustError
-from openmodel_operator.trust.manifest import manifest_digest
+from openmodel_operator.evidence.errors import TrustError
+from openmodel_operator.evidence.manifest import manifest_digest
+from openmodel_operator.sources.directory import resolve_directory
 
 
 def run(args: argparse.Namespace) -> int:

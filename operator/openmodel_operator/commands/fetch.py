@@ -1,7 +1,7 @@
 """`openmodel fetch`: what the fetch Job and the verify-on-start init container run.
 
 Normal mode puts exactly the pinned files on the volume: each byte is checked against the signed
-digest while it is written (``trust.pull``), then anything else in the directory is removed, so a
+digest while it is written (``sources.pull``), then anything else in the directory is removed, so a
 model server that globs ``*.safetensors`` can only ever find verified files.
 
 ``--verify-only`` re-hashes the volume and requires exactly the manifest's files and digests, so
@@ -31,13 +31,13 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TextIO
 
-from openmodel_operator.trust.directory import hash_file
-from openmodel_operator.trust.errors import PullError, SourceError
-from openmodel_operator.trust.evidence import Reason, ResolvedSource
-from openmodel_operator.trust.hub import check_endpoint, parse_hf_uri
-from openmodel_operator.trust.pinned import PinnedManifest, PinnedManifestError
-from openmodel_operator.trust.pull import DEFAULT_MIN_RATE, LOST_FOUND, pull, remove_unlisted
-from openmodel_operator.trust.text import clean
+from openmodel_operator.evidence.errors import PullError, SourceError
+from openmodel_operator.evidence.pinned import PinnedManifest, PinnedManifestError
+from openmodel_operator.evidence.records import Reason, ResolvedSource
+from openmodel_operator.evidence.text import clean
+from openmodel_operator.sources.directory import hash_file
+from openmodel_operator.sources.hub import check_endpoint, parse_hf_uri
+from openmodel_operator.sources.pull import DEFAULT_MIN_RATE, LOST_FOUND, pull, remove_unlisted
 
 EXIT_OK, EXIT_VERIFY_FAILED, EXIT_ERROR = 0, 1, 2
 MAX_LOG_CHARS = 2000  # per string field of a log line
@@ -105,7 +105,7 @@ class JsonLog:
 
 
 class ProgressLog:
-    """``trust.pull`` progress callback that logs the total at most every ``interval`` seconds."""
+    """``sources.pull`` progress callback that logs the total at most every ``interval`` seconds."""
 
     def __init__(self, log: JsonLog, total: int, interval: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.log = log

@@ -18,13 +18,14 @@ import yaml
 def run(args: argparse.Namespace) -> int:
     from openmodel_operator.api.openmodel import OpenModelSpec
     from openmodel_operator.commands.verify import EXIT_ERROR, EXIT_REJECTED, UsageError, load_policies
-    from openmodel_operator.controller import children
-    from openmodel_operator.controller.planner import Observed, plan
     from openmodel_operator.controller.reconciler import utcnow
     from openmodel_operator.controller.settings import OperatorSettings
-    from openmodel_operator.controller.trust_result import from_examination
-    from openmodel_operator.trust.errors import TrustError
-    from openmodel_operator.trust.pipeline import ModelRequest, examine
+    from openmodel_operator.evidence.errors import TrustError
+    from openmodel_operator.planning import children
+    from openmodel_operator.planning.planner import Observed, plan
+    from openmodel_operator.planning.trust_result import from_examination
+    from openmodel_operator.sources.examine import examine
+    from openmodel_operator.trust.examination import ModelRequest
     from openmodel_operator.trust.policies import PolicyError
 
     try:

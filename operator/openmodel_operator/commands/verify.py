@@ -35,7 +35,7 @@ def _now() -> str:
 def _request_from_manifest(path: Path, args: argparse.Namespace) -> Any:
     """A ModelRequest from an OpenModel manifest, honouring its source.digest and trust.signature."""
     from openmodel_operator.api.openmodel import OpenModelSpec
-    from openmodel_operator.trust.pipeline import ModelRequest
+    from openmodel_operator.trust.examination import ModelRequest
 
     try:
         docs = [d for d in yaml.safe_load_all(path.read_text()) if d]
@@ -85,7 +85,7 @@ def _read_signature(path: str) -> bytes:
 
 
 def _request_from_args(args: argparse.Namespace) -> Any:
-    from openmodel_operator.trust.pipeline import ModelRequest
+    from openmodel_operator.trust.examination import ModelRequest
 
     if not args.source:
         raise UsageError("give a SOURCE (hf://org/name or a directory) or -f openmodel.yaml")
@@ -136,9 +136,10 @@ def _pull(exam: Any, dest: Path) -> tuple[int, str]:
     not to sign is never pulled, and anything else already in ``dest`` is removed, so a model server
     pointed at ``dest`` can only load verified bytes.
     """
-    from openmodel_operator.trust.directory import local_root
-    from openmodel_operator.trust.errors import PullError
-    from openmodel_operator.trust.pull import pull, remove_unlisted, verified_files
+    from openmodel_operator.evidence.errors import PullError
+    from openmodel_operator.evidence.manifest import verified_files
+    from openmodel_operator.sources.directory import local_root
+    from openmodel_operator.sources.pull import pull, remove_unlisted
 
     target = dest.resolve()
     if target == Path(target.anchor) or target == Path.home().resolve():
@@ -175,11 +176,11 @@ def _pull(exam: Any, dest: Path) -> tuple[int, str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from openmodel_operator.trust.errors import TrustError
-    from openmodel_operator.trust.pipeline import examine
+    from openmodel_operator.commands.report import render_report
+    from openmodel_operator.evidence.errors import TrustError
+    from openmodel_operator.sources.examine import examine
     from openmodel_operator.trust.policies import PolicyError
     from openmodel_operator.trust.provenance import provenance_statement
-    from openmodel_operator.trust.report import render_report
 
     try:
         request = _request_from_manifest(Path(args.file), args) if args.file else _request_from_args(args)

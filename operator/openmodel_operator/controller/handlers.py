@@ -17,13 +17,13 @@ from typing import Any, cast
 import kopf
 
 from openmodel_operator.api.common import GROUP, VERSION
-from openmodel_operator.controller.children import label_value
-from openmodel_operator.controller.conditions import Cond, merge_conditions
 from openmodel_operator.controller.kube import Kube
 from openmodel_operator.controller.metrics import METRICS, PHASES
-from openmodel_operator.controller.planner import Event
 from openmodel_operator.controller.reconciler import ChildInventory, Reconciler, utcnow
 from openmodel_operator.controller.settings import OperatorSettings
+from openmodel_operator.planning.children import label_value
+from openmodel_operator.planning.conditions import Cond, merge_conditions
+from openmodel_operator.planning.planner import Event
 from openmodel_operator.trust.decision import policy_violations
 from openmodel_operator.trust.policies import (
     Policy,

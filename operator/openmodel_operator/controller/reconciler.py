@@ -20,8 +20,16 @@ from typing import Any
 from pydantic import ValidationError
 
 from openmodel_operator.api.openmodel import OpenModelSpec
-from openmodel_operator.controller import children
-from openmodel_operator.controller.conditions import (
+from openmodel_operator.controller.kube import Kube, KubeError
+from openmodel_operator.controller.metrics import METRICS
+from openmodel_operator.controller.policy_inputs import PolicyInputs
+from openmodel_operator.controller.settings import OperatorSettings
+from openmodel_operator.evidence.errors import TrustError
+from openmodel_operator.evidence.pinned import CONFIGMAP_KEY, PinnedManifest, PinnedManifestError
+from openmodel_operator.evidence.records import Reason
+from openmodel_operator.evidence.text import printable
+from openmodel_operator.planning import children
+from openmodel_operator.planning.conditions import (
     RECONCILED,
     RESOLVED,
     TRUSTED,
@@ -30,18 +38,14 @@ from openmodel_operator.controller.conditions import (
     find,
     merge_conditions,
 )
-from openmodel_operator.controller.kube import Kube, KubeError
-from openmodel_operator.controller.metrics import METRICS
-from openmodel_operator.controller.planner import Event, Observed, Plan, UpdateInfo, plan, served_digest
-from openmodel_operator.controller.policy_inputs import PolicyInputs
-from openmodel_operator.controller.recorded import (
+from openmodel_operator.planning.planner import Event, Observed, Plan, UpdateInfo, plan, served_digest
+from openmodel_operator.planning.recorded import (
     from_binary_data,
     matches_provenance,
     rebuild_evidence,
     recorded_data,
 )
-from openmodel_operator.controller.settings import OperatorSettings
-from openmodel_operator.controller.trust_result import (
+from openmodel_operator.planning.trust_result import (
     TrustResult,
     from_error,
     from_examination,
@@ -49,15 +53,12 @@ from openmodel_operator.controller.trust_result import (
     from_violations,
     source_unavailable,
 )
+from openmodel_operator.sources.examine import examine
+from openmodel_operator.sources.hub import check_endpoint
 from openmodel_operator.trust.decision import Evidence, decide
-from openmodel_operator.trust.errors import TrustError
-from openmodel_operator.trust.evidence import Reason
-from openmodel_operator.trust.hub import check_endpoint
-from openmodel_operator.trust.pinned import CONFIGMAP_KEY, PinnedManifest, PinnedManifestError
-from openmodel_operator.trust.pipeline import Examination, ModelRequest, examine
+from openmodel_operator.trust.examination import Examination, ModelRequest
 from openmodel_operator.trust.policies import Policy, governing_policies
 from openmodel_operator.trust.precheck import pre_network_violations
-from openmodel_operator.trust.text import printable
 
 log = logging.getLogger(__name__)
 COMMIT = re.compile(r"^[0-9a-f]{40}$")

@@ -15,7 +15,8 @@ from collections.abc import Iterable, Sequence
 
 from openmodel_operator.api.openmodel import ServingSpec
 from openmodel_operator.api.trustpolicy import ORIGIN_PATTERN
-from openmodel_operator.trust.evidence import (
+from openmodel_operator.evidence.manifest import compare_manifest, manifest_digest, manifest_files
+from openmodel_operator.evidence.records import (
     FileMismatch,
     OpennessEvidence,
     Reason,
@@ -25,11 +26,10 @@ from openmodel_operator.trust.evidence import (
     TrustTier,
     Violation,
 )
+from openmodel_operator.signing.signature import verify_bundle
 from openmodel_operator.trust.licenses import evaluate_license
-from openmodel_operator.trust.manifest import compare_manifest, manifest_digest, manifest_files
 from openmodel_operator.trust.openness import DECLARATION_FILE, assess_files, evaluate_openness
 from openmodel_operator.trust.policies import BUILTIN_DEFAULT, BUILTIN_DEFAULT_NAME, Policy, PolicyError, trust_anchors
-from openmodel_operator.trust.signature import verify_bundle
 
 PIN_POLICY = "spec.source.digest"
 _MAX_LISTED_FILES = 5

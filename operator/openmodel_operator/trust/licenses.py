@@ -34,7 +34,7 @@ from license_expression import (
     get_license_index,
 )
 
-from openmodel_operator.trust.evidence import Reason
+from openmodel_operator.evidence.records import Reason
 
 # Bounds on an expression before it reaches the parser: real SPDX expressions are a few ids long.
 MAX_EXPRESSION_CHARS = 1024

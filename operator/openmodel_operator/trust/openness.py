@@ -19,9 +19,9 @@ from collections.abc import Mapping, Sequence
 from enum import StrEnum
 from typing import Any, Literal
 
-from openmodel_operator.trust.directory import MAX_DECLARATION_BYTES, card_metadata, load_yaml_mapping
-from openmodel_operator.trust.errors import SourceError
-from openmodel_operator.trust.evidence import OpennessEvidence, Reason
+from openmodel_operator.evidence.documents import MAX_DECLARATION_BYTES, card_metadata, load_yaml_mapping
+from openmodel_operator.evidence.errors import SourceError
+from openmodel_operator.evidence.records import OpennessEvidence, Reason
 from openmodel_operator.trust.licenses import (
     LicenseId,
     card_license,

@@ -16,7 +16,7 @@ from pydantic import ValidationError
 
 from openmodel_operator.api.common import API_VERSION, LabelSelector
 from openmodel_operator.api.trustpolicy import ModelTrustPolicySpec
-from openmodel_operator.trust.signature import (
+from openmodel_operator.signing.signature import (
     KeylessIdentity,
     TrustAnchors,
     TrustedCA,

@@ -12,13 +12,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from openmodel_operator.api.openmodel import OpenModelSpec
+from openmodel_operator.evidence.records import Violation
 from openmodel_operator.trust.decision import (
     endpoint_violations,
     policy_violations,
     serving_violations,
     source_allowed,
 )
-from openmodel_operator.trust.evidence import Violation
 from openmodel_operator.trust.policies import Policy
 
 

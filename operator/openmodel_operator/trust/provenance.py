@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from openmodel_operator.evidence.manifest import manifest_files
 from openmodel_operator.trust.decision import Verdict
-from openmodel_operator.trust.manifest import manifest_files
-from openmodel_operator.trust.pipeline import Examination
+from openmodel_operator.trust.examination import Examination
 
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 PREDICATE_TYPE = "https://openmodel.io/provenance/v1alpha1"

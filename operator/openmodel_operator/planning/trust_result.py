@@ -10,7 +10,12 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from openmodel_operator.controller.conditions import (
+from openmodel_operator.evidence.errors import TrustError
+from openmodel_operator.evidence.manifest import manifest_digest_of, verified_files
+from openmodel_operator.evidence.pinned import PinnedManifest
+from openmodel_operator.evidence.records import Reason, Violation
+from openmodel_operator.evidence.text import clip
+from openmodel_operator.planning.conditions import (
     OPENNESS_VERIFIED,
     RESOLVED,
     SIGNATURE_VERIFIED,
@@ -19,16 +24,10 @@ from openmodel_operator.controller.conditions import (
     Cond,
     find,
 )
-from openmodel_operator.controller.recorded import recorded_data
+from openmodel_operator.planning.recorded import recorded_data
 from openmodel_operator.trust.decision import Verdict, describe_mismatches
-from openmodel_operator.trust.errors import TrustError
-from openmodel_operator.trust.evidence import Reason, Violation
-from openmodel_operator.trust.manifest import manifest_digest_of
-from openmodel_operator.trust.pinned import PinnedManifest
-from openmodel_operator.trust.pipeline import Examination
+from openmodel_operator.trust.examination import Examination
 from openmodel_operator.trust.provenance import signature_record
-from openmodel_operator.trust.pull import verified_files
-from openmodel_operator.trust.text import clip
 
 _LICENSE_REASONS = {
     Reason.LICENSE_UNKNOWN,

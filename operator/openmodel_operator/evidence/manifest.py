@@ -20,7 +20,7 @@ import re
 from collections.abc import Iterable, Mapping
 from pathlib import PurePosixPath
 
-from openmodel_operator.trust.evidence import FileEntry, FileMismatch, FileProblem
+from openmodel_operator.evidence.records import FileEntry, FileMismatch, FileProblem, SignatureEvidence
 
 DEFAULT_SIGNATURE_PATH = "model.sig"
 
@@ -178,3 +178,21 @@ def compare_manifest(
         elif want is not None and have is not None and want.lower() != have.lower():
             problems.append(FileMismatch(path, FileProblem.DIGEST_MISMATCH, expected=want, actual=have))
     return problems
+
+
+def verified_files(
+    files: Iterable[FileEntry], signature_path: str | None, signature: SignatureEvidence | None
+) -> list[FileEntry]:
+    """The files a verdict vouches for, which are the only ones that may reach a volume.
+
+    With a signature that covers the content (tier Signed), that is the signed resources: a file the
+    signer left out through its ``ignore_paths`` (``notes.md``, ``extra/hook.py``) is not pulled,
+    whatever its name, since no name list can say what a model server or its plugins will load.
+    Without one (tier Pinned), the pin covers every manifest file. ``signature`` is the verdict's
+    (``Verdict.signature``, set only when it covers the content).
+    """
+    manifest = manifest_files(files, signature_path)
+    if signature is None:
+        return manifest
+    signed = {path: digest.lower() for path, digest in signature.resources.items()}
+    return [f for f in manifest if signed.get(f.path) == f.sha256.lower()]

@@ -7,8 +7,8 @@ the fix, and never contain a credential.
 
 from __future__ import annotations
 
-from openmodel_operator.trust.evidence import Reason
-from openmodel_operator.trust.text import redact, remembered_secrets
+from openmodel_operator.evidence.records import Reason
+from openmodel_operator.evidence.text import redact, remembered_secrets
 
 
 class TrustError(Exception):

@@ -5,133 +5,44 @@ the same values a Hub listing gives for LFS files and that model-signing signs. 
 parallel threads because hashlib releases the GIL on large buffers, which is how model-signing
 reaches several GB/s on warm data.
 
-The path rules and the YAML reader live here because every source (Hub listing, directory walk,
-pull target) must agree on what a safe model path and a readable metadata file are.
+The path rules (``evidence.paths``) and the metadata reader (``evidence.documents``) are shared with
+every other source, so all agree on what a safe model path and a readable metadata file are.
 """
 
 from __future__ import annotations
 
-import datetime
 import hashlib
 import io
-import math
 import os
 import stat
-from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
-import yaml
+from openmodel_operator.evidence.documents import (
+    MAX_METADATA_BYTES,
+    OPENNESS_FILE,
+    README_FILE,
+    card_metadata,
+    load_yaml_mapping,
+)
+from openmodel_operator.evidence.errors import SourceError
+from openmodel_operator.evidence.paths import (
+    DEFAULT_MAX_FILE_SIZE,
+    DEFAULT_MAX_FILES,
+    check_no_path_conflicts,
+    check_relative_path,
+)
+from openmodel_operator.evidence.records import FileEntry, Reason, ResolvedSource
 
-from openmodel_operator.trust.errors import SourceError
-from openmodel_operator.trust.evidence import FileEntry, Reason, ResolvedSource
-from openmodel_operator.trust.text import is_unsafe_char, printable
-
-OPENNESS_FILE = "openness.yaml"
-README_FILE = "README.md"
 # huggingface_hub's ``local_dir`` mode keeps its download bookkeeping (etags, locks) here. It is
 # not part of the model and differs from machine to machine, so an exact file-set comparison
 # against the signed manifest would fail on every directory filled by ``snapshot_download``.
 HF_LOCAL_DIR_CACHE = ".cache/huggingface"
 
-DEFAULT_MAX_FILES = 10_000
-DEFAULT_MAX_FILE_SIZE = 2 * 1024**4  # 2 TiB: larger than any published checkpoint shard
-MAX_METADATA_BYTES = 1024 * 1024  # openness.yaml, README front matter, signature bundles
 MAX_README_BYTES = 16 * 1024 * 1024  # a model card kept as bytes (ResolvedSource.readme); a larger one is not kept
 HASH_CHUNK = 4 * 1024 * 1024
-# YAML is parsed in pure Python: 1 MiB of it costs seconds of CPU, so what is parsed is kept small
-MAX_FRONT_MATTER_CHARS = 64 * 1024
-MAX_DECLARATION_BYTES = 64 * 1024
-_MAX_PATH_CHARS = 4096
-_MAX_COMPONENT_BYTES = 255
-
-MAX_YAML_DEPTH = 64  # nesting of YAML collections in metadata files; real cards use 3 or 4
-
-
-def check_relative_path(path: object, where: str) -> str:
-    """Return ``path`` if it is a safe relative POSIX path inside a model, else raise UNSAFE_PATH.
-
-    A listing comes from a server or a filesystem we do not control; a name such as ``../x``,
-    ``/etc/passwd`` or ``a\\b`` could make a later pull write outside its target directory or make
-    two tools disagree on which file is meant, so it is refused before anything uses it. A name with
-    bidi overrides, line/paragraph separators or C1/format characters (UNSAFE_FILE_NAME) would read
-    differently in a terminal, a status message or a review than the file it names.
-    """
-    problem = _path_problem(path)
-    if problem is None:
-        return str(path)
-    shown = printable(path, 200) if isinstance(path, str) else printable(repr(path), 200)
-    if problem == _DISPLAY_PROBLEM:
-        raise SourceError(
-            Reason.UNSAFE_FILE_NAME,
-            f"the file name '{shown}' in {printable(where)} holds characters that change how it is displayed "
-            "(bidi overrides, line/paragraph separators, C1 or format characters, shown escaped here): "
-            "rename the file with plain characters",
-        )
-    raise SourceError(
-        Reason.UNSAFE_PATH,
-        f"the file name '{shown}' in {printable(where)} is unsafe ({problem}): a model may only hold relative "
-        "paths without '..', '.', empty components, backslashes or control characters",
-    )
-
-
-_DISPLAY_PROBLEM = "characters that change how the name is displayed"
-
-
-def _path_problem(path: object) -> str | None:
-    if not isinstance(path, str) or not path:
-        return "not a non-empty string"
-    if len(path) > _MAX_PATH_CHARS:
-        return "too long"
-    if "\x00" in path:
-        return "NUL character"
-    if "\\" in path:
-        return "backslash"
-    if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in path):
-        return "control character"
-    if path.startswith("/"):
-        return "absolute path"
-    try:
-        encoded = path.encode("utf-8")
-    except UnicodeEncodeError:
-        return "not valid UTF-8"
-    del encoded
-    for part in path.split("/"):
-        if part == "":
-            return "empty path component"
-        if part in (".", ".."):
-            return f"'{part}' component"
-        if len(part.encode("utf-8")) > _MAX_COMPONENT_BYTES:
-            return "path component too long"
-    if any(is_unsafe_char(ch) for ch in path):
-        return _DISPLAY_PROBLEM
-    return None
-
-
-def check_no_path_conflicts(paths: Iterable[str], where: str) -> None:
-    """Refuse listings where a path is listed twice or is both a file and a directory.
-
-    Either would make the pulled tree depend on download order, so the files a server listed and
-    the files a model server finally reads could differ.
-    """
-    seen: set[str] = set()
-    parents: set[str] = set()
-    for path in paths:
-        if path in seen:
-            raise SourceError(
-                Reason.UNSAFE_PATH, f"the file name {path!r} is listed twice in {where}: the listing is ambiguous"
-            )
-        seen.add(path)
-        parts = path.split("/")
-        parents.update("/".join(parts[:i]) for i in range(1, len(parts)))
-    clash = sorted(seen & parents)
-    if clash:
-        raise SourceError(
-            Reason.UNSAFE_PATH,
-            f"{clash[0]!r} in {where} is listed both as a file and as a directory: the listing is ambiguous",
-        )
 
 
 def hash_file(path: str | os.PathLike[str]) -> tuple[int, str]:
@@ -161,142 +72,6 @@ def default_hash_workers() -> int:
     """Enough threads to keep every core hashing and to hide the latency of network-backed volumes."""
     return min(16, max(4, os.cpu_count() or 1))
 
-
-def _reject_non_mapping(what: str, value: object) -> SourceError:
-    return SourceError(
-        Reason.INVALID_SOURCE, f"{what} must be a YAML mapping at the top level, not {type(value).__name__}"
-    )
-
-
-class _NoAliasLoader(yaml.SafeLoader):
-    """SafeLoader without aliases and with a nesting limit.
-
-    A few hundred bytes of aliases can expand to gigabytes (billion laughs), and deep nesting drives
-    the composer's recursion; both are refused while composing, before any value is constructed.
-    """
-
-    _depth = 0
-
-    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:  # type: ignore[override]
-        if self.check_event(yaml.AliasEvent):
-            event = self.peek_event()  # type: ignore[no-untyped-call]
-            raise yaml.composer.ComposerError(None, None, "YAML aliases are not accepted", event.start_mark)
-        self._depth += 1
-        try:
-            if self._depth > MAX_YAML_DEPTH:
-                event = self.peek_event()  # type: ignore[no-untyped-call]
-                raise yaml.composer.ComposerError(
-                    None, None, f"YAML nested more than {MAX_YAML_DEPTH} levels deep", event.start_mark
-                )
-            return super().compose_node(parent, index)  # type: ignore[no-any-return]
-        finally:
-            self._depth -= 1
-
-
-def _jsonable(value: Any) -> Any:
-    """YAML values as JSON types, because the card and the declaration end up in status and Events."""
-    if isinstance(value, Mapping):
-        return {str(key): _jsonable(item) for key, item in value.items()}
-    if isinstance(value, list | tuple | set | frozenset):
-        return [_jsonable(item) for item in value]
-    if isinstance(value, datetime.date | datetime.datetime):
-        return value.isoformat()
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "replace")
-    if value is None or isinstance(value, str | int | float | bool):
-        return value
-    return str(value)
-
-
-def load_yaml_mapping(data: bytes | str, what: str) -> dict[str, Any]:
-    """Parse one YAML document that must be a mapping (``openness.yaml``), as JSON-compatible values."""
-    if len(data) > MAX_METADATA_BYTES:
-        raise SourceError(
-            Reason.FILE_TOO_LARGE, f"{what} is larger than {MAX_METADATA_BYTES} bytes: keep metadata files small"
-        )
-    try:
-        text = data.decode("utf-8") if isinstance(data, bytes) else data
-        loaded = yaml.load(text, Loader=_NoAliasLoader)  # a SafeLoader subclass
-    except (UnicodeDecodeError, yaml.YAMLError, RecursionError, ValueError, OverflowError) as exc:
-        # ValueError: an integer of more than 4300 digits (Python's int conversion limit)
-        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise SourceError(
-            Reason.INVALID_SOURCE, f"{what} is not valid YAML ({printable(detail)}): fix or remove it"
-        ) from exc
-    if loaded is None:
-        return {}
-    if not isinstance(loaded, Mapping):
-        raise _reject_non_mapping(what, loaded)
-    try:
-        result = _jsonable(loaded)
-    except RecursionError as exc:
-        raise SourceError(Reason.INVALID_SOURCE, f"{what} is nested too deeply: fix or remove it") from exc
-    assert isinstance(result, dict)
-    return result
-
-
-def front_matter(text: str) -> str | None:
-    """The YAML between the opening and closing ``---`` lines of a model card, or None.
-
-    Same result as huggingface_hub's ``^(\\s*---[\\r\\n]+)([\\S\\s]*?)([\\r\\n]+---(\\r\\n|\\n|$))``
-    (what the Hub parses into ``cardData``), computed with ``str.find`` scans instead: that regular
-    expression takes quadratic time on a card such as ``---\\n`` followed by many ``\\r``. Only the
-    first MAX_METADATA_BYTES characters are looked at.
-    """
-    text = text[:MAX_METADATA_BYTES]
-    body = text.lstrip()
-    offset = len(text) - len(body)
-    if not body.startswith("---") or body[3:4] not in ("\r", "\n") or body[3:4] == "":
-        return None
-    opening = offset + 3  # the first newline after the opening dashes
-    start = opening
-    while start < len(text) and text[start] in "\r\n":
-        start += 1
-    search = start
-    while True:
-        dashes = text.find("---", search)
-        if dashes < 0:
-            break
-        if dashes > start and text[dashes - 1] in "\r\n" and _closes(text, dashes):
-            end = dashes - 1
-            while end > start and text[end - 1] in "\r\n":
-                end -= 1
-            return text[start:end]
-        search = dashes + 1
-    # no closing line after the body: the regex backtracks into the opening newlines, which matches
-    # only a closing '---' right after them (an empty front matter)
-    if start - opening >= 2 and _closes(text, start):
-        return ""
-    return None
-
-
-def _closes(text: str, dashes: int) -> bool:
-    """True when ``text[dashes:]`` is ``---`` followed by a line end or the end of the text."""
-    if not text.startswith("---", dashes):
-        return False
-    after = text[dashes + 3 : dashes + 5]
-    return after in ("", "\n", "\r\n") or after.startswith("\n")
-
-
-def card_metadata(readme: bytes | str) -> dict[str, Any]:
-    """The YAML front matter of a model card (the ``---`` block at the top of README.md).
-
-    This is what the Hub serves as ``cardData``, computed here from the card's own bytes. A card
-    whose front matter is not valid YAML gives an empty mapping, as on the Hub: the license is then
-    unknown and policies decide on that.
-    """
-    if isinstance(readme, bytes):
-        readme = readme[:MAX_METADATA_BYTES]
-    text = readme.decode("utf-8", "replace") if isinstance(readme, bytes) else readme
-    matter = front_matter(text)
-    if matter is None or len(matter) > MAX_FRONT_MATTER_CHARS:
-        return {}  # a front matter this large is not a model card's: the license is then unknown
-    try:
-        return load_yaml_mapping(matter, "the README.md front matter")
-    except SourceError:
-        return {}
 
 
 def local_root(resolved: ResolvedSource) -> Path | None:

@@ -15,11 +15,11 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from openmodel_operator.trust.directory import check_no_path_conflicts, check_relative_path
-from openmodel_operator.trust.errors import SourceError
-from openmodel_operator.trust.evidence import FileEntry, Reason
-from openmodel_operator.trust.manifest import manifest_digest_of
-from openmodel_operator.trust.text import is_unsafe_char
+from openmodel_operator.evidence.errors import SourceError
+from openmodel_operator.evidence.manifest import manifest_digest_of
+from openmodel_operator.evidence.paths import check_no_path_conflicts, check_relative_path
+from openmodel_operator.evidence.records import FileEntry, Reason
+from openmodel_operator.evidence.text import is_unsafe_char
 
 CONFIGMAP_KEY = "manifest.json"
 FORMAT = "openmodel.io/pinned-manifest/v1"
@@ -105,7 +105,7 @@ class PinnedManifest:
 
     @property
     def expected(self) -> dict[str, str]:
-        """``{path: sha256 hex}``, the form ``trust.pull`` takes."""
+        """``{path: sha256 hex}``, the form ``sources.pull`` takes."""
         return {f.path: f.sha256 for f in self.files}
 
     @property

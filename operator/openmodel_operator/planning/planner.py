@@ -11,8 +11,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from openmodel_operator.api.openmodel import OpenModelSpec
-from openmodel_operator.controller import children
-from openmodel_operator.controller.conditions import (
+from openmodel_operator.planning import children
+from openmodel_operator.planning.conditions import (
     AVAILABLE,
     READY,
     RECONCILED,
@@ -25,7 +25,7 @@ from openmodel_operator.controller.conditions import (
     merge_conditions,
     transitions,
 )
-from openmodel_operator.controller.trust_result import TrustResult
+from openmodel_operator.planning.trust_result import TrustResult
 
 SHORT_REVISION = 12
 SERVED_REVOKED = "ServedContentRevoked"

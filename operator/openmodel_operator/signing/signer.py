@@ -15,7 +15,7 @@ from typing import Any
 
 import model_signing
 
-from openmodel_operator.trust.evidence import FileEntry
+from openmodel_operator.evidence.records import FileEntry
 
 StrPath = str | os.PathLike[str]
 

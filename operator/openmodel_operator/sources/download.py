@@ -1,4 +1,4 @@
-"""Streaming one file over HTTP(S) into a reused buffer: the weight-download path of ``trust.pull``.
+"""Streaming one file over HTTP(S) into a reused buffer: the weight-download path of ``sources.pull``.
 
 Why not httpx: it hands the body over in small ``bytes`` pieces created and joined in Python, which
 held one stream to ~0.4 GB/s on two cores (bench/bench_trust.py). ``http.client`` reads straight into

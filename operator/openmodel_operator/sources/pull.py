@@ -25,20 +25,13 @@ from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 
-from openmodel_operator.trust.directory import (
-    DEFAULT_MAX_FILE_SIZE,
-    check_no_path_conflicts,
-    check_relative_path,
-    hash_file,
-    local_root,
-    open_beneath,
-)
-from openmodel_operator.trust.download import HttpFailure, stream
-from openmodel_operator.trust.errors import PullError, SourceError
-from openmodel_operator.trust.evidence import FileEntry, Reason, ResolvedSource, SignatureEvidence
-from openmodel_operator.trust.hub import CHUNK, DEFAULT_TIMEOUT, HubClient, client_for
-from openmodel_operator.trust.manifest import manifest_files
-from openmodel_operator.trust.text import printable
+from openmodel_operator.evidence.errors import PullError, SourceError
+from openmodel_operator.evidence.paths import DEFAULT_MAX_FILE_SIZE, check_no_path_conflicts, check_relative_path
+from openmodel_operator.evidence.records import FileEntry, Reason, ResolvedSource
+from openmodel_operator.evidence.text import printable
+from openmodel_operator.sources.directory import hash_file, local_root, open_beneath
+from openmodel_operator.sources.download import HttpFailure, stream
+from openmodel_operator.sources.hub import CHUNK, DEFAULT_TIMEOUT, HubClient, client_for
 
 Progress = Callable[[str, int, int], None]
 """Called as ``progress(path, bytes_done, total_bytes)`` from worker threads, per file."""
@@ -98,24 +91,6 @@ class _Job:
         budget = 2 * self.timeout + (size if size is not None else 0) / self.min_rate
         until = time.monotonic() + budget
         return until if self.deadline is None else min(until, self.deadline)
-
-
-def verified_files(
-    files: Iterable[FileEntry], signature_path: str | None, signature: SignatureEvidence | None
-) -> list[FileEntry]:
-    """The files a verdict vouches for, which are the only ones that may reach a volume.
-
-    With a signature that covers the content (tier Signed), that is the signed resources: a file the
-    signer left out through its ``ignore_paths`` (``notes.md``, ``extra/hook.py``) is not pulled,
-    whatever its name, since no name list can say what a model server or its plugins will load.
-    Without one (tier Pinned), the pin covers every manifest file. ``signature`` is the verdict's
-    (``Verdict.signature``, set only when it covers the content).
-    """
-    manifest = manifest_files(files, signature_path)
-    if signature is None:
-        return manifest
-    signed = {path: digest.lower() for path, digest in signature.resources.items()}
-    return [f for f in manifest if signed.get(f.path) == f.sha256.lower()]
 
 
 def remove_unlisted(dest: Path, keep: Iterable[str], on_remove: Callable[[str], None] | None = None) -> list[str]:

@@ -27,9 +27,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID, ObjectIdentifier
 
-from openmodel_operator.trust.evidence import Reason, SignatureEvidence, SignatureFailure
-from openmodel_operator.trust.manifest import digest_ref, subject_digest_of
-from openmodel_operator.trust.text import clip, is_unsafe_char, visible
+from openmodel_operator.evidence.manifest import digest_ref, subject_digest_of
+from openmodel_operator.evidence.records import Reason, SignatureEvidence, SignatureFailure
+from openmodel_operator.evidence.text import clip, is_unsafe_char, visible
 
 logger = logging.getLogger(__name__)
 

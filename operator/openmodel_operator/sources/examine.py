@@ -1,65 +1,23 @@
 """Resolve, gather evidence, decide: the verify-before-pull pipeline shared by the CLI and the operator.
 
 Only metadata and the signature bundle are read here; no weight file is downloaded. The caller pulls
-(``trust.pull``) only when the verdict is trusted.
+(``sources.pull``) only when the verdict is trusted.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 
-from openmodel_operator.api.openmodel import ServingSpec
-from openmodel_operator.trust.decision import Evidence, Verdict, decide
-from openmodel_operator.trust.directory import resolve_directory
-from openmodel_operator.trust.errors import SourceError
-from openmodel_operator.trust.evidence import Reason, ResolvedSource
-from openmodel_operator.trust.hub import DEFAULT_DEADLINE, Deadline, fetch_file, resolve_hub
-from openmodel_operator.trust.manifest import DEFAULT_SIGNATURE_PATH
+from openmodel_operator.evidence.errors import SourceError
+from openmodel_operator.evidence.records import Reason, ResolvedSource
+from openmodel_operator.sources.directory import resolve_directory
+from openmodel_operator.sources.hub import Deadline, fetch_file, resolve_hub
+from openmodel_operator.trust.decision import Evidence, decide
+from openmodel_operator.trust.examination import Examination, ModelRequest
 from openmodel_operator.trust.policies import Policy
 
 MAX_BUNDLE_BYTES = 16 * 1024 * 1024
-
-
-@dataclasses.dataclass(frozen=True)
-class ModelRequest:
-    """What to examine: the fields of ``spec.source`` and ``spec.trust`` as plain values.
-
-    ``uri`` is ``hf://org/name`` or a local directory (``pvc://`` sources are examined as directories
-    by whoever mounts the claim: ``local_path`` then names the mount).
-    """
-
-    uri: str
-    revision: str = "main"
-    endpoint: str | None = None
-    token: str | None = dataclasses.field(default=None, repr=False)
-    signature_path: str = DEFAULT_SIGNATURE_PATH
-    external_bundle: bytes | None = None  # a bundle from a ConfigMap or --signature
-    pinned_digest: str | None = None
-    local_path: Path | None = None
-    # one wall-clock budget for the whole examination (every Hub request of it), so a slow source
-    # cannot hold a verification slot for long
-    deadline_seconds: float = DEFAULT_DEADLINE
-    # what the decision needs beyond the source (the operator's model): its serving fields, the runtime image
-    # and the Hub the cluster admin configured; None for the CLI without a manifest
-    serving: ServingSpec | None = None
-    runtime_image: str | None = None
-    default_endpoint: str | None = None
-
-    @property
-    def is_hub(self) -> bool:
-        return self.uri.startswith("hf://")
-
-
-@dataclasses.dataclass(frozen=True)
-class Examination:
-    """The resolved source, the evidence gathered about it and the verdict."""
-
-    request: ModelRequest
-    resolved: ResolvedSource
-    evidence: Evidence
-    verdict: Verdict
 
 
 def resolve(request: ModelRequest, deadline: Deadline | None = None) -> ResolvedSource:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from openmodel_operator.evidence.text import visible
 from openmodel_operator.trust.decision import describe_mismatches, manifest_size
-from openmodel_operator.trust.pipeline import Examination
-from openmodel_operator.trust.text import visible
+from openmodel_operator.trust.examination import Examination
 
 
 def human_bytes(size: int) -> str:

@@ -19,9 +19,9 @@ import hashlib
 from collections.abc import Mapping
 from typing import Any
 
+from openmodel_operator.evidence.pinned import PinnedManifest
+from openmodel_operator.evidence.records import ResolvedSource
 from openmodel_operator.trust.decision import Evidence
-from openmodel_operator.trust.evidence import ResolvedSource
-from openmodel_operator.trust.pinned import PinnedManifest
 
 BUNDLE_KEY = "signature-bundle"
 README_KEY = "readme"

@@ -26,7 +26,7 @@ identity``; an answer that is encoded anyway is refused). API answers may not re
 canonical id is what the result names. Before any decision at most MAX_PREDECISION_BYTES of file
 content are downloaded (README.md, openness.yaml, the bundle and the small git files that must be
 hashed), counted from the listed sizes before the first download. Server text reaching a message is
-redacted and escaped (``trust.text``), and ``cardData`` is never read: the card is the README.md
+redacted and escaped (``evidence.text``), and ``cardData`` is never read: the card is the README.md
 front matter, from bytes checked against the listing.
 """
 
@@ -51,24 +51,26 @@ from huggingface_hub import constants as hf_constants
 from huggingface_hub import get_session
 
 from openmodel_operator import __version__
-from openmodel_operator.trust.directory import (
-    DEFAULT_MAX_FILE_SIZE,
-    DEFAULT_MAX_FILES,
+from openmodel_operator.evidence.documents import (
     MAX_DECLARATION_BYTES,
     MAX_METADATA_BYTES,
     OPENNESS_FILE,
     README_FILE,
     card_metadata,
+    load_yaml_mapping,
+)
+from openmodel_operator.evidence.errors import SourceError
+from openmodel_operator.evidence.paths import (
+    DEFAULT_MAX_FILE_SIZE,
+    DEFAULT_MAX_FILES,
     check_no_path_conflicts,
     check_relative_path,
-    load_yaml_mapping,
-    local_root,
-    read_beneath,
 )
-from openmodel_operator.trust.download import Watchdog
-from openmodel_operator.trust.errors import SourceError
-from openmodel_operator.trust.evidence import FileEntry, Reason, ResolvedSource
-from openmodel_operator.trust.text import clean, install_log_redaction, printable, remember_secret
+from openmodel_operator.evidence.records import FileEntry, Reason, ResolvedSource
+from openmodel_operator.evidence.text import clean, install_log_redaction, printable, remember_secret
+from openmodel_operator.sources.directory import local_root, read_beneath
+from openmodel_operator.sources.download import Watchdog
+from openmodel_operator.trust.examination import DEFAULT_DEADLINE
 
 log = logging.getLogger(__name__)
 install_log_redaction()  # httpx/httpcore log server text (reason phrases, headers): never a token
@@ -79,7 +81,6 @@ HF_SCHEME = "hf://"
 DEFAULT_ENDPOINT = "https://huggingface.co"
 DEFAULT_TIMEOUT = 30.0  # seconds without progress on one connection (connect, one read)
 DEFAULT_REQUEST_DEADLINE = 60.0  # wall-clock seconds for one metadata request, body included
-DEFAULT_DEADLINE = 120.0  # wall-clock seconds for a whole resolution (an examination's Hub part)
 MAX_SMALL_FILE = 10 * 1024 * 1024  # git (non-LFS) files we download to hash; the Hub itself caps them at 10 MB
 MAX_INFO_BYTES = 1024 * 1024  # the model information answer (only sha and id are asked for)
 MAX_PAGE_BYTES = 4 * 1024 * 1024  # one listing page (the Hub sends 1000 entries, ~250 KB)
@@ -936,7 +937,6 @@ def fetch_file(
 
 
 __all__ = [
-    "DEFAULT_DEADLINE",
     "DEFAULT_ENDPOINT",
     "Deadline",
     "HubClient",

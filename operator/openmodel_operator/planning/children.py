@@ -31,8 +31,8 @@ from typing import Any, Literal
 
 from openmodel_operator.api.common import API_VERSION
 from openmodel_operator.api.openmodel import OpenModelSpec
-from openmodel_operator.controller.recorded import as_binary_data, recorded_digest
-from openmodel_operator.trust.pinned import CONFIGMAP_KEY, PinnedManifest
+from openmodel_operator.evidence.pinned import CONFIGMAP_KEY, PinnedManifest
+from openmodel_operator.planning.recorded import as_binary_data, recorded_digest
 
 KIND = "OpenModel"
 FIELD_MANAGER = "openmodel-operator"
@@ -346,7 +346,7 @@ def pinned_manifest_configmap(
     """ConfigMap ``<name>-manifest`` with ``manifest.json``: exactly the files and digests to accept.
 
     ``recorded`` (bundle, card, declaration) goes to ``binaryData`` so a restarted operator can re-decide
-    without the source (``controller.recorded`` checks it against status before believing it).
+    without the source (``planning.recorded`` checks it against status before believing it).
     """
     data = pinned.to_json()
     if len(data.encode()) > MAX_MANIFEST_BYTES:
