@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 import yaml
 
+from openmodel_operator.api.vocabulary import TrustTier
 from openmodel_operator.evidence.manifest import manifest_digest
-from openmodel_operator.evidence.records import Reason, ResolvedSource, TrustTier
+from openmodel_operator.evidence.records import Reason, ResolvedSource
 from openmodel_operator.trust.decision import Evidence, decide
 from openmodel_operator.trust.policies import (
     BUILTIN_DEFAULT,

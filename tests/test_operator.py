@@ -462,6 +462,22 @@ async def test_unknown_repository_fails_with_a_clear_reason(world: World, operat
         assert (status, reason) == ("False", "RepositoryNotFound")
 
 
+async def test_a_missing_repository_is_not_asked_again_every_pass(world: World, operator: Any) -> None:
+    """A terminal failure (the repository does not exist) waits for a change: resyncs every 0.5 s do not
+    re-ask the Hub. Editing the spec retries at once (control: the backoff is not a dead end)."""
+    world.model(source={"uri": "hf://org/missing"})
+    async with operator():
+        await world.phase("Failed")
+        asked = sum(n for path, n in world.hub.requests.items() if "org/missing" in path)
+        assert asked >= 1
+        await asyncio.sleep(3)  # six resync periods
+        again = sum(n for path, n in world.hub.requests.items() if "org/missing" in path)
+        assert again == asked
+        world.kube.patch_object("openmodels", NS, "m", {"spec": {"source": {"revision": "v2"}}})
+        await world.until(lambda: sum(n for p, n in world.hub.requests.items() if "org/missing" in p) > asked)
+        assert world.cond("Resolved") == ("False", "RepositoryNotFound")
+
+
 async def test_countersignature_from_a_configmap(world: World, operator: Any) -> None:
     """An enterprise adopts an unsigned third-party model by countersigning the revision it reviewed."""
     world.publish(sign=False)

@@ -2,24 +2,62 @@
 
 from __future__ import annotations
 
+import dataclasses
+import datetime
 from typing import Any
 
 import pytest
 
-from openmodel_operator.api.openmodel import OpenModelSpec
-from openmodel_operator.controller.reconciler import drifted, examination_due, is_subset
+from openmodel_operator.api.common import Condition
+from openmodel_operator.api.openmodel import OpenModelSpec, OpenModelStatus, Provenance
+from openmodel_operator.controller.reconciler import drifted, is_subset
 from openmodel_operator.evidence.errors import SourceError
 from openmodel_operator.evidence.manifest import manifest_digest
 from openmodel_operator.evidence.pinned import PinnedManifest
 from openmodel_operator.evidence.records import FileEntry, Reason
-from openmodel_operator.planning import children
-from openmodel_operator.planning.conditions import Cond, merge_conditions
-from openmodel_operator.planning.planner import Observed, UpdateInfo, plan
-from openmodel_operator.planning.trust_result import TrustResult, from_error, from_status
+from openmodel_operator.planning import children, conditions, examination_plan, planner, trust_result
+from openmodel_operator.planning.conditions import Cond
+from openmodel_operator.planning.examination_plan import Due, UpdateInfo
+from openmodel_operator.planning.planner import Observed, status_patch
+from openmodel_operator.planning.trust_result import TrustResult, from_error
 from openmodel_operator.trust.policies import BUILTIN_DEFAULT
 
 NOW = "2026-11-24T12:00:00Z"
 LATER = "2026-11-24T12:05:00Z"
+
+
+# The planner works on typed status and datetimes; these tests speak the wire form the API server stores
+# (and `kubectl get -o yaml` shows), converting at the boundary exactly as the reconciler does.
+def _typed(status: dict[str, Any] | OpenModelStatus) -> OpenModelStatus:
+    return status if isinstance(status, OpenModelStatus) else OpenModelStatus.model_validate(status)
+
+
+def _time(stamp: str) -> datetime.datetime:
+    return datetime.datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.UTC)
+
+
+def plan(
+    ref: Any, spec: Any, status: Any, trust: Any, observed: Any, settings: Any, now: str, update: Any = None
+) -> Any:
+    result = planner.plan(ref, spec, _typed(status), trust, observed, settings, _time(now), update)
+    return dataclasses.replace(result, status=status_patch(result.status))
+
+
+def merge_conditions(previous: list[dict[str, Any]], desired: list[Cond], generation: int, now: str) -> Any:
+    typed = [Condition.model_validate(c) for c in previous]
+    return [c.to_wire() for c in conditions.merge_conditions(typed, desired, generation, _time(now))]
+
+
+def from_status(status: dict[str, Any], pinned: PinnedManifest) -> Any:
+    return trust_result.from_status(_typed(status), pinned)
+
+
+def examination_due(
+    generation: int, status: dict[str, Any], policies: Any, pinned: bool, now: str, every: float
+) -> Any:
+    return examination_plan.examination_due(generation, _typed(status), policies, pinned, _time(now), every)
+
+
 REF = children.ModelRef(name="granite", namespace="models", uid="uid-1", generation=2)
 SETTINGS = children.ChildSettings(operator_image="op:1", vllm_image="vllm:1")
 FILES = (FileEntry("config.json", 10, "a" * 64), FileEntry("model.safetensors", 1000, "b" * 64))
@@ -31,13 +69,15 @@ TRUSTED_CONDS = (
     Cond("Trusted", "True", "PoliciesPassed", "tier Signed"),
 )
 PROVENANCE = {
+    "source": "hf://org/granite",
     "manifestDigest": PINNED.manifest_digest,
     "resolvedRevision": "c" * 40,
     "trustTier": "Signed",
-    "policies": [{"name": "builtin-default", "generation": None}],
+    "policies": [{"name": "builtin-default", "generation": None, "mode": "Enforce", "verdict": "Pass"}],
     "verifiedAt": NOW,
 }
-TRUSTED = TrustResult(True, TRUSTED_CONDS, PROVENANCE, PINNED)
+OLD_POLICY = {"name": "old", "generation": 3, "mode": "Enforce", "verdict": "Pass"}
+TRUSTED = TrustResult(True, TRUSTED_CONDS, Provenance.model_validate(PROVENANCE), PINNED)
 REJECTED = TrustResult(
     False,
     (Cond("Resolved", "True", "Resolved", "ok"), Cond("Trusted", "False", "SignatureMissing", "no signature")),
@@ -214,7 +254,13 @@ def test_reuse_recorded_decision_only_for_the_same_digest() -> None:
         ({"observedGeneration": 2, "provenance": PROVENANCE}, 2, True, LATER, None),
         ({"observedGeneration": 2, "provenance": PROVENANCE}, 2, True, "2026-11-24T13:00:01Z", "Periodic"),
         (
-            {"observedGeneration": 2, "provenance": {**PROVENANCE, "policies": [{"name": "old", "generation": 3}]}},
+            {
+                "observedGeneration": 2,
+                "provenance": {
+                    **PROVENANCE,
+                    "policies": [{"name": "old", "generation": 3, "mode": "Enforce", "verdict": "Pass"}],
+                },
+            },
             2,
             True,
             NOW,
@@ -263,11 +309,11 @@ async def test_reverification_examines_an_unmoved_branch_once(tmp_path: Any) -> 
 
     reconciler = Reconciler(None, OperatorSettings(), lambda *_: None, examiner=examiner)  # type: ignore[arg-type]
     status = {"provenance": {"resolvedRevision": "c" * 40, "source": "hf://org/granite", "requestedRevision": "main"}}
-    _, update = await reconciler.trust_stage("models", spec(), status, [BUILTIN_DEFAULT], "Periodic")
+    _, update = await reconciler.trust_stage("models", spec(), _typed(status), [BUILTIN_DEFAULT], Due.PERIODIC)
     assert calls == ["main"] and update is None
 
     heads["main"] = "d" * 40  # upstream moved: the pinned commit is examined as well, and the move reported
     calls.clear()
-    _, update = await reconciler.trust_stage("models", spec(), status, [BUILTIN_DEFAULT], "Periodic")
+    _, update = await reconciler.trust_stage("models", spec(), _typed(status), [BUILTIN_DEFAULT], Due.PERIODIC)
     assert calls == ["main", "c" * 40]
     assert update is not None and update.revision == "d" * 40 and update.reason == "NewRevision"

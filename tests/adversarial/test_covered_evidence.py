@@ -19,9 +19,10 @@ import pytest
 import yaml
 
 from hubstub import STUB_ORIGINS, HubStub
+from openmodel_operator.api.vocabulary import TrustTier
 from openmodel_operator.cli import main
 from openmodel_operator.evidence.manifest import manifest_digest
-from openmodel_operator.evidence.records import Reason, ResolvedSource, TrustTier
+from openmodel_operator.evidence.records import Reason, ResolvedSource
 from openmodel_operator.sources.examine import examine
 from openmodel_operator.trust.decision import Evidence, decide
 from openmodel_operator.trust.examination import ModelRequest

@@ -10,6 +10,7 @@ control that must still pass.
 from __future__ import annotations
 
 import argparse
+import datetime
 import hashlib
 import io
 import json
@@ -111,8 +112,8 @@ def test_openmodel_digest_equals_the_status_digest(
         }
     )
     exam = examine(ModelRequest(f"hf://{REPO}", endpoint=hub.url, pinned_digest=printed), [nothing_required])
-    status = from_examination(exam, "2026-01-01T00:00:00Z")
-    assert status.provenance is not None and status.provenance["manifestDigest"] == printed
+    status = from_examination(exam, datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC))
+    assert status.provenance is not None and status.provenance.manifest_digest == printed
     assert status.pinned is not None and status.pinned.manifest_digest == printed
     assert exam.verdict.tier.value == "Pinned"
 

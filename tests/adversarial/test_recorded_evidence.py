@@ -13,10 +13,12 @@ from typing import Any
 
 import pytest
 
-from openmodel_operator.api.openmodel import OpenModelSpec
+from openmodel_operator.api.openmodel import OpenModelSpec, OpenModelStatus
 from openmodel_operator.api.trustpolicy import ModelTrustPolicySpec
+from openmodel_operator.controller.memory import ModelMemory
 from openmodel_operator.controller.reconciler import Reconciler
 from openmodel_operator.controller.settings import OperatorSettings
+from openmodel_operator.planning.examination_plan import Due
 from openmodel_operator.planning.recorded import as_binary_data
 from openmodel_operator.planning.trust_result import TrustResult
 from openmodel_operator.sources.examine import examine
@@ -57,9 +59,12 @@ async def first_decision(model: Any) -> tuple[OpenModelSpec, TrustResult]:
     digest = examine(ModelRequest(uri=str(model)), [POLICY]).verdict.manifest_digest
     spec = OpenModelSpec.model_validate({"source": {"uri": "hf://org/m", "revision": "main", "digest": digest}})
     reconciler = Reconciler(None, OperatorSettings(), lambda *_: None, examiner=examiner_for(model))  # type: ignore[arg-type]
-    first, _ = await reconciler.trust_stage("ns", spec, {}, [POLICY], "NotExamined", key=("ns", "m"), uid="u")
+    memory = ModelMemory()
+    first, _ = await reconciler.trust_stage(
+        "ns", spec, OpenModelStatus(), [POLICY], Due.NOT_EXAMINED, memory=memory, uid="u"
+    )
     assert first.trusted and first.pinned is not None and first.provenance is not None
-    assert first.provenance["resolvedRevision"] == PINNED
+    assert first.provenance.resolved_revision == PINNED
     return spec, first
 
 
@@ -77,13 +82,13 @@ async def test_an_edited_manifest_configmap_cannot_move_the_pin_after_a_restart(
 
     seen: list[str] = []
     restarted = Reconciler(Kube(), OperatorSettings(), lambda *_: None, examiner=examiner_for(model, seen))  # type: ignore[arg-type]
-    status = {"provenance": dict(first.provenance)}
+    status = OpenModelStatus(provenance=first.provenance)
     result, _ = await restarted.trust_stage(
-        "ns", spec, status, [POLICY], "SpecChanged", key=("ns", "m"), uid="u", configmap_name="m-manifest"
+        "ns", spec, status, [POLICY], Due.SPEC_CHANGED, memory=ModelMemory(), uid="u", configmap_name="m-manifest"
     )
     assert result.provenance is not None
-    assert result.provenance["resolvedRevision"] == PINNED and result.provenance["source"] == "hf://org/m"
-    assert result.provenance["endpoint"] == "https://huggingface.co"
+    assert result.provenance.resolved_revision == PINNED and result.provenance.source == "hf://org/m"
+    assert result.provenance.endpoint == "https://huggingface.co"
     assert seen and FORGED not in seen  # not believed: the source was examined again, never at the forged commit
 
 
@@ -99,8 +104,8 @@ async def test_control_an_untouched_configmap_is_decided_offline_after_a_restart
     seen: list[str] = []
     restarted = Reconciler(Kube(), OperatorSettings(), lambda *_: None, examiner=examiner_for(model, seen))  # type: ignore[arg-type]
     result, _ = await restarted.trust_stage(
-        "ns", spec, {"provenance": dict(first.provenance)}, [POLICY], "PoliciesChanged",
-        key=("ns", "m"), uid="u", configmap_name="m-manifest",
+        "ns", spec, OpenModelStatus(provenance=first.provenance), [POLICY], Due.POLICIES_CHANGED,
+        memory=ModelMemory(), uid="u", configmap_name="m-manifest",
     )  # fmt: skip
     assert result.trusted and seen == []  # no network at all
 
@@ -109,12 +114,13 @@ async def test_a_changed_pin_is_decided_on_the_new_pin(model: Any) -> None:
     spec, first = await first_decision(model)
     assert first.provenance is not None
     reconciler = Reconciler(None, OperatorSettings(), lambda *_: None, examiner=examiner_for(model))  # type: ignore[arg-type]
-    await reconciler.trust_stage("ns", spec, {}, [POLICY], "NotExamined", key=("ns", "m"), uid="u")
-    status = {"provenance": dict(first.provenance), "observedGeneration": 1}
+    memory = ModelMemory()
+    await reconciler.trust_stage("ns", spec, OpenModelStatus(), [POLICY], Due.NOT_EXAMINED, memory=memory, uid="u")
+    status = OpenModelStatus(provenance=first.provenance, observed_generation=1)
     wrong = spec.model_copy(deep=True)
     wrong.source.digest = "sha256:" + "0" * 64
-    second, _ = await reconciler.trust_stage("ns", wrong, status, [POLICY], "SpecChanged", key=("ns", "m"), uid="u")
+    second, _ = await reconciler.trust_stage("ns", wrong, status, [POLICY], Due.SPEC_CHANGED, memory=memory, uid="u")
     assert not second.trusted
     assert any(c.reason == "DigestPinMismatch" for c in second.conditions)
-    third, _ = await reconciler.trust_stage("ns", spec, status, [POLICY], "SpecChanged", key=("ns", "m"), uid="u")
+    third, _ = await reconciler.trust_stage("ns", spec, status, [POLICY], Due.SPEC_CHANGED, memory=memory, uid="u")
     assert third.trusted  # control: the right pin passes again

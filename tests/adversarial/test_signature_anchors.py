@@ -9,6 +9,7 @@ governs fail with ``PolicyInvalid``. Each hostile case sits next to a control th
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import pathlib
 from collections.abc import Mapping
 from typing import Any
@@ -17,7 +18,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
-from openmodel_operator.evidence.records import FileEntry, Reason, ResolvedSource, TrustTier
+from openmodel_operator.api.vocabulary import TrustTier
+from openmodel_operator.evidence.records import FileEntry, Reason, ResolvedSource
 from openmodel_operator.trust.decision import Evidence, PolicyOutcome, Verdict, decide
 from openmodel_operator.trust.policies import Policy, PolicyError, policy_from_manifest, trust_anchors
 from signing_fixtures import (
@@ -346,8 +348,9 @@ def test_a_long_signer_identity_keeps_status_within_its_schema(work: pathlib.Pat
     assert exam.verdict.trusted  # control: the ordinary anchor is recorded as is
     long = dataclasses.replace(exam.verdict.outcomes[0], anchor="keyless:" + "x" * 3000)
     exam = dataclasses.replace(exam, verdict=dataclasses.replace(exam.verdict, outcomes=(long,)))
-    provenance = from_examination(exam, "2026-12-01T00:00:00Z").provenance
-    assert provenance is not None
+    typed = from_examination(exam, datetime.datetime(2026, 12, 1, tzinfo=datetime.UTC)).provenance
+    assert typed is not None
+    provenance = typed.to_wire()  # what the status patch carries
     (record,) = provenance["policies"]
     assert len(record["anchor"]) == MAX_ANCHOR_CHARS
     Provenance.model_validate(provenance)  # what the CRD schema says, max lengths included

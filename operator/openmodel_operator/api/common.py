@@ -6,6 +6,7 @@ the CRD generator (``openmodel_operator.crd``) turns the pydantic schema into a 
 
 from __future__ import annotations
 
+import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -80,10 +81,8 @@ class Condition(ApiModel):
     status: ConditionStatus = Field(description="True, False or Unknown.")
     reason: str = Field("", description="A CamelCase reason code, stable for automation.", max_length=1024)
     message: str = Field("", description="A human-readable explanation.", max_length=32768)
-    last_transition_time: str | None = Field(
-        None,
-        description="When the condition last changed status (RFC 3339).",
-        json_schema_extra={"format": "date-time"},
+    last_transition_time: datetime.datetime | None = Field(
+        None, description="When the condition last changed status (RFC 3339)."
     )
     observed_generation: int | None = Field(
         None, description="The metadata.generation this condition was computed from.", ge=0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 from typing import Any, Literal
 
 from pydantic import Field
@@ -16,6 +17,7 @@ from openmodel_operator.api.common import (
     cel,
     k8s,
 )
+from openmodel_operator.api.vocabulary import Phase, TrustTier
 
 HF_URI = r"^hf://[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9][A-Za-z0-9._-]{0,95}$"
 # Path segments: anything but "/", NUL, other C0 controls and DEL (the same in Go RE2, Rust regex and Python re).
@@ -28,8 +30,6 @@ QUANTITY = r"^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$"
 # digit or "[" (IPv6). Policies then compare its origin (spec.sources.endpoints of a ModelTrustPolicy).
 ENDPOINT_URL = r"^https?://[A-Za-z0-9\[][!-~]*$"
 
-Phase = Literal["Pending", "Resolving", "Verifying", "Rejected", "Pulling", "Deploying", "Ready", "Degraded", "Failed"]
-TrustTierName = Literal["Signed", "Pinned", "Unverified"]
 MofClass = Literal["ClassI", "ClassII", "ClassIII", "None"]
 
 QuantityValue = int | str
@@ -261,7 +261,7 @@ class SignatureRecord(ApiModel):
     key_fingerprint: str | None = Field(None, description="SHA256 fingerprint of the signing public key.")
     issuer: str | None = Field(None, description="Certificate issuer or OIDC issuer of a keyless signature.")
     bundle_digest: str | None = Field(None, description="sha256 of the signature bundle that was verified.")
-    verified_at: str | None = Field(None, description="When the signature was verified (RFC 3339).")
+    verified_at: datetime.datetime | None = Field(None, description="When the signature was verified (RFC 3339).")
 
 
 class OpennessRecord(ApiModel):
@@ -319,14 +319,14 @@ class Provenance(ApiModel):
     )
     file_count: int | None = Field(None, description="Number of files in the manifest.")
     total_bytes: int | None = Field(None, description="Total size of the files in the manifest.")
-    trust_tier: TrustTierName | None = Field(None, description="Signed, Pinned or Unverified.")
+    trust_tier: TrustTier | None = Field(None, description="Signed, Pinned or Unverified.")
     signature: SignatureRecord | None = Field(None, description="The verified signature, when there is one.")
     license: str | None = Field(None, description="SPDX license id read from the model card.")
     openness: OpennessRecord | None = Field(None, description="Openness class and components.")
     policies: list[PolicyRecord] | None = Field(
         None, description="Every policy that governed the model.", max_length=256
     )
-    verified_at: str | None = Field(None, description="When the trust decision was last made (RFC 3339).")
+    verified_at: datetime.datetime | None = Field(None, description="When the trust decision was last made (RFC 3339).")
 
 
 class OpenModelStatus(ApiModel):

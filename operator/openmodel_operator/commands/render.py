@@ -16,9 +16,9 @@ import yaml
 
 
 def run(args: argparse.Namespace) -> int:
-    from openmodel_operator.api.openmodel import OpenModelSpec
+    from openmodel_operator.api.openmodel import OpenModelSpec, OpenModelStatus
+    from openmodel_operator.api.time import utcnow
     from openmodel_operator.commands.verify import EXIT_ERROR, EXIT_REJECTED, UsageError, load_policies
-    from openmodel_operator.controller.reconciler import utcnow
     from openmodel_operator.controller.settings import OperatorSettings
     from openmodel_operator.evidence.errors import TrustError
     from openmodel_operator.planning import children
@@ -69,10 +69,10 @@ def run(args: argparse.Namespace) -> int:
     settings = children.ChildSettings(
         operator_image=args.operator_image or op.operator_image, vllm_image=args.vllm_image or op.vllm_image
     )
-    pulling = plan(ref, spec, {}, trust, Observed(), settings, utcnow())
+    pulling = plan(ref, spec, OpenModelStatus(), trust, Observed(), settings, utcnow())
     job_name = children.child_names(ref, trust.pinned)["Job"]
     done_job = {"status": {"conditions": [{"type": "Complete", "status": "True"}]}}
-    serving = plan(ref, spec, {}, trust, Observed(jobs={job_name: done_job}), settings, utcnow())
+    serving = plan(ref, spec, OpenModelStatus(), trust, Observed(jobs={job_name: done_job}), settings, utcnow())
     objects: dict[tuple[str, str], dict[str, Any]] = {}
     for obj in [*pulling.apply, *serving.apply]:
         objects.setdefault((obj["kind"], obj["metadata"]["name"]), obj)

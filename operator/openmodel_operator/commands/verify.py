@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from openmodel_operator.api.time import utcnow
 from openmodel_operator.controller.settings import DEFAULT_VLLM_IMAGE
 
 EXIT_TRUSTED, EXIT_REJECTED, EXIT_ERROR = 0, 1, 2
@@ -28,8 +29,8 @@ class UsageError(Exception):
     """Bad command-line input; the message says what to change."""
 
 
-def _now() -> str:
-    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+def _now() -> datetime.datetime:
+    return utcnow()
 
 
 def _request_from_manifest(path: Path, args: argparse.Namespace) -> Any:

@@ -16,10 +16,13 @@ from typing import Any, cast
 
 import kopf
 
-from openmodel_operator.api.common import GROUP, VERSION
+from openmodel_operator.api.common import GROUP, VERSION, Condition
+from openmodel_operator.api.time import utcnow
+from openmodel_operator.api.vocabulary import ConditionReason, ConditionType, Phase
 from openmodel_operator.controller.kube import Kube
+from openmodel_operator.controller.memory import memory_in
 from openmodel_operator.controller.metrics import METRICS, PHASES
-from openmodel_operator.controller.reconciler import ChildInventory, Reconciler, utcnow
+from openmodel_operator.controller.reconciler import ChildInventory, Reconciler
 from openmodel_operator.controller.settings import OperatorSettings
 from openmodel_operator.planning.children import label_value
 from openmodel_operator.planning.conditions import Cond, merge_conditions
@@ -181,20 +184,25 @@ def build_registry(
         invalid = policy_violations(without_references(policy))  # inline PEMs; references are read per model
         if invalid:
             accepted = Cond(
-                "Accepted",
+                ConditionType.ACCEPTED,
                 "False",
-                "InvalidSpec" if policy.problem is not None else "InvalidAnchors",
+                ConditionReason.INVALID_SPEC if policy.problem is not None else ConditionReason.INVALID_ANCHORS,
                 invalid[0].message,
             )
         else:
-            accepted = Cond("Accepted", "True", "Valid", "the policy is in force")
+            accepted = Cond(ConditionType.ACCEPTED, "True", ConditionReason.VALID, "the policy is in force")
         governed = 0  # an unusable policy governs too: its models fail with PolicyInvalid
         for namespace, labels in _namespace_labels(kwargs["namespace_index"]):
             if selector_matches(policy.spec.namespace_selector, labels):
                 governed += len(_store_values(kwargs["model_index"], namespace))
         generation = body.get("metadata", {}).get("generation")
-        conditions = merge_conditions(status.get("conditions"), [accepted], generation, utcnow())
-        desired = {"governedModels": governed, "observedGeneration": generation, "conditions": conditions}
+        previous = [Condition.model_validate(c) for c in status.get("conditions") or [] if isinstance(c, Mapping)]
+        conditions = merge_conditions(previous, [accepted], generation, utcnow())
+        desired = {
+            "governedModels": governed,
+            "observedGeneration": generation,
+            "conditions": [c.to_wire() for c in conditions],
+        }
         for key, value in desired.items():
             if status.get(key) != value:
                 patch.status[key] = value
@@ -219,7 +227,12 @@ def build_registry(
 
     @kopf.daemon(GROUP, VERSION, "openmodels", registry=registry, cancellation_timeout=10, cancellation_polling=1)
     async def model_daemon(
-        stopped: kopf.DaemonStopped, body: kopf.Body, namespace: str | None, name: str, **kwargs: Any
+        stopped: kopf.DaemonStopped,
+        body: kopf.Body,
+        namespace: str | None,
+        name: str,
+        memo: kopf.Memo,
+        **kwargs: Any,
     ) -> None:
         assert namespace is not None, "OpenModel is namespaced"
         trigger = triggers.register(namespace, label_value(name))  # children wake it by label
@@ -233,8 +246,10 @@ def build_registry(
                         _policies(kwargs["policy_index"]),
                         _labels(kwargs["namespace_index"], namespace),
                         _inventory(kwargs, namespace, name),
+                        memory_in(memo),  # Kopf drops an object's memo with the object: nothing to forget
                     )
-                    phases.set((namespace, name), result.status.get("phase") if result else "Failed")
+                    phase = result.status.phase if result is not None else None
+                    phases.set((namespace, name), phase or Phase.FAILED)
                     failures = 0
                     delay = settings.resync_interval
                 except Exception:  # one model's failure never stops the others
@@ -250,7 +265,6 @@ def build_registry(
         assert namespace is not None, "OpenModel is namespaced"
         retain = bool((spec.get("storage") or {}).get("retain", False))
         removed = await state["reconciler"].delete_children(namespace, name, retain)
-        state["reconciler"].forget(namespace, name)
         phases.set((namespace, name), None)
         log.info("children removed", extra={"namespace": namespace, "openmodel": name, "removed": removed})
 

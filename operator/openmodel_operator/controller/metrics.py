@@ -7,7 +7,9 @@ import dataclasses
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-PHASES = ("Pending", "Resolving", "Verifying", "Rejected", "Pulling", "Deploying", "Ready", "Degraded", "Failed")
+from openmodel_operator.api.vocabulary import Phase
+
+PHASES = tuple(phase.value for phase in Phase)
 
 
 @dataclasses.dataclass

@@ -1,7 +1,9 @@
-"""One reconcile pass for one OpenModel: observe, (re)examine when due, plan, apply.
+"""One reconcile pass for one OpenModel: read it once, ask the pure core what to do, fetch, carry out.
 
-The decisions live in pure functions (``examination_due``, ``planner.plan``, ``drifted``); this module
-only gathers their inputs and carries out their outputs.
+The shell only fetches (Secrets, the Hub in the examination threads, the manifest ConfigMap) and writes
+(children, status, Events). Every decision is a pure function over typed values: ``examination_due``,
+``plan_examination`` and the upstream/outage rules (``planning.examination_plan``), the retry backoff
+(``planning.retry``), ``decide`` (``trust.decision``) and ``plan`` (``planning.planner``).
 """
 
 from __future__ import annotations
@@ -11,16 +13,15 @@ import contextlib
 import dataclasses
 import datetime
 import logging
-import re
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from pydantic import ValidationError
-
-from openmodel_operator.api.openmodel import OpenModelSpec
+from openmodel_operator.api.openmodel import OpenModelSpec, OpenModelStatus
+from openmodel_operator.api.time import utcnow
 from openmodel_operator.controller.kube import Kube, KubeError
+from openmodel_operator.controller.memory import KeptExamination, ModelMemory
 from openmodel_operator.controller.metrics import METRICS
 from openmodel_operator.controller.policy_inputs import PolicyInputs
 from openmodel_operator.controller.settings import OperatorSettings
@@ -29,26 +30,41 @@ from openmodel_operator.evidence.pinned import CONFIGMAP_KEY, PinnedManifest, Pi
 from openmodel_operator.evidence.records import Reason
 from openmodel_operator.evidence.text import printable
 from openmodel_operator.planning import children
-from openmodel_operator.planning.conditions import (
-    RECONCILED,
-    RESOLVED,
-    TRUSTED,
-    WEIGHTS_READY,
-    Cond,
-    find,
-    merge_conditions,
+from openmodel_operator.planning.conditions import WEIGHTS_READY, is_true
+from openmodel_operator.planning.examination_plan import (
+    Due,
+    UpdateInfo,
+    examination_due,
+    keeps_serving_on_outage,
+    plan_examination,
+    policies_unchanged,
+    policy_fingerprint,
+    recorded_settles,
+    upstream_rule,
 )
-from openmodel_operator.planning.planner import Event, Observed, Plan, UpdateInfo, plan, served_digest
+from openmodel_operator.planning.model_state import ModelState, read_model
+from openmodel_operator.planning.planner import (
+    Event,
+    Observed,
+    Plan,
+    plan,
+    plan_failure,
+    plan_invalid_spec,
+    served_digest,
+    status_patch,
+)
 from openmodel_operator.planning.recorded import (
     from_binary_data,
     matches_provenance,
     rebuild_evidence,
     recorded_data,
 )
+from openmodel_operator.planning.retry import after_failure, postponed
 from openmodel_operator.planning.trust_result import (
     TrustResult,
     from_error,
     from_examination,
+    from_recorded_failure,
     from_status,
     from_violations,
     source_unavailable,
@@ -61,68 +77,12 @@ from openmodel_operator.trust.policies import Policy, governing_policies
 from openmodel_operator.trust.precheck import pre_network_violations
 
 log = logging.getLogger(__name__)
-COMMIT = re.compile(r"^[0-9a-f]{40}$")
 CREATE_ONLY = frozenset({"Job", "PersistentVolumeClaim"})
 RECENT_APPLY_SECONDS = 60.0
 
 Examiner = Callable[[ModelRequest, Sequence[Policy]], Examination]
 EventPoster = Callable[[Mapping[str, Any], Event], None]
-
-
-def utcnow() -> str:
-    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _age_seconds(stamp: str | None, now: str) -> float:
-    if not stamp:
-        return float("inf")
-    fmt = "%Y-%m-%dT%H:%M:%SZ"
-    try:
-        then = datetime.datetime.strptime(stamp, fmt)
-        current = datetime.datetime.strptime(now, fmt)
-    except ValueError:
-        return float("inf")
-    return (current - then).total_seconds()
-
-
-def policy_fingerprint(policies: Iterable[Policy], inputs: Mapping[str, str] | None = None) -> list[tuple[Any, ...]]:
-    """What status records of the governing policies, to notice when the set, a generation or a referenced
-    key/CA/trusted root changes (``inputs``: policy name -> digest of what it referenced)."""
-    if inputs is None:
-        return [(p.name, p.generation) for p in policies]
-    return [(p.name, p.generation, inputs.get(p.name)) for p in policies]
-
-
-def recorded_fingerprint(provenance: Mapping[str, Any], with_inputs: bool) -> list[tuple[Any, ...]]:
-    """The fingerprint status recorded at the last decision."""
-    records = provenance.get("policies") or []
-    if not with_inputs:
-        return [(p.get("name"), p.get("generation")) for p in records]
-    return [(p.get("name"), p.get("generation"), p.get("inputsDigest")) for p in records]
-
-
-def examination_due(
-    generation: int | None,
-    status: Mapping[str, Any],
-    policies: Sequence[Policy],
-    pinned_available: bool,
-    now: str,
-    reverify_interval: float,
-    inputs: Mapping[str, str] | None = None,
-) -> str | None:
-    """Why the model must be (re)examined now, or None to reuse the recorded decision (no external calls)."""
-    provenance = status.get("provenance") or {}
-    if status.get("observedGeneration") != generation:
-        return "SpecChanged"
-    if not provenance or not provenance.get("manifestDigest"):
-        return "NotExamined"
-    if recorded_fingerprint(provenance, inputs is not None) != policy_fingerprint(policies, inputs):
-        return "PoliciesChanged"
-    if not pinned_available:
-        return "ManifestMissing"
-    if _age_seconds(provenance.get("verifiedAt"), now) >= reverify_interval:
-        return "Periodic"
-    return None
+Clock = Callable[[], datetime.datetime]
 
 
 def is_subset(desired: Any, observed: Any) -> bool:
@@ -202,7 +162,7 @@ class Reconciler:
         settings: OperatorSettings,
         post_event: EventPoster,
         examiner: Examiner = examine,
-        clock: Callable[[], str] = utcnow,
+        clock: Clock = utcnow,
     ) -> None:
         self.kube = kube
         self.settings = settings
@@ -217,22 +177,13 @@ class Reconciler:
         self._verifications = asyncio.Semaphore(settings.max_concurrent_verifications)
         # its own threads: the loop's default pool has cpu+4 workers and would cap the concurrency silently
         self._examiners = ThreadPoolExecutor(settings.max_concurrent_verifications, thread_name_prefix="examine")
-        self._written: dict[tuple[str, str], tuple[str | None, dict[str, Any]]] = {}
-        self._pinned: dict[tuple[str, str], PinnedManifest] = {}
-        self._applied: dict[tuple[str, str], dict[tuple[str, str], tuple[float, Mapping[str, Any]]]] = {}
         self._trusted_root: bytes | None = None
         if settings.trusted_root_path:
             with open(settings.trusted_root_path, "rb") as handle:
                 self._trusted_root = handle.read()
         self._inputs = PolicyInputs(self._read_policy_configmap, self._trusted_root)
-        # the examination each recorded decision came from: (uid, examination), to re-decide offline
-        self._recorded_exams: dict[tuple[str, str], KeptExamination] = {}
-        # the examination of the content the Deployment serves (differs from the above during a rollout)
-        self._served_exams: dict[tuple[str, str], KeptExamination] = {}
-        # the pinned manifest ConfigMap parsed at a resourceVersion (a 10k-file manifest is not re-parsed each pass)
-        self._parsed: dict[tuple[str, str], tuple[str, PinnedManifest]] = {}
 
-    # ------------------------------------------------------------------ trust stage
+    # ------------------------------------------------------------------ fetching (the shell's only job)
 
     async def _read_policy_configmap(self, namespace: str, name: str, key: str) -> bytes:
         return await self.kube.read_configmap_key(namespace, name, key)
@@ -302,54 +253,10 @@ class Reconciler:
             finally:
                 METRICS.verification_seconds.observe(time.monotonic() - started)
 
-    def _recorded(self, key: tuple[str, str] | None, uid: str | None, status: Mapping[str, Any]) -> Examination | None:
-        """The examination the recorded decision came from, if this process still holds it for this content."""
-        if key is None:
-            return None
-        kept = self._recorded_exams.get(key)
-        digest = (status.get("provenance") or {}).get("manifestDigest")
-        if kept is None or kept.uid != uid or not digest or kept.digest != digest:
-            return None
-        return kept.exam
-
-    def _check_served(
-        self,
-        ref: children.ModelRef,
-        spec: OpenModelSpec,
-        policies: Sequence[Policy],
-        trust: TrustResult,
-        observed: Observed,
-        policies_changed: bool,
-    ) -> TrustResult:
-        """While new content is pulled the Deployment still serves the old: it must still pass today's policies.
-
-        Decided offline from the examination the served content was rolled from; without one (a restarted
-        operator), a policy change fails closed for it.
-        """
-        served = served_digest(observed.deployment)
-        if not trust.trusted or trust.pinned is None or served is None or served == trust.pinned.manifest_digest:
-            return trust
-        kept = self._served_exams.get((ref.namespace, ref.name))
-        if kept is not None and kept.uid == ref.uid and kept.digest == served:
-            # decided with the spec the Deployment was rolled with: its serving fields are what still runs
-            again = self._redecide(kept.exam, kept.spec or spec, policies)
-            if again.verdict.trusted:
-                return trust
-            first = again.verdict.enforced_violations[0]
-            message = f"the content still served ({served}) no longer passes: {first.reason.value}: {first.message}"
-        elif policies_changed:
-            message = (
-                f"the policies changed and the content still served ({served}) cannot be decided again "
-                "(its evidence is not held after a restart): not served until the new content is verified"
-            )
-        else:
-            return trust
-        return dataclasses.replace(trust, served_revoked=message)
-
     async def _rebuilt(
         self,
         namespace: str,
-        status: Mapping[str, Any],
+        status: OpenModelStatus,
         spec: OpenModelSpec,
         policies: Sequence[Policy],
         configmap_name: str | None,
@@ -359,7 +266,8 @@ class Reconciler:
         One GET, only when this process holds no examination for the model (the watch index keeps no
         ``binaryData``, so the recorded bytes cost no memory per model).
         """
-        if configmap_name is None or not (status.get("provenance") or {}).get("manifestDigest"):
+        provenance = status.provenance
+        if configmap_name is None or provenance is None or not provenance.manifest_digest:
             return None
         try:
             configmap = await self.kube.get("ConfigMap", namespace, configmap_name)
@@ -373,11 +281,7 @@ class Reconciler:
             return None
         signature_path = spec.trust.signature.path or "model.sig"
         evidence = rebuild_evidence(
-            pinned,
-            from_binary_data(configmap.get("binaryData")),
-            status.get("provenance") or {},
-            signature_path,
-            spec.source.digest,
+            pinned, from_binary_data(configmap.get("binaryData")), provenance, signature_path, spec.source.digest
         )
         if evidence is None:
             return None
@@ -389,6 +293,8 @@ class Reconciler:
             pinned_digest=spec.source.digest,
         )
         return self._decide_offline(request, evidence, spec, policies)
+
+    # ------------------------------------------------------------------ offline decisions (pure calls)
 
     def _redecide(self, exam: Examination, spec: OpenModelSpec, policies: Sequence[Policy]) -> Examination:
         """The recorded evidence decided again under today's policies: no network, so revocation never waits."""
@@ -413,15 +319,61 @@ class Reconciler:
         """The image the cluster admin configured for the model's runtime (what a policy allows by default)."""
         return self.settings.vllm_image
 
+    @staticmethod
+    def _recorded(memory: ModelMemory, uid: str | None, status: OpenModelStatus) -> Examination | None:
+        """The examination the recorded decision came from, if this process still holds it for this content."""
+        kept = memory.recorded
+        digest = status.provenance.manifest_digest if status.provenance is not None else None
+        if kept is None or kept.uid != uid or not digest or kept.digest != digest:
+            return None
+        return kept.exam
+
+    def _check_served(
+        self,
+        memory: ModelMemory,
+        ref: children.ModelRef,
+        spec: OpenModelSpec,
+        policies: Sequence[Policy],
+        trust: TrustResult,
+        observed: Observed,
+        policies_changed: bool,
+    ) -> TrustResult:
+        """While new content is pulled the Deployment still serves the old: it must still pass today's policies.
+
+        Decided offline from the examination the served content was rolled from; without one (a restarted
+        operator), a policy change fails closed for it.
+        """
+        served = served_digest(observed.deployment)
+        if not trust.trusted or trust.pinned is None or served is None or served == trust.pinned.manifest_digest:
+            return trust
+        kept = memory.served
+        if kept is not None and kept.uid == ref.uid and kept.digest == served:
+            # decided with the spec the Deployment was rolled with: its serving fields are what still runs
+            again = self._redecide(kept.exam, kept.spec or spec, policies)
+            if again.verdict.trusted:
+                return trust
+            first = again.verdict.enforced_violations[0]
+            message = f"the content still served ({served}) no longer passes: {first.reason.value}: {first.message}"
+        elif policies_changed:
+            message = (
+                f"the policies changed and the content still served ({served}) cannot be decided again "
+                "(its evidence is not held after a restart): not served until the new content is verified"
+            )
+        else:
+            return trust
+        return dataclasses.replace(trust, served_revoked=message)
+
+    # ------------------------------------------------------------------ the trust stage
+
     async def trust_stage(
         self,
         namespace: str,
         spec: OpenModelSpec,
-        status: Mapping[str, Any],
+        status: OpenModelStatus,
         policies: Sequence[Policy],
-        due: str,
+        due: Due,
         *,
-        key: tuple[str, str] | None = None,
+        memory: ModelMemory | None = None,
         uid: str | None = None,
         inputs: Mapping[str, str] | None = None,
         configmap_name: str | None = None,
@@ -432,79 +384,61 @@ class Reconciler:
         from what was recorded before the source is contacted, so an unreachable, deleted or lying source
         cannot keep it running. A source outage alone keeps verified content serving, marked Degraded.
         """
+        memory = memory if memory is not None else ModelMemory()
         now = self.clock()
-        provenance = status.get("provenance") or {}
-        pinned_commit = provenance.get("resolvedRevision")
         branch = spec.source.revision
-        # Only a change of the source itself moves the pin: a replicas edit never pulls in a newer upstream commit.
-        follow_spec = (
-            not pinned_commit
-            or provenance.get("source") != spec.source.uri
-            or provenance.get("requestedRevision") != spec.source.revision
-            or _endpoint_moved(provenance, spec, self.settings.default_endpoint)
-        )
         early = pre_network_violations(policies, spec, self.runtime_image(spec), self.settings.default_endpoint)
         if any(v.enforced for v in early):
             METRICS.verification_failures.labels(reason=early[0].reason.value).inc()
             return from_violations(early), None
 
+        how = plan_examination(spec, status, due, _endpoint_moved(status, spec, self.settings.default_endpoint))
         offline: Examination | None = None
-        if not follow_spec:
-            kept = self._recorded(key, uid, status)
+        if how.use_recorded:
+            kept = self._recorded(memory, uid, status)
             offline = (
                 self._redecide(kept, spec, policies)
                 if kept is not None
                 else await self._rebuilt(namespace, status, spec, policies, configmap_name)
             )
-        if offline is not None and due == "SpecChanged" and not _same_signature_source(offline, spec):
+        if offline is not None and due is Due.SPEC_CHANGED and not _same_signature_source(offline, spec):
             offline = None  # another bundle is named now: only an examination can read it
-        decided_offline = due in ("PoliciesChanged", "SpecChanged", "ManifestMissing")
-        if offline is not None and (not offline.verdict.trusted or decided_offline):
+        if recorded_settles(how, offline):
+            assert offline is not None
             return self._counted(from_examination(offline, now, branch, inputs), offline), None
-        # without recorded evidence, a source outage may keep content only under the policies it passed
-        unchanged = not follow_spec and recorded_fingerprint(provenance, inputs is not None) == policy_fingerprint(
-            policies, inputs
-        )
-        keep_serving = (offline is not None and offline.verdict.trusted) or (unchanged and due == "Periodic")
+        keep_serving = keeps_serving_on_outage(how, offline, status, policies_unchanged(status, policies, inputs))
 
-        log.info("examining", extra={"namespace": namespace, "reason": due, "source": spec.source.uri})
+        log.info("examining", extra={"namespace": namespace, "reason": due.value, "source": spec.source.uri})
         update: UpdateInfo | None = None
-        head: Examination | None = None
-        if not follow_spec and not COMMIT.match(branch) and spec.source.uri.startswith("hf://"):
-            # the branch head first: when it has not moved it *is* the pinned commit, examined once
+        if how.head_first:
+            head: Examination | None = None
             try:
                 head = await self._examine(namespace, spec, branch, policies)
             except TrustError as exc:
                 if exc.reason is Reason.ENDPOINT_UNREACHABLE:  # the pinned commit lives on the same endpoint
                     return self._outage(status, exc, offline, keep_serving, now, branch, inputs), None
                 log.info("upstream check failed", extra={"namespace": namespace, "error": exc.reason.value})
-            if head is not None and head.resolved.revision and head.resolved.revision != pinned_commit:
-                if spec.update_policy == "Auto" and head.verdict.trusted:
-                    return self._remember(key, uid, head, now, branch, inputs), None
-                if spec.update_policy == "Auto":
-                    first = head.verdict.enforced_violations[0]
-                    update = UpdateInfo.rejected(head.resolved.revision, first.reason.value, first.message)
-                else:
-                    update = UpdateInfo.new_revision(branch, head.resolved.revision)
-                head = None  # another commit: the pinned one is examined below
-        if head is not None:
-            return self._remember(key, uid, head, now, branch, inputs), None
-        revision = branch if follow_spec else str(pinned_commit)
+            if head is not None:
+                pinned_commit = status.provenance.resolved_revision if status.provenance is not None else None
+                choice = upstream_rule(head, pinned_commit, branch, spec.update_policy)
+                if choice.adopt:
+                    return self._remember(memory, uid, head, now, branch, inputs), None
+                update = choice.update  # another commit: the pinned one is examined below
         try:
-            exam = await self._examine(namespace, spec, revision, policies)
+            exam = await self._examine(namespace, spec, how.revision, policies)
         except TrustError as exc:
             return self._outage(status, exc, offline, keep_serving, now, branch, inputs), None
         if offline is not None and exam.verdict.manifest_digest != offline.verdict.manifest_digest:
             log.warning("pinned commit changed content", extra={"namespace": namespace, "source": spec.source.uri})
-        return self._remember(key, uid, exam, now, branch, inputs), update
+        return self._remember(memory, uid, exam, now, branch, inputs), update
 
     def _outage(
         self,
-        status: Mapping[str, Any],
+        status: OpenModelStatus,
         error: TrustError,
         offline: Examination | None,
         keep_serving: bool,
-        now: str,
+        now: datetime.datetime,
         branch: str,
         inputs: Mapping[str, str] | None,
     ) -> TrustResult:
@@ -513,26 +447,27 @@ class Reconciler:
         if offline is not None and keep_serving:
             result = from_examination(offline, now, branch, inputs)
             # the source was not re-examined: keep the old verifiedAt so the next pass tries again
-            kept = {**(result.provenance or {}), "verifiedAt": (status.get("provenance") or {}).get("verifiedAt")}
+            before = status.provenance.verified_at if status.provenance is not None else None
+            kept = result.provenance.model_copy(update={"verified_at": before}) if result.provenance else None
             return dataclasses.replace(result, degraded=source_unavailable(error), provenance=kept)
         return from_error(error, transient=keep_serving)
 
     def _remember(
         self,
-        key: tuple[str, str] | None,
+        memory: ModelMemory,
         uid: str | None,
         exam: Examination,
-        now: str,
+        now: datetime.datetime,
         branch: str,
         inputs: Mapping[str, str] | None,
     ) -> TrustResult:
         """Keep the examination a decision is made from, so the next policy change is decided offline."""
         result = self._counted(from_examination(exam, now, branch, inputs), exam)
-        if key is not None and exam.verdict.trusted and result.pinned is not None:
+        if exam.verdict.trusted and result.pinned is not None:
             # only what may be served is kept (bounded memory), with the digest it pinned (computed once)
-            self._recorded_exams[key] = KeptExamination(uid, exam, result.pinned.manifest_digest)
-        elif key is not None:
-            self._recorded_exams.pop(key, None)
+            memory.recorded = KeptExamination(uid, exam, result.pinned.manifest_digest)
+        else:
+            memory.recorded = None
         return result
 
     @staticmethod
@@ -550,41 +485,45 @@ class Reconciler:
         all_policies: Iterable[Policy],
         namespace_labels: Mapping[str, str],
         inventory: ChildInventory,
+        memory: ModelMemory | None = None,
     ) -> Plan | None:
-        """One level-based pass. Returns the plan it carried out (None when the spec is unusable).
+        """One level-based pass. Returns the plan it carried out (None when nothing was planned).
 
         Any failure of the pass is written to status with a reason before it propagates (the caller backs
         off and retries): never a frozen status, never a silent retry loop.
         """
+        memory = memory if memory is not None else ModelMemory()
         try:
-            return await self._reconcile(body, all_policies, namespace_labels, inventory)
+            return await self._reconcile(body, all_policies, namespace_labels, inventory, memory)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            await self._report_failure(body, exc)
+            await self._report_failure(body, exc, memory)
             raise
 
-    async def _report_failure(self, body: Mapping[str, Any], exc: Exception) -> None:
+    async def _report_failure(self, body: Mapping[str, Any], exc: Exception, memory: ModelMemory) -> None:
         """Status and an Event saying why the pass failed; best effort (the API may be what failed)."""
-        meta = body["metadata"]
-        namespace, name = meta["namespace"], meta["name"]
+        state = read_model(body, _fresh_status(body, memory))
         reason, message = failure_reason(exc)
-        status: Mapping[str, Any] = self._fresh_status(body)
-        now = self.clock()
-        serving = status.get("phase") in ("Ready", "Degraded")
-        conds = [Cond(RECONCILED, "False", reason, message)]
-        new_status = {
-            "phase": "Degraded" if serving else "Failed",
-            "conditions": merge_conditions(status.get("conditions"), conds, meta.get("generation"), now),
-        }
-        if not _status_changed(status, new_status):
-            return
+        result = plan_failure(state.status, state.ref.generation, reason, message, self.clock())
         try:
-            version = await self.kube.patch_status(namespace, name, new_status)
-            self._written[(namespace, name)] = (version, {**status, **new_status})
-            self.post_event(body, Event("Warning", reason, message))
+            await self._write_status(body, state, result, memory)
         except Exception:
-            log.warning("could not record a failed pass", extra={"namespace": namespace, "openmodel": name})
+            log.warning(
+                "could not record a failed pass", extra={"namespace": state.ref.namespace, "openmodel": state.ref.name}
+            )
+
+    async def _write_status(
+        self, body: Mapping[str, Any], state: ModelState, result: Plan, memory: ModelMemory
+    ) -> None:
+        """Patch status when the plan changed it, then post the plan's Events (only for a real change)."""
+        patch = status_patch(result.status)
+        if not _status_changed(state.status, patch):
+            return
+        version = await self.kube.patch_status(state.ref.namespace, state.ref.name, patch)
+        memory.written = (version, result.status)
+        for event in result.events:
+            self.post_event(body, event)
 
     async def _reconcile(
         self,
@@ -592,83 +531,76 @@ class Reconciler:
         all_policies: Iterable[Policy],
         namespace_labels: Mapping[str, str],
         inventory: ChildInventory,
+        memory: ModelMemory,
     ) -> Plan | None:
         started = time.monotonic()
-        meta = body["metadata"]
-        namespace, name = meta["namespace"], meta["name"]
-        ref = children.ModelRef(name=name, namespace=namespace, uid=meta["uid"], generation=meta.get("generation"))
-        status: Mapping[str, Any] = self._fresh_status(body)
+        state = read_model(body, _fresh_status(body, memory))
+        ref, status = state.ref, state.status
         now = self.clock()
-        try:
-            spec = OpenModelSpec.model_validate(body.get("spec") or {})
-        except ValidationError as exc:
-            await self._invalid_spec(body, ref, status, exc, now)
+        if state.spec is None:
+            invalid = plan_invalid_spec(status, ref.generation, state.spec_error or "", now)
+            await self._write_status(body, state, invalid, memory)
             return None
+        spec = state.spec
 
         resolved = await self._inputs.resolve(governing_policies(all_policies, namespace_labels))
         policies = [r.policy for r in resolved]
         inputs = {r.policy.name: r.inputs_digest for r in resolved}
-        pinned = self._pinned_from_inventory(ref, status, inventory)
+        pinned = self._pinned_from_inventory(memory, ref, status, inventory)
         due = examination_due(
             ref.generation, status, policies, pinned is not None, now, self.settings.reverify_interval, inputs
         )
+        fingerprint = policy_fingerprint(policies, inputs)
+        if due in (Due.NOT_EXAMINED, Due.PERIODIC) and postponed(memory.retry, now, ref.generation, fingerprint):
+            due = None  # the last examination failed: the source is asked again after its backoff
         update: UpdateInfo | None = None
         trust: TrustResult | None = None
         if due is None and pinned is not None:
             trust = from_status(status, pinned)
-            kept = self._recorded((namespace, name), ref.uid, status)
+            kept = self._recorded(memory, ref.uid, status)
             if trust is not None and kept is not None:
                 trust = dataclasses.replace(trust, recorded=recorded_data(kept.evidence))
-            if trust is not None and status.get("updateAvailable"):
+            if trust is not None and status.update_available:
                 update = _update_from_status(status)
+        elif due is None:
+            trust = from_recorded_failure(status)
         if trust is None:
             trust, update = await self.trust_stage(
-                namespace,
+                ref.namespace,
                 spec,
                 status,
                 policies,
-                due or "NotExamined",
-                key=(namespace, name),
+                due or Due.NOT_EXAMINED,
+                memory=memory,
                 uid=ref.uid,
                 inputs=inputs,
                 configmap_name=children.child_names(ref, None)["ConfigMap"],
+            )
+            memory.retry = (
+                after_failure(
+                    memory.retry,
+                    trust.error.reason,
+                    now,
+                    ref.generation,
+                    fingerprint,
+                    self.settings.reverify_interval,
+                )
+                if trust.error is not None
+                else None
             )
 
         observed = inventory.observed(ref)
         if due is not None:
             # compared with what status recorded before this pass: a spec edit in the same pass cannot hide it
-            changed = recorded_fingerprint(status.get("provenance") or {}, True) != policy_fingerprint(policies, inputs)
-            trust = self._check_served(ref, spec, policies, trust, observed, changed)
+            changed = not policies_unchanged(status, policies, inputs)
+            trust = self._check_served(memory, ref, spec, policies, trust, observed, changed)
         result = plan(ref, spec, status, trust, observed, self.child_settings, now, update)
-        await self._carry_out(body, ref, result, inventory, status, spec)
+        await self._carry_out(body, state, result, inventory, memory)
         METRICS.reconcile_seconds.observe(time.monotonic() - started)
         return result
 
-    def _fresh_status(self, body: Mapping[str, Any]) -> Mapping[str, Any]:
-        """The status to plan from: ours if the watch has not yet delivered the status we just wrote.
-
-        Without this a wake-up that races our own status write would plan from the older status,
-        post the same Events twice and move lastTransitionTime for nothing.
-        """
-        meta = body["metadata"]
-        status: Mapping[str, Any] = body.get("status") or {}
-        written = self._written.get((meta["namespace"], meta["name"]))
-        if written is not None and _older(meta.get("resourceVersion"), written[0]):
-            return {**status, **written[1]}
-        return status
-
-    def forget(self, namespace: str, name: str) -> None:
-        """Drop what is remembered of a deleted model."""
-        key = (namespace, name)
-        self._written.pop(key, None)
-        self._pinned.pop(key, None)
-        self._applied.pop(key, None)
-        self._recorded_exams.pop(key, None)
-        self._served_exams.pop(key, None)
-        self._parsed.pop(key, None)
-
     def _with_recent_applies(
-        self, key: tuple[str, str], inventory: ChildInventory
+        self, memory: ModelMemory, inventory: ChildInventory
     ) -> dict[tuple[str, str], Mapping[str, Any]]:
         """The watch index, plus what this process applied in the last seconds and the watch has not shown yet.
 
@@ -677,7 +609,7 @@ class Reconciler:
         later is still restored.
         """
         live = dict(inventory.objects)
-        recent = self._applied.get(key, {})
+        recent = memory.applied
         now = time.monotonic()
         for ident, (when, obj) in list(recent.items()):
             if ident in live or now - when > RECENT_APPLY_SECONDS:
@@ -687,18 +619,18 @@ class Reconciler:
         return live
 
     def _pinned_from_inventory(
-        self, ref: children.ModelRef, status: Mapping[str, Any], inventory: ChildInventory
+        self, memory: ModelMemory, ref: children.ModelRef, status: OpenModelStatus, inventory: ChildInventory
     ) -> PinnedManifest | None:
-        digest = (status.get("provenance") or {}).get("manifestDigest")
+        digest = status.provenance.manifest_digest if status.provenance is not None else None
         if not digest:
             return None
         cm = inventory.get("ConfigMap", children.child_names(ref, None)["ConfigMap"])
         if cm is None:
             # just applied by this process, not yet seen by the watch: no need to re-examine the source for it
-            cached = self._pinned.get((ref.namespace, ref.name))
+            cached = memory.pinned
             return cached if cached is not None and cached.manifest_digest == digest else None
         version = (cm.get("metadata") or {}).get("resourceVersion")
-        parsed = self._parsed.get((ref.namespace, ref.name))
+        parsed = memory.parsed
         if parsed is not None and version is not None and parsed[0] == version:
             pinned = parsed[1]  # the same object as last pass: parsed and checked once
         else:
@@ -707,47 +639,43 @@ class Reconciler:
             except PinnedManifestError:
                 return None
             if version is not None:
-                self._parsed[(ref.namespace, ref.name)] = (version, pinned)
+                memory.parsed = (version, pinned)
         # the digest binds the files; source, commit and endpoint are bound to what status recorded
-        return pinned if matches_provenance(pinned, status.get("provenance") or {}) else None
+        return pinned if matches_provenance(pinned, status.provenance) else None
 
     async def _carry_out(
         self,
         body: Mapping[str, Any],
-        ref: children.ModelRef,
+        state: ModelState,
         result: Plan,
         inventory: ChildInventory,
-        status: Mapping[str, Any],
-        spec: OpenModelSpec,
+        memory: ModelMemory,
     ) -> None:
-        key = (ref.namespace, ref.name)
+        ref, status = state.ref, state.status
         deployment = next((o for o in result.apply if o["kind"] == "Deployment"), None)
-        kept = self._recorded_exams.get(key)
+        kept = memory.recorded
         if deployment is not None and kept is not None:
             rolled = (deployment["metadata"].get("annotations") or {}).get(children.DIGEST_ANNOTATION)
             if rolled == kept.digest:
                 # what the Deployment serves, with the spec it was rolled with: decided again while another is pulled
-                self._served_exams[key] = dataclasses.replace(kept, spec=spec)
-        for obj in drifted(result.apply, self._with_recent_applies(key, inventory)):
+                memory.served = dataclasses.replace(kept, spec=state.spec)
+        for obj in drifted(result.apply, self._with_recent_applies(memory, inventory)):
             missing = inventory.get(obj["kind"], obj["metadata"]["name"]) is None
             if not missing or await self._create(ref, obj, inventory):
                 await self.kube.apply(obj)
-            self._applied.setdefault(key, {})[(obj["kind"], obj["metadata"]["name"])] = (time.monotonic(), obj)
+            memory.applied[(obj["kind"], obj["metadata"]["name"])] = (time.monotonic(), obj)
         pinned_cm = next((o for o in result.apply if o["kind"] == "ConfigMap"), None)
         if pinned_cm is not None:
             with contextlib.suppress(PinnedManifestError):
-                self._pinned[key] = PinnedManifest.from_json(pinned_cm["data"][CONFIGMAP_KEY])
+                memory.pinned = PinnedManifest.from_json(pinned_cm["data"][CONFIGMAP_KEY])
         if result.scale_to_zero:
             live = inventory.get("Deployment", children.child_names(ref, None)["Deployment"])
             if live is not None and (live.get("spec") or {}).get("replicas") != 0:
                 await self.kube.scale_to_zero(ref.namespace, children.child_names(ref, None)["Deployment"])
         if _weights_newly_verified(status, result.status):
-            METRICS.bytes_verified.inc((result.status.get("provenance") or {}).get("totalBytes") or 0)
-        if _status_changed(status, result.status):
-            version = await self.kube.patch_status(ref.namespace, ref.name, result.status)
-            self._written[(ref.namespace, ref.name)] = (version, dict(result.status))
-        for event in result.events:
-            self.post_event(body, event)
+            provenance = result.status.provenance
+            METRICS.bytes_verified.inc((provenance.total_bytes if provenance is not None else None) or 0)
+        await self._write_status(body, state, result, memory)
 
     async def _create(self, ref: children.ModelRef, obj: Mapping[str, Any], inventory: ChildInventory) -> bool:
         """A child the watch index does not show: never take over an object that is not this model's own.
@@ -784,22 +712,6 @@ class Reconciler:
             "the operator never takes it over: rename the OpenModel or remove that object"
         )
 
-    async def _invalid_spec(
-        self, body: Mapping[str, Any], ref: children.ModelRef, status: Mapping[str, Any], exc: ValidationError, now: str
-    ) -> None:
-        err = exc.errors()[0]
-        where = "spec." + ".".join(str(p) for p in err["loc"])
-        message = f"{where}: {err['msg']}; fix the manifest (the CRD schema should have refused it)"
-        conds = [Cond(RESOLVED, "False", "InvalidSpec", message), Cond(TRUSTED, "Unknown", "InvalidSpec", message)]
-        new_status = {
-            "phase": "Failed",
-            "observedGeneration": ref.generation,
-            "conditions": merge_conditions(status.get("conditions"), conds, ref.generation, now),
-        }
-        if _status_changed(status, new_status):
-            await self.kube.patch_status(ref.namespace, ref.name, new_status)
-            self.post_event(body, Event("Warning", "InvalidSpec", message))
-
     async def delete_children(self, namespace: str, name: str, retain_storage: bool) -> list[str]:
         """Remove every child explicitly (no garbage collector is assumed); the PVC unless retained."""
         removed = []
@@ -813,19 +725,30 @@ class Reconciler:
         return removed
 
 
-def _update_from_status(status: Mapping[str, Any]) -> UpdateInfo | None:
+def _fresh_status(body: Mapping[str, Any], memory: ModelMemory) -> OpenModelStatus | None:
+    """Our own last write when the watch has not yet delivered it (None: the body's status is current).
+
+    Without this a wake-up that races our own status write would plan from the older status, post the
+    same Events twice and move lastTransitionTime for nothing.
+    """
+    written = memory.written
+    if written is not None and _older(body["metadata"].get("resourceVersion"), written[0]):
+        return written[1]
+    return None
+
+
+def _update_from_status(status: OpenModelStatus) -> UpdateInfo | None:
     """The recorded upstream update, carried over until the next re-verification."""
-    revision = status.get("updateAvailable")
-    cond = next((c for c in status.get("conditions") or [] if c.get("type") == "UpdateAvailable"), None)
+    revision = status.update_available
+    cond = next((c for c in status.conditions or [] if c.type == "UpdateAvailable"), None)
     if not revision or cond is None:
         return None
-    return UpdateInfo(revision, cond.get("reason", "NewRevision"), cond.get("message", ""))
+    return UpdateInfo(revision, cond.reason or "NewRevision", cond.message)
 
 
-def _weights_newly_verified(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
+def _weights_newly_verified(old: OpenModelStatus, new: OpenModelStatus) -> bool:
     """WeightsReady turned True in this pass: the fetch Job just verified every byte of a pull."""
-    was, now = find(old.get("conditions"), WEIGHTS_READY), find(new.get("conditions"), WEIGHTS_READY)
-    return bool(now and now.get("status") == "True" and not (was and was.get("status") == "True"))
+    return is_true(new.conditions, WEIGHTS_READY) and not is_true(old.conditions, WEIGHTS_READY)
 
 
 def _older(version: str | None, than: str | None) -> bool:
@@ -838,8 +761,9 @@ def _older(version: str | None, than: str | None) -> bool:
     return False
 
 
-def _status_changed(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
-    return any(old.get(key) != value for key, value in new.items())
+def _status_changed(old: OpenModelStatus, patch: Mapping[str, Any]) -> bool:
+    """Whether the patch would change a field the planner owns."""
+    return status_patch(old) != patch
 
 
 def _same_signature_source(exam: Examination, spec: OpenModelSpec) -> bool:
@@ -855,9 +779,10 @@ def _same_signature_source(exam: Examination, spec: OpenModelSpec) -> bool:
     )
 
 
-def _endpoint_moved(provenance: Mapping[str, Any], spec: OpenModelSpec, default: str | None) -> bool:
-    """Whether the spec now names another endpoint than the one the pinned content was resolved from."""
-    recorded = provenance.get("endpoint")
+def _endpoint_moved(status: OpenModelStatus, spec: OpenModelSpec, default: str | None) -> bool:
+    """Whether the spec now names another endpoint than the one the pinned content was resolved from
+    (normalised with the Hub client's own rules, so the pure plan compares like with like)."""
+    recorded = status.provenance.endpoint if status.provenance is not None else None
     if recorded is None or not spec.source.uri.startswith("hf://"):
         return False  # recorded before endpoints were (or for a volume source)
     try:
@@ -881,17 +806,6 @@ def failure_reason(exc: Exception) -> tuple[str, str]:
     return Reason.RECONCILE_ERROR.value, (
         f"the reconcile pass failed ({type(exc).__name__}); it is retried with backoff, the operator log has details"
     )
-
-
-@dataclasses.dataclass(frozen=True)
-class KeptExamination:
-    """An examination a decision was made from, for one incarnation (uid) of a model, with the digest it
-    pinned; for the content a Deployment serves, also the spec it was rolled with."""
-
-    uid: str | None
-    exam: Examination
-    digest: str
-    spec: OpenModelSpec | None = None
 
 
 class ChildConflictError(RuntimeError):

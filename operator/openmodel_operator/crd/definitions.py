@@ -10,6 +10,7 @@ import yaml
 from openmodel_operator.api.common import GROUP, VERSION
 from openmodel_operator.api.openmodel import OpenModelSpec, OpenModelStatus
 from openmodel_operator.api.trustpolicy import ModelTrustPolicySpec, ModelTrustPolicyStatus
+from openmodel_operator.api.vocabulary import ConditionType
 from openmodel_operator.crd.schema import JsonSchema, structural_schema
 
 OPENMODEL_PLURAL = "openmodels"
@@ -40,7 +41,7 @@ OPENMODEL_COLUMNS: list[dict[str, Any]] = [
     {
         "name": "Ready",
         "type": "string",
-        "jsonPath": _CONDITION.format("Ready"),
+        "jsonPath": _CONDITION.format(ConditionType.READY),
         "description": "Whether the model is verified and serving (or pulled, for runtime none).",
     },
     {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},

@@ -13,14 +13,6 @@ from enum import StrEnum
 from typing import Any
 
 
-class TrustTier(StrEnum):
-    """How strongly the pinned content is tied to someone who vouches for it."""
-
-    SIGNED = "Signed"
-    PINNED = "Pinned"
-    UNVERIFIED = "Unverified"
-
-
 class Reason(StrEnum):
     """Machine-readable reason codes, used as condition reasons, Event reasons and CLI output."""
 

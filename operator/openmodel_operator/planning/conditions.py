@@ -3,21 +3,25 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+import datetime
+from collections.abc import Iterable, Sequence
 
-RESOLVED = "Resolved"
-SIGNATURE_VERIFIED = "SignatureVerified"
-OPENNESS_VERIFIED = "OpennessVerified"
-TRUSTED = "Trusted"
-WEIGHTS_READY = "WeightsReady"
-AVAILABLE = "Available"
-UPDATE_AVAILABLE = "UpdateAvailable"
-READY = "Ready"
-SOURCE_AVAILABLE = "SourceAvailable"  # False while the source cannot be re-examined (content still verified)
-RECONCILED = "Reconciled"  # False when a pass failed (an API refusal, an internal error); gone once one succeeds
+from openmodel_operator.api.common import Condition, ConditionStatus
+from openmodel_operator.api.vocabulary import ConditionType
 
-ORDER = (
+RESOLVED = ConditionType.RESOLVED
+SIGNATURE_VERIFIED = ConditionType.SIGNATURE_VERIFIED
+OPENNESS_VERIFIED = ConditionType.OPENNESS_VERIFIED
+TRUSTED = ConditionType.TRUSTED
+WEIGHTS_READY = ConditionType.WEIGHTS_READY
+AVAILABLE = ConditionType.AVAILABLE
+UPDATE_AVAILABLE = ConditionType.UPDATE_AVAILABLE
+READY = ConditionType.READY
+SOURCE_AVAILABLE = ConditionType.SOURCE_AVAILABLE
+RECONCILED = ConditionType.RECONCILED
+
+# the order `kubectl describe` shows them in: the trust chain first, the summary Ready last
+ORDER: tuple[str, ...] = (
     RESOLVED,
     SIGNATURE_VERIFIED,
     OPENNESS_VERIFIED,
@@ -29,6 +33,7 @@ ORDER = (
     RECONCILED,
     READY,
 )
+MAX_MESSAGE_CHARS = 32768  # metav1.Condition's limit
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,7 +41,7 @@ class Cond:
     """A condition as the planner decides it; time and generation are added when merged."""
 
     type: str
-    status: str  # "True" | "False" | "Unknown"
+    status: ConditionStatus
     reason: str
     message: str
 
@@ -46,43 +51,50 @@ class Cond:
 
 
 def merge_conditions(
-    previous: Sequence[Mapping[str, Any]] | None, desired: Iterable[Cond], generation: int | None, now: str
-) -> list[dict[str, Any]]:
+    previous: Sequence[Condition] | None,
+    desired: Iterable[Cond],
+    generation: int | None,
+    now: datetime.datetime,
+) -> list[Condition]:
     """The new conditions list: lastTransitionTime moves only when a condition's status changes.
 
     Conditions the planner no longer reports (e.g. UpdateAvailable once rolled) are dropped.
     """
-    old = {c.get("type"): c for c in previous or []}
-    merged: list[dict[str, Any]] = []
+    old = {c.type: c for c in previous or []}
+    merged: list[Condition] = []
     for cond in sorted(desired, key=lambda c: ORDER.index(c.type) if c.type in ORDER else len(ORDER)):
-        before = old.get(cond.type) or {}
-        kept = before.get("lastTransitionTime") if before.get("status") == cond.status else None
+        before = old.get(cond.type)
+        kept = before.last_transition_time if before is not None and before.status == cond.status else None
         merged.append(
-            {
-                "type": cond.type,
-                "status": cond.status,
-                "reason": cond.reason,
-                "message": cond.message[:32768],
-                "lastTransitionTime": kept or now,
-                "observedGeneration": generation,
-            }
+            Condition(
+                type=cond.type,
+                status=cond.status,
+                reason=cond.reason,
+                message=cond.message[:MAX_MESSAGE_CHARS],
+                last_transition_time=kept or now,
+                observed_generation=generation,
+            )
         )
     return merged
 
 
-def transitions(
-    previous: Sequence[Mapping[str, Any]] | None, current: Sequence[Mapping[str, Any]]
-) -> list[dict[str, Any]]:
+def transitions(previous: Sequence[Condition] | None, current: Sequence[Condition]) -> list[Condition]:
     """Conditions whose status or reason changed: each deserves an Event, nothing else does."""
-    old = {c.get("type"): c for c in previous or []}
+    old = {c.type: c for c in previous or []}
     changed = []
     for cond in current:
-        before = old.get(cond["type"])
-        if before is None or (before.get("status"), before.get("reason")) != (cond["status"], cond["reason"]):
-            changed.append(dict(cond))
+        before = old.get(cond.type)
+        if before is None or (before.status, before.reason) != (cond.status, cond.reason):
+            changed.append(cond)
     return changed
 
 
-def find(conditions: Sequence[Mapping[str, Any]] | None, cond_type: str) -> Mapping[str, Any] | None:
+def find(conditions: Sequence[Condition] | None, cond_type: str) -> Condition | None:
     """The condition of a type, or None."""
-    return next((c for c in conditions or [] if c.get("type") == cond_type), None)
+    return next((c for c in conditions or [] if c.type == cond_type), None)
+
+
+def is_true(conditions: Sequence[Condition] | None, cond_type: str) -> bool:
+    """Whether the condition of a type is present and True."""
+    found = find(conditions, cond_type)
+    return found is not None and found.status == "True"

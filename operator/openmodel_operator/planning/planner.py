@@ -7,15 +7,22 @@ from plain data and `openmodel render` shows exactly what the operator would cre
 from __future__ import annotations
 
 import dataclasses
+import datetime
 from collections.abc import Mapping, Sequence
+from enum import StrEnum
 from typing import Any
 
-from openmodel_operator.api.openmodel import OpenModelSpec
+from openmodel_operator.api.common import Condition
+from openmodel_operator.api.openmodel import OpenModelSpec, OpenModelStatus
+from openmodel_operator.api.vocabulary import SERVING_PHASES, ConditionReason, EventType, Phase
 from openmodel_operator.planning import children
 from openmodel_operator.planning.conditions import (
     AVAILABLE,
+    OPENNESS_VERIFIED,
     READY,
     RECONCILED,
+    RESOLVED,
+    SIGNATURE_VERIFIED,
     SOURCE_AVAILABLE,
     TRUSTED,
     UPDATE_AVAILABLE,
@@ -25,14 +32,15 @@ from openmodel_operator.planning.conditions import (
     merge_conditions,
     transitions,
 )
+from openmodel_operator.planning.examination_plan import UpdateInfo
 from openmodel_operator.planning.trust_result import TrustResult
 
 SHORT_REVISION = 12
-SERVED_REVOKED = "ServedContentRevoked"
+SERVED_REVOKED = ConditionReason.SERVED_CONTENT_REVOKED
 _WARNING_WHEN_FALSE = {
-    "Resolved",
-    "SignatureVerified",
-    "OpennessVerified",
+    RESOLVED,
+    SIGNATURE_VERIFIED,
+    OPENNESS_VERIFIED,
     TRUSTED,
     WEIGHTS_READY,
     AVAILABLE,
@@ -55,30 +63,9 @@ class Observed:
 class Event:
     """A Kubernetes Event to post on the OpenModel."""
 
-    type: str  # Normal | Warning
+    type: EventType
     reason: str
     message: str
-
-
-@dataclasses.dataclass(frozen=True)
-class UpdateInfo:
-    """An upstream commit newer than the pinned one: reason NewRevision, or UpdateRejected and why."""
-
-    revision: str
-    reason: str
-    message: str
-
-    @classmethod
-    def new_revision(cls, branch: str, revision: str) -> UpdateInfo:
-        return cls(
-            revision,
-            "NewRevision",
-            f"upstream {branch} moved to {revision}; set updatePolicy: Auto or pin spec.source.revision to roll to it",
-        )
-
-    @classmethod
-    def rejected(cls, revision: str, reason: str, message: str) -> UpdateInfo:
-        return cls(revision, "UpdateRejected", f"upstream {revision} failed verification ({reason}): {message}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,45 +73,58 @@ class Plan:
     """What the reconciler must do: apply these objects, write this status, post these events."""
 
     apply: tuple[dict[str, Any], ...]
-    status: dict[str, Any]
+    status: OpenModelStatus
     events: tuple[Event, ...]
     scale_to_zero: bool = False  # patch the existing Deployment's replicas to 0 (untrusted)
 
 
-def job_state(job: Mapping[str, Any] | None) -> tuple[str, str, str]:
+class JobState(StrEnum):
+    """Where the fetch Job is."""
+
+    MISSING = "Missing"
+    RUNNING = "Running"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+
+
+def job_state(job: Mapping[str, Any] | None) -> tuple[JobState, str, str]:
     """(state, reason, message) of a fetch Job: Missing, Running, Succeeded or Failed."""
     if job is None:
-        return "Missing", "", ""
+        return JobState.MISSING, "", ""
     status = job.get("status") or {}
     for cond in status.get("conditions") or []:
         if cond.get("type") == "Complete" and cond.get("status") == "True":
-            return "Succeeded", "Complete", cond.get("message") or "the fetch Job completed"
+            return JobState.SUCCEEDED, ConditionReason.COMPLETE, cond.get("message") or "the fetch Job completed"
         if cond.get("type") == "Failed" and cond.get("status") == "True":
-            reason = cond.get("reason") or "JobFailed"
-            return "Failed", reason, cond.get("message") or "the fetch Job failed"
+            reason = cond.get("reason") or ConditionReason.JOB_FAILED
+            return JobState.FAILED, reason, cond.get("message") or "the fetch Job failed"
     if (status.get("succeeded") or 0) >= 1:
-        return "Succeeded", "Complete", "the fetch Job completed"
-    return "Running", "Pulling", f"pulling and verifying (active pods: {status.get('active') or 0})"
+        return JobState.SUCCEEDED, ConditionReason.COMPLETE, "the fetch Job completed"
+    return (
+        JobState.RUNNING,
+        ConditionReason.PULLING,
+        f"pulling and verifying (active pods: {status.get('active') or 0})",
+    )
 
 
 def deployment_state(deployment: Mapping[str, Any] | None) -> tuple[bool, str, str]:
     """(available, reason, message) of the serving Deployment as its controller reports it."""
     if deployment is None:
-        return False, "NotCreated", "the serving Deployment does not exist yet"
+        return False, ConditionReason.NOT_CREATED, "the serving Deployment does not exist yet"
     meta = deployment.get("metadata") or {}
     status = deployment.get("status") or {}
     if (status.get("observedGeneration") or 0) < (meta.get("generation") or 0):
-        return False, "RolloutPending", "the Deployment controller has not observed the latest spec yet"
+        return False, ConditionReason.ROLLOUT_PENDING, "the Deployment controller has not observed the latest spec yet"
     for cond in status.get("conditions") or []:
         if cond.get("type") == "Available":
             ok = cond.get("status") == "True"
             ready = status.get("readyReplicas") or 0
             return (
                 ok,
-                cond.get("reason") or ("Available" if ok else "Unavailable"),
+                cond.get("reason") or (ConditionReason.AVAILABLE if ok else ConditionReason.UNAVAILABLE),
                 (f"{ready} replica(s) ready" if ok else cond.get("message") or "no replica is ready"),
             )
-    return False, "Starting", "waiting for the inference server to become ready"
+    return False, ConditionReason.STARTING, "waiting for the inference server to become ready"
 
 
 def served_digest(deployment: Mapping[str, Any] | None) -> str | None:
@@ -145,18 +145,18 @@ def served_digest(deployment: Mapping[str, Any] | None) -> str | None:
 def plan(
     ref: children.ModelRef,
     spec: OpenModelSpec,
-    status: Mapping[str, Any],
+    status: OpenModelStatus,
     trust: TrustResult,
     observed: Observed,
     settings: children.ChildSettings,
-    now: str,
+    now: datetime.datetime,
     update: UpdateInfo | None = None,
 ) -> Plan:
     """Decide children, status and events for one OpenModel."""
     conds: list[Cond] = list(trust.conditions)
     apply: list[dict[str, Any]] = []
     scale_to_zero = False
-    phase: str
+    phase: Phase
     endpoint: str | None = None
     serving = spec.serving.runtime != "none"
 
@@ -164,18 +164,25 @@ def plan(
         # Nothing new is created for an untrusted or unexamined model; a running server stops serving it.
         if trust.transient and trust.error is not None and observed.deployment is not None:
             # a transient source outage does not take down content that was verified before
-            phase = "Degraded"
+            phase = Phase.DEGRADED
             conds.append(
                 Cond(READY, "False", trust.error.reason.value, "re-verification failed: " + trust.error.message)
             )
         else:
-            phase = "Failed" if trust.error is not None else "Rejected"
+            phase = Phase.FAILED if trust.error is not None else Phase.REJECTED
             # the Deployment is kept for forensics, scaled to zero by a replicas-only patch
             scale_to_zero = observed.deployment is not None
-            reason = next((c.reason for c in conds if c.type == TRUSTED), "NotTrusted")
+            reason = next((c.reason for c in conds if c.type == TRUSTED), ConditionReason.NOT_TRUSTED)
             conds.append(Cond(READY, "False", reason, "the model is not trusted; see the Trusted condition"))
             if observed.deployment is not None:
-                conds.append(Cond(AVAILABLE, "False", "ScaledToZero", "scaled to zero: the model is no longer trusted"))
+                conds.append(
+                    Cond(
+                        AVAILABLE,
+                        "False",
+                        ConditionReason.SCALED_TO_ZERO,
+                        "scaled to zero: the model is no longer trusted",
+                    )
+                )
     else:
         pinned = trust.pinned
         apply.append(children.pinned_manifest_configmap(ref, spec, pinned, settings, trust.recorded))
@@ -183,32 +190,35 @@ def plan(
         job = children.fetch_job(ref, spec, pinned, settings)
         state, reason, message = job_state(observed.jobs.get(job["metadata"]["name"]))
         currently_served = served_digest(observed.deployment)
-        if state == "Succeeded":
+        if state is JobState.SUCCEEDED:
             conds.append(
                 Cond(
-                    WEIGHTS_READY, "True", "Verified", f"every byte of {pinned.manifest_digest} verified on the volume"
+                    WEIGHTS_READY,
+                    "True",
+                    ConditionReason.VERIFIED,
+                    f"every byte of {pinned.manifest_digest} verified on the volume",
                 )
             )
-        elif state == "Failed":
+        elif state is JobState.FAILED:
             apply.append(job)  # keeps the Job (and its logs) for inspection; the name pins the digest
             conds.append(Cond(WEIGHTS_READY, "False", reason, message))
         else:
             apply.append(job)
-            conds.append(Cond(WEIGHTS_READY, "False", "Pulling", message or "the fetch Job was created"))
+            conds.append(Cond(WEIGHTS_READY, "False", ConditionReason.PULLING, message or "the fetch Job was created"))
 
         if not serving:
-            phase = {"Succeeded": "Ready", "Failed": "Failed"}.get(state, "Pulling")
-            ready = state == "Succeeded"
+            phase = {JobState.SUCCEEDED: Phase.READY, JobState.FAILED: Phase.FAILED}.get(state, Phase.PULLING)
+            ready = state is JobState.SUCCEEDED
             conds.append(
                 Cond(
                     READY,
                     "True" if ready else "False",
-                    "WeightsVerified" if ready else "WeightsNotReady",
+                    ConditionReason.WEIGHTS_VERIFIED if ready else ConditionReason.WEIGHTS_NOT_READY,
                     "runtime none: the verified weights are on the volume" if ready else "weights are not ready",
                 )
             )
         else:
-            if state == "Succeeded":
+            if state is JobState.SUCCEEDED:
                 apply.extend(
                     obj
                     for obj in (
@@ -223,20 +233,27 @@ def plan(
                     # as a Deployment with zero replicas is Available: the user asked for no server
                     available, dreason, dmessage = (
                         True,
-                        "ScaledToZero",
+                        ConditionReason.SCALED_TO_ZERO,
                         "spec.serving.replicas is 0: verified, not serving",
                     )
                 conds.append(Cond(AVAILABLE, "True" if available else "False", dreason, dmessage))
                 endpoint = children.endpoint_url(ref, spec)
                 if available:
-                    phase = "Ready"
+                    phase = Phase.READY
                     if spec.serving.replicas == 0:
-                        conds.append(Cond(READY, "True", "ScaledToZero", dmessage))
+                        conds.append(Cond(READY, "True", ConditionReason.SCALED_TO_ZERO, dmessage))
                     else:
-                        conds.append(Cond(READY, "True", "Serving", f"serving {pinned.manifest_digest} at {endpoint}"))
+                        conds.append(
+                            Cond(
+                                READY,
+                                "True",
+                                ConditionReason.SERVING,
+                                f"serving {pinned.manifest_digest} at {endpoint}",
+                            )
+                        )
                 else:
-                    was_ready = (status.get("phase") == "Ready") and rolled
-                    phase = "Degraded" if was_ready else "Deploying"
+                    was_ready = status.phase == Phase.READY and rolled
+                    phase = Phase.DEGRADED if was_ready else Phase.DEPLOYING
                     conds.append(Cond(READY, "False", dreason, dmessage))
             else:
                 # the running server (if any) keeps serving the content it was rolled to until new weights are
@@ -255,44 +272,100 @@ def plan(
                             f"{dmessage} (serving {currently_served})",
                         )
                     )
-                phase = "Failed" if state == "Failed" else "Pulling"
-                conds.append(Cond(READY, "False", "WeightsNotReady", "waiting for verified weights on the volume"))
+                phase = Phase.FAILED if state is JobState.FAILED else Phase.PULLING
+                conds.append(
+                    Cond(
+                        READY, "False", ConditionReason.WEIGHTS_NOT_READY, "waiting for verified weights on the volume"
+                    )
+                )
 
     if trust.degraded is not None:
         conds.append(trust.degraded)
-        if phase == "Ready":
-            phase = "Degraded"
+        if phase == Phase.READY:
+            phase = Phase.DEGRADED
     if update is not None:
         conds.append(Cond(UPDATE_AVAILABLE, "True", update.reason, update.message))
 
-    merged = merge_conditions(status.get("conditions"), conds, ref.generation, now)
-    new_status: dict[str, Any] = {
-        "phase": phase,
-        "observedGeneration": ref.generation,
-        "conditions": merged,
-        "shortRevision": trust.revision[:SHORT_REVISION] if trust.revision else None,
-        "provenance": dict(trust.provenance) if trust.provenance else status.get("provenance"),
-        "endpoint": endpoint,
-        "updateAvailable": update.revision if update is not None else None,
-    }
-    events = tuple(_events_for(status.get("conditions"), merged))
+    merged = merge_conditions(status.conditions, conds, ref.generation, now)
+    new_status = OpenModelStatus(
+        phase=phase,
+        observed_generation=ref.generation,
+        conditions=merged,
+        short_revision=trust.revision[:SHORT_REVISION] if trust.revision else None,
+        provenance=trust.provenance if trust.provenance is not None else status.provenance,
+        endpoint=endpoint,
+        update_available=update.revision if update is not None else None,
+    )
+    events = tuple(_events_for(status.conditions, merged))
     return Plan(tuple(apply), new_status, events, scale_to_zero)
 
 
-def _still_revoked(status: Mapping[str, Any], served: str | None, pinned: str) -> str | None:
+def _still_revoked(status: OpenModelStatus, served: str | None, pinned: str) -> str | None:
     """The recorded revocation of the content still served while another is pulled (kept across passes)."""
-    cond = find(status.get("conditions"), AVAILABLE)
-    if cond is None or cond.get("reason") != SERVED_REVOKED or served is None or served == pinned:
+    cond = find(status.conditions, AVAILABLE)
+    if cond is None or cond.reason != SERVED_REVOKED or served is None or served == pinned:
         return None
-    return str(cond.get("message") or "the served content no longer passes the policies")
+    return cond.message or "the served content no longer passes the policies"
 
 
-def _events_for(previous: Sequence[Mapping[str, Any]] | None, current: Sequence[Mapping[str, Any]]) -> list[Event]:
+def _events_for(previous: Sequence[Condition] | None, current: Sequence[Condition]) -> list[Event]:
     events = []
     for cond in transitions(previous, current):
-        bad = cond["status"] == "False" and cond["type"] in _WARNING_WHEN_FALSE
-        kind = "Warning" if bad or cond["reason"] == "UpdateRejected" else "Normal"
-        events.append(
-            Event(kind, cond["reason"] or cond["type"], f"{cond['type']}={cond['status']}: {cond['message']}")
-        )
+        bad = cond.status == "False" and cond.type in _WARNING_WHEN_FALSE
+        kind = EventType.WARNING if bad or cond.reason == ConditionReason.UPDATE_REJECTED else EventType.NORMAL
+        events.append(Event(kind, cond.reason or cond.type, f"{cond.type}={cond.status}: {cond.message}"))
     return events
+
+
+# the fields a status patch owns: each is written (or removed with null) on every change
+_OWNED_FIELDS = (
+    "phase",
+    "observedGeneration",
+    "conditions",
+    "shortRevision",
+    "provenance",
+    "endpoint",
+    "updateAvailable",
+)
+
+
+def status_patch(status: OpenModelStatus) -> dict[str, Any]:
+    """The merge patch that makes the stored status equal ``status`` in the fields the planner owns.
+
+    A field the planner cleared is sent as null (so the server removes it); inside it, unset optional
+    fields are left out, so a list item never carries a null its schema does not allow.
+    """
+    wire = status.to_wire()
+    return {key: wire.get(key) for key in _OWNED_FIELDS}
+
+
+def plan_failure(
+    status: OpenModelStatus, generation: int | None, reason: str, message: str, now: datetime.datetime
+) -> Plan:
+    """A pass that failed (a child the API server refused, a name taken, an internal error): Reconciled=False.
+
+    Content that was serving stays Degraded (nothing it runs changed), anything else is Failed; the other
+    conditions and provenance are kept as they were.
+    """
+    phase = Phase.DEGRADED if status.phase in SERVING_PHASES else Phase.FAILED
+    kept = [Cond(c.type, c.status, c.reason, c.message) for c in status.conditions or [] if c.type != RECONCILED]
+    conds = [*kept, Cond(RECONCILED, "False", reason, message)]
+    merged = merge_conditions(status.conditions, conds, generation, now)
+    new_status = status.model_copy(update={"phase": phase, "conditions": merged})
+    return Plan((), new_status, (Event(EventType.WARNING, reason, message),))
+
+
+def plan_invalid_spec(status: OpenModelStatus, generation: int | None, message: str, now: datetime.datetime) -> Plan:
+    """A stored spec that does not validate (the CRD schema should have refused it): Failed, with the field."""
+    conds = [
+        Cond(RESOLVED, "False", ConditionReason.INVALID_SPEC, message),
+        Cond(TRUSTED, "Unknown", ConditionReason.INVALID_SPEC, message),
+    ]
+    new_status = status.model_copy(
+        update={
+            "phase": Phase.FAILED,
+            "observed_generation": generation,
+            "conditions": merge_conditions(status.conditions, conds, generation, now),
+        }
+    )
+    return Plan((), new_status, (Event(EventType.WARNING, ConditionReason.INVALID_SPEC, message),))

@@ -19,6 +19,7 @@ import hashlib
 from collections.abc import Mapping
 from typing import Any
 
+from openmodel_operator.api.openmodel import Provenance
 from openmodel_operator.evidence.pinned import PinnedManifest
 from openmodel_operator.evidence.records import ResolvedSource
 from openmodel_operator.trust.decision import Evidence
@@ -71,17 +72,18 @@ def from_binary_data(binary: Mapping[str, Any] | None) -> dict[str, bytes]:
     return out
 
 
-def matches_provenance(pinned: PinnedManifest, provenance: Mapping[str, Any]) -> bool:
+def matches_provenance(pinned: PinnedManifest, provenance: Provenance | None) -> bool:
     """Whether a pinned manifest read back from the ConfigMap is what status records in every field.
 
     The manifest digest binds the files only; its source, commit and endpoint are bound here to the
     operator's own record, so a tenant cannot move the pin (another commit, another endpoint) by editing it.
     """
     return (
-        provenance.get("manifestDigest") == pinned.manifest_digest
-        and provenance.get("source") == pinned.source
-        and provenance.get("resolvedRevision") == pinned.revision
-        and provenance.get("endpoint", pinned.endpoint) == pinned.endpoint
+        provenance is not None
+        and provenance.manifest_digest == pinned.manifest_digest
+        and provenance.source == pinned.source
+        and provenance.resolved_revision == pinned.revision
+        and (provenance.endpoint is None or provenance.endpoint == pinned.endpoint)
     )
 
 
@@ -92,7 +94,7 @@ def _sha256(data: bytes) -> str:
 def rebuild_evidence(
     pinned: PinnedManifest,
     recorded: Mapping[str, bytes],
-    provenance: Mapping[str, Any],
+    provenance: Provenance | None,
     signature_path: str,
     pinned_digest: str | None,
 ) -> Evidence | None:
@@ -100,11 +102,10 @@ def rebuild_evidence(
 
     ``provenance`` is the operator's own record on status: the manifest digest and the bundle digest.
     """
-    if not matches_provenance(pinned, provenance):
+    if provenance is None or not matches_provenance(pinned, provenance):
         return None
-    signature = provenance.get("signature") or {}
     bundle = recorded.get(BUNDLE_KEY)
-    bundle_digest = signature.get("bundleDigest")
+    bundle_digest = provenance.signature.bundle_digest if provenance.signature is not None else None
     if bundle_digest:
         if bundle is None or f"sha256:{_sha256(bundle)}" != bundle_digest:
             return None
@@ -122,8 +123,8 @@ def rebuild_evidence(
         kind="hf" if pinned.source.startswith("hf://") else "pvc",
         files=pinned.files,
         revision=pinned.revision,
-        requested_revision=provenance.get("requestedRevision"),
-        repo_id=provenance.get("repository"),
+        requested_revision=provenance.requested_revision,
+        repo_id=provenance.repository,
         endpoint=pinned.endpoint,
         readme=files["README.md"],
         openness_bytes=files["openness.yaml"],

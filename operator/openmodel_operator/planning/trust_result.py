@@ -7,9 +7,16 @@ recorded on status (and the pinned manifest ConfigMap), so a resync touches no e
 from __future__ import annotations
 
 import dataclasses
+import datetime
 from collections.abc import Mapping, Sequence
-from typing import Any
 
+from openmodel_operator.api.openmodel import (
+    OpenModelStatus,
+    OpennessRecord,
+    PolicyRecord,
+    Provenance,
+)
+from openmodel_operator.api.vocabulary import ConditionReason, TrustTier
 from openmodel_operator.evidence.errors import TrustError
 from openmodel_operator.evidence.manifest import manifest_digest_of, verified_files
 from openmodel_operator.evidence.pinned import PinnedManifest
@@ -52,7 +59,7 @@ class TrustResult:
 
     trusted: bool
     conditions: tuple[Cond, ...]
-    provenance: Mapping[str, Any] | None = None
+    provenance: Provenance | None = None
     pinned: PinnedManifest | None = None
     error: TrustError | None = None  # the source could not be examined (operational)
     # the error hit a re-verification of content verified before (not a new source): keep serving it
@@ -81,7 +88,7 @@ def _signature_condition(exam: Examination) -> Cond:
     verdict = exam.verdict
     sig = verdict.signature
     if sig is not None:
-        return Cond(SIGNATURE_VERIFIED, "True", "Signed", f"signed by {sig.identity} ({sig.method})")
+        return Cond(SIGNATURE_VERIFIED, "True", ConditionReason.SIGNED, f"signed by {sig.identity} ({sig.method})")
     if verdict.mismatches:
         return Cond(
             SIGNATURE_VERIFIED,
@@ -92,8 +99,13 @@ def _signature_condition(exam: Examination) -> Cond:
     if verdict.signature_failure is not None:
         failure = verdict.signature_failure
         return Cond(SIGNATURE_VERIFIED, "False", failure.reason.value, failure.message)
-    if verdict.tier.value == "Pinned":
-        return Cond(SIGNATURE_VERIFIED, "False", "Pinned", "unsigned; spec.source.digest matches the resolved content")
+    if verdict.tier is TrustTier.PINNED:
+        return Cond(
+            SIGNATURE_VERIFIED,
+            "False",
+            ConditionReason.PINNED,
+            "unsigned; spec.source.digest matches the resolved content",
+        )
     return Cond(SIGNATURE_VERIFIED, "False", Reason.SIGNATURE_MISSING.value, "the model has no signature")
 
 
@@ -119,7 +131,7 @@ def pinned_manifest(exam: Examination) -> PinnedManifest:
 
 def from_examination(
     exam: Examination,
-    now: str,
+    now: datetime.datetime,
     requested_revision: str | None = None,
     inputs: Mapping[str, str] | None = None,
 ) -> TrustResult:
@@ -132,7 +144,7 @@ def from_examination(
     pinned = pinned_manifest(exam)
     count, total = len(pinned.files), pinned.total_bytes
     revision_note = f"{resolved.requested_revision} pinned to {resolved.revision}" if resolved.revision else "local"
-    conditions = [Cond(RESOLVED, "True", "Resolved", f"{resolved.uri}: {revision_note}, {count} files")]
+    conditions = [Cond(RESOLVED, "True", ConditionReason.RESOLVED, f"{resolved.uri}: {revision_note}, {count} files")]
     conditions.append(_signature_condition(exam))
     openness = _first(verdict, _LICENSE_REASONS)
     if openness is None:
@@ -141,7 +153,7 @@ def from_examination(
             Cond(
                 OPENNESS_VERIFIED,
                 "True",
-                "Accepted",
+                ConditionReason.ACCEPTED,
                 f"license {verdict.openness.license} ({osi}), MOF {verdict.openness.mof_class}",
             )
         )
@@ -149,7 +161,7 @@ def from_examination(
         conditions.append(Cond(OPENNESS_VERIFIED, "False", *openness))
     if verdict.trusted:
         audit = [v for v in verdict.violations if not v.enforced]
-        reason = "AuditViolations" if audit else "PoliciesPassed"
+        reason = ConditionReason.AUDIT_VIOLATIONS if audit else ConditionReason.POLICIES_PASSED
         note = f"; {len(audit)} violation(s) recorded by Audit policies" if audit else ""
         names = ", ".join(o.name for o in verdict.outcomes)
         conditions.append(Cond(TRUSTED, "True", reason, f"tier {verdict.tier.value}, admitted by {names}{note}"))
@@ -161,39 +173,39 @@ def from_examination(
 
     openness_ev = verdict.openness
     open_components = sorted(k for k, v in openness_ev.components.items() if v)
-    provenance: dict[str, Any] = {
-        "source": resolved.uri,
-        "endpoint": resolved.endpoint,
-        "repository": resolved.repo_id,
-        "requestedRevision": requested_revision or resolved.requested_revision,
-        "resolvedRevision": resolved.revision,
-        "manifestDigest": pinned.manifest_digest,
-        "fileCount": count,
-        "totalBytes": total,
-        "trustTier": verdict.tier.value,
-        "signature": signature_record(verdict, now),
-        "license": openness_ev.license,
-        "openness": {
-            "mofClass": openness_ev.mof_class,
-            "osaid": openness_ev.osaid_compliant,
-            "openComponents": open_components,
-            "missing": list(openness_ev.missing),
-        },
-        "policies": [
-            {
-                "name": o.name,
-                "generation": o.generation,
-                "mode": o.mode,
-                "verdict": "Pass" if o.passed else "Fail",
-                "reasons": list(dict.fromkeys(v.reason.value for v in o.violations)),
+    provenance = Provenance(
+        source=resolved.uri,
+        endpoint=resolved.endpoint,
+        repository=resolved.repo_id,
+        requested_revision=requested_revision or resolved.requested_revision,
+        resolved_revision=resolved.revision,
+        manifest_digest=pinned.manifest_digest,
+        file_count=count,
+        total_bytes=total,
+        trust_tier=verdict.tier,
+        signature=signature_record(verdict, now),
+        license=openness_ev.license,
+        openness=OpennessRecord(
+            mof_class=openness_ev.mof_class,  # type: ignore[arg-type]  # the assessor's classes are the API's
+            osaid=openness_ev.osaid_compliant,
+            open_components=open_components,
+            missing=list(openness_ev.missing),
+        ),
+        policies=[
+            PolicyRecord(
+                name=o.name,
+                generation=o.generation,
+                mode=o.mode,  # type: ignore[arg-type]  # a Policy's mode is the API's Enforce | Audit
+                verdict="Pass" if o.passed else "Fail",
+                reasons=list(dict.fromkeys(v.reason.value for v in o.violations)),
                 # signer text can be long (a keyless subject and issuer): status keeps within its schema
-                **({"anchor": clip(o.anchor, MAX_ANCHOR_CHARS)} if o.anchor else {}),
-                **({"inputsDigest": inputs[o.name]} if inputs and o.name in inputs else {}),
-            }
+                anchor=clip(o.anchor, MAX_ANCHOR_CHARS) if o.anchor else None,
+                inputs_digest=inputs.get(o.name) if inputs else None,
+            )
             for o in verdict.outcomes
         ],
-        "verifiedAt": now,
-    }
+        verified_at=now,
+    )
     return TrustResult(verdict.trusted, tuple(conditions), provenance, pinned, recorded=recorded_data(evidence))
 
 
@@ -210,27 +222,27 @@ def from_error(error: TrustError, transient: bool = False) -> TrustResult:
     )
 
 
-def from_status(status: Mapping[str, Any], pinned: PinnedManifest) -> TrustResult | None:
+def from_status(status: OpenModelStatus, pinned: PinnedManifest) -> TrustResult | None:
     """Reuse the last recorded decision (no re-examination); None when status does not hold one."""
-    conditions = status.get("conditions") or []
+    conditions = status.conditions or []
     trusted = find(conditions, TRUSTED)
-    provenance = status.get("provenance")
-    if trusted is None or trusted.get("status") not in ("True", "False") or not provenance:
+    provenance = status.provenance
+    if trusted is None or trusted.status == "Unknown" or provenance is None:
         return None
-    if provenance.get("manifestDigest") != pinned.manifest_digest:
+    if provenance.manifest_digest != pinned.manifest_digest:
         return None
     kept = []
     for cond_type in (RESOLVED, SIGNATURE_VERIFIED, OPENNESS_VERIFIED, TRUSTED):
         found = find(conditions, cond_type)
         if found is not None:
-            kept.append(Cond(cond_type, found["status"], found.get("reason", ""), found.get("message", "")))
+            kept.append(Cond(cond_type, found.status, found.reason, found.message))
     source = find(conditions, SOURCE_AVAILABLE)
     degraded = (
-        Cond(SOURCE_AVAILABLE, "False", source.get("reason", ""), source.get("message", ""))
-        if source is not None and source.get("status") == "False"
+        Cond(SOURCE_AVAILABLE, "False", source.reason, source.message)
+        if source is not None and source.status == "False"
         else None
     )
-    return TrustResult(trusted["status"] == "True", tuple(kept), provenance, pinned, degraded=degraded)
+    return TrustResult(trusted.status == "True", tuple(kept), provenance, pinned, degraded=degraded)
 
 
 def from_violations(violations: Sequence[Violation]) -> TrustResult:
@@ -256,3 +268,15 @@ def source_unavailable(error: TrustError) -> Cond:
         f"re-verification could not reach the source; the content verified before still passes today's "
         f"policies and keeps serving: {error.message}",
     )
+
+
+def from_recorded_failure(status: OpenModelStatus) -> TrustResult | None:
+    """The failed examination status records, while the source is not asked again (its retry backoff).
+
+    None when status holds no such failure (then the pass examines): only a ``Resolved=False`` with one of
+    the decision's reason codes is carried over, so the plan repeats the same status and posts nothing.
+    """
+    resolved = find(status.conditions, RESOLVED)
+    if resolved is None or resolved.status != "False" or resolved.reason not in Reason.__members__.values():
+        return None
+    return from_error(TrustError(Reason(resolved.reason), resolved.message))

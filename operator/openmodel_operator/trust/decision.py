@@ -15,6 +15,7 @@ from collections.abc import Iterable, Sequence
 
 from openmodel_operator.api.openmodel import ServingSpec
 from openmodel_operator.api.trustpolicy import ORIGIN_PATTERN
+from openmodel_operator.api.vocabulary import TrustTier
 from openmodel_operator.evidence.manifest import compare_manifest, manifest_digest, manifest_files
 from openmodel_operator.evidence.records import (
     FileMismatch,
@@ -23,7 +24,6 @@ from openmodel_operator.evidence.records import (
     ResolvedSource,
     SignatureEvidence,
     SignatureFailure,
-    TrustTier,
     Violation,
 )
 from openmodel_operator.signing.signature import verify_bundle

@@ -6,8 +6,11 @@ The subject is the model's manifest digest, the same value a signature, ``source
 
 from __future__ import annotations
 
+import datetime
 from typing import Any
 
+from openmodel_operator.api.openmodel import SignatureRecord
+from openmodel_operator.api.time import rfc3339
 from openmodel_operator.evidence.manifest import manifest_files
 from openmodel_operator.trust.decision import Verdict
 from openmodel_operator.trust.examination import Examination
@@ -16,25 +19,22 @@ STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 PREDICATE_TYPE = "https://openmodel.io/provenance/v1alpha1"
 
 
-def signature_record(verdict: Verdict, verified_at: str) -> dict[str, Any]:
+def signature_record(verdict: Verdict, verified_at: datetime.datetime) -> SignatureRecord:
     """The signer as status and the provenance record show it; method ``none`` when unsigned or untrusted."""
     sig = verdict.signature
     if sig is None:
-        return {"method": "none"}
-    record: dict[str, Any] = {
-        "method": sig.method,
-        "identity": sig.identity,
-        "bundleDigest": sig.bundle_digest,
-        "verifiedAt": verified_at,
-    }
-    if sig.key_fingerprint:
-        record["keyFingerprint"] = sig.key_fingerprint
-    if sig.issuer:
-        record["issuer"] = sig.issuer
-    return record
+        return SignatureRecord(method="none")
+    return SignatureRecord(
+        method=sig.method,  # type: ignore[arg-type]  # the verifier's methods are the API's
+        identity=sig.identity,
+        key_fingerprint=sig.key_fingerprint or None,
+        issuer=sig.issuer or None,
+        bundle_digest=sig.bundle_digest,
+        verified_at=verified_at,
+    )
 
 
-def provenance_statement(exam: Examination, verified_at: str) -> dict[str, Any]:
+def provenance_statement(exam: Examination, verified_at: datetime.datetime) -> dict[str, Any]:
     """The in-toto Statement for one examination (``verified_at`` is passed in to keep this pure)."""
     resolved, verdict, evidence = exam.resolved, exam.verdict, exam.evidence
     files = manifest_files(resolved.files, evidence.signature_path)
@@ -63,7 +63,7 @@ def provenance_statement(exam: Examination, verified_at: str) -> dict[str, Any]:
                 "files": [{"name": f.path, "size": f.size, "sha256": f.sha256} for f in files],
             },
             "trustTier": verdict.tier.value,
-            "signature": signature_record(verdict, verified_at),
+            "signature": signature_record(verdict, verified_at).to_wire(),
             "pinnedDigest": evidence.pinned_digest,
             "license": openness.license,
             "openness": {
@@ -91,6 +91,6 @@ def provenance_statement(exam: Examination, verified_at: str) -> dict[str, Any]:
                     for v in verdict.violations
                 ],
             },
-            "verifiedAt": verified_at,
+            "verifiedAt": rfc3339(verified_at),
         },
     }
