@@ -3,7 +3,7 @@
     python e2e/serve_emulator.py --kubeconfig /tmp/emulator.kubeconfig &
     E2E_KUBECONFIG=/tmp/emulator.kubeconfig E2E_SIMULATE_WORKLOADS=1 pytest -c e2e/pytest.ini e2e
 
-It runs ``tests/kube_emulator.KubeEmulator`` (a strict, stateful imitation of a bare kube-apiserver v1.28
+It runs ``KubeEmulator`` of ``tests/kube_emulator/`` (a strict, stateful imitation of a bare kube-apiserver v1.28
 with no kubelet and no controllers, like envtest) with ``crds/*.yaml`` installed, on ``127.0.0.1``, and writes
 a kubeconfig whose server is ``http://127.0.0.1:PORT`` (no credentials).
 
