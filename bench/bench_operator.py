@@ -5,7 +5,7 @@
 
 Two processes, so that the operator's memory and CPU are its own:
 
-* the "cluster" process (spawned first) runs ``tests/kube_emulator.KubeEmulator`` with the project's
+* the "cluster" process (spawned first) runs ``tests/kube_emulator/``'s ``KubeEmulator`` with the project's
   CRDs (``serve_emulator(crds=repo_crds())``) and the Hub stand-in ``tests/hubstub.HubStub`` serving
   ``--repos`` small models, each signed with model-signing (key mode). It creates the namespace and one
   Enforce ModelTrustPolicy that trusts the key, then, on the operator's signal, creates the N

@@ -1,7 +1,7 @@
 """Shared helpers of the benchmarks: import paths, timing, memory, output.
 
 The benchmarks reuse the test helpers (``tests/hubstub.py``, ``tests/signing_fixtures.py``,
-``tests/kube_emulator.py``) so that they exercise the same stand-ins the tests trust. This module
+``tests/kube_emulator/``) so that they exercise the same stand-ins the tests trust. This module
 imports none of them (the operator benchmark measures the memory of a process that must not load them).
 """
 

@@ -3,7 +3,7 @@
     python e2e/serve_emulator.py --kubeconfig /tmp/emulator.kubeconfig &
     E2E_KUBECONFIG=/tmp/emulator.kubeconfig E2E_SIMULATE_WORKLOADS=1 pytest -c e2e/pytest.ini e2e
 
-It runs ``tests/kube_emulator.KubeEmulator`` (a strict, stateful imitation of a bare kube-apiserver v1.28
+It runs ``KubeEmulator`` of ``tests/kube_emulator/`` (a strict, stateful imitation of a bare kube-apiserver v1.28
 with no kubelet and no controllers, like envtest) with ``crds/*.yaml`` installed, on ``127.0.0.1``, and writes
 a kubeconfig whose server is ``http://127.0.0.1:PORT`` (no credentials).
 
@@ -44,7 +44,7 @@ import yaml
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-from kube_emulator import KubeEmulator, _parse_api_path  # noqa: E402
+from kube_emulator import KubeEmulator, parse_api_path  # noqa: E402
 
 JsonDict = dict[str, Any]
 # what kube-apiserver answers (the Accept form with "@" is not a valid media type for Go's mime parser)
@@ -212,7 +212,7 @@ class ServedEmulator(KubeEmulator):
     def _as_table(
         self, raw_request: aiohttp.web.BaseRequest, response: aiohttp.web.StreamResponse
     ) -> aiohttp.web.StreamResponse:
-        target = _parse_api_path(raw_request.path)
+        target = parse_api_path(raw_request.path)
         watching = raw_request.query.get("watch") in ("true", "1")
         if (
             target is None

@@ -1,5 +1,5 @@
 """
-Proof that ``tests/kube_emulator.py`` behaves like a bare kube-apiserver v1.28 where operators care,
+Proof that ``tests/kube_emulator/`` behaves like a bare kube-apiserver v1.28 where operators care,
 checked over real HTTP, and that a real Kopf operator runs against it without double-handling.
 
 Each test names the real-apiserver behaviour it pins: if the emulator were more lenient than the

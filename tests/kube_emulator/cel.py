@@ -1,0 +1,67 @@
+"""``x-kubernetes-validations``: CEL rules run with cel-python (standard CEL: no Kubernetes CEL libraries,
+no cost limits), ``self`` and, on updates, ``oldSelf`` (transition rules; correlated through maps only).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .errors import FieldError
+from .json_values import MISSING, JsonDict
+from .schema import format_path
+
+_CEL_PROGRAMS: dict[str, Any] = {}
+
+
+def _cel_rules(value: Any, schema: JsonDict, path: str, errors: list[FieldError], old: Any) -> None:
+    """``x-kubernetes-validations``: CEL rules with ``self`` (and ``oldSelf`` on updates: transition rules)."""
+    rules = schema.get('x-kubernetes-validations') or []
+    if not rules:
+        return
+    import celpy  # cel-python: a test dependency of the project
+    from celpy.adapter import json_to_cel
+
+    for rule in rules:
+        text = rule['rule']
+        if 'oldSelf' in text and old is MISSING:
+            continue  # transition rules run on updates only
+        program = _CEL_PROGRAMS.get(text)
+        if program is None:
+            env = celpy.Environment()
+            program = _CEL_PROGRAMS[text] = env.program(env.compile(text))
+        activation = {'self': json_to_cel(value)}
+        if old is not MISSING:
+            activation['oldSelf'] = json_to_cel(old)
+        field = path + (rule.get('fieldPath') or '')
+        shown = value if not isinstance(value, (dict, list)) else ('object' if isinstance(value, dict) else 'array')
+        try:
+            result = program.evaluate(activation)
+        except celpy.evaluation.CELEvalError as e:
+            errors.append(FieldError(field, 'Invalid', f'{e.args[0] if e.args else e} evaluating rule: {text}', shown))
+            continue
+        if isinstance(result, celpy.evaluation.CELEvalError):
+            errors.append(FieldError(field, 'Invalid', f'{result.args[0]} evaluating rule: {text}', shown))
+        elif not (isinstance(result, celpy.celtypes.BoolType) and bool(result)):
+            message = rule.get('message') or f'failed rule: {text}'
+            kind = {'FieldValueForbidden': 'Forbidden', 'FieldValueRequired': 'Required',
+                    'FieldValueDuplicate': 'Duplicate'}.get(rule.get('reason', ''), 'Invalid')
+            errors.append(FieldError(field, kind, message, shown))
+
+
+def schema_cel(value: Any, schema: JsonDict | None, path: str, errors: list[FieldError], old: Any = MISSING) -> None:
+    """Run the CEL rules of every node of the schema (``oldSelf`` correlates through maps only)."""
+    if schema is None or value is None:
+        return
+    _cel_rules(value, schema, path, errors, old)
+    if isinstance(value, dict):
+        props = schema.get('properties') or {}
+        additional = schema.get('additionalProperties')
+        for key, sub in value.items():
+            old_sub = old.get(key, MISSING) if isinstance(old, dict) else MISSING
+            if key in props:
+                schema_cel(sub, props[key], format_path(path, key), errors, old_sub)
+            elif isinstance(additional, dict):
+                schema_cel(sub, additional, format_path(path, key, is_map=True), errors, old_sub)
+    elif isinstance(value, list) and isinstance(schema.get('items'), dict):
+        for i, item in enumerate(value):
+            schema_cel(item, schema['items'], f'{path}[{i}]', errors)
