@@ -20,6 +20,7 @@ from typing import Any
 
 from openmodel_operator.api.openmodel import OpenModelSpec, OpenModelStatus
 from openmodel_operator.api.time import utcnow
+from openmodel_operator.api.vocabulary import ConditionReason
 from openmodel_operator.controller.kube import Kube, KubeError
 from openmodel_operator.controller.memory import KeptExamination, ModelMemory
 from openmodel_operator.controller.metrics import METRICS
@@ -30,7 +31,7 @@ from openmodel_operator.evidence.pinned import CONFIGMAP_KEY, PinnedManifest, Pi
 from openmodel_operator.evidence.records import Reason
 from openmodel_operator.evidence.text import printable
 from openmodel_operator.planning import children
-from openmodel_operator.planning.conditions import WEIGHTS_READY, is_true
+from openmodel_operator.planning.conditions import UPDATE_AVAILABLE, WEIGHTS_READY, find, is_true
 from openmodel_operator.planning.examination_plan import (
     Due,
     UpdateInfo,
@@ -740,10 +741,10 @@ def _fresh_status(body: Mapping[str, Any], memory: ModelMemory) -> OpenModelStat
 def _update_from_status(status: OpenModelStatus) -> UpdateInfo | None:
     """The recorded upstream update, carried over until the next re-verification."""
     revision = status.update_available
-    cond = next((c for c in status.conditions or [] if c.type == "UpdateAvailable"), None)
+    cond = find(status.conditions, UPDATE_AVAILABLE)
     if not revision or cond is None:
         return None
-    return UpdateInfo(revision, cond.reason or "NewRevision", cond.message)
+    return UpdateInfo(revision, cond.reason or ConditionReason.NEW_REVISION, cond.message)
 
 
 def _weights_newly_verified(old: OpenModelStatus, new: OpenModelStatus) -> bool:

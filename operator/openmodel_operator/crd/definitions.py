@@ -29,7 +29,7 @@ OPENMODEL_COLUMNS: list[dict[str, Any]] = [
     {
         "name": "Trusted",
         "type": "string",
-        "jsonPath": _CONDITION.format("Trusted"),
+        "jsonPath": _CONDITION.format(ConditionType.TRUSTED),
         "description": "Whether every enforcing policy admits the model.",
     },
     {
