@@ -12,6 +12,7 @@
 #   PYTHON_IMAGE   the official base (default python:3.11-slim-bookworm, as the Dockerfile's ARG)
 #   DEBIAN_MIRROR  where debootstrap and apt get Debian's packages (default http://deb.debian.org/debian)
 #   IMAGE_CA       the CA bundle pip trusts inside the build (default: pip's own setting on this machine)
+#   IMAGE_REFRESH_BASE=1  rebuild the cached offline base (it takes Debian's security updates when built)
 #   IMAGE_SMOKE    0 skips the smoke test (scripts/image/smoke.sh)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -84,7 +85,7 @@ make_offline_base() { # $1: the tag to create
 
 offline_base_tag() {
     # the recipe: this function's steps, the Containerfile, the suite and the packages; a change to any of them
-    # makes a new tag (and a rebuild). Security updates alone do not: `podman rmi` the tag to refresh it.
+    # makes a new tag (and a rebuild). Security updates alone do not: IMAGE_REFRESH_BASE=1 takes them.
     local recipe
     recipe=$({ declare -f make_offline_base; cat "$HERE/base.Containerfile"; echo "$SUITE $PACKAGES"; } | sha256sum)
     echo "$BASE_REPO:$SUITE-${recipe:0:12}"
@@ -110,8 +111,8 @@ if [ "$IMAGE_BASE" != offline ]; then
 fi
 if [ -z "$base" ]; then
     base=$(offline_base_tag)
-    if podman image exists "$base"; then
-        say "base: $base (cached)"
+    if podman image exists "$base" && [ "${IMAGE_REFRESH_BASE:-0}" != 1 ]; then
+        say "base: $base (cached; IMAGE_REFRESH_BASE=1 rebuilds it with today's Debian updates)"
     else
         say "base: making $base from Debian $SUITE (debootstrap, about a minute)"
         make_offline_base "$base"
