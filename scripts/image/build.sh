@@ -93,7 +93,7 @@ offline_base_tag() {
 
 pull_official() {
     podman image exists "$PYTHON_IMAGE" && return 0
-    timeout 300 podman pull --quiet "$PYTHON_IMAGE" > "$work/pull.log" 2>&1
+    timeout 120 podman pull --quiet "$PYTHON_IMAGE" > "$work/pull.log" 2>&1
 }
 
 started=$(date +%s)
@@ -174,6 +174,16 @@ new_id=$(podman image inspect --format '{{.Id}}' "$IMAGE")
 if [ -n "$old_id" ] && [ "$old_id" != "$new_id" ]; then
     # the previous build, now untagged; kept if a container or another tag still uses it
     podman rmi "$old_id" > /dev/null 2>&1 || true
+fi
+
+# the CA bundle pip was given stays out of the image: the image's bundle is still the base's own
+bundle=/etc/ssl/certs/ca-certificates.crt
+in_image=$(podman run --rm --network none --user 0 --entrypoint sha256sum "$IMAGE" "$bundle") \
+    || die "cannot read $bundle in $IMAGE"
+in_base=$(podman run --rm --network none --user 0 --entrypoint sha256sum "$base" "$bundle") \
+    || die "cannot read $bundle in $base"
+if [ "${in_image%% *}" != "${in_base%% *}" ]; then
+    die "$bundle in $IMAGE is not the one of its base $base: did the build's CA reach a layer?"
 fi
 
 if [ "${IMAGE_SMOKE:-1}" != 0 ]; then
