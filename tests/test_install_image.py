@@ -13,6 +13,7 @@ import dataclasses
 import json
 import re
 import shlex
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -315,3 +316,5 @@ def test_image_scripts_say_why_and_stop_on_errors(script: str) -> None:
     assert lines[0] == "#!/usr/bin/env bash"
     assert lines[1].startswith("# ") and len(lines[1]) > 20, "the script starts by saying why it exists"
     assert "set -euo pipefail" in lines
+    checked = subprocess.run(["bash", "-n", str(IMAGE_SCRIPTS / script)], capture_output=True, text=True)
+    assert checked.returncode == 0, checked.stderr
