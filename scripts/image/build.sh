@@ -146,7 +146,7 @@ if [ -z "$ca" ]; then
         fi
     done
 fi
-[ -z "$ca" ] || [ -r "$ca" ] || die "IMAGE_CA=$ca is not a readable file"
+[ -z "$ca" ] || { [ -f "$ca" ] && [ -r "$ca" ]; } || die "IMAGE_CA=$ca is not a readable file"
 index=$(http_only "${PIP_INDEX_URL:-$(pip_setting index-url)}")
 extra=$(http_only "${PIP_EXTRA_INDEX_URL:-$(pip_setting extra-index-url)}")
 {
