@@ -1,8 +1,10 @@
-"""The Dockerfile and .dockerignore, checked statically (no container engine needed).
+"""The Dockerfile, .dockerignore and the image scripts, checked statically (no container engine needed).
 
-A build is what really proves an image; these checks catch what review misses: a root user, build tools
-or pip left in the final stage, an entrypoint that is not `openmodel`, a context that leaks `.venv` or
-omits the files the build copies, a UID the manifests do not run as.
+A build is what really proves an image (`make image` builds and smoke-tests it, CI runs it); these checks
+catch what review misses: a root user, build tools or pip left in the final stage, an entrypoint that is
+not `openmodel`, a context that leaks `.venv` or omits the files the build copies, a UID the manifests do
+not run as, pip's CA mounted in a way that reaches a layer, a smoke test that runs the image otherwise than
+the pods do.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import dataclasses
 import json
 import re
 import shlex
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -20,6 +23,7 @@ from test_install_manifests import NONROOT_UID
 ROOT = Path(__file__).resolve().parent.parent
 DOCKERFILE = ROOT / "Dockerfile"
 DOCKERIGNORE = ROOT / ".dockerignore"
+IMAGE_SCRIPTS = ROOT / "scripts" / "image"
 BUILD_TOOLS = ("gcc", "g++", "clang", "make", "build-essential", "cargo", "rustc", "git", "curl", "wget")
 
 
@@ -220,3 +224,99 @@ def test_dockerignore_keeps_what_the_wheel_needs(path: str) -> None:
 )
 def test_dockerignore_keeps_secrets_weights_and_caches_out(path: str) -> None:
     assert ignored(path)
+
+
+# ---------------------------------------------------------------- make image: the scripts around the Dockerfile
+
+
+def test_pip_settings_reach_only_the_builders_run_as_build_secrets(
+    dockerfile: tuple[dict[str, str], list[Stage]],
+) -> None:
+    """A secret mount is never committed to a layer (a bind mount leaves its mount point behind)."""
+    _, stages = dockerfile
+    builder, final = stages[0], stages[-1]
+    pip_run = next(run for run in builder.all("RUN") if "pip install" in run)
+    assert "--mount=type=secret,id=pip.conf,target=/etc/pip.conf" in pip_run
+    assert "--mount=type=secret,id=pip-ca" in pip_run
+    assert not any("--mount" in run for run in final.all("RUN")), "the final stage needs no pip settings"
+    build = (IMAGE_SCRIPTS / "build.sh").read_text()
+    assert '--secret "id=pip.conf,src=' in build and '--secret "id=pip-ca,src=' in build
+    assert "cert = /run/secrets/pip-ca" in build, "the pip.conf points at the CA secret's default path"
+    build_command = build[build.index("podman build --isolation chroot --network host --layers") :]
+    build_command = build_command[: build_command.index("-f Dockerfile")]
+    assert "--volume" not in build_command and " -v " not in build_command, "a bind mount leaves a file behind"
+
+
+def test_final_stage_works_on_a_base_without_pip(dockerfile: tuple[dict[str, str], list[Stage]]) -> None:
+    _, stages = dockerfile
+    run = " ".join(stages[-1].all("RUN"))
+    assert "if python -m pip --version > /dev/null 2>&1; then python -m pip uninstall" in run
+    builder_run = " ".join(stages[0].all("RUN"))
+    assert "/opt/venv/bin/pip uninstall --yes --quiet pip setuptools" in builder_run, "no pip left in the venv"
+
+
+def test_build_script_defaults_to_the_dockerfiles_base_and_builds_without_an_engine(
+    dockerfile: tuple[dict[str, str], list[Stage]],
+) -> None:
+    args, _ = dockerfile
+    build = (IMAGE_SCRIPTS / "build.sh").read_text()
+    assert f"PYTHON_IMAGE=${{PYTHON_IMAGE:-{args['PYTHON_IMAGE']}}}" in build
+    assert "--isolation chroot" in build and "--build-arg PYTHON_IMAGE=" in build
+    assert "debootstrap --variant=minbase" in build and "podman import" in build
+    assert re.search(r"PACKAGES=.*python3-venv", build) and "ca-certificates" in build
+    # the offline base is cached by a hash of its recipe, and built as one layer so deletions count
+    assert "sha256sum" in build and "podman image exists" in build and "--squash-all" in build
+    assert "{{.Size}}" in build, "make image prints the image's size"
+    base = (IMAGE_SCRIPTS / "base.Containerfile").read_text()
+    for trimmed in ("/var/lib/apt/lists/*", "/usr/share/man/*", "/usr/share/doc", "/usr/share/locale"):
+        assert trimmed in base, f"the offline base keeps {trimmed}"
+    assert "bookworm-security" in base, "the offline base takes Debian's security updates"
+
+
+def _podman_run_options(script: str) -> str:
+    start = script.index('podman run --rm --name "$container"')
+    return script[start : script.index('"$@"', start)]
+
+
+def test_smoke_test_runs_the_image_as_the_pods_do() -> None:
+    smoke = (IMAGE_SCRIPTS / "smoke.sh").read_text()
+    assert f"NONROOT={NONROOT_UID}" in smoke
+    options = _podman_run_options(smoke)
+    for option in ('--user "$NONROOT:$NONROOT"', "--read-only", "--tmpfs /tmp", "--network none", "--cap-drop ALL"):
+        assert option in options, f"the smoke test's containers run without {option}"
+    assert '"$PWD/examples:/examples:ro"' in smoke, "the examples are mounted read-only"
+    # every role of the image, trusted and tampered, with exit codes asserted
+    for check in (
+        "in_pod help 0 ",
+        "in_pod verify-trusted 0 ",
+        "in_pod verify-tampered 1 ",
+        "in_pod fetch-job 0 ",
+        "in_pod verify-on-start 0 ",
+        "in_pod verify-tampered-volume 1 ",
+    ):
+        assert check in smoke, f"the smoke test lost its check {check.strip()!r}"
+    assert smoke.count("fetch --verify-only --manifest") == 2
+    # containers outlive a killed `podman run`: removed by name on every exit path
+    assert "trap cleanup EXIT" in smoke and "podman rm --force --ignore" in smoke
+
+
+def test_make_image_runs_in_ci_after_the_unchanged_make_test() -> None:
+    makefile = (ROOT / "Makefile").read_text()
+    assert re.search(r"^image:.*\n\tbash scripts/image/build\.sh$", makefile, re.MULTILINE)
+    test_target = re.search(r"^test: (.*)$", makefile, re.MULTILINE)
+    assert test_target is not None and "unit" in test_target.group(1).split()
+    assert "image" not in test_target.group(1).split(), "make test (the README's) stays quick: the image runs in CI"
+    ci = [line.strip() for line in (ROOT / ".ci" / "run").read_text().splitlines()]
+    assert "make test" in ci and "make image" in ci
+    assert ci.index("bash scripts/image/install-tools.sh") < ci.index("make image")
+    assert ci.index("make test") < ci.index("make image"), "the quick checks fail first"
+
+
+@pytest.mark.parametrize("script", sorted(p.name for p in IMAGE_SCRIPTS.glob("*.sh")))
+def test_image_scripts_say_why_and_stop_on_errors(script: str) -> None:
+    lines = (IMAGE_SCRIPTS / script).read_text().splitlines()
+    assert lines[0] == "#!/usr/bin/env bash"
+    assert lines[1].startswith("# ") and len(lines[1]) > 20, "the script starts by saying why it exists"
+    assert "set -euo pipefail" in lines
+    checked = subprocess.run(["bash", "-n", str(IMAGE_SCRIPTS / script)], capture_output=True, text=True)
+    assert checked.returncode == 0, checked.stderr
