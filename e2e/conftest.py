@@ -93,8 +93,12 @@ def kubectl(e2e_config: E2EConfig, tmp_path_factory: pytest.TempPathFactory) -> 
 
 @pytest.fixture(scope="session")
 def run_id() -> str:
-    """Names this run's namespaces and policies, so two runs on one cluster do not collide."""
-    return secrets.token_hex(3)
+    """Names this run's namespaces and policies, so two runs on one cluster do not collide.
+
+    Starts with a letter: an all-hex id such as ``12e456`` is a number to kubectl's YAML reader, and a label
+    value must be a string (a run with such an id failed to apply its objects).
+    """
+    return "r" + secrets.token_hex(3)
 
 
 @pytest.fixture(scope="session")
