@@ -20,7 +20,7 @@ from typing import Any
 
 from openmodel_operator.api.openmodel import OpenModelSpec, OpenModelStatus
 from openmodel_operator.api.time import utcnow
-from openmodel_operator.api.vocabulary import ConditionReason
+from openmodel_operator.api.vocabulary import SERVING_PHASES, ConditionReason
 from openmodel_operator.controller.kube import Kube, KubeError
 from openmodel_operator.controller.memory import KeptExamination, ModelMemory
 from openmodel_operator.controller.metrics import METRICS
@@ -552,8 +552,9 @@ class Reconciler:
             ref.generation, status, policies, pinned is not None, now, self.settings.reverify_interval, inputs
         )
         fingerprint = policy_fingerprint(policies, inputs)
+        waiting: Due | None = None
         if due in (Due.NOT_EXAMINED, Due.PERIODIC) and postponed(memory.retry, now, ref.generation, fingerprint):
-            due = None  # the last examination failed: the source is asked again after its backoff
+            waiting, due = due, None  # the last examination failed: the source is asked again after its backoff
         update: UpdateInfo | None = None
         trust: TrustResult | None = None
         if due is None and pinned is not None:
@@ -563,15 +564,17 @@ class Reconciler:
                 trust = dataclasses.replace(trust, recorded=recorded_data(kept.evidence))
             if trust is not None and status.update_available:
                 update = _update_from_status(status)
-        elif due is None:
-            trust = from_recorded_failure(status)
+        if trust is None and waiting is not None:
+            # the backoff repeats what the failed examination decided: a periodic check of served content that
+            # kept it serving (Degraded) still does; it is never re-run as a model that was never examined
+            trust = from_recorded_failure(status, transient=waiting is Due.PERIODIC and status.phase in SERVING_PHASES)
         if trust is None:
             trust, update = await self.trust_stage(
                 ref.namespace,
                 spec,
                 status,
                 policies,
-                due or Due.NOT_EXAMINED,
+                due or waiting or Due.NOT_EXAMINED,
                 memory=memory,
                 uid=ref.uid,
                 inputs=inputs,
