@@ -12,6 +12,8 @@ from typing import Any
 
 from operator_world import World
 
+from signing_fixtures import new_key
+
 pytest_plugins = ["operator_world"]
 
 
@@ -26,6 +28,10 @@ def _down(world: World) -> None:
         return True
 
     world.hub.override = hostile
+
+
+def _hub_requests(world: World) -> int:
+    return sum(world.hub.requests.values())
 
 
 async def _served_then_restarted_without_recorded_evidence(world: World, operator: Any, keep_evidence: bool) -> None:
@@ -61,3 +67,33 @@ async def test_control_with_recorded_evidence_a_restarted_operator_keeps_serving
             await asyncio.sleep(0.25)
             assert world.status()["phase"] == "Degraded", world.summary()
             assert _replicas(world) == 1
+
+
+async def test_a_degraded_model_backs_off_its_source(world: World, operator: Any) -> None:
+    """SourceAvailable=False: the source is asked again after the backoff, not on every 0.5 s resync."""
+    world.publish()
+    world.policy()
+    world.model()
+    async with operator(reverify_interval=4):
+        await world.serve()
+        _down(world)
+        await world.phase("Degraded", timeout=15)
+        assert (world.cond("SourceAvailable") or ("", ""))[0] == "False"
+        before = _hub_requests(world)
+        await asyncio.sleep(2.5)  # five resync periods, inside a backoff of min(30 s, reverify_interval)
+        assert _hub_requests(world) == before, "the source was asked again before the backoff ran out"
+
+
+async def test_a_degraded_model_in_its_backoff_is_still_revoked_offline(world: World, operator: Any) -> None:
+    """Control for the backoff: a rotated key rejects at once, from the recorded evidence, with no network."""
+    world.publish()
+    world.policy()
+    world.model()
+    async with operator(reverify_interval=2):
+        await world.serve()
+        _down(world)
+        await world.phase("Degraded", timeout=15)
+        world.trust_only(new_key())
+        await world.phase("Rejected", timeout=3)
+        assert world.cond("Trusted") == ("False", "UntrustedSigner")
+        await world.until(lambda: _replicas(world) == 0, timeout=3)

@@ -450,7 +450,8 @@ class Reconciler:
             # the source was not re-examined: keep the old verifiedAt so the next pass tries again
             before = status.provenance.verified_at if status.provenance is not None else None
             kept = result.provenance.model_copy(update={"verified_at": before}) if result.provenance else None
-            return dataclasses.replace(result, degraded=source_unavailable(error), provenance=kept)
+            # the error stays on the result (the plan ignores it for trusted content) so the retry backs off
+            return dataclasses.replace(result, degraded=source_unavailable(error), provenance=kept, error=error)
         return from_error(error, transient=keep_serving)
 
     def _remember(
