@@ -332,11 +332,21 @@ _OWNED_FIELDS = (
 def status_patch(status: OpenModelStatus) -> dict[str, Any]:
     """The merge patch that makes the stored status equal ``status`` in the fields the planner owns.
 
-    A field the planner cleared is sent as null (so the server removes it); inside it, unset optional
-    fields are left out, so a list item never carries a null its schema does not allow.
+    A field the planner cleared is sent as null so the server removes it, at every depth of an object
+    (a merge patch keeps what it does not mention: a stale signer or license would survive); lists are
+    replaced whole, so a list item leaves its unset fields out (its schema allows no null).
     """
-    wire = status.to_wire()
-    return {key: wire.get(key) for key in _OWNED_FIELDS}
+    wire = status.model_dump(by_alias=True, mode="json")
+    return {key: _with_nulls(wire.get(key)) for key in _OWNED_FIELDS}
+
+
+def _with_nulls(value: Any, in_list: bool = False) -> Any:
+    """An object's unset fields as null (removed by the merge); inside a list item, left out."""
+    if isinstance(value, dict):
+        return {k: _with_nulls(v, in_list) for k, v in value.items() if v is not None or not in_list}
+    if isinstance(value, list):
+        return [_with_nulls(item, True) for item in value]
+    return value
 
 
 def plan_failure(
