@@ -6,11 +6,12 @@ the CRD generator (``openmodel_operator.crd``) turns the pydantic schema into a 
 
 from __future__ import annotations
 
-import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
+
+from openmodel_operator.api.time import UtcDateTime
 
 GROUP = "openmodel.io"
 VERSION = "v1alpha1"
@@ -81,7 +82,7 @@ class Condition(ApiModel):
     status: ConditionStatus = Field(description="True, False or Unknown.")
     reason: str = Field("", description="A CamelCase reason code, stable for automation.", max_length=1024)
     message: str = Field("", description="A human-readable explanation.", max_length=32768)
-    last_transition_time: datetime.datetime | None = Field(
+    last_transition_time: UtcDateTime | None = Field(
         None, description="When the condition last changed status (RFC 3339)."
     )
     observed_generation: int | None = Field(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime
 from typing import Any, Literal
 
 from pydantic import Field
@@ -17,6 +16,7 @@ from openmodel_operator.api.common import (
     cel,
     k8s,
 )
+from openmodel_operator.api.time import UtcDateTime
 from openmodel_operator.api.vocabulary import Phase, TrustTier
 
 HF_URI = r"^hf://[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9][A-Za-z0-9._-]{0,95}$"
@@ -261,7 +261,7 @@ class SignatureRecord(ApiModel):
     key_fingerprint: str | None = Field(None, description="SHA256 fingerprint of the signing public key.")
     issuer: str | None = Field(None, description="Certificate issuer or OIDC issuer of a keyless signature.")
     bundle_digest: str | None = Field(None, description="sha256 of the signature bundle that was verified.")
-    verified_at: datetime.datetime | None = Field(None, description="When the signature was verified (RFC 3339).")
+    verified_at: UtcDateTime | None = Field(None, description="When the signature was verified (RFC 3339).")
 
 
 class OpennessRecord(ApiModel):
@@ -326,7 +326,7 @@ class Provenance(ApiModel):
     policies: list[PolicyRecord] | None = Field(
         None, description="Every policy that governed the model.", max_length=256
     )
-    verified_at: datetime.datetime | None = Field(None, description="When the trust decision was last made (RFC 3339).")
+    verified_at: UtcDateTime | None = Field(None, description="When the trust decision was last made (RFC 3339).")
 
 
 class OpenModelStatus(ApiModel):
