@@ -9,13 +9,20 @@ the branch head, re-ask the source and post every Event again on every pass.
 
 from __future__ import annotations
 
+import asyncio
+import copy
 import datetime
+import os
 from typing import Any
 
 import pytest
+from operator_world import FILES, NS, World
 
+from openmodel_operator.api.time import utcnow
 from openmodel_operator.planning.examination_plan import Due, examination_due
 from openmodel_operator.planning.model_state import read_status
+
+pytest_plugins = ["operator_world"]
 
 DIGEST = "sha256:" + "a" * 64
 
@@ -46,3 +53,50 @@ def test_a_stored_verification_time_is_compared_whatever_its_form(stamp: str) ->
     now = datetime.datetime(2026, 12, 1, 10, 30, tzinfo=datetime.UTC)
     assert examination_due(1, status, [], True, now, 3600) is None
     assert examination_due(1, status, [], True, now, 600) is Due.PERIODIC
+
+
+def test_a_status_with_a_field_of_a_newer_version_still_reads() -> None:
+    stored = _status("2026-12-01T10:00:00Z", attestation="sha256:" + "b" * 64)
+    status = read_status(stored)
+    assert status.provenance is not None and status.provenance.manifest_digest == DIGEST
+    assert examination_due(1, status, [], True, utcnow(), 10**9) is not Due.SPEC_CHANGED
+
+
+def test_control_a_status_of_this_version_reads() -> None:
+    status = read_status(_status("2026-12-01T10:00:00Z"))
+    assert status.provenance is not None and status.provenance.manifest_digest == DIGEST
+
+
+def _newer_crd(world: World) -> None:
+    """The next version's CRD, applied before its operator (GitOps syncs CRDs first) or kept on a rollback:
+    status.provenance has one more field."""
+    crd = world.kube.get("customresourcedefinitions", None, "openmodels.openmodel.io")
+    assert crd is not None
+    crd = copy.deepcopy(crd)
+    for version in crd["spec"]["versions"]:
+        provenance = version["schema"]["openAPIV3Schema"]["properties"]["status"]["properties"]["provenance"]
+        provenance["properties"]["attestation"] = {"type": "string"}
+    crd["metadata"] = {"name": crd["metadata"]["name"]}
+    world.kube.install_crd(crd)
+
+
+@pytest.mark.parametrize("newer_field", [True, False], ids=["newer-field", "control"])
+async def test_a_manual_pin_does_not_move_when_status_has_a_newer_field(
+    world: World, operator: Any, newer_field: bool
+) -> None:
+    first = world.publish()
+    world.policy()
+    world.model()
+    async with operator():
+        await world.serve()
+        if newer_field:
+            _newer_crd(world)
+            world.kube.patch_status("openmodels", NS, "m", {"provenance": {"attestation": "sha256:" + "b" * 64}})
+        world.publish(files={**FILES, "model.safetensors": os.urandom(4096)})  # upstream main moves
+        await asyncio.sleep(1)  # the Events of the rollout are posted
+        asked = sum(world.hub.requests.values())
+        events = len(world.kube.events_for("m", namespace=NS))
+        await asyncio.sleep(2.5)  # five resync periods; the periodic re-verification is an hour away
+        assert world.status()["provenance"]["resolvedRevision"] == first, world.summary()  # Manual: nothing rolls
+        assert sum(world.hub.requests.values()) == asked  # nothing due: the source is not asked
+        assert len(world.kube.events_for("m", namespace=NS)) == events  # nothing changed: no Event

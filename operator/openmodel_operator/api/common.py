@@ -75,7 +75,14 @@ class NamespacedConfigMapKeyRef(ApiModel):
 ConditionStatus = Literal["True", "False", "Unknown"]
 
 
-class Condition(ApiModel):
+class StatusModel(ApiModel):
+    """Base for what the operator writes to status: a field it does not know (another version of the operator
+    wrote it, and the CRD kept it) is ignored, so the rest of the record still reads."""
+
+    model_config = ConfigDict(extra="ignore")
+
+
+class Condition(StatusModel):
     """A standard Kubernetes condition (metav1.Condition)."""
 
     type: str = Field(description="Type of the condition, e.g. Trusted or Available.", max_length=316)

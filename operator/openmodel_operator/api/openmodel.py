@@ -13,6 +13,7 @@ from openmodel_operator.api.common import (
     Condition,
     ConfigMapKeyRef,
     SecretKeyRef,
+    StatusModel,
     cel,
     k8s,
 )
@@ -251,7 +252,7 @@ class OpenModelSpec(ApiModel):
 # ---------------------------------------------------------------- status
 
 
-class SignatureRecord(ApiModel):
+class SignatureRecord(StatusModel):
     """Who signed the pinned content and how it was checked."""
 
     method: Literal["key", "certificate", "keyless", "none"] = Field(description="How the signature was verified.")
@@ -264,7 +265,7 @@ class SignatureRecord(ApiModel):
     verified_at: UtcDateTime | None = Field(None, description="When the signature was verified (RFC 3339).")
 
 
-class OpennessRecord(ApiModel):
+class OpennessRecord(StatusModel):
     """Openness assessed against the OSI Open Source AI Definition and the Model Openness Framework."""
 
     mof_class: MofClass = Field(description="Model Openness Framework class: ClassI (Open Science) .. ClassIII.")
@@ -273,7 +274,7 @@ class OpennessRecord(ApiModel):
     missing: list[str] | None = Field(None, description="Components missing for OSAID or the next class.")
 
 
-class PolicyRecord(ApiModel):
+class PolicyRecord(StatusModel):
     """One ModelTrustPolicy that governed this model, and what it said."""
 
     name: str = Field(description="Policy name; 'builtin-default' when no policy selects the namespace.")
@@ -296,7 +297,7 @@ class PolicyRecord(ApiModel):
     )
 
 
-class Provenance(ApiModel):
+class Provenance(StatusModel):
     """What runs and why it is trusted."""
 
     source: str = Field(description="The source URI that was resolved.")
