@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime
 from typing import Any
 
-from operator_world import World
+from operator_world import NS, World
 
 from kube_emulator.patches import merge_patch
 from openmodel_operator.api.openmodel import OpenModelStatus, OpennessRecord, PolicyRecord, Provenance, SignatureRecord
@@ -111,3 +111,39 @@ async def test_audit_admits_content_whose_signer_was_revoked_without_showing_tha
         await world.until(lambda: world.cond("Trusted") == ("True", "AuditViolations"), timeout=10)
         signature = world.status()["provenance"]["signature"]
         assert signature == {"method": "none"}, signature
+
+
+def _refuse_deployment_patches(world: World) -> None:
+    """An admission policy (or a missing RBAC verb) refuses every change of the Deployment from now on."""
+    denied = {"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "Forbidden", "code": 403}
+    world.kube[f"patch /apis/apps/v1/namespaces/{NS}/deployments/m"] << 403 << {**denied, "message": "denied"}
+
+
+async def test_a_revocation_the_api_server_refuses_to_carry_out_is_not_shown_as_trusted(
+    world: World, operator: Any
+) -> None:
+    """The key is revoked but the Deployment cannot be scaled to zero: the pass fails (Reconciled=False),
+    and status must not keep saying the content is trusted and ready."""
+    world.publish()
+    world.policy()
+    world.model()
+    async with operator():
+        await world.serve()
+        _refuse_deployment_patches(world)
+        world.trust_only(new_key())
+        await world.until(lambda: (world.cond("Reconciled") or ("", ""))[0] == "False", timeout=10)
+        assert world.cond("Trusted") != ("True", "PoliciesPassed"), world.summary()
+        assert (world.cond("Ready") or ("", ""))[0] != "True", world.summary()
+
+
+async def test_control_a_failed_pass_of_trusted_content_keeps_its_trust_conditions(world: World, operator: Any) -> None:
+    """Nothing was decided differently: a refused write leaves the trust record as it was."""
+    world.publish()
+    world.policy()
+    world.model()
+    async with operator():
+        await world.serve()
+        _refuse_deployment_patches(world)
+        world.kube.patch_object("openmodels", NS, "m", {"spec": {"serving": {"replicas": 2}}})
+        await world.until(lambda: (world.cond("Reconciled") or ("", ""))[0] == "False", timeout=10)
+        assert world.cond("Trusted") == ("True", "PoliciesPassed"), world.summary()

@@ -495,19 +495,22 @@ class Reconciler:
         off and retries): never a frozen status, never a silent retry loop.
         """
         memory = memory if memory is not None else ModelMemory()
+        planned: list[OpenModelStatus] = []  # the status this pass decided, once it has
         try:
-            return await self._reconcile(body, all_policies, namespace_labels, inventory, memory)
+            return await self._reconcile(body, all_policies, namespace_labels, inventory, memory, planned)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            await self._report_failure(body, exc, memory)
+            await self._report_failure(body, exc, memory, planned[-1] if planned else None)
             raise
 
-    async def _report_failure(self, body: Mapping[str, Any], exc: Exception, memory: ModelMemory) -> None:
+    async def _report_failure(
+        self, body: Mapping[str, Any], exc: Exception, memory: ModelMemory, decided: OpenModelStatus | None = None
+    ) -> None:
         """Status and an Event saying why the pass failed; best effort (the API may be what failed)."""
         state = read_model(body, _fresh_status(body, memory))
         reason, message = failure_reason(exc)
-        result = plan_failure(state.status, state.ref.generation, reason, message, self.clock())
+        result = plan_failure(state.status, state.ref.generation, reason, message, self.clock(), decided)
         try:
             await self._write_status(body, state, result, memory)
         except Exception:
@@ -534,6 +537,7 @@ class Reconciler:
         namespace_labels: Mapping[str, str],
         inventory: ChildInventory,
         memory: ModelMemory,
+        planned: list[OpenModelStatus] | None = None,
     ) -> Plan | None:
         started = time.monotonic()
         state = read_model(body, _fresh_status(body, memory))
@@ -600,6 +604,8 @@ class Reconciler:
             changed = not policies_unchanged(status, policies, inputs)
             trust = self._check_served(memory, ref, spec, policies, trust, observed, changed)
         result = plan(ref, spec, status, trust, observed, self.child_settings, now, update)
+        if planned is not None:
+            planned.append(result.status)
         await self._carry_out(body, state, result, inventory, memory)
         METRICS.reconcile_seconds.observe(time.monotonic() - started)
         return result

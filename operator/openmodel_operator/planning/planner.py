@@ -29,6 +29,7 @@ from openmodel_operator.planning.conditions import (
     WEIGHTS_READY,
     Cond,
     find,
+    is_true,
     merge_conditions,
     transitions,
 )
@@ -349,19 +350,37 @@ def _with_nulls(value: Any, in_list: bool = False) -> Any:
     return value
 
 
+# what a decision says: shown even when the pass that made it could not carry it out
+_DECISION_CONDITIONS = frozenset({RESOLVED, SIGNATURE_VERIFIED, OPENNESS_VERIFIED, TRUSTED, READY})
+
+
 def plan_failure(
-    status: OpenModelStatus, generation: int | None, reason: str, message: str, now: datetime.datetime
+    status: OpenModelStatus,
+    generation: int | None,
+    reason: str,
+    message: str,
+    now: datetime.datetime,
+    decided: OpenModelStatus | None = None,
 ) -> Plan:
     """A pass that failed (a child the API server refused, a name taken, an internal error): Reconciled=False.
 
     Content that was serving stays Degraded (nothing it runs changed), anything else is Failed; the other
-    conditions and provenance are kept as they were.
+    conditions and provenance are kept as they were. ``decided``: the status the failed pass planned; when it
+    neither trusts nor serves the content (a revocation the API server refused to carry out), that decision is
+    shown and the model is Failed: status never keeps saying Trusted for content the operator has rejected.
     """
+    previous = [c for c in status.conditions or [] if c.type != RECONCILED]
+    provenance = status.provenance
     phase = Phase.DEGRADED if status.phase in SERVING_PHASES else Phase.FAILED
-    kept = [Cond(c.type, c.status, c.reason, c.message) for c in status.conditions or [] if c.type != RECONCILED]
+    if decided is not None and not is_true(decided.conditions, TRUSTED) and decided.phase not in SERVING_PHASES:
+        decision = [c for c in decided.conditions or [] if c.type in _DECISION_CONDITIONS]
+        previous = [*decision, *(c for c in previous if c.type not in _DECISION_CONDITIONS)]
+        provenance = decided.provenance if decided.provenance is not None else provenance
+        phase = Phase.FAILED
+    kept = [Cond(c.type, c.status, c.reason, c.message) for c in previous]
     conds = [*kept, Cond(RECONCILED, "False", reason, message)]
     merged = merge_conditions(status.conditions, conds, generation, now)
-    new_status = status.model_copy(update={"phase": phase, "conditions": merged})
+    new_status = status.model_copy(update={"phase": phase, "conditions": merged, "provenance": provenance})
     return Plan((), new_status, (Event(EventType.WARNING, reason, message),))
 
 
