@@ -21,6 +21,7 @@ from operator_world import FILES, NS, World
 from openmodel_operator.api.time import utcnow
 from openmodel_operator.planning.examination_plan import Due, examination_due
 from openmodel_operator.planning.model_state import read_status
+from signing_fixtures import new_key
 
 pytest_plugins = ["operator_world"]
 
@@ -100,3 +101,32 @@ async def test_a_manual_pin_does_not_move_when_status_has_a_newer_field(
         assert world.status()["provenance"]["resolvedRevision"] == first, world.summary()  # Manual: nothing rolls
         assert sum(world.hub.requests.values()) == asked  # nothing due: the source is not asked
         assert len(world.kube.events_for("m", namespace=NS)) == events  # nothing changed: no Event
+
+
+def _older_crd_without_a_replicas_bound(world: World) -> None:
+    """The CRD of an older release (or one a cluster admin loosened): spec.serving.replicas has no maximum,
+    so the API server stores a spec the operator's model refuses."""
+    crd = copy.deepcopy(world.kube.get("customresourcedefinitions", None, "openmodels.openmodel.io"))
+    assert crd is not None
+    for version in crd["spec"]["versions"]:
+        spec = version["schema"]["openAPIV3Schema"]["properties"]["spec"]
+        spec["properties"]["serving"]["properties"]["replicas"].pop("maximum")
+    crd["metadata"] = {"name": crd["metadata"]["name"]}
+    world.kube.install_crd(crd)
+
+
+@pytest.mark.parametrize("invalid_spec", [True, False], ids=["invalid-spec", "control"])
+async def test_a_spec_the_operator_cannot_read_does_not_shield_served_content_from_revocation(
+    world: World, operator: Any, invalid_spec: bool
+) -> None:
+    world.publish()
+    world.policy()
+    world.model()
+    async with operator():
+        await world.serve()
+        if invalid_spec:
+            _older_crd_without_a_replicas_bound(world)
+            world.kube.patch_object("openmodels", NS, "m", {"spec": {"serving": {"replicas": 5000}}})
+            await world.until(lambda: world.cond("Resolved") == ("False", "InvalidSpec"), timeout=10)
+        world.trust_only(new_key())  # the signer's key is revoked
+        await world.until(lambda: world.child("deployments", "m")["spec"]["replicas"] == 0, timeout=10)

@@ -544,7 +544,9 @@ class Reconciler:
         ref, status = state.ref, state.status
         now = self.clock()
         if state.spec is None:
-            invalid = plan_invalid_spec(status, ref.generation, state.spec_error or "", now)
+            invalid = plan_invalid_spec(status, ref.generation, state.spec_error or "", now, inventory.observed(ref))
+            if invalid.scale_to_zero:
+                await self._scale_to_zero(ref, inventory)
             await self._write_status(body, state, invalid, memory)
             return None
         spec = state.spec
@@ -680,13 +682,18 @@ class Reconciler:
             with contextlib.suppress(PinnedManifestError):
                 memory.pinned = PinnedManifest.from_json(pinned_cm["data"][CONFIGMAP_KEY])
         if result.scale_to_zero:
-            live = inventory.get("Deployment", children.child_names(ref, None)["Deployment"])
-            if live is not None and (live.get("spec") or {}).get("replicas") != 0:
-                await self.kube.scale_to_zero(ref.namespace, children.child_names(ref, None)["Deployment"])
+            await self._scale_to_zero(ref, inventory)
         if _weights_newly_verified(status, result.status):
             provenance = result.status.provenance
             METRICS.bytes_verified.inc((provenance.total_bytes if provenance is not None else None) or 0)
         await self._write_status(body, state, result, memory)
+
+    async def _scale_to_zero(self, ref: children.ModelRef, inventory: ChildInventory) -> None:
+        """A replicas-only patch of the serving Deployment (kept for forensics), unless it is already at zero."""
+        name = children.child_names(ref, None)["Deployment"]
+        live = inventory.get("Deployment", name)
+        if live is not None and (live.get("spec") or {}).get("replicas") != 0:
+            await self.kube.scale_to_zero(ref.namespace, name)
 
     async def _create(self, ref: children.ModelRef, obj: Mapping[str, Any], inventory: ChildInventory) -> bool:
         """A child the watch index does not show: never take over an object that is not this model's own.

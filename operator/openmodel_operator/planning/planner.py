@@ -384,12 +384,25 @@ def plan_failure(
     return Plan((), new_status, (Event(EventType.WARNING, reason, message),))
 
 
-def plan_invalid_spec(status: OpenModelStatus, generation: int | None, message: str, now: datetime.datetime) -> Plan:
-    """A stored spec that does not validate (the CRD schema should have refused it): Failed, with the field."""
+def plan_invalid_spec(
+    status: OpenModelStatus,
+    generation: int | None,
+    message: str,
+    now: datetime.datetime,
+    observed: Observed | None = None,
+) -> Plan:
+    """A stored spec that does not validate (the CRD schema should have refused it): Failed, with the field.
+
+    Nothing can be decided for it, not even a revocation of what runs: a running server is scaled to zero
+    (fail closed), so an unreadable spec never shields served content from today's policies.
+    """
     conds = [
         Cond(RESOLVED, "False", ConditionReason.INVALID_SPEC, message),
         Cond(TRUSTED, "Unknown", ConditionReason.INVALID_SPEC, message),
     ]
+    serving = observed is not None and observed.deployment is not None
+    if serving:
+        conds.append(Cond(AVAILABLE, "False", ConditionReason.SCALED_TO_ZERO, "scaled to zero: " + message))
     new_status = status.model_copy(
         update={
             "phase": Phase.FAILED,
@@ -397,4 +410,4 @@ def plan_invalid_spec(status: OpenModelStatus, generation: int | None, message: 
             "conditions": merge_conditions(status.conditions, conds, generation, now),
         }
     )
-    return Plan((), new_status, (Event(EventType.WARNING, ConditionReason.INVALID_SPEC, message),))
+    return Plan((), new_status, (Event(EventType.WARNING, ConditionReason.INVALID_SPEC, message),), serving)
