@@ -15,6 +15,7 @@ from operator_world import NS, World
 
 from kube_emulator.patches import merge_patch
 from openmodel_operator.api.openmodel import OpenModelStatus, OpennessRecord, PolicyRecord, Provenance, SignatureRecord
+from openmodel_operator.api.vocabulary import TrustTier
 from openmodel_operator.planning.planner import status_patch
 from signing_fixtures import new_key
 
@@ -33,7 +34,7 @@ def _provenance(**changes: Any) -> Provenance:
         manifest_digest="sha256:" + "a" * 64,
         file_count=3,
         total_bytes=10,
-        trust_tier="Signed",
+        trust_tier=TrustTier.SIGNED,
         signature=SignatureRecord(
             method="key",
             identity="org-release",
@@ -57,7 +58,7 @@ def _stored_after(before: OpenModelStatus, after: OpenModelStatus) -> dict[str, 
 
 def test_a_signer_no_longer_trusted_is_removed_from_status() -> None:
     before = OpenModelStatus(phase="Ready", provenance=_provenance())
-    unsigned = _provenance(trust_tier="Unverified", signature=SignatureRecord(method="none"))
+    unsigned = _provenance(trust_tier=TrustTier.UNVERIFIED, signature=SignatureRecord(method="none"))
     stored = _stored_after(before, OpenModelStatus(phase="Ready", provenance=unsigned))
     assert stored["provenance"]["signature"] == {"method": "none"}
 
