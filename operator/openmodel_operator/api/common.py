@@ -6,11 +6,12 @@ the CRD generator (``openmodel_operator.crd``) turns the pydantic schema into a 
 
 from __future__ import annotations
 
-import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
+
+from openmodel_operator.api.time import UtcDateTime
 
 GROUP = "openmodel.io"
 VERSION = "v1alpha1"
@@ -74,14 +75,21 @@ class NamespacedConfigMapKeyRef(ApiModel):
 ConditionStatus = Literal["True", "False", "Unknown"]
 
 
-class Condition(ApiModel):
+class StatusModel(ApiModel):
+    """Base for what the operator writes to status: a field it does not know (another version of the operator
+    wrote it, and the CRD kept it) is ignored, so the rest of the record still reads."""
+
+    model_config = ConfigDict(extra="ignore")
+
+
+class Condition(StatusModel):
     """A standard Kubernetes condition (metav1.Condition)."""
 
     type: str = Field(description="Type of the condition, e.g. Trusted or Available.", max_length=316)
     status: ConditionStatus = Field(description="True, False or Unknown.")
     reason: str = Field("", description="A CamelCase reason code, stable for automation.", max_length=1024)
     message: str = Field("", description="A human-readable explanation.", max_length=32768)
-    last_transition_time: datetime.datetime | None = Field(
+    last_transition_time: UtcDateTime | None = Field(
         None, description="When the condition last changed status (RFC 3339)."
     )
     observed_generation: int | None = Field(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime
 from typing import Any, Literal
 
 from pydantic import Field
@@ -14,9 +13,11 @@ from openmodel_operator.api.common import (
     Condition,
     ConfigMapKeyRef,
     SecretKeyRef,
+    StatusModel,
     cel,
     k8s,
 )
+from openmodel_operator.api.time import UtcDateTime
 from openmodel_operator.api.vocabulary import Phase, TrustTier
 
 HF_URI = r"^hf://[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9][A-Za-z0-9._-]{0,95}$"
@@ -251,7 +252,7 @@ class OpenModelSpec(ApiModel):
 # ---------------------------------------------------------------- status
 
 
-class SignatureRecord(ApiModel):
+class SignatureRecord(StatusModel):
     """Who signed the pinned content and how it was checked."""
 
     method: Literal["key", "certificate", "keyless", "none"] = Field(description="How the signature was verified.")
@@ -261,10 +262,10 @@ class SignatureRecord(ApiModel):
     key_fingerprint: str | None = Field(None, description="SHA256 fingerprint of the signing public key.")
     issuer: str | None = Field(None, description="Certificate issuer or OIDC issuer of a keyless signature.")
     bundle_digest: str | None = Field(None, description="sha256 of the signature bundle that was verified.")
-    verified_at: datetime.datetime | None = Field(None, description="When the signature was verified (RFC 3339).")
+    verified_at: UtcDateTime | None = Field(None, description="When the signature was verified (RFC 3339).")
 
 
-class OpennessRecord(ApiModel):
+class OpennessRecord(StatusModel):
     """Openness assessed against the OSI Open Source AI Definition and the Model Openness Framework."""
 
     mof_class: MofClass = Field(description="Model Openness Framework class: ClassI (Open Science) .. ClassIII.")
@@ -273,7 +274,7 @@ class OpennessRecord(ApiModel):
     missing: list[str] | None = Field(None, description="Components missing for OSAID or the next class.")
 
 
-class PolicyRecord(ApiModel):
+class PolicyRecord(StatusModel):
     """One ModelTrustPolicy that governed this model, and what it said."""
 
     name: str = Field(description="Policy name; 'builtin-default' when no policy selects the namespace.")
@@ -296,7 +297,7 @@ class PolicyRecord(ApiModel):
     )
 
 
-class Provenance(ApiModel):
+class Provenance(StatusModel):
     """What runs and why it is trusted."""
 
     source: str = Field(description="The source URI that was resolved.")
@@ -326,7 +327,7 @@ class Provenance(ApiModel):
     policies: list[PolicyRecord] | None = Field(
         None, description="Every policy that governed the model.", max_length=256
     )
-    verified_at: datetime.datetime | None = Field(None, description="When the trust decision was last made (RFC 3339).")
+    verified_at: UtcDateTime | None = Field(None, description="When the trust decision was last made (RFC 3339).")
 
 
 class OpenModelStatus(ApiModel):

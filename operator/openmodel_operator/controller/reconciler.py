@@ -20,7 +20,7 @@ from typing import Any
 
 from openmodel_operator.api.openmodel import OpenModelSpec, OpenModelStatus
 from openmodel_operator.api.time import utcnow
-from openmodel_operator.api.vocabulary import ConditionReason
+from openmodel_operator.api.vocabulary import SERVING_PHASES, ConditionReason
 from openmodel_operator.controller.kube import Kube, KubeError
 from openmodel_operator.controller.memory import KeptExamination, ModelMemory
 from openmodel_operator.controller.metrics import METRICS
@@ -450,7 +450,8 @@ class Reconciler:
             # the source was not re-examined: keep the old verifiedAt so the next pass tries again
             before = status.provenance.verified_at if status.provenance is not None else None
             kept = result.provenance.model_copy(update={"verified_at": before}) if result.provenance else None
-            return dataclasses.replace(result, degraded=source_unavailable(error), provenance=kept)
+            # the error stays on the result (the plan ignores it for trusted content) so the retry backs off
+            return dataclasses.replace(result, degraded=source_unavailable(error), provenance=kept, error=error)
         return from_error(error, transient=keep_serving)
 
     def _remember(
@@ -494,19 +495,22 @@ class Reconciler:
         off and retries): never a frozen status, never a silent retry loop.
         """
         memory = memory if memory is not None else ModelMemory()
+        planned: list[OpenModelStatus] = []  # the status this pass decided, once it has
         try:
-            return await self._reconcile(body, all_policies, namespace_labels, inventory, memory)
+            return await self._reconcile(body, all_policies, namespace_labels, inventory, memory, planned)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            await self._report_failure(body, exc, memory)
+            await self._report_failure(body, exc, memory, planned[-1] if planned else None)
             raise
 
-    async def _report_failure(self, body: Mapping[str, Any], exc: Exception, memory: ModelMemory) -> None:
+    async def _report_failure(
+        self, body: Mapping[str, Any], exc: Exception, memory: ModelMemory, decided: OpenModelStatus | None = None
+    ) -> None:
         """Status and an Event saying why the pass failed; best effort (the API may be what failed)."""
         state = read_model(body, _fresh_status(body, memory))
         reason, message = failure_reason(exc)
-        result = plan_failure(state.status, state.ref.generation, reason, message, self.clock())
+        result = plan_failure(state.status, state.ref.generation, reason, message, self.clock(), decided)
         try:
             await self._write_status(body, state, result, memory)
         except Exception:
@@ -533,13 +537,16 @@ class Reconciler:
         namespace_labels: Mapping[str, str],
         inventory: ChildInventory,
         memory: ModelMemory,
+        planned: list[OpenModelStatus] | None = None,
     ) -> Plan | None:
         started = time.monotonic()
         state = read_model(body, _fresh_status(body, memory))
         ref, status = state.ref, state.status
         now = self.clock()
         if state.spec is None:
-            invalid = plan_invalid_spec(status, ref.generation, state.spec_error or "", now)
+            invalid = plan_invalid_spec(status, ref.generation, state.spec_error or "", now, inventory.observed(ref))
+            if invalid.scale_to_zero:
+                await self._scale_to_zero(ref, inventory)
             await self._write_status(body, state, invalid, memory)
             return None
         spec = state.spec
@@ -552,8 +559,9 @@ class Reconciler:
             ref.generation, status, policies, pinned is not None, now, self.settings.reverify_interval, inputs
         )
         fingerprint = policy_fingerprint(policies, inputs)
+        waiting: Due | None = None
         if due in (Due.NOT_EXAMINED, Due.PERIODIC) and postponed(memory.retry, now, ref.generation, fingerprint):
-            due = None  # the last examination failed: the source is asked again after its backoff
+            waiting, due = due, None  # the last examination failed: the source is asked again after its backoff
         update: UpdateInfo | None = None
         trust: TrustResult | None = None
         if due is None and pinned is not None:
@@ -563,15 +571,17 @@ class Reconciler:
                 trust = dataclasses.replace(trust, recorded=recorded_data(kept.evidence))
             if trust is not None and status.update_available:
                 update = _update_from_status(status)
-        elif due is None:
-            trust = from_recorded_failure(status)
+        if trust is None and waiting is not None:
+            # the backoff repeats what the failed examination decided: a periodic check of served content that
+            # kept it serving (Degraded) still does; it is never re-run as a model that was never examined
+            trust = from_recorded_failure(status, transient=waiting is Due.PERIODIC and status.phase in SERVING_PHASES)
         if trust is None:
             trust, update = await self.trust_stage(
                 ref.namespace,
                 spec,
                 status,
                 policies,
-                due or Due.NOT_EXAMINED,
+                due or waiting or Due.NOT_EXAMINED,
                 memory=memory,
                 uid=ref.uid,
                 inputs=inputs,
@@ -596,6 +606,8 @@ class Reconciler:
             changed = not policies_unchanged(status, policies, inputs)
             trust = self._check_served(memory, ref, spec, policies, trust, observed, changed)
         result = plan(ref, spec, status, trust, observed, self.child_settings, now, update)
+        if planned is not None:
+            planned.append(result.status)
         await self._carry_out(body, state, result, inventory, memory)
         METRICS.reconcile_seconds.observe(time.monotonic() - started)
         return result
@@ -670,13 +682,18 @@ class Reconciler:
             with contextlib.suppress(PinnedManifestError):
                 memory.pinned = PinnedManifest.from_json(pinned_cm["data"][CONFIGMAP_KEY])
         if result.scale_to_zero:
-            live = inventory.get("Deployment", children.child_names(ref, None)["Deployment"])
-            if live is not None and (live.get("spec") or {}).get("replicas") != 0:
-                await self.kube.scale_to_zero(ref.namespace, children.child_names(ref, None)["Deployment"])
+            await self._scale_to_zero(ref, inventory)
         if _weights_newly_verified(status, result.status):
             provenance = result.status.provenance
             METRICS.bytes_verified.inc((provenance.total_bytes if provenance is not None else None) or 0)
         await self._write_status(body, state, result, memory)
+
+    async def _scale_to_zero(self, ref: children.ModelRef, inventory: ChildInventory) -> None:
+        """A replicas-only patch of the serving Deployment (kept for forensics), unless it is already at zero."""
+        name = children.child_names(ref, None)["Deployment"]
+        live = inventory.get("Deployment", name)
+        if live is not None and (live.get("spec") or {}).get("replicas") != 0:
+            await self.kube.scale_to_zero(ref.namespace, name)
 
     async def _create(self, ref: children.ModelRef, obj: Mapping[str, Any], inventory: ChildInventory) -> bool:
         """A child the watch index does not show: never take over an object that is not this model's own.

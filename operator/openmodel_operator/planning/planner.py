@@ -29,6 +29,7 @@ from openmodel_operator.planning.conditions import (
     WEIGHTS_READY,
     Cond,
     find,
+    is_true,
     merge_conditions,
     transitions,
 )
@@ -332,35 +333,76 @@ _OWNED_FIELDS = (
 def status_patch(status: OpenModelStatus) -> dict[str, Any]:
     """The merge patch that makes the stored status equal ``status`` in the fields the planner owns.
 
-    A field the planner cleared is sent as null (so the server removes it); inside it, unset optional
-    fields are left out, so a list item never carries a null its schema does not allow.
+    A field the planner cleared is sent as null so the server removes it, at every depth of an object
+    (a merge patch keeps what it does not mention: a stale signer or license would survive); lists are
+    replaced whole, so a list item leaves its unset fields out (its schema allows no null).
     """
-    wire = status.to_wire()
-    return {key: wire.get(key) for key in _OWNED_FIELDS}
+    wire = status.model_dump(by_alias=True, mode="json")
+    return {key: _with_nulls(wire.get(key)) for key in _OWNED_FIELDS}
+
+
+def _with_nulls(value: Any, in_list: bool = False) -> Any:
+    """An object's unset fields as null (removed by the merge); inside a list item, left out."""
+    if isinstance(value, dict):
+        return {k: _with_nulls(v, in_list) for k, v in value.items() if v is not None or not in_list}
+    if isinstance(value, list):
+        return [_with_nulls(item, True) for item in value]
+    return value
+
+
+# what a decision says: shown even when the pass that made it could not carry it out
+_DECISION_CONDITIONS = frozenset({RESOLVED, SIGNATURE_VERIFIED, OPENNESS_VERIFIED, TRUSTED, READY})
 
 
 def plan_failure(
-    status: OpenModelStatus, generation: int | None, reason: str, message: str, now: datetime.datetime
+    status: OpenModelStatus,
+    generation: int | None,
+    reason: str,
+    message: str,
+    now: datetime.datetime,
+    decided: OpenModelStatus | None = None,
 ) -> Plan:
     """A pass that failed (a child the API server refused, a name taken, an internal error): Reconciled=False.
 
     Content that was serving stays Degraded (nothing it runs changed), anything else is Failed; the other
-    conditions and provenance are kept as they were.
+    conditions and provenance are kept as they were. ``decided``: the status the failed pass planned; when it
+    neither trusts nor serves the content (a revocation the API server refused to carry out), that decision is
+    shown and the model is Failed: status never keeps saying Trusted for content the operator has rejected.
     """
+    previous = [c for c in status.conditions or [] if c.type != RECONCILED]
+    provenance = status.provenance
     phase = Phase.DEGRADED if status.phase in SERVING_PHASES else Phase.FAILED
-    kept = [Cond(c.type, c.status, c.reason, c.message) for c in status.conditions or [] if c.type != RECONCILED]
+    if decided is not None and not is_true(decided.conditions, TRUSTED) and decided.phase not in SERVING_PHASES:
+        decision = [c for c in decided.conditions or [] if c.type in _DECISION_CONDITIONS]
+        previous = [*decision, *(c for c in previous if c.type not in _DECISION_CONDITIONS)]
+        provenance = decided.provenance if decided.provenance is not None else provenance
+        phase = Phase.FAILED
+    kept = [Cond(c.type, c.status, c.reason, c.message) for c in previous]
     conds = [*kept, Cond(RECONCILED, "False", reason, message)]
     merged = merge_conditions(status.conditions, conds, generation, now)
-    new_status = status.model_copy(update={"phase": phase, "conditions": merged})
+    new_status = status.model_copy(update={"phase": phase, "conditions": merged, "provenance": provenance})
     return Plan((), new_status, (Event(EventType.WARNING, reason, message),))
 
 
-def plan_invalid_spec(status: OpenModelStatus, generation: int | None, message: str, now: datetime.datetime) -> Plan:
-    """A stored spec that does not validate (the CRD schema should have refused it): Failed, with the field."""
+def plan_invalid_spec(
+    status: OpenModelStatus,
+    generation: int | None,
+    message: str,
+    now: datetime.datetime,
+    observed: Observed | None = None,
+) -> Plan:
+    """A stored spec that does not validate (the CRD schema should have refused it): Failed, with the field.
+
+    Nothing can be decided for it, not even a revocation of what runs: a running server is scaled to zero
+    (fail closed), so an unreadable spec never shields served content from today's policies.
+    """
     conds = [
         Cond(RESOLVED, "False", ConditionReason.INVALID_SPEC, message),
         Cond(TRUSTED, "Unknown", ConditionReason.INVALID_SPEC, message),
     ]
+    serving = observed is not None and observed.deployment is not None
+    if serving:
+        conds.append(Cond(AVAILABLE, "False", ConditionReason.SCALED_TO_ZERO, "scaled to zero: " + message))
     new_status = status.model_copy(
         update={
             "phase": Phase.FAILED,
@@ -368,4 +410,4 @@ def plan_invalid_spec(status: OpenModelStatus, generation: int | None, message: 
             "conditions": merge_conditions(status.conditions, conds, generation, now),
         }
     )
-    return Plan((), new_status, (Event(EventType.WARNING, ConditionReason.INVALID_SPEC, message),))
+    return Plan((), new_status, (Event(EventType.WARNING, ConditionReason.INVALID_SPEC, message),), serving)

@@ -270,13 +270,14 @@ def source_unavailable(error: TrustError) -> Cond:
     )
 
 
-def from_recorded_failure(status: OpenModelStatus) -> TrustResult | None:
+def from_recorded_failure(status: OpenModelStatus, transient: bool = False) -> TrustResult | None:
     """The failed examination status records, while the source is not asked again (its retry backoff).
 
     None when status holds no such failure (then the pass examines): only a ``Resolved=False`` with one of
     the decision's reason codes is carried over, so the plan repeats the same status and posts nothing.
+    ``transient``: the failure hit a periodic re-verification that kept verified content serving.
     """
     resolved = find(status.conditions, RESOLVED)
     if resolved is None or resolved.status != "False" or resolved.reason not in Reason.__members__.values():
         return None
-    return from_error(TrustError(Reason(resolved.reason), resolved.message))
+    return from_error(TrustError(Reason(resolved.reason), resolved.message), transient=transient)
