@@ -136,6 +136,19 @@ class Kube:
         version = updated.metadata.resourceVersion if updated.metadata else None
         return str(version) if version is not None else None
 
+    async def patch_policy_status(self, name: str, status: Mapping[str, Any]) -> bool:
+        """Merge-patch a ModelTrustPolicy's status subresource; False when the policy is gone (404)."""
+        try:
+            async with self._writes:
+                await self.client.patch(
+                    PolicyResource.Status, name, {"status": dict(status)}, patch_type=PatchType.MERGE
+                )
+        except httpx2.HTTPStatusError as exc:
+            if _code(exc) == 404:
+                return False
+            raise _error(exc) from None
+        return True
+
     async def delete(self, kind: str, namespace: str, name: str) -> bool:
         """Delete a child; False when it was already gone. Never waits for the child's own finalizers."""
         try:
