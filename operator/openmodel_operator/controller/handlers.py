@@ -13,12 +13,13 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Mapping
-from typing import Any, cast
+from typing import Any
 
 import kopf
 
 from openmodel_operator.api.common import GROUP, VERSION
 from openmodel_operator.controller.children import label_value
+from openmodel_operator.controller.events import EventPoster
 from openmodel_operator.controller.kube import Kube
 from openmodel_operator.controller.metrics import METRICS, PHASES
 from openmodel_operator.controller.planner import Event
@@ -113,8 +114,11 @@ def build_registry(
     phases = PhaseTracker()
     state: dict[str, Any] = {}
 
+    # our own Events, not kopf.event(): Kopf's generateName names clash at scale (409: the Event is lost)
+    events = EventPoster(lambda: state["kube"].create_event if "kube" in state else None)
+
     def poster(body: Mapping[str, Any], event: Event) -> None:
-        kopf.event(cast(kopf.Body, body), type=event.type, reason=event.reason, message=event.message)
+        events.post(body, event.type, event.reason, event.message)
 
     @kopf.on.startup(registry=registry)
     async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
@@ -127,6 +131,7 @@ def build_registry(
 
     @kopf.on.cleanup(registry=registry)
     async def cleanup(**_: Any) -> None:
+        await events.flush()  # the Events of the last passes, before the client closes
         kube = state.pop("kube", None)
         if kube is not None:
             await kube.close()

@@ -11,7 +11,7 @@ import asyncio
 import base64
 import logging
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 import httpx2
 from lightkube import ApiError, AsyncClient, KubeConfig, codecs
@@ -19,7 +19,7 @@ from lightkube.config.models import Cluster, User
 from lightkube.generic_resource import create_global_resource, create_namespaced_resource
 from lightkube.resources.apps_v1 import Deployment
 from lightkube.resources.batch_v1 import Job
-from lightkube.resources.core_v1 import ConfigMap, PersistentVolumeClaim, Secret, Service
+from lightkube.resources.core_v1 import ConfigMap, Event, PersistentVolumeClaim, Secret, Service
 from lightkube.types import CascadeType, PatchType
 
 from openmodel_operator.api.common import GROUP, VERSION
@@ -102,6 +102,17 @@ class Kube:
         try:
             async with self._writes:
                 await self.client.create(resource, field_manager=FIELD_MANAGER)
+        except httpx2.HTTPStatusError as exc:
+            if _code(exc) == 409:
+                return False
+            raise _error(exc) from None
+        return True
+
+    async def create_event(self, event: Mapping[str, Any]) -> bool:
+        """Create one core/v1 Event; False when its name is taken (409), so the caller picks another."""
+        try:
+            async with self._writes:
+                await self.client.create(cast(Event, Event.from_dict(dict(event))))
         except httpx2.HTTPStatusError as exc:
             if _code(exc) == 409:
                 return False
