@@ -44,24 +44,26 @@ def _perms(group: str, resources: Iterable[str], verbs: Iterable[str]) -> set[Pe
     return {(group, resource, verb) for resource in resources for verb in verbs}
 
 
-# What the operator does in the namespaces it watches (derived from controller/kube.py and Kopf).
+# What the operator does in the namespaces it watches (derived from controller/kube.py and Kopf's requests by
+# tests/test_rbac_derived.py; spelled out here so that a change of the shipped RBAC is a visible change).
 NAMESPACED_PERMS: set[Perm] = (
-    _perms("openmodel.io", ["openmodels"], ["get", "list", "watch", "patch"])
-    | _perms("openmodel.io", ["openmodels/status"], ["get", "patch"])
+    _perms("openmodel.io", ["openmodels"], ["list", "watch", "patch"])
+    | _perms("openmodel.io", ["openmodels/status"], ["patch"])
     | _perms("", ["events"], ["create"])
     | _perms("", ["configmaps", "services", "persistentvolumeclaims"], _CHILD_VERBS)
     | _perms("apps", ["deployments"], _CHILD_VERBS)
     | _perms("batch", ["jobs"], _CHILD_VERBS)
     | _perms("", ["secrets"], ["get"])
 )
-# Cluster-scoped reads, needed whatever the watch scope.
+# Cluster-scoped, needed whatever the watch scope: reads, and the policies' status.
 CLUSTER_PERMS: set[Perm] = (
-    _perms("openmodel.io", ["modeltrustpolicies"], ["get", "list", "watch"])
-    | _perms("", ["namespaces"], ["get", "list", "watch"])
+    _perms("openmodel.io", ["modeltrustpolicies"], ["list", "watch"])
+    | _perms("openmodel.io", ["modeltrustpolicies/status"], ["patch"])
+    | _perms("", ["namespaces"], ["list", "watch"])
     | _perms("apiextensions.k8s.io", ["customresourcedefinitions"], ["list", "watch"])
 )
-CLUSTER_PEERING_PERMS = _perms("kopf.dev", ["clusterkopfpeerings"], ["get", "list", "watch", "patch"])
-NAMESPACED_PEERING_PERMS = _perms("kopf.dev", ["kopfpeerings"], ["get", "list", "watch", "patch"])
+CLUSTER_PEERING_PERMS = _perms("kopf.dev", ["clusterkopfpeerings"], ["list", "watch", "patch"])
+NAMESPACED_PEERING_PERMS = _perms("kopf.dev", ["kopfpeerings"], ["list", "watch", "patch"])
 POLICY_REF_PERMS = _perms("", ["configmaps"], ["get"])
 
 FORBIDDEN_RESOURCES = {
