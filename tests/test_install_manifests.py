@@ -6,6 +6,7 @@ The helpers at the top are shared with tests/test_install_helm.py, which holds t
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import shutil
 import subprocess
@@ -217,8 +218,11 @@ def assert_operator_pod(objs: list[Obj], service_account: str) -> OperatorSettin
     assert ports["health"] == settings.health_port
     probe = container["livenessProbe"]["httpGet"]
     assert probe["path"] == "/healthz" and ports[probe["port"]] == settings.health_port
+    # the kubelet probes the pod IP: a listener on loopback only would fail every probe
+    assert not ipaddress.ip_address(settings.health_address).is_loopback, settings.health_address
     if settings.metrics_port:
         assert ports["metrics"] == settings.metrics_port
+        assert not ipaddress.ip_address(settings.metrics_address).is_loopback, "Prometheus scrapes the pod IP"
     assert settings.operator_image == container["image"], "fetch Jobs must run the operator's own image"
     env_names = {e["name"] for e in container["env"]}
     assert "POD_ID" in env_names, "Kopf names itself after the pod (peering identity)"
