@@ -6,6 +6,7 @@ taken (409): at thousands of Events per namespace some are lost. The operator na
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 from typing import Any
@@ -102,5 +103,20 @@ async def test_an_event_that_cannot_be_posted_never_fails_the_caller(kube: KubeE
         kube.create_namespace("models")
         await poster.flush()
         assert [e["reason"] for e in kube.events_for("granite", namespace="models")] == ["Verified"]
+    finally:
+        await client.close()
+
+
+async def test_an_event_posted_from_a_worker_thread_lands(kube: KubeEmulator) -> None:
+    """Examinations run in worker threads: an Event from one is handed to the loop, not dropped or raised."""
+    kube.create_namespace("models")
+    client = Kube(client_for(kube.base_url))
+    poster = EventPoster(lambda: client.create_event)
+    try:
+        poster.post(MODEL, "Normal", "Resolved", "from the loop")  # control
+        await asyncio.to_thread(poster.post, MODEL, "Warning", "SignatureInvalid", "from a worker thread")
+        await asyncio.sleep(0)  # the handed-over call runs on the loop
+        await poster.flush()
+        assert [e["reason"] for e in kube.events_for("granite", namespace="models")] == ["Resolved", "SignatureInvalid"]
     finally:
         await client.close()

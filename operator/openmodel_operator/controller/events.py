@@ -116,12 +116,24 @@ class EventPoster:
         self._attempts = attempts
         self._instance = reporting_instance()
         self._pending: set[asyncio.Task[None]] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def post(self, involved: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
-        """Schedule one Event (call from the event loop's thread)."""
+        """Schedule one Event; from the event loop or, once it posted there, from any thread."""
         snapshot = {"apiVersion": involved.get("apiVersion"), "kind": involved.get("kind")}
         snapshot["metadata"] = dict(involved.get("metadata") or {})
-        task = asyncio.get_running_loop().create_task(self._post(snapshot, type_, reason, message))
+        try:
+            self._loop = asyncio.get_running_loop()
+        except RuntimeError:  # a worker thread: hand it to the loop
+            if self._loop is None:
+                log.warning("no event loop yet: Event not posted", extra={"reason": reason})
+                return
+            self._loop.call_soon_threadsafe(self._schedule, snapshot, type_, reason, message)
+            return
+        self._schedule(snapshot, type_, reason, message)
+
+    def _schedule(self, involved: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
+        task = asyncio.get_running_loop().create_task(self._post(involved, type_, reason, message))
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
 
