@@ -26,6 +26,22 @@ the event loop thread (verifications run in worker threads and are not in it) an
 ``bench/results/operator-profile.txt``; for all threads use py-spy (see docs/performance.md).
 
 Writes ``bench/results/operator.json``.
+
+``--scenario catchup`` measures what the burst misses, with one operator process per lifetime (a restart
+starts from nothing, as a new pod does) and one cluster process per cluster:
+
+1. the burst again, as the baseline of this run (operator up, then N models at once);
+2. a fresh cluster where the N models exist before the operator starts (cold start): time from the spawn of the
+   operator process until it is ready, until every model had its first reconcile pass, until all are Trusted;
+3. a restart with the N (verified) models: a new model and a policy change (one more trusted key, so every
+   model is decided again) made as soon as the new operator is ready; time from the spawn until every model
+   had a pass, until the new model is Trusted, until every model records the new policy generation;
+4. the same after ``--unrelated`` ConfigMaps and Jobs (half each, over ``--unrelated-namespaces``) were added
+   to the cluster: objects the operator does not own but Kopf lists and watches.
+
+Throughout, ``/healthz`` of the operator (a thread of its own) and Kopf's in-loop liveness endpoint (started
+beside it for comparison) are polled every 0.25 s; the table gives their worst latency. Ratios: phase 2 / the
+burst, phase 4 / phase 3. Writes ``bench/results/operator-catchup.json``.
 """
 
 from __future__ import annotations
@@ -402,6 +418,569 @@ def _setup_logging(json_logs: bool) -> _CountingHandler:
     return counter
 
 
+# ================================================================================ the catch-up scenarios
+#
+# `--scenario catchup`: what the burst misses. Three kinds of processes: this one coordinates, a cluster
+# process per cluster (emulator + Hub), and one operator process per operator lifetime (so that RSS and CPU
+# are those of one lifetime, and a restart starts from nothing, as a new pod does).
+
+
+def catchup_cluster_main(conn: Conn, repos: int, latency: float) -> None:
+    """A cluster process driven by commands: seed models, add unrelated objects, change the policy, wait for
+    goals, wait for quiet."""
+    logging.basicConfig(level=logging.WARNING)
+    try:
+        asyncio.run(_catchup_cluster(conn, repos, latency))
+    except BaseException:
+        import traceback
+
+        conn.send({"op": "error", "error": traceback.format_exc()})
+        raise
+
+
+async def _catchup_cluster(conn: Conn, repos: int, latency: float) -> None:
+    from kube_fixtures import repo_crds, serve_emulator
+    from signing_fixtures import new_key, sign_with_key, write_model
+
+    key = new_key()
+    hub = _hub(latency)
+    work = pathlib.Path(tempfile.mkdtemp(prefix="bench-catchup-"))
+    for r in range(repos):
+        files = _model_files(r)
+        files["model.sig"] = sign_with_key(write_model(work / f"src-{r}", files), key, work / f"sig-{r}")
+        hub.add_model(f"bench/model-{r}", files)
+    loop = asyncio.get_running_loop()
+    inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    loop.add_reader(conn.fileno(), lambda: inbox.put_nowait(conn.recv()))
+    policy_keys = [{"name": "bench", "publicKey": key.public_pem.decode()}]
+    try:
+        async with serve_emulator(crds=repo_crds(), keep_alive=True) as kube:
+            kube.create_namespace(NS)
+            kube.create_object(
+                {
+                    "apiVersion": "openmodel.io/v1alpha1",
+                    "kind": "ModelTrustPolicy",
+                    "metadata": {"name": POLICY},
+                    "spec": {
+                        "mode": "Enforce",
+                        "sources": {"endpoints": {"allow": [hub.url]}},
+                        "signature": {"required": True, "keys": policy_keys},
+                        "licenses": {"allowOSIApproved": True},
+                    },
+                }
+            )
+            conn.send({"url": kube.base_url, "hub": hub.url})
+            while True:
+                command = await inbox.get()
+                op = command["op"]
+                if op == "stop":
+                    break
+                if op == "seed":
+                    names = [f"{command['prefix']}{i:05d}" for i in range(command["count"])]
+                    for i, name in enumerate(names):
+                        kube.create_object(_openmodel(name, i % repos, hub.url))
+                    conn.send({"names": names})
+                elif op == "unrelated":
+                    conn.send(_create_unrelated(kube, command["count"], command["namespaces"]))
+                elif op == "policy":  # a benign change: one more trusted key; every model is decided again
+                    extra = {"name": f"extra-{len(policy_keys)}", "publicKey": new_key().public_pem.decode()}
+                    policy_keys.append(extra)
+                    patch = {"spec": {"signature": {"keys": policy_keys}}}
+                    kube.patch_object("modeltrustpolicies", None, POLICY, patch)
+                    policy = kube.get("modeltrustpolicies", None, POLICY) or {}
+                    conn.send({"generation": policy["metadata"]["generation"]})
+                elif op == "await":
+                    conn.send(await _await_goals(kube, command["goals"], command["t0"], command["timeout"]))
+                elif op == "settle":
+                    conn.send(await _settle(kube, hub, command["t0"], command["quiet"], command["timeout"]))
+                elif op == "reset":
+                    kube.reset_counters()
+                    conn.send({"ok": True})
+    finally:
+        loop.remove_reader(conn.fileno())
+        hub.stop()
+        import shutil
+
+        shutil.rmtree(work, ignore_errors=True)
+    conn.send({"op": "stopped"})
+
+
+def _openmodel(name: str, repo: int, hub_url: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "openmodel.io/v1alpha1",
+        "kind": "OpenModel",
+        "metadata": {"name": name, "namespace": NS},
+        "spec": {"source": {"uri": f"hf://bench/model-{repo}", "endpoint": hub_url}},
+    }
+
+
+def _create_unrelated(kube: Any, count: int, namespaces: int) -> dict[str, Any]:
+    """``count`` objects nobody asked the operator about: half ConfigMaps, half Jobs, over ``namespaces``."""
+    started = time.monotonic()
+    for n in range(namespaces):
+        kube.create_namespace(f"other-{n:03d}")
+    for i in range(count):
+        namespace = f"other-{i % namespaces:03d}"
+        if i % 2:
+            kube.create_object(
+                {
+                    "apiVersion": "batch/v1",
+                    "kind": "Job",
+                    "metadata": {"name": f"job-{i:06d}", "namespace": namespace, "labels": {"app": "batch"}},
+                    "spec": {
+                        "template": {
+                            "spec": {
+                                "restartPolicy": "Never",
+                                "containers": [{"name": "c", "image": "busybox:1.36", "command": ["true"]}],
+                            }
+                        }
+                    },
+                }
+            )
+        else:
+            kube.create_object(
+                {
+                    "apiVersion": "v1",
+                    "kind": "ConfigMap",
+                    "metadata": {"name": f"cm-{i:06d}", "namespace": namespace, "labels": {"app": "settings"}},
+                    "data": {"settings.yaml": "key: " + "v" * 400},
+                }
+            )
+    return {"created": count, "seconds": time.monotonic() - started}
+
+
+def _model_state(kube: Any, name: str) -> dict[str, Any]:
+    return (kube._live(kube._def("openmodels"), NS, name) or {}).get("status") or {}
+
+
+def _reached(status: dict[str, Any], goal: dict[str, Any]) -> bool:
+    if goal["until"] == "trusted":
+        return any(c.get("type") == "Trusted" and c.get("status") == "True" for c in status.get("conditions") or [])
+    # every policy record of the model names the policy at this generation (or later): it was decided again
+    records = (status.get("provenance") or {}).get("policies") or []
+    return any(r.get("name") == POLICY and (r.get("generation") or 0) >= goal["generation"] for r in records)
+
+
+async def _await_goals(kube: Any, goals: dict[str, dict[str, Any]], t0: float, timeout: float) -> dict[str, Any]:
+    """For each goal ({names, until, generation?}): when each model reached it, in seconds since ``t0``."""
+    times: dict[str, dict[str, float]] = {goal: {} for goal in goals}
+    while True:
+        now = time.monotonic() - t0
+        for goal, spec in goals.items():
+            done = times[goal]
+            for name in spec["names"]:
+                if name not in done and _reached(_model_state(kube, name), spec):
+                    done[name] = now
+        if all(len(times[g]) == len(goals[g]["names"]) for g in goals) or now > timeout:
+            break
+        await asyncio.sleep(0.1)
+    return {goal: sorted(done.values()) for goal, done in times.items()}
+
+
+async def _settle(kube: Any, hub: Any, t0: float, quiet: float, timeout: float) -> dict[str, Any]:
+    """Wait until neither the API nor the Hub got a request for ``quiet`` seconds; the requests since reset."""
+
+    def activity() -> tuple[int, int]:
+        return kube.requests_total, len(hub.request_log)
+
+    quiet_since, last = time.monotonic(), activity()
+    while time.monotonic() - quiet_since < quiet and time.monotonic() - t0 < timeout:
+        await asyncio.sleep(0.2)
+        if activity() != last:
+            quiet_since, last = time.monotonic(), activity()
+    requests = dict(kube.request_counts)
+    return {
+        "quiescent_s": quiet_since - t0,
+        "requests_total": sum(v for k, v in requests.items() if k != "discovery"),
+        "breakdown": _summary(kube.request_log, 0),
+    }
+
+
+def catchup_operator_main(conn: Conn, url: str, concurrency: int, label: str) -> None:
+    """One operator lifetime: production settings, our /healthz and Kopf's in-loop one (the baseline)."""
+    try:
+        asyncio.run(_catchup_operator(conn, url, concurrency, label))
+    except BaseException:
+        import traceback
+
+        conn.send({"op": "error", "error": traceback.format_exc()})
+        raise
+
+
+async def _catchup_operator(conn: Conn, url: str, concurrency: int, label: str) -> None:
+    import socket
+
+    import kopf
+
+    from openmodel_operator.controller import reconciler as reconciler_module
+    from openmodel_operator.controller.handlers import build_registry
+    from openmodel_operator.controller.health import Health
+    from openmodel_operator.controller.kube import Kube, client_for
+    from openmodel_operator.controller.logs import configure_logging
+    from openmodel_operator.controller.settings import OperatorSettings
+
+    configure_logging(False, logging.INFO)
+    benchlib.RESULTS.mkdir(parents=True, exist_ok=True)
+    root = logging.getLogger()
+    root.handlers[0].setStream(open(benchlib.RESULTS / f"operator-{label}.log", "w"))  # type: ignore[attr-defined]  # noqa: SIM115
+    counter = _CountingHandler()
+    root.addHandler(counter)
+    imported = rss_mb()
+
+    # the end of each model's first reconcile pass in this lifetime: "caught up" is every model having had one
+    first_pass: dict[tuple[str | None, str | None], float] = {}
+    original = getattr(reconciler_module.Reconciler, "reconcile", None)
+    if original is not None:
+
+        async def reconcile(self: Any, body: Any, *args: Any, **kwargs: Any) -> Any:
+            try:
+                return await original(self, body, *args, **kwargs)
+            finally:
+                meta = body.get("metadata") or {}
+                first_pass.setdefault((meta.get("namespace"), meta.get("name")), time.monotonic())
+
+        reconciler_module.Reconciler.reconcile = reconcile  # type: ignore[method-assign]
+
+    def free_port() -> int:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            return int(sock.getsockname()[1])
+
+    settings = OperatorSettings(
+        resync_interval=30.0,
+        reverify_interval=3600.0,
+        max_concurrent_verifications=concurrency,
+        metrics_port=0,
+        health_port=0,
+        operator_image="openmodel-operator:bench",
+        vllm_image="vllm:bench",
+    )
+    registry = build_registry(settings, lambda: Kube(client_for(url)))
+
+    @kopf.on.login(registry=registry)
+    def login(**_: Any) -> kopf.ConnectionInfo:
+        return kopf.ConnectionInfo(server=url, insecure=True)
+
+    health = Health()
+    ours, theirs = free_port(), free_port()
+    server = health.serve("127.0.0.1", ours)
+    stop_flag = asyncio.Event()
+    heartbeat = asyncio.create_task(health.heartbeat())
+    task = asyncio.create_task(
+        kopf.operator(
+            registry=registry,
+            settings=kopf.OperatorSettings(),
+            standalone=True,
+            clusterwide=True,
+            stop_flag=stop_flag,
+            ready_flag=health.ready,
+            liveness_endpoint=f"http://127.0.0.1:{theirs}/healthz",  # Kopf's own, in the event loop: the baseline
+        )
+    )
+    while not health.ready.is_set():
+        await asyncio.sleep(0.01)
+    conn.send({"op": "ready", "at": time.monotonic(), "health_port": ours, "kopf_health_port": theirs})
+    cpu_start = _cpu_seconds()
+    loop = asyncio.get_running_loop()
+    inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    loop.add_reader(conn.fileno(), lambda: inbox.put_nowait(conn.recv()))
+    while True:
+        command = await inbox.get()
+        if command["op"] == "passes":
+            conn.send({"count": len(first_pass), "last": max(first_pass.values(), default=None)})
+        elif command["op"] == "stop":
+            break
+    loop.remove_reader(conn.fileno())
+    result = {
+        "imported_mib": imported,
+        "peak_rss_mib": peak_rss_mb(),
+        "cpu_s": _cpu_seconds() - cpu_start,
+        "first_passes": len(first_pass),
+        "first_pass_last": max(first_pass.values(), default=None),
+        "warnings": dict(counter.counts.most_common(10)),
+        "examinations": dict(counter.examinations.most_common()),
+    }
+    stop_flag.set()
+    try:
+        await asyncio.wait_for(asyncio.shield(task), timeout=60)
+    except TimeoutError:
+        task.cancel()
+    heartbeat.cancel()
+    server.close()
+    conn.send({"op": "stopped", **result})
+
+
+class _Prober:
+    """Polls both /healthz endpoints every 0.25 s from threads of this process: latency per answer."""
+
+    def __init__(self, ports: dict[str, int]) -> None:
+        import threading
+
+        self.samples: dict[str, list[tuple[float, float, int]]] = {name: [] for name in ports}
+        self._stop = threading.Event()
+        self._threads = [
+            threading.Thread(target=self._poll, args=(name, port), daemon=True) for name, port in ports.items()
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def _poll(self, name: str, port: int) -> None:
+        import urllib.error
+        import urllib.request
+
+        while not self._stop.is_set():
+            started = time.monotonic()
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=30) as rsp:
+                    code = rsp.status
+            except urllib.error.HTTPError as exc:
+                code = exc.code
+            except OSError:
+                code = 0
+            self.samples[name].append((started, time.monotonic() - started, code))
+            self._stop.wait(0.25)
+
+    def stop(self) -> dict[str, dict[str, float]]:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=35)
+        out = {}
+        for name, samples in self.samples.items():
+            latencies = sorted(latency for _, latency, _ in samples)
+            out[name] = {
+                "probes": len(samples),
+                "median_s": median(latencies) if latencies else float("nan"),
+                "p99_s": _quantile(latencies, 0.99),
+                "max_s": latencies[-1] if latencies else float("nan"),
+                "failed": sum(1 for _, latency, code in samples if code != 200 or latency > 5.0),
+            }
+        return out
+
+
+class _Lifetime:
+    """One operator process: spawned, ready, asked, stopped."""
+
+    def __init__(self, context: Any, url: str, concurrency: int, label: str) -> None:
+        self.conn, theirs = context.Pipe()
+        self.spawned = time.monotonic()
+        self.process = context.Process(target=catchup_operator_main, args=(theirs, url, concurrency, label))
+        self.process.start()
+        hello = _checked(self.conn.recv())
+        self.ready_s = hello["at"] - self.spawned
+        self.prober = _Prober({"ours": hello["health_port"], "kopf": hello["kopf_health_port"]})
+
+    def passes(self) -> dict[str, Any]:
+        self.conn.send({"op": "passes"})
+        return _checked(self.conn.recv())
+
+    def wait_for_passes(self, count: int, timeout: float) -> float | None:
+        """Seconds from spawn until ``count`` models had their first pass (None: not within ``timeout``)."""
+        while time.monotonic() - self.spawned < timeout:
+            answer = self.passes()
+            if answer["count"] >= count:
+                return float(answer["last"] - self.spawned)
+            time.sleep(0.2)
+        return None
+
+    def stop(self) -> dict[str, Any]:
+        health = self.prober.stop()
+        self.conn.send({"op": "stop"})
+        result = _checked(self.conn.recv())
+        self.process.join(timeout=60)
+        return {**result, "ready_s": self.ready_s, "healthz": health}
+
+
+def _ask(conn: Conn, command: dict[str, Any]) -> dict[str, Any]:
+    conn.send(command)
+    return _checked(conn.recv())
+
+
+def _all_at(times: list[float], count: int) -> float | None:
+    return times[-1] if len(times) == count else None
+
+
+def run_catchup(args: argparse.Namespace) -> dict[str, Any]:
+    """Burst baseline (cluster 1), then cold start, restart, restart with unrelated objects (cluster 2)."""
+    context = multiprocessing.get_context("spawn")
+    n, timeout = args.models, args.timeout
+    phases: dict[str, Any] = {}
+
+    def cluster() -> tuple[Any, Conn, str]:
+        ours, theirs = context.Pipe()
+        process = context.Process(target=catchup_cluster_main, args=(theirs, args.repos, args.hub_latency_ms / 1000))
+        process.start()
+        return process, ours, _checked(ours.recv())["url"]
+
+    def close(process: Any, conn: Conn) -> None:
+        conn.send({"op": "stop"})
+        conn.recv()
+        process.join(timeout=30)
+
+    # 1. baseline: the burst (the operator is up, then N models are created at once)
+    process, conn, url = cluster()
+    try:
+        life = _Lifetime(context, url, args.concurrency, "burst")
+        _ask(conn, {"op": "reset"})
+        t0 = time.monotonic()
+        names = _ask(conn, {"op": "seed", "prefix": "m-", "count": n})["names"]
+        goals = {"trusted": {"names": names, "until": "trusted"}}
+        trusted = _ask(conn, {"op": "await", "goals": goals, "t0": t0, "timeout": timeout})["trusted"]
+        settled = _ask(conn, {"op": "settle", "t0": t0, "quiet": 3.0, "timeout": timeout})
+        phases["burst"] = {"all_trusted_s": _all_at(trusted, n), **settled, "operator": life.stop()}
+        _progress("burst", phases["burst"])
+    finally:
+        close(process, conn)
+
+    # 2. a fresh cluster: N models exist before the operator ever starts (cold start)
+    process, conn, url = cluster()
+    try:
+        names = _ask(conn, {"op": "seed", "prefix": "m-", "count": n})["names"]
+        _ask(conn, {"op": "reset"})
+        life = _Lifetime(context, url, args.concurrency, "cold")
+        t0 = life.spawned
+        goals = {"trusted": {"names": names, "until": "trusted"}}
+        trusted = _ask(conn, {"op": "await", "goals": goals, "t0": t0, "timeout": timeout})["trusted"]
+        passes = life.wait_for_passes(n, timeout)
+        settled = _ask(conn, {"op": "settle", "t0": t0, "quiet": 3.0, "timeout": timeout})
+        phases["cold"] = {
+            "all_trusted_s": _all_at(trusted, n),
+            "all_first_pass_s": passes,
+            **settled,
+            "operator": life.stop(),
+        }
+        _progress("cold", phases["cold"])
+
+        # 3./4. restarts with N models: without unrelated objects, then with them; a model created and a policy
+        # change made just after each restart
+        for label, unrelated in (("restart", 0), ("restart-unrelated", args.unrelated)):
+            if unrelated:
+                phases["unrelated_objects"] = _ask(
+                    conn, {"op": "unrelated", "count": unrelated, "namespaces": args.unrelated_namespaces}
+                )
+            _ask(conn, {"op": "reset"})
+            life = _Lifetime(context, url, args.concurrency, label)
+            t0 = life.spawned
+            probe = _ask(conn, {"op": "seed", "prefix": f"late-{label}-", "count": 1})["names"]
+            generation = _ask(conn, {"op": "policy"})["generation"]
+            goals = {
+                "new_model": {"names": probe, "until": "trusted"},
+                "policy": {"names": names, "until": "generation", "generation": generation},
+            }
+            reached = _ask(conn, {"op": "await", "goals": goals, "t0": t0, "timeout": timeout})
+            passes = life.wait_for_passes(n + 1, timeout)
+            settled = _ask(conn, {"op": "settle", "t0": t0, "quiet": 3.0, "timeout": timeout})
+            phases[label] = {
+                "unrelated": unrelated,
+                "new_model_trusted_s": _all_at(reached["new_model"], 1),
+                "policy_all_s": _all_at(reached["policy"], n),
+                "policy_p50_s": _quantile(reached["policy"], 0.5),
+                "all_first_pass_s": passes,
+                **settled,
+                "operator": life.stop(),
+            }
+            _progress(label, phases[label])
+    finally:
+        close(process, conn)
+    phases["restart_unrelated"] = phases.pop("restart-unrelated")
+    return phases
+
+
+def _progress(label: str, phase: dict[str, Any]) -> None:
+    """One line per phase on stderr, so that a long run shows where it is."""
+    shown = {k: round(v, 1) if isinstance(v, float) else v for k, v in phase.items() if k.endswith("_s")}
+    print(f"[catchup] {label}: {shown}", file=sys.stderr, flush=True)
+
+
+def _ratio(a: float | None, b: float | None) -> str:
+    return f"{a / b:.2f}x" if a and b else "-"
+
+
+def report_catchup(args: argparse.Namespace, phases: dict[str, Any], load: tuple[float, float]) -> None:
+    def s(value: float | None) -> str:
+        return f"{value:.1f} s" if value is not None else "not reached"
+
+    burst, cold, restart, crowded = phases["burst"], phases["cold"], phases["restart"], phases["restart_unrelated"]
+    n = args.models
+    rows = [
+        ("models", f"{n}", f"{args.repos} signed repos; {args.unrelated} unrelated ConfigMaps+Jobs in phase 4"),
+        ("1 burst: all Trusted (baseline)", s(burst["all_trusted_s"]), "N models created at once, operator up"),
+        ("2 cold start: operator ready", s(cold["operator"]["ready_s"]), "from the spawn of a new process"),
+        (
+            "2 cold start: every model had a pass",
+            s(cold["all_first_pass_s"]),
+            "N models existed before the operator started",
+        ),
+        (
+            "2 cold start: all Trusted",
+            s(cold["all_trusted_s"]),
+            f"{_ratio(cold['all_trusted_s'], burst['all_trusted_s'])} the burst",
+        ),
+    ]
+    for label, phase in (("3 restart", restart), ("4 restart + unrelated", crowded)):
+        rows += [
+            (f"{label}: operator ready", s(phase["operator"]["ready_s"]), ""),
+            (f"{label}: every model had a pass", s(phase["all_first_pass_s"]), "catch-up (from spawn)"),
+            (f"{label}: new model Trusted", s(phase["new_model_trusted_s"]), "created once ready; from the spawn"),
+            (
+                f"{label}: policy change on every model",
+                s(phase["policy_all_s"]),
+                f"p50 {phase['policy_p50_s']:.1f} s; changed once ready; from the spawn",
+            ),
+            (
+                f"{label}: operator CPU / peak RSS",
+                f"{phase['operator']['cpu_s']:.1f} s",
+                f"{phase['operator']['peak_rss_mib']:.0f} MiB; {phase['requests_total']} API requests",
+            ),
+        ]
+    rows += [
+        (
+            "unrelated objects: restart catch-up",
+            _ratio(crowded["all_first_pass_s"], restart["all_first_pass_s"]),
+            "phase 4 / phase 3",
+        ),
+        (
+            "unrelated objects: policy change",
+            _ratio(crowded["policy_all_s"], restart["policy_all_s"]),
+            "phase 4 / phase 3",
+        ),
+    ]
+    for label, phase in (("burst", burst), ("cold", cold), ("restart", restart), ("restart+unrelated", crowded)):
+        ours, kopf = phase["operator"]["healthz"]["ours"], phase["operator"]["healthz"]["kopf"]
+        rows.append(
+            (
+                f"/healthz max latency, {label}",
+                f"{ours['max_s'] * 1000:.0f} ms",
+                f"Kopf's in-loop endpoint {kopf['max_s'] * 1000:.0f} ms (p99 {kopf['p99_s'] * 1000:.0f} ms, "
+                f"{kopf['failed']} of {kopf['probes']} over 5 s or failed; ours {ours['failed']} of {ours['probes']})",
+            )
+        )
+    for label, phase in (("cold", cold), ("restart", restart), ("restart+unrelated", crowded)):
+        warnings = phase["operator"]["warnings"]
+        if warnings:
+            rows.append((f"warnings, {label}", f"{sum(warnings.values())}", next(iter(warnings))))
+    rows.append(("load average start / end", f"{load[0]:.1f} / {load[1]:.1f}", "other work on the machine"))
+    print_table(f"bench_operator --scenario catchup on {os.cpu_count()} CPUs", rows)
+    path = benchlib.write_json(
+        "operator-catchup.json",
+        {
+            "command": "bench/bench_operator.py " + " ".join(sys.argv[1:]),
+            "machine": benchlib.machine(),
+            "loadavg": {"start": load[0], "end": load[1]},
+            "settings": {
+                "models": n,
+                "repos": args.repos,
+                "unrelated": args.unrelated,
+                "unrelated_namespaces": args.unrelated_namespaces,
+                "concurrency": args.concurrency,
+                "hub_latency_ms": args.hub_latency_ms,
+                "resync_interval": 30.0,
+            },
+            **phases,
+        },
+    )
+    print(f"\nwritten {path.relative_to(benchlib.REPO)}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--models", type=int, default=500, help="OpenModels created at once")
@@ -414,7 +993,21 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--profile", action="store_true", help="cProfile the event loop thread")
     parser.add_argument("--log-format", choices=["text", "json"], default="text", help="operator log format")
+    parser.add_argument(
+        "--scenario",
+        choices=["burst", "catchup"],
+        default="burst",
+        help="burst: N models created at once (default); catchup: the burst as baseline, then a cold start with "
+        "N existing models, a restart, and a restart with --unrelated objects in the cluster",
+    )
+    parser.add_argument("--unrelated", type=int, default=2000, help="catchup: unrelated ConfigMaps + Jobs")
+    parser.add_argument("--unrelated-namespaces", type=int, default=20, help="catchup: namespaces they are in")
     args = parser.parse_args(argv)
+    if args.scenario == "catchup":
+        load_before = os.getloadavg()[0]
+        phases = run_catchup(args)
+        report_catchup(args, phases, (load_before, os.getloadavg()[0]))
+        return 0
 
     rss: dict[str, float] = {"start": rss_mb()}
     context = multiprocessing.get_context("spawn")

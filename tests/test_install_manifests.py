@@ -6,6 +6,7 @@ The helpers at the top are shared with tests/test_install_helm.py, which holds t
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import shutil
 import subprocess
@@ -44,24 +45,26 @@ def _perms(group: str, resources: Iterable[str], verbs: Iterable[str]) -> set[Pe
     return {(group, resource, verb) for resource in resources for verb in verbs}
 
 
-# What the operator does in the namespaces it watches (derived from controller/kube.py and Kopf).
+# What the operator does in the namespaces it watches (derived from controller/kube.py and Kopf's requests by
+# tests/test_rbac_derived.py; spelled out here so that a change of the shipped RBAC is a visible change).
 NAMESPACED_PERMS: set[Perm] = (
-    _perms("openmodel.io", ["openmodels"], ["get", "list", "watch", "patch"])
-    | _perms("openmodel.io", ["openmodels/status"], ["get", "patch"])
+    _perms("openmodel.io", ["openmodels"], ["list", "watch", "patch"])
+    | _perms("openmodel.io", ["openmodels/status"], ["patch"])
     | _perms("", ["events"], ["create"])
     | _perms("", ["configmaps", "services", "persistentvolumeclaims"], _CHILD_VERBS)
     | _perms("apps", ["deployments"], _CHILD_VERBS)
     | _perms("batch", ["jobs"], _CHILD_VERBS)
     | _perms("", ["secrets"], ["get"])
 )
-# Cluster-scoped reads, needed whatever the watch scope.
+# Cluster-scoped, needed whatever the watch scope: reads, and the policies' status.
 CLUSTER_PERMS: set[Perm] = (
-    _perms("openmodel.io", ["modeltrustpolicies"], ["get", "list", "watch"])
-    | _perms("", ["namespaces"], ["get", "list", "watch"])
+    _perms("openmodel.io", ["modeltrustpolicies"], ["list", "watch"])
+    | _perms("openmodel.io", ["modeltrustpolicies/status"], ["patch"])
+    | _perms("", ["namespaces"], ["list", "watch"])
     | _perms("apiextensions.k8s.io", ["customresourcedefinitions"], ["list", "watch"])
 )
-CLUSTER_PEERING_PERMS = _perms("kopf.dev", ["clusterkopfpeerings"], ["get", "list", "watch", "patch"])
-NAMESPACED_PEERING_PERMS = _perms("kopf.dev", ["kopfpeerings"], ["get", "list", "watch", "patch"])
+CLUSTER_PEERING_PERMS = _perms("kopf.dev", ["clusterkopfpeerings"], ["list", "watch", "patch"])
+NAMESPACED_PEERING_PERMS = _perms("kopf.dev", ["kopfpeerings"], ["list", "watch", "patch"])
 POLICY_REF_PERMS = _perms("", ["configmaps"], ["get"])
 
 FORBIDDEN_RESOURCES = {
@@ -215,8 +218,11 @@ def assert_operator_pod(objs: list[Obj], service_account: str) -> OperatorSettin
     assert ports["health"] == settings.health_port
     probe = container["livenessProbe"]["httpGet"]
     assert probe["path"] == "/healthz" and ports[probe["port"]] == settings.health_port
+    # the kubelet probes the pod IP: a listener on loopback only would fail every probe
+    assert not ipaddress.ip_address(settings.health_address).is_loopback, settings.health_address
     if settings.metrics_port:
         assert ports["metrics"] == settings.metrics_port
+        assert not ipaddress.ip_address(settings.metrics_address).is_loopback, "Prometheus scrapes the pod IP"
     assert settings.operator_image == container["image"], "fetch Jobs must run the operator's own image"
     env_names = {e["name"] for e in container["env"]}
     assert "POD_ID" in env_names, "Kopf names itself after the pod (peering identity)"

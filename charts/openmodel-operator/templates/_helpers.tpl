@@ -50,13 +50,14 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{/* Rules for everything namespaced the operator does (ClusterRole when watching all namespaces, else a Role per namespace). */}}
 {{- define "openmodel.namespacedRules" -}}
 # OpenModels: watched (Kopf); patched for the openmodel.io/cleanup finalizer; status written by the reconciler
+# and by Kopf (its bookkeeping in status.operator)
 - apiGroups: [openmodel.io]
   resources: [openmodels]
-  verbs: [get, list, watch, patch]
+  verbs: [list, watch, patch]
 - apiGroups: [openmodel.io]
   resources: [openmodels/status]
-  verbs: [get, patch]
-# Events on OpenModels; Kopf posts core/v1 Events
+  verbs: [patch]
+# Events on OpenModels (condition transitions), created by the operator under names of its own
 - apiGroups: [""]
   resources: [events]
   verbs: [create]
@@ -76,15 +77,19 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
   verbs: [get]
 {{- end -}}
 
-{{/* Cluster-scoped reads, needed in both watch scopes. */}}
+{{/* Cluster-scoped rules, needed in both watch scopes. */}}
 {{- define "openmodel.clusterRules" -}}
-# ModelTrustPolicies and Namespaces: read-only watch indexes (which policies govern which namespace)
+# ModelTrustPolicies and Namespaces: watch indexes (which policies govern which namespace); a policy itself
+# is never written (no finalizer), only its status (governedModels, Accepted)
 - apiGroups: [openmodel.io]
   resources: [modeltrustpolicies]
-  verbs: [get, list, watch]
+  verbs: [list, watch]
+- apiGroups: [openmodel.io]
+  resources: [modeltrustpolicies/status]
+  verbs: [patch]
 - apiGroups: [""]
   resources: [namespaces]
-  verbs: [get, list, watch]
+  verbs: [list, watch]
 # Kopf notices CRDs being installed or removed while it runs
 - apiGroups: [apiextensions.k8s.io]
   resources: [customresourcedefinitions]

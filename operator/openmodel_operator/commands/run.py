@@ -31,6 +31,8 @@ def settings_from(args: argparse.Namespace) -> Any:
         ("trusted_root", "trusted_root_path"),
         ("metrics_port", "metrics_port"),
         ("health_port", "health_port"),
+        ("metrics_address", "metrics_address"),
+        ("health_address", "health_address"),
     ):
         value = getattr(args, flag)
         if value is not None:
@@ -45,6 +47,7 @@ def run(args: argparse.Namespace) -> int:
     from prometheus_client import start_http_server
 
     from openmodel_operator.controller.handlers import build_registry
+    from openmodel_operator.controller.health import Health
     from openmodel_operator.controller.kube import Kube, client_for
     from openmodel_operator.controller.logs import configure_logging
     from openmodel_operator.controller.metrics import METRICS
@@ -70,23 +73,40 @@ def run(args: argparse.Namespace) -> int:
         def login_default(**kwargs: Any) -> kopf.ConnectionInfo | None:
             return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
 
-    if settings.metrics_port:
-        start_http_server(settings.metrics_port, registry=METRICS.registry)
+    try:
+        if settings.metrics_port:
+            start_http_server(settings.metrics_port, addr=settings.metrics_address, registry=METRICS.registry)
+        # /healthz from a thread, not Kopf's in-loop endpoint: it answers during a catch-up (controller/health.py)
+        health = Health()
+        server = health.serve(settings.health_address, settings.health_port) if settings.health_port else None
+    except OSError as exc:  # the address is not this host's, or the port is taken
+        print(f"error: cannot listen: {exc}", file=sys.stderr)
+        return 2
     logging.getLogger(__name__).info(
         "starting", extra={"namespaces": list(settings.namespaces) or "all", "standalone": args.standalone}
     )
     # Kopf pauses every replica that sees a live peer of the same priority: each replica draws its own.
     priority = args.priority if args.priority is not None else random.randint(1, 32767)
-    asyncio.run(
-        kopf.operator(
-            registry=registry,
-            standalone=args.standalone,
-            priority=priority,
-            clusterwide=not settings.namespaces,
-            namespaces=list(settings.namespaces),
-            liveness_endpoint=f"http://0.0.0.0:{settings.health_port}/healthz" if settings.health_port else None,
-        )
-    )
+
+    async def operate() -> None:
+        heartbeat = asyncio.create_task(health.heartbeat(), name="heartbeat")
+        try:
+            await kopf.operator(
+                registry=registry,
+                standalone=args.standalone,
+                priority=priority,
+                clusterwide=not settings.namespaces,
+                namespaces=list(settings.namespaces),
+                ready_flag=health.ready,
+            )
+        finally:
+            heartbeat.cancel()
+
+    try:
+        asyncio.run(operate())
+    finally:
+        if server is not None:
+            server.close()
     return 0
 
 
@@ -118,6 +138,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.add_argument("--trusted-root", help="Sigstore trusted_root.json for offline keyless verification")
     parser.add_argument("--metrics-port", type=int, help="Prometheus /metrics port (default 8080, 0 disables)")
     parser.add_argument("--health-port", type=int, help="liveness /healthz port (default 8081, 0 disables)")
+    parser.add_argument(
+        "--metrics-address", help="address /metrics listens on (default 127.0.0.1; 0.0.0.0 in a pod, to be scraped)"
+    )
+    parser.add_argument(
+        "--health-address",
+        help="address /healthz listens on (default 127.0.0.1; 0.0.0.0 in a pod: the kubelet probes the pod IP)",
+    )
     parser.add_argument("--log-format", choices=["text", "json"], help="log format (default text)")
     parser.add_argument("--server", help="API server URL without credentials (development against an emulator)")
     parser.add_argument("--verbose", "-v", action="store_true", help="debug logging")

@@ -132,7 +132,7 @@ def _progress_bar(total: int) -> Any:
 def _pull(exam: Any, dest: Path) -> tuple[int, str]:
     """Pull the verified set into ``dest`` and make ``dest`` hold exactly it.
 
-    The verified set is what the verdict vouches for (``trust.pull.verified_files``): the signed
+    The verified set is what the verdict vouches for (``evidence.manifest.verified_files``): the signed
     resources for the Signed tier, every manifest file for the Pinned tier. A file the signer chose
     not to sign is never pulled, and anything else already in ``dest`` is removed, so a model server
     pointed at ``dest`` can only load verified bytes.

@@ -10,29 +10,27 @@ whatever no event reports (revoked keys, an upstream branch that moved).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable, Mapping
-from typing import Any, cast
+from typing import Any
 
 import kopf
 
-from openmodel_operator.api.common import GROUP, VERSION, Condition
-from openmodel_operator.api.time import utcnow
-from openmodel_operator.api.vocabulary import ConditionReason, ConditionType, Phase
+from openmodel_operator.api.common import GROUP, VERSION
+from openmodel_operator.api.vocabulary import Phase
+from openmodel_operator.controller.events import EventPoster
 from openmodel_operator.controller.kube import Kube
 from openmodel_operator.controller.memory import memory_in
 from openmodel_operator.controller.metrics import METRICS, PHASES
+from openmodel_operator.controller.policy_status import PolicyFacts, PolicyStatusWriter, policy_facts
 from openmodel_operator.controller.reconciler import ChildInventory, Reconciler
 from openmodel_operator.controller.settings import OperatorSettings
 from openmodel_operator.planning.children import label_value
-from openmodel_operator.planning.conditions import Cond, merge_conditions
 from openmodel_operator.planning.planner import Event
-from openmodel_operator.trust.decision import policy_violations
 from openmodel_operator.trust.policies import (
     Policy,
-    selector_matches,
     usable_policy,
-    without_references,
 )
 
 log = logging.getLogger(__name__)
@@ -118,8 +116,11 @@ def build_registry(
     phases = PhaseTracker()
     state: dict[str, Any] = {}
 
+    # our own Events, not kopf.event(): Kopf's generateName names clash at scale (409: the Event is lost)
+    events = EventPoster(lambda: state["kube"].create_event if "kube" in state else None)
+
     def poster(body: Mapping[str, Any], event: Event) -> None:
-        kopf.event(cast(kopf.Body, body), type=event.type, reason=event.reason, message=event.message)
+        events.post(body, event.type, event.reason, event.message)
 
     @kopf.on.startup(registry=registry)
     async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
@@ -132,6 +133,7 @@ def build_registry(
 
     @kopf.on.cleanup(registry=registry)
     async def cleanup(**_: Any) -> None:
+        await events.flush()  # the Events of the last passes, before the client closes
         kube = state.pop("kube", None)
         if kube is not None:
             await kube.close()
@@ -175,43 +177,42 @@ def build_registry(
     def model_index(namespace: str | None, name: str, **_: Any) -> dict[str | None, str]:
         return {namespace: name}
 
-    @kopf.timer(
-        GROUP, VERSION, "modeltrustpolicies", registry=registry, interval=settings.resync_interval, initial_delay=1
-    )
-    def policy_status(body: kopf.Body, status: kopf.Status, patch: kopf.Patch, **kwargs: Any) -> None:
-        """How many models a policy governs, and whether its spec is usable: what `kubectl get mtp` shows."""
-        policy = usable_policy(dict(body))
-        invalid = policy_violations(without_references(policy))  # inline PEMs; references are read per model
-        if invalid:
-            accepted = Cond(
-                ConditionType.ACCEPTED,
-                "False",
-                ConditionReason.INVALID_SPEC if policy.problem is not None else ConditionReason.INVALID_ANCHORS,
-                invalid[0].message,
-            )
-        else:
-            accepted = Cond(ConditionType.ACCEPTED, "True", ConditionReason.VALID, "the policy is in force")
-        governed = 0  # an unusable policy governs too: its models fail with PolicyInvalid
-        for namespace, labels in _namespace_labels(kwargs["namespace_index"]):
-            if selector_matches(policy.spec.namespace_selector, labels):
-                governed += len(_store_values(kwargs["model_index"], namespace))
-        generation = body.get("metadata", {}).get("generation")
-        previous = [Condition.model_validate(c) for c in status.get("conditions") or [] if isinstance(c, Mapping)]
-        conditions = merge_conditions(previous, [accepted], generation, utcnow())
-        desired = {
-            "governedModels": governed,
-            "observedGeneration": generation,
-            "conditions": [c.to_wire() for c in conditions],
-        }
-        for key, value in desired.items():
-            if status.get(key) != value:
-                patch.status[key] = value
+    # One loop writes every policy's status (no Kopf timer: a timer would put Kopf's finalizer on policies)
+    policy_status = PolicyStatusWriter(settings.resync_interval)
+
+    @kopf.index(GROUP, VERSION, "modeltrustpolicies", registry=registry, id="policy_facts_index")
+    def policy_facts_index(body: kopf.Body, **_: Any) -> dict[str, PolicyFacts]:
+        return {"all": policy_facts(dict(body))}
+
+    @kopf.on.startup(registry=registry, id="policy_status_start")
+    async def policy_status_start(**kwargs: Any) -> None:
+        async def patch(name: str, status: Mapping[str, Any]) -> bool:
+            return bool(await state["kube"].patch_policy_status(name, status))
+
+        state["policy_status"] = asyncio.create_task(
+            policy_status.run(
+                lambda: _store_values(kwargs["policy_facts_index"], "all"),
+                lambda: _namespace_labels(kwargs["namespace_index"]),
+                lambda namespace: len(_store_values(kwargs["model_index"], namespace)),
+                patch,
+            ),
+            name="policy-status",
+        )
+
+    @kopf.on.cleanup(registry=registry, id="policy_status_stop")
+    async def policy_status_stop(**_: Any) -> None:
+        task = state.pop("policy_status", None)
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
     # ------------------------------------------------------------ wake-ups
 
     @kopf.on.event(GROUP, VERSION, "modeltrustpolicies", registry=registry)
-    def policy_event(**_: Any) -> None:
+    async def policy_event(**_: Any) -> None:  # async: runs in the event loop, where the wake-ups live
         triggers.wake_all()
+        policy_status.policy_changed()
 
     @kopf.on.event("", "v1", "namespaces", registry=registry)
     def namespace_event(name: str, **_: Any) -> None:

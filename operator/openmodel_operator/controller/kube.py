@@ -11,7 +11,7 @@ import asyncio
 import base64
 import logging
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 import httpx2
 from lightkube import ApiError, AsyncClient, KubeConfig, codecs
@@ -19,7 +19,7 @@ from lightkube.config.models import Cluster, User
 from lightkube.generic_resource import create_global_resource, create_namespaced_resource
 from lightkube.resources.apps_v1 import Deployment
 from lightkube.resources.batch_v1 import Job
-from lightkube.resources.core_v1 import ConfigMap, PersistentVolumeClaim, Secret, Service
+from lightkube.resources.core_v1 import ConfigMap, Event, PersistentVolumeClaim, Secret, Service
 from lightkube.types import CascadeType, PatchType
 
 from openmodel_operator.api.common import GROUP, VERSION
@@ -108,6 +108,17 @@ class Kube:
             raise _error(exc) from None
         return True
 
+    async def create_event(self, event: Mapping[str, Any]) -> bool:
+        """Create one core/v1 Event; False when its name is taken (409), so the caller picks another."""
+        try:
+            async with self._writes:
+                await self.client.create(cast(Event, Event.from_dict(dict(event))))
+        except httpx2.HTTPStatusError as exc:
+            if _code(exc) == 409:
+                return False
+            raise _error(exc) from None
+        return True
+
     async def scale_to_zero(self, namespace: str, name: str) -> None:
         """Stop serving without deleting the Deployment (kept for forensics)."""
         try:
@@ -135,6 +146,19 @@ class Kube:
             raise _error(exc) from None
         version = updated.metadata.resourceVersion if updated.metadata else None
         return str(version) if version is not None else None
+
+    async def patch_policy_status(self, name: str, status: Mapping[str, Any]) -> bool:
+        """Merge-patch a ModelTrustPolicy's status subresource; False when the policy is gone (404)."""
+        try:
+            async with self._writes:
+                await self.client.patch(
+                    PolicyResource.Status, name, {"status": dict(status)}, patch_type=PatchType.MERGE
+                )
+        except httpx2.HTTPStatusError as exc:
+            if _code(exc) == 404:
+                return False
+            raise _error(exc) from None
+        return True
 
     async def delete(self, kind: str, namespace: str, name: str) -> bool:
         """Delete a child; False when it was already gone. Never waits for the child's own finalizers."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 from collections.abc import Mapping
 
@@ -30,6 +31,18 @@ class OperatorSettings:
     json_logs: bool = False
     metrics_port: int = 8080
     health_port: int = 8081
+    # where the listeners bind: loopback for a local `openmodel run`; in a pod the manifests set 0.0.0.0,
+    # because the kubelet probes (and Prometheus scrapes) the pod IP, not the pod's loopback
+    metrics_address: str = "127.0.0.1"
+    health_address: str = "127.0.0.1"
+
+    def __post_init__(self) -> None:
+        for name in ("metrics_address", "health_address"):
+            value = getattr(self, name)
+            try:
+                ipaddress.ip_address(value)
+            except ValueError:
+                raise ValueError(f"{name} {value!r} is not an IP address (e.g. 127.0.0.1, 0.0.0.0, ::)") from None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> OperatorSettings:
@@ -64,4 +77,6 @@ class OperatorSettings:
             json_logs=env.get("OPENMODEL_LOG_FORMAT", "text") == "json",
             metrics_port=int(num("OPENMODEL_METRICS_PORT", base.metrics_port)),
             health_port=int(num("OPENMODEL_HEALTH_PORT", base.health_port)),
+            metrics_address=env.get("OPENMODEL_METRICS_ADDRESS") or base.metrics_address,
+            health_address=env.get("OPENMODEL_HEALTH_ADDRESS") or base.health_address,
         )

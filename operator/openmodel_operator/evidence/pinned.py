@@ -3,7 +3,7 @@
 It travels as JSON in a ConfigMap owned by the OpenModel, so the Job needs no API access: it downloads
 exactly these files at exactly this commit and accepts only these digests. A tenant can edit that
 ConfigMap, so parsing trusts nothing in it: every file's path, size and sha256 must hash to the
-recorded name-bound manifest digest (``trust.manifest.manifest_digest_of``), and the Job is given the
+recorded name-bound manifest digest (``evidence.manifest.manifest_digest_of``), and the Job is given the
 digest the operator decided on (``openmodel fetch --expect-digest``) to compare with.
 """
 

@@ -6,6 +6,8 @@ import dataclasses
 import datetime
 from collections.abc import Iterable, Sequence
 
+from pydantic import ValidationError
+
 from openmodel_operator.api.common import Condition, ConditionStatus
 from openmodel_operator.api.vocabulary import ConditionType
 
@@ -98,3 +100,14 @@ def is_true(conditions: Sequence[Condition] | None, cond_type: str) -> bool:
     """Whether the condition of a type is present and True."""
     found = find(conditions, cond_type)
     return found is not None and found.status == "True"
+
+
+def read_conditions(raw: object) -> list[Condition]:
+    """Stored conditions as typed values; an entry that does not parse is left out (it is rewritten)."""
+    out: list[Condition] = []
+    for item in raw if isinstance(raw, list) else []:
+        try:
+            out.append(Condition.model_validate(item))
+        except ValidationError:
+            continue
+    return out

@@ -23,7 +23,6 @@ from openmodel_operator.planning.conditions import (
     RECONCILED,
     RESOLVED,
     SIGNATURE_VERIFIED,
-    SOURCE_AVAILABLE,
     TRUSTED,
     UPDATE_AVAILABLE,
     WEIGHTS_READY,
@@ -33,22 +32,12 @@ from openmodel_operator.planning.conditions import (
     merge_conditions,
     transitions,
 )
+from openmodel_operator.planning.event_severity import event_type_of
 from openmodel_operator.planning.examination_plan import UpdateInfo
 from openmodel_operator.planning.trust_result import TrustResult
 
 SHORT_REVISION = 12
 SERVED_REVOKED = ConditionReason.SERVED_CONTENT_REVOKED
-_WARNING_WHEN_FALSE = {
-    RESOLVED,
-    SIGNATURE_VERIFIED,
-    OPENNESS_VERIFIED,
-    TRUSTED,
-    WEIGHTS_READY,
-    AVAILABLE,
-    READY,
-    SOURCE_AVAILABLE,
-    RECONCILED,
-}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -312,8 +301,7 @@ def _still_revoked(status: OpenModelStatus, served: str | None, pinned: str) -> 
 def _events_for(previous: Sequence[Condition] | None, current: Sequence[Condition]) -> list[Event]:
     events = []
     for cond in transitions(previous, current):
-        bad = cond.status == "False" and cond.type in _WARNING_WHEN_FALSE
-        kind = EventType.WARNING if bad or cond.reason == ConditionReason.UPDATE_REJECTED else EventType.NORMAL
+        kind = event_type_of(previous, cond)  # a normal pull or rollout is Normal; a failure is a Warning
         events.append(Event(kind, cond.reason or cond.type, f"{cond.type}={cond.status}: {cond.message}"))
     return events
 

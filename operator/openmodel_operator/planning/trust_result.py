@@ -66,7 +66,7 @@ class TrustResult:
     transient: bool = False
     # the decision stands (re-made offline from recorded evidence) but the source could not be re-examined
     degraded: Cond | None = None
-    # bundle, card and declaration bytes kept beside the pinned manifest (controller.recorded)
+    # bundle, card and declaration bytes kept beside the pinned manifest (planning.recorded)
     recorded: Mapping[str, bytes] | None = None
     # the content the Deployment still serves (another digest, while the new one is pulled) no longer passes
     served_revoked: str | None = None

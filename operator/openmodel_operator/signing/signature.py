@@ -1,7 +1,7 @@
 """Verify a model-signing bundle against trust anchors, before any weight is pulled.
 
 Only the bundle bytes are needed: the signature is checked here and the signed file list is returned
-as evidence; ``trust.manifest.compare_manifest`` then compares it with the digests the Hub lists.
+as evidence; ``evidence.manifest.compare_manifest`` then compares it with the digests the Hub lists.
 model-signing's own verifiers insist on hashing a model directory, so the small parts they do on
 the bundle alone (DSSE/PAE signature, certificate chain) are done here with the same semantics; the
 keyless path uses sigstore-python's ``Verifier`` with an offline trusted root.
@@ -750,7 +750,7 @@ def _parse_statement(payload: bytes) -> tuple[dict[str, str], str, tuple[str, ..
 
     Checks what model-signing's ``dsse_payload_to_manifest`` checks, plus that the subject digest
     is the canonical manifest digest (paths in model-signing's order), so it names the same value as
-    ``trust.manifest.manifest_digest``.
+    ``evidence.manifest.manifest_digest``.
     """
     try:
         statement = json.loads(payload)
@@ -875,7 +875,7 @@ def verify_bundle(
     """Check a model-signing bundle against the trust anchors; never raises for a bad bundle.
 
     Returns the signed file list as evidence when a trusted signer signed it; the caller compares
-    ``evidence.resources`` with the revision's files (``trust.manifest.compare_manifest``).
+    ``evidence.resources`` with the revision's files (``evidence.manifest.compare_manifest``).
     ``now`` (default: the current time) is when certificate-mode chains must be valid.
     """
     try:

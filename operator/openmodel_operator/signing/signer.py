@@ -1,7 +1,7 @@
 """Sign a model directory with model-signing (key or certificate mode).
 
 Used by the example model builder and the countersign workflow: the bundles written here are the
-ones ``trust.signature.verify_bundle`` checks, and model-signing's own verifier accepts them too.
+ones ``signing.signature.verify_bundle`` checks, and model-signing's own verifier accepts them too.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ def _ignored(model_dir: pathlib.Path, output_path: pathlib.Path, ignore_paths: I
     """The signer's exclusions: the caller's, the signature file itself and all git metadata.
 
     model-signing only skips ``.git/``, ``.gitattributes``, ``.github/`` and ``.gitignore``; the
-    manifest comparison skips every ``.git*`` path (``trust.manifest.is_git_metadata``), so any other
+    manifest comparison skips every ``.git*`` path (``evidence.manifest.is_git_metadata``), so any other
     ``.git*`` path (``.gitmodules``...) is excluded here as well, keeping both sides equal.
     """
     ignored = {p.strip("/") for p in ignore_paths if p.strip("/")}
