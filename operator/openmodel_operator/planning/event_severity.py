@@ -28,8 +28,9 @@ PROGRESS = frozenset({ConditionReason.PULLING, ConditionReason.WEIGHTS_NOT_READY
 STARTING = frozenset({ConditionReason.NOT_CREATED, ConditionReason.STARTING, MINIMUM_REPLICAS_UNAVAILABLE})
 # False but admitted: unsigned content pinned by spec.source.digest (a trust tier, not a failure)
 ADMITTED = frozenset({ConditionReason.PINNED})
-# True and yet worth a look: an upstream commit that failed verification, violations a policy only audits
-WARNING_WHEN_TRUE = frozenset({ConditionReason.UPDATE_REJECTED, ConditionReason.AUDIT_VIOLATIONS})
+# True and yet worth a look: an upstream commit that failed verification. An admission under an Audit policy
+# is Normal: it is what the admin chose; its violations are on status and in provenance.
+WARNING_WHEN_TRUE = frozenset({ConditionReason.UPDATE_REJECTED})
 
 
 def event_type(cond_type: str, status: str, reason: str | None, was: str | None = None) -> EventType:
