@@ -329,3 +329,27 @@ def test_deceptive_certificate_names_are_shown_escaped(pki: Pki, sign: Signer) -
     bundle = sign(pki.chain(cn=spoof, sans=[x509.RFC822Name("bot@example.org")]))
     message = refused(bundle, anchors(pki, [SIGNER]), "\\u202e", "\\u2028")
     assert "\u202e" not in message and "\u2028" not in message
+
+
+def test_a_decision_judges_certificates_at_the_time_it_is_given(pki: Pki, sign: Signer, model: pathlib.Path) -> None:
+    """The pure decision reads no clock: the reconciler's pass time decides whether a leaf is still valid, so an
+    offline re-decision of recorded evidence after the leaf expired is a rejection, however it is scheduled."""
+    from openmodel_operator.sources.examine import gather_evidence, resolve
+    from openmodel_operator.trust.decision import decide
+    from openmodel_operator.trust.examination import ModelRequest
+
+    start = NOW - datetime.timedelta(days=1)
+    bundle = sign(pki.chain(not_before=start, not_after=start + datetime.timedelta(days=2)))
+    doc = {
+        "apiVersion": "openmodel.io/v1alpha1",
+        "kind": "ModelTrustPolicy",
+        "metadata": {"name": "p"},
+        "spec": {"signature": {"certificates": [{"name": "corp", "caBundle": pki.ca_pem.decode()}]}},
+    }
+    request = ModelRequest(uri=str(model), external_bundle=bundle)
+    evidence = gather_evidence(request, resolve(request))
+    policy = policy_from_manifest(doc)
+    assert decide([policy], evidence, now=NOW).signature is not None  # control: valid at the pass's time
+    later = decide([policy], evidence, now=start + datetime.timedelta(days=3))
+    assert later.signature is None and not later.trusted
+    assert Reason.UNTRUSTED_SIGNER in later.reasons

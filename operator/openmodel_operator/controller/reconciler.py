@@ -313,6 +313,7 @@ class Reconciler:
             serving=spec.serving,
             runtime_image=self.runtime_image(spec),
             default_endpoint=self.settings.default_endpoint,
+            now=self.clock(),  # certificates are judged at the pass's time, not a clock read inside the core
         )
         return Examination(request, evidence.source, evidence, verdict)
 

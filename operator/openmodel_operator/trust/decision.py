@@ -9,6 +9,7 @@ digest) or Unverified.
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import hashlib
 import re
 from collections.abc import Iterable, Sequence
@@ -469,12 +470,13 @@ def serving_violations(policy: Policy, serving: ServingSpec, runtime_image: str 
     ]
 
 
-def check_signature(policy: Policy, evidence: Evidence) -> SignatureCheck:
+def check_signature(policy: Policy, evidence: Evidence, now: datetime.datetime | None = None) -> SignatureCheck:
     """Verify the bundle against this policy's own anchors, then compare the signed files to the pinned ones.
 
     Only ``policy`` supplies anchors (keys, CAs, keyless identities and trusted root): another
     policy's anchors never vouch for this one. A policy whose anchors are unusable fails closed with
-    ``PolicyInvalid``, signed model or not.
+    ``PolicyInvalid``, signed model or not. ``now`` is the time certificates are judged at (the caller's
+    clock; None reads the wall clock).
     """
     try:
         anchors = trust_anchors(policy)
@@ -482,7 +484,7 @@ def check_signature(policy: Policy, evidence: Evidence) -> SignatureCheck:
         return SignatureCheck(None, SignatureFailure(Reason.POLICY_INVALID, exc.detail))
     if evidence.bundle is None:
         return SignatureCheck(None, None)
-    result = verify_bundle(evidence.bundle, anchors)
+    result = verify_bundle(evidence.bundle, anchors, now=now)
     if isinstance(result, SignatureFailure):
         return SignatureCheck(None, result)
     mismatches = compare_manifest(result.resources, evidence.source.files, evidence.signature_path, result.ignore_paths)
@@ -642,6 +644,7 @@ def decide(
     serving: ServingSpec | None = None,
     runtime_image: str | None = None,
     default_endpoint: str | None = None,
+    now: datetime.datetime | None = None,
 ) -> Verdict:
     """Evaluate every governing policy against the evidence and derive the tier.
 
@@ -686,7 +689,7 @@ def decide(
             continue
         if (v := source_allowed(policy, evidence.source.uri)) is not None:
             own.append(v)
-        check = check_signature(policy, evidence)  # anchors that do not load come back as PolicyInvalid
+        check = check_signature(policy, evidence, now)  # anchors that do not load come back as PolicyInvalid
         if check.covers_content and best is None:
             best = check
         if check.failure is not None and first_failure is None:
