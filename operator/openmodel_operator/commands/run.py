@@ -11,6 +11,15 @@ import random
 import sys
 from typing import Any
 
+from openmodel_operator.controller.settings import POLICY_STATUS_MODES, policy_status_mode
+
+
+def _policy_status(value: str) -> str:
+    mode = policy_status_mode(value)
+    if mode not in POLICY_STATUS_MODES:
+        raise argparse.ArgumentTypeError(f"{value!r} is not one of {', '.join(POLICY_STATUS_MODES)}")
+    return mode
+
 
 def settings_from(args: argparse.Namespace) -> Any:
     """Environment first, flags on top: a Deployment sets env, a developer types flags."""
@@ -39,6 +48,8 @@ def settings_from(args: argparse.Namespace) -> Any:
             overrides[field] = value
     if args.log_format:
         overrides["json_logs"] = args.log_format == "json"
+    if args.policy_status:
+        overrides["policy_status"] = args.policy_status
     return dataclasses.replace(settings, **overrides)
 
 
@@ -51,6 +62,7 @@ def run(args: argparse.Namespace) -> int:
     from openmodel_operator.controller.kube import Kube, client_for
     from openmodel_operator.controller.logs import configure_logging
     from openmodel_operator.controller.metrics import METRICS
+    from openmodel_operator.controller.policy_status_only import build_policy_status_registry
 
     try:
         settings = settings_from(args)
@@ -58,7 +70,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     configure_logging(settings.json_logs, logging.DEBUG if args.verbose else logging.INFO)
-    registry = build_registry(settings, lambda: Kube(client_for(args.server)))
+    if settings.policy_status == "only":  # a policy-status writer beside namespace shards: no models
+        registry = build_policy_status_registry(settings, lambda: Kube(client_for(args.server)))
+    else:
+        registry = build_registry(settings, lambda: Kube(client_for(args.server)))
     if args.server:
         server = args.server
 
@@ -83,7 +98,12 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: cannot listen: {exc}", file=sys.stderr)
         return 2
     logging.getLogger(__name__).info(
-        "starting", extra={"namespaces": list(settings.namespaces) or "all", "standalone": args.standalone}
+        "starting",
+        extra={
+            "namespaces": list(settings.namespaces) or "all",
+            "standalone": args.standalone,
+            "policy_status": settings.policy_status,
+        },
     )
     # Kopf pauses every replica that sees a live peer of the same priority: each replica draws its own.
     priority = args.priority if args.priority is not None else random.randint(1, 32767)
@@ -124,6 +144,16 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     scope.add_argument("--namespace", "-n", action="append", help="watch this namespace (repeatable)")
     scope.add_argument("--all-namespaces", "-A", action="store_true", help="watch every namespace (default)")
     parser.add_argument("--standalone", action="store_true", help="no peering: run without the KopfPeering CRDs")
+    parser.add_argument(
+        "--policy-status",
+        type=_policy_status,
+        metavar="{on,off,only}",
+        help=(
+            "who writes the ModelTrustPolicies' status (OPENMODEL_POLICY_STATUS): on (default) this process; "
+            "off a shard that leaves it to another process; only this process writes it for every namespace and "
+            "reconciles no models (docs/install.md, 'Scaling out')"
+        ),
+    )
     parser.add_argument(
         "--priority",
         type=int,

@@ -89,8 +89,11 @@ def status_patch(facts: PolicyFacts, desired: Mapping[str, Any]) -> dict[str, An
 class PolicyStatusWriter:
     """Writes the status of every policy every ``interval`` seconds, and soon after a policy changes."""
 
-    def __init__(self, interval: float) -> None:
+    def __init__(self, interval: float, enabled: bool = True) -> None:
         self.interval = interval
+        # False in a shard that leaves policy status to another process (settings.policy_status "off"): one
+        # writer per cluster, or shards that count different models would overwrite each other's governedModels
+        self.enabled = enabled
         self._wake = asyncio.Event()
         self._ready = asyncio.Event()
         # what was last sent per policy uid, and when: a watch event that has not arrived yet is not a reason to
@@ -109,6 +112,9 @@ class PolicyStatusWriter:
         models_in: Callable[[str], int],
         patch: StatusPatch,
     ) -> None:
+        if not self.enabled:
+            log.info("policy status is written by another process (policy status: off)")
+            return
         await self._ready.wait()
         while True:
             self._wake.clear()

@@ -9,6 +9,12 @@ from collections.abc import Mapping
 
 DEFAULT_OPERATOR_IMAGE = "ghcr.io/openmodel-operator/openmodel-operator:0.1.0"
 DEFAULT_VLLM_IMAGE = "vllm/vllm-openai:v0.11.0"
+# Who writes the status of the (cluster-scoped) ModelTrustPolicies (docs/install.md, "Scaling out"):
+#   on    this process reconciles its models and writes policy status (one operator for the cluster)
+#   off   this process reconciles its models only (a shard: another process writes policy status)
+#   only  this process writes policy status only, counting the models of every namespace; it reconciles nothing
+POLICY_STATUS_MODES = ("on", "off", "only")
+_POLICY_STATUS_ALIASES = {"true": "on", "1": "on", "yes": "on", "false": "off", "0": "off", "no": "off"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,8 +41,15 @@ class OperatorSettings:
     # because the kubelet probes (and Prometheus scrapes) the pod IP, not the pod's loopback
     metrics_address: str = "127.0.0.1"
     health_address: str = "127.0.0.1"
+    policy_status: str = "on"  # one of POLICY_STATUS_MODES
 
     def __post_init__(self) -> None:
+        if self.policy_status not in POLICY_STATUS_MODES:
+            raise ValueError(f"policy status {self.policy_status!r} is not one of {', '.join(POLICY_STATUS_MODES)}")
+        if self.policy_status == "only" and self.namespaces:
+            raise ValueError(
+                "policy status 'only' counts the models of every namespace: it cannot watch only some namespaces"
+            )
         for name in ("metrics_address", "health_address"):
             value = getattr(self, name)
             try:
@@ -79,4 +92,11 @@ class OperatorSettings:
             health_port=int(num("OPENMODEL_HEALTH_PORT", base.health_port)),
             metrics_address=env.get("OPENMODEL_METRICS_ADDRESS") or base.metrics_address,
             health_address=env.get("OPENMODEL_HEALTH_ADDRESS") or base.health_address,
+            policy_status=policy_status_mode(env.get("OPENMODEL_POLICY_STATUS") or base.policy_status),
         )
+
+
+def policy_status_mode(value: str) -> str:
+    """``on``, ``off`` or ``only``; ``true``/``false`` (and 1/0, yes/no) are ``on``/``off``."""
+    mode = value.strip().lower()
+    return _POLICY_STATUS_ALIASES.get(mode, mode)

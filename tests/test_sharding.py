@@ -1,0 +1,257 @@
+"""Scaling out: the cluster's namespaces split across operator shards (docs/install.md, "Scaling out").
+
+Two shards run against one emulator, each with its own namespace set (a glob and an exact name), beside a
+policy-status writer (``--policy-status only``); each operator talks to the emulator through its own port,
+so every request the emulator served is attributed to exactly one operator by its Host header. The shards run
+standalone: two operators sharing a peering deadlocked on kmock (dependency notes), and shards with disjoint
+namespace sets have nothing to share (a namespaced operator's peering objects live in its own namespaces).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import dataclasses
+import functools
+import pathlib
+from collections.abc import AsyncIterator, Iterable
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any
+
+import kmock
+import kopf
+import pytest
+
+from hubstub import HubStub
+from kube_emulator import KubeEmulator
+from kube_fixtures import EMULATOR_LOGIN_ID, operator_running
+from openmodel_operator.controller import handlers
+from openmodel_operator.controller.kube import Kube, client_for
+from openmodel_operator.controller.policy_status import PolicyStatusWriter
+from openmodel_operator.controller.policy_status_only import build_policy_status_registry
+from openmodel_operator.controller.settings import OperatorSettings
+from signing_fixtures import new_key
+from test_operator import World
+
+pytest_plugins = ["kube_fixtures"]
+
+WRITES = {"create", "update", "patch", "delete", "deletecollection"}
+SHARD_A = ("team-a-*",)  # a glob: namespaces created later join the shard
+SHARD_B = ("team-b",)  # an exact name
+CONTROL = "unsharded"  # matched by no shard: nothing acts on its models
+OPERATOR_NS = "openmodel-system"
+
+
+@dataclasses.dataclass
+class Running:
+    name: str
+    host: str  # host:port of its own entry point into the emulator
+    namespaces: tuple[str, ...]  # Kopf patterns; () is cluster-wide
+
+
+@pytest.fixture
+def world(kube: KubeEmulator, hub: HubStub, tmp_path: pathlib.Path) -> World:
+    return World(kube, hub, new_key(), tmp_path)
+
+
+def settings_for(world: World, namespaces: Iterable[str] = (), policy_status: str = "on") -> OperatorSettings:
+    return OperatorSettings(
+        namespaces=tuple(namespaces),
+        policy_status=policy_status,
+        resync_interval=0.5,
+        reverify_interval=3600,
+        metrics_port=0,
+        health_port=0,
+        operator_image="op:test",
+        vllm_image="vllm:test",
+        default_endpoint=world.hub.url,
+    )
+
+
+def shard_registry(settings: OperatorSettings, url: str) -> kopf.OperatorRegistry:
+    """The operator's registry for one shard.
+
+    Until handlers.py passes ``enabled=settings.policy_status == "on"`` to its PolicyStatusWriter (the wiring
+    line of this branch's report), a shard's ``policy_status="off"`` is applied here, exactly as that line
+    would. With the line in place this substitution changes nothing (the explicit keyword wins).
+    """
+    writer = functools.partial(PolicyStatusWriter, enabled=settings.policy_status == "on")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(handlers, "PolicyStatusWriter", writer)
+        return handlers.build_registry(settings, lambda: Kube(client_for(url)))
+
+
+def login_to(registry: kopf.OperatorRegistry, url: str) -> None:
+    """Kopf's own requests go through the same entry point as the operator's (the fixture's login is skipped)."""
+
+    @kopf.on.login(id=EMULATOR_LOGIN_ID, registry=registry)
+    def login(**_: Any) -> kopf.ConnectionInfo:
+        return kopf.ConnectionInfo(server=url, insecure=True, default_namespace="default")
+
+
+@asynccontextmanager
+async def entry_point(kube: KubeEmulator) -> AsyncIterator[tuple[str, str]]:
+    """A second HTTP server in front of the same emulator: (its URL, its Host header)."""
+    async with kmock.Server(kube) as server:
+        yield str(server.url).rstrip("/"), f"{server.host}:{server.port}"
+
+
+def scanning_on(settings: kopf.OperatorSettings) -> None:
+    settings.scanning.disabled = False
+
+
+def model(world: World, namespace: str, name: str = "m") -> None:
+    world.kube.create_object(
+        {
+            "apiVersion": "openmodel.io/v1alpha1",
+            "kind": "OpenModel",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {"source": {"uri": "hf://org/model", "endpoint": world.hub.url}},
+        }
+    )
+
+
+def trusted(world: World, namespace: str, name: str = "m") -> bool:
+    status = (world.kube.get("openmodels", namespace, name) or {}).get("status") or {}
+    conditions = {c["type"]: c["status"] for c in status.get("conditions") or []}
+    return status.get("phase") == "Pulling" and conditions.get("Trusted") == "True"
+
+
+def describe(world: World) -> str:
+    """Phase and conditions of every model, for the message of a failed wait."""
+    lines = []
+    for obj in world.kube.list("openmodels"):
+        status = obj.get("status") or {}
+        conds = ", ".join(f"{c['type']}={c['status']}/{c.get('reason')}" for c in status.get("conditions") or [])
+        lines.append(f"{obj['metadata']['namespace']}/{obj['metadata']['name']}: {status.get('phase')} [{conds}]")
+    return "; ".join(lines) + f"; governedModels {governed(world)}"
+
+
+def governed(world: World, policy: str = "org") -> Any:
+    return ((world.kube.get("modeltrustpolicies", None, policy) or {}).get("status") or {}).get("governedModels")
+
+
+def requests_by_operator(kube: KubeEmulator, operators: list[Running]) -> dict[str, list[kmock.Request]]:
+    """Every request the emulator served, by the operator whose entry point it came through."""
+    by_host = {op.host: op.name for op in operators}
+    result: dict[str, list[kmock.Request]] = collections.defaultdict(list)
+    for request in list(kube._requests):
+        result[by_host.get(request.headers.get("Host", ""), "someone else")].append(request)
+    return result
+
+
+def verb(request: kmock.Request) -> str:
+    method = str(getattr(request.method, "value", request.method)).upper()
+    if method == "GET":
+        return "watch" if request.params.get("watch") in ("true", "1") else "get/list"
+    return {"POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}.get(method, method.lower())
+
+
+def plural(request: kmock.Request) -> str:
+    resource = request.resource
+    return str(getattr(resource, "plural", None) or "") if resource is not None else ""
+
+
+def policy_with_key_in_operator_namespace(world: World) -> None:
+    """Policy ``org``, no namespaceSelector (it governs every namespace), its key in a ConfigMap of the
+    operator's namespace: every shard reads that one ConfigMap (the policy-refs grant)."""
+    world.kube.create_namespace(OPERATOR_NS)
+    world.kube.create_object(
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "release-keys", "namespace": OPERATOR_NS},
+            "data": {"release.pub": world.key.public_pem.decode()},
+        }
+    )
+    ref = {"name": "release-keys", "namespace": OPERATOR_NS, "key": "release.pub"}
+    world.policy(signature={"required": True, "keys": [{"name": "org-release", "configMapRef": ref}]})
+
+
+async def run_shards(world: World) -> dict[str, list[kmock.Request]]:
+    """Shards a (team-a-*) and b (team-b) and the policy-status writer until every model of a shard is
+    Trusted and counted, a namespace created later included; every request served, by operator."""
+    kube = world.kube
+    for namespace in ("team-a-1", "team-a-2", "team-b", CONTROL):
+        kube.create_namespace(namespace)
+    world.publish()
+    policy_with_key_in_operator_namespace(world)
+    for namespace in ("team-a-1", "team-a-2", "team-b", CONTROL):
+        model(world, namespace)
+
+    operators: list[Running] = []
+    async with AsyncExitStack() as stack:
+        flags: list[asyncio.Event] = []
+        for name, namespaces, mode in (("a", SHARD_A, "off"), ("b", SHARD_B, "off"), ("writer", (), "only")):
+            url, host = await stack.enter_async_context(entry_point(kube))
+            settings = settings_for(world, namespaces, mode)
+            if mode == "only":
+                registry = build_policy_status_registry(settings, functools.partial(Kube, client_for(url)))
+            else:
+                registry = shard_registry(settings, url)
+            login_to(registry, url)
+            # Kopf resolves globs by watching Namespaces, part of its scanning (on in production, off in tests)
+            running = operator_running(kube, registry, namespaces=namespaces, startup=scanning_on)
+            flags.append((await stack.enter_async_context(running)).stop_flag)
+            operators.append(Running(name, host, namespaces))
+
+        ours = [("team-a-1", "m"), ("team-a-2", "m"), ("team-b", "m")]
+        await kube.wait_for(lambda: all(trusted(world, ns, n) for ns, n in ours), 20, lambda: describe(world))
+        # the writer counts the models of every namespace the policy selects, the unsharded one included
+        await kube.wait_for(lambda: governed(world) == 4, 10, lambda: describe(world))
+
+        # a namespace created later that matches the glob joins shard a (Kopf watches the namespaces)
+        kube.create_namespace("team-a-3")
+        model(world, "team-a-3")
+        await kube.wait_for(lambda: trusted(world, "team-a-3"), 20, lambda: describe(world))
+        await kube.wait_for(lambda: governed(world) == 5, 10, lambda: describe(world))
+        await asyncio.sleep(1.0)  # two more resync passes of every shard: the control model would have moved
+        for flag in flags:  # all stop at once (each takes seconds), then the stack waits for each
+            flag.set()
+    return requests_by_operator(kube, operators)
+
+
+OWNER = {"team-a-1": "a", "team-a-2": "a", "team-a-3": "a", "team-b": "b"}
+
+
+async def test_two_shards_split_the_namespaces_and_one_writer_counts_every_model(world: World) -> None:
+    kube = world.kube
+    requests = await run_shards(world)
+    assert set(requests) <= {"a", "b", "writer"}, "a request came from none of the three operators"
+    for op in ("a", "b"):
+        mine = {ns for ns, o in OWNER.items() if o == op}
+        touched = {r.namespace for r in requests[op] if r.namespace}
+        # every namespaced request of a shard (reads, watches, writes) stays in its own namespaces, but for the
+        # one ConfigMap the policy names (read by name)
+        assert touched == mine | {OPERATOR_NS}, (op, touched)
+        outside = {(verb(r), plural(r), r.name) for r in requests[op] if r.namespace == OPERATOR_NS}
+        assert outside == {("get/list", "configmaps", "release-keys")}, outside
+        # it watched OpenModels namespace by namespace, never cluster-wide
+        watched = {r.namespace for r in requests[op] if plural(r) == "openmodels" and verb(r) == "watch"}
+        assert watched == mine, (op, watched)
+        # and never wrote a policy's status: the writer does
+        assert not [r for r in requests[op] if plural(r) == "modeltrustpolicies" and verb(r) in WRITES]
+
+    # each model's children and status were written by exactly one operator: the shard that owns its namespace
+    writers: dict[str, set[str]] = collections.defaultdict(set)
+    for op, reqs in requests.items():
+        for r in reqs:
+            if r.namespace and verb(r) in WRITES:
+                writers[r.namespace].add(op)
+    assert dict(writers) == {ns: {o} for ns, o in OWNER.items()}
+    for namespace, op in OWNER.items():
+        assert kube.list("jobs", namespace) and kube.list("persistentvolumeclaims", namespace), namespace
+        status_writes = [r for r in requests[op] if r.namespace == namespace and r.subresource == "status"]
+        assert status_writes, f"shard {op} wrote no status in {namespace}"
+
+    # the writer wrote policy status and nothing else (no finalizer, no model, no child)
+    writes = {(plural(r), r.subresource) for r in requests["writer"] if verb(r) in WRITES}
+    assert writes == {("modeltrustpolicies", "status")}, writes
+    assert "finalizers" not in (kube.get("modeltrustpolicies", None, "org") or {}).get("metadata", {})
+    assert ("openmodels", None) in {(plural(r), r.namespace) for r in requests["writer"] if verb(r) == "watch"}
+
+    # the control model, in a namespace no shard matches, was left alone: no status, no children, no request
+    control = kube.get("openmodels", CONTROL, "m") or {}
+    assert not control.get("status") and not control["metadata"].get("finalizers")
+    assert kube.list("jobs", CONTROL) == [] and kube.list("persistentvolumeclaims", CONTROL) == []
+    assert not [r for op in ("a", "b") for r in requests[op] if r.namespace == CONTROL]
