@@ -77,16 +77,18 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
   verbs: [get]
 {{- end -}}
 
-{{/* Cluster-scoped rules, needed in both watch scopes. */}}
+{{/* Cluster-scoped rules, needed in every watch scope and role. */}}
 {{- define "openmodel.clusterRules" -}}
 # ModelTrustPolicies and Namespaces: watch indexes (which policies govern which namespace); a policy itself
-# is never written (no finalizer), only its status (governedModels, Accepted)
+# is never written (no finalizer), only its status (governedModels, Accepted), and not by a shard
 - apiGroups: [openmodel.io]
   resources: [modeltrustpolicies]
   verbs: [list, watch]
+{{- if ne .Values.role "shard" }}
 - apiGroups: [openmodel.io]
   resources: [modeltrustpolicies/status]
   verbs: [patch]
+{{- end }}
 - apiGroups: [""]
   resources: [namespaces]
   verbs: [list, watch]
@@ -96,15 +98,26 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
   verbs: [list, watch]
 {{- end -}}
 
+{{/* OPENMODEL_POLICY_STATUS of a role: who writes the ModelTrustPolicies' status. */}}
+{{- define "openmodel.policyStatus" -}}
+{{- if eq .Values.role "shard" -}}off{{- else if eq .Values.role "policyStatus" -}}only{{- else -}}on{{- end -}}
+{{- end -}}
+
 {{/* Fail early on combinations the schema cannot express. */}}
 {{- define "openmodel.validate" -}}
+{{- if and (eq .Values.role "policyStatus") (ne .Values.watch.scope "all") -}}
+{{- fail "role=policyStatus counts the models of every namespace: it needs watch.scope=all" -}}
+{{- end -}}
+{{- if and (eq .Values.watch.scope "patterns") .Values.ha.enabled -}}
+{{- fail "watch.scope=patterns cannot have ha.enabled: Kopf peers in each watched namespace, and no KopfPeering can be rendered for a pattern; run one replica per shard" -}}
+{{- end -}}
 {{- if and (gt (int .Values.replicas) 1) (not .Values.ha.enabled) -}}
 {{- fail "replicas > 1 needs ha.enabled=true: without Kopf peering every replica would reconcile every model" -}}
 {{- end -}}
 {{- if and .Values.metrics.serviceMonitor.enabled (not .Values.metrics.enabled) -}}
 {{- fail "metrics.serviceMonitor.enabled needs metrics.enabled=true" -}}
 {{- end -}}
-{{- if and (eq .Values.watch.scope "namespaces") (empty .Values.watch.namespaces) -}}
-{{- fail "watch.scope=namespaces needs at least one entry in watch.namespaces" -}}
+{{- if and (eq .Values.watch.scope "namespaces" "patterns") (empty .Values.watch.namespaces) -}}
+{{- fail (printf "watch.scope=%s needs at least one entry in watch.namespaces" .Values.watch.scope) -}}
 {{- end -}}
 {{- end -}}
