@@ -20,6 +20,7 @@ from typing import Any
 import kopf
 
 from openmodel_operator.api.common import GROUP, VERSION
+from openmodel_operator.controller import kopf_readiness
 from openmodel_operator.controller.kube import Kube
 from openmodel_operator.controller.policy_status import PolicyFacts, PolicyStatusWriter, policy_facts
 from openmodel_operator.controller.settings import OperatorSettings
@@ -29,6 +30,7 @@ log = logging.getLogger(__name__)
 
 def build_policy_status_registry(settings: OperatorSettings, kube_factory: Callable[[], Kube]) -> kopf.OperatorRegistry:
     """A registry that only writes policy status; run it cluster-wide (``clusterwide=True``)."""
+    kopf_readiness.install()  # an index over every OpenModel: keep a restart's catch-up linear (see the module)
     registry = kopf.OperatorRegistry()
     writer = PolicyStatusWriter(settings.resync_interval)
     state: dict[str, Any] = {}
