@@ -30,13 +30,16 @@ from harness import (
     Kubectl,
     LocalOperator,
     Operator,
+    OperatorIdentity,
     new_key,
+    operator_identity,
     sign_with_key,
     wait_for,
     write_model,
 )
 
 OPERATOR_KEY = pytest.StashKey[Operator]()
+IDENTITY_KEY = pytest.StashKey[OperatorIdentity]()
 README = b"---\nlicense: apache-2.0\ndatasets: [example/corpus]\n---\n# e2e test model\n"
 Publish = Callable[..., str]
 _numbers = itertools.count(1)
@@ -50,6 +53,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     )
     for item in items:
         item.add_marker(skip)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
+    """Whose credentials the operator had: the shipped ServiceAccount, or why not."""
+    identity = config.stash.get(IDENTITY_KEY, None)
+    if identity is not None:
+        terminalreporter.write_line(f"e2e: {identity.description}")
 
 
 @pytest.hookimpl(wrapper=True)
@@ -146,6 +156,20 @@ def _run_openmodel_crds(config: E2EConfig) -> str:
 
 
 @pytest.fixture(scope="session")
+def identity(
+    request: pytest.FixtureRequest,
+    kubectl: Kubectl,
+    e2e_config: E2EConfig,
+    installed: Installation,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> OperatorIdentity:
+    """The operator's credentials: a token of the shipped ServiceAccount where the server authorizes requests."""
+    found = operator_identity(kubectl, e2e_config, installed.rbac, tmp_path_factory.mktemp("operator-identity"))
+    request.config.stash[IDENTITY_KEY] = found
+    return found
+
+
+@pytest.fixture(scope="session")
 def cluster_operator(installed: Installation, kubectl: Kubectl, e2e_config: E2EConfig) -> Iterator[Operator | None]:
     """In-cluster mode: the operator from manifests/ for the whole session (watching every namespace)."""
     if not e2e_config.in_cluster:
@@ -214,15 +238,20 @@ def case(
     e2e_config: E2EConfig,
     hub: E2EHub,
     cluster_operator: Operator | None,
+    identity: OperatorIdentity,
     namespace: str,
     run_id: str,
     tmp_path: pathlib.Path,
 ) -> Iterator[Case]:
-    """A namespace with an operator watching it (a local ``openmodel run`` per test, or the in-cluster one)."""
+    """A namespace with an operator watching it (a local ``openmodel run`` per test, or the in-cluster one).
+
+    A local operator runs as the shipped ServiceAccount where the API server authorizes (``identity``): a
+    refusal in its log fails the test (harness.FATAL_LOG_LINES), during the test and once more after it.
+    """
     if cluster_operator is not None:
         operator, owns = cluster_operator, False
     else:
-        local = LocalOperator(e2e_config, [namespace], tmp_path / "operator.log")
+        local = LocalOperator(e2e_config, [namespace], tmp_path / "operator.log", identity.kubeconfig)
         operator, owns = local, True
         request.node.stash[OPERATOR_KEY] = local
         try:
@@ -234,6 +263,7 @@ def case(
     case = Case(kubectl, e2e_config, hub, namespace, run_id, operator, owns)
     try:
         yield case
+        operator.check()  # what the operator did after the test's last wait (a refused request, an exit)
     finally:
         if e2e_config.keep:
             if owns:

@@ -51,11 +51,19 @@ CHILD_KINDS = "deployments,services,jobs,configmaps,persistentvolumeclaims"
 RBAC_KINDS = {"Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"}
 OPERATOR_NAMESPACE = "openmodel-system"
 OPERATOR_DEPLOYMENT = "openmodel-operator"
+OPERATOR_SERVICE_ACCOUNT = "openmodel-operator"  # manifests/base/serviceaccount.yaml
+OPERATOR_USER = f"system:serviceaccount:{OPERATOR_NAMESPACE}:{OPERATOR_SERVICE_ACCOUNT}"
+OPERATOR_TOKEN_SECONDS = 4 * 3600  # the session's TokenRequest (the API server may shorten it, never below 10 min)
 # Operator log lines after which it can never become useful: fail at once instead of waiting for a timeout.
 FATAL_LOG_LINES = {
     "Ran out of valid credentials": (
         "the operator could not authenticate with E2E_KUBECONFIG: no Kopf login handler returned credentials "
         "(a bare kopf.OperatorRegistry has none of Kopf's default ones, e.g. kopf.login_with_kubeconfig)"
+    ),
+    # the API server's words for an RBAC refusal; seen only when the operator runs as its ServiceAccount
+    f'is forbidden: User "{OPERATOR_USER}"': (
+        f"the API server refused a request of the operator running as {OPERATOR_USER}: the shipped RBAC "
+        "(manifests/) lacks a grant the operator uses (docs/rbac.md; tests/test_rbac_derived.py derives them)"
     ),
 }
 
@@ -92,6 +100,9 @@ class E2EConfig:
     operator_args: tuple[str, ...]
     kubectl: str
     openmodel: str
+    # "serviceaccount": a local operator runs as the shipped ServiceAccount where the server authorizes;
+    # "kubeconfig": always with E2E_KUBECONFIG's own credentials
+    operator_identity: str = "serviceaccount"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> E2EConfig:
@@ -118,6 +129,7 @@ class E2EConfig:
             operator_args=tuple((env.get("E2E_OPERATOR_ARGS") or "").split()),
             kubectl=env.get("E2E_KUBECTL") or "kubectl",
             openmodel=env.get("E2E_OPENMODEL") or "openmodel",
+            operator_identity=(env.get("E2E_OPERATOR_IDENTITY") or "serviceaccount").strip().lower(),
         )
 
     @property
@@ -132,6 +144,8 @@ class E2EConfig:
 
     def skip_reason(self) -> str | None:
         """Why this environment cannot run the suite, or None."""
+        if self.operator_identity not in ("serviceaccount", "kubeconfig"):
+            return f"E2E_OPERATOR_IDENTITY={self.operator_identity!r} is neither serviceaccount nor kubeconfig"
         if not self.kubeconfig.is_file():
             return f"E2E_KUBECONFIG={self.kubeconfig} is not a file"
         for tool in {self.kubectl} | (set() if self.in_cluster else {self.openmodel}):
@@ -223,6 +237,19 @@ class Kubectl:
 
     def json(self, *args: str) -> Any:
         return json.loads(self.run(*args, "-o", "json").stdout)
+
+    def with_kubeconfig(self, kubeconfig: pathlib.Path) -> Kubectl:
+        """The same kubectl with other credentials (its own discovery cache)."""
+        config = dataclasses.replace(self.config, kubeconfig=kubeconfig)
+        return Kubectl(config, self.cache_dir.with_name(self.cache_dir.name + "-" + kubeconfig.stem))
+
+    def can_i(self, *args: str) -> bool:
+        """``kubectl auth can-i ...`` answered yes."""
+        return self.run("auth", "can-i", *args, check=False).stdout.strip() == "yes"
+
+    def evaluates_access_reviews(self) -> bool:
+        """The API server answers SelfSubjectAccessReviews (it has an authorizer); the emulator refuses them."""
+        return self.run("auth", "can-i", "get", "namespaces", check=False).stdout.strip() in ("yes", "no")
 
     def get(self, kind: str, name: str, namespace: str | None = None) -> JsonDict | None:
         """The object, or None when it does not exist."""
@@ -369,10 +396,83 @@ class Operator:
         """Stop the operator."""
 
 
-class LocalOperator(Operator):
-    """``openmodel run --standalone --namespace NS`` as a subprocess, with ``KUBECONFIG=$E2E_KUBECONFIG``."""
+@dataclasses.dataclass(frozen=True)
+class OperatorIdentity:
+    """Whose credentials a local operator runs with, and why (the session's summary prints ``description``)."""
 
-    def __init__(self, config: E2EConfig, namespaces: Sequence[str], log_path: pathlib.Path) -> None:
+    kubeconfig: pathlib.Path | None  # None: E2E_KUBECONFIG itself
+    user: str | None  # the Kubernetes user it authenticates as, when known
+    description: str
+
+
+def operator_identity(
+    kubectl: Kubectl, config: E2EConfig, rbac_installed: bool, directory: pathlib.Path
+) -> OperatorIdentity:
+    """The shipped ServiceAccount wherever the API server authorizes requests, else E2E_KUBECONFIG's user.
+
+    Neither Kopf's ``login_with_kubeconfig`` nor lightkube's ``KubeConfig`` reads a kubeconfig's impersonation
+    fields (``as``, ``as-groups``): with them both clients would silently stay the admin. So the operator gets a
+    kubeconfig of its own with a TokenRequest token of the ServiceAccount (``kubectl create token``), and every
+    request it makes, Kopf's and its own, is authorized as that account against the shipped RBAC.
+    """
+    if config.in_cluster:
+        return OperatorIdentity(None, OPERATOR_USER, f"the in-cluster operator pod runs as {OPERATOR_USER}")
+    own = "the local operator ran with E2E_KUBECONFIG's own credentials"
+    if config.operator_identity == "kubeconfig":
+        return OperatorIdentity(
+            None, None, f"{own} (E2E_OPERATOR_IDENTITY=kubeconfig): the shipped RBAC is not exercised"
+        )
+    if not kubectl.evaluates_access_reviews():
+        return OperatorIdentity(
+            None,
+            None,
+            f"{own}: this API server evaluates no access reviews (no authorizer, e.g. the project's emulator), "
+            "so there is no RBAC to run it under",
+        )
+    if not rbac_installed:
+        return OperatorIdentity(None, None, f"{own}: manifests/ is absent, so there is no ServiceAccount to run as")
+    proc = kubectl.run(
+        "create",
+        "token",
+        OPERATOR_SERVICE_ACCOUNT,
+        "-n",
+        OPERATOR_NAMESPACE,
+        f"--duration={OPERATOR_TOKEN_SECONDS}s",
+        check=False,
+    )
+    token = proc.stdout.strip()
+    if proc.returncode != 0 or not token:
+        raise AssertionError(
+            f"cannot get a token for {OPERATOR_USER} (kubectl create token: {proc.stderr.strip()}); the operator must "
+            "run under the shipped RBAC where the server authorizes requests. E2E_OPERATOR_IDENTITY=kubeconfig runs it "
+            "with E2E_KUBECONFIG's credentials instead"
+        )
+    view: JsonDict = kubectl.json("config", "view", "--raw", "--minify", "--flatten")
+    (context,) = view["contexts"]
+    context["context"]["user"] = OPERATOR_SERVICE_ACCOUNT
+    view["users"] = [{"name": OPERATOR_SERVICE_ACCOUNT, "user": {"token": token}}]
+    path = directory / "operator.kubeconfig"
+    path.touch(mode=0o600)
+    path.write_text(yaml.safe_dump(view, sort_keys=False))
+    return OperatorIdentity(
+        path,
+        OPERATOR_USER,
+        f"the local operator ran as {OPERATOR_USER} (a TokenRequest token in a kubeconfig of its own): every request "
+        "it made was authorized against the shipped RBAC",
+    )
+
+
+class LocalOperator(Operator):
+    """``openmodel run --standalone --namespace NS`` as a subprocess, with ``KUBECONFIG`` naming its credentials:
+    E2E_KUBECONFIG, or the shipped ServiceAccount's (``operator_identity``)."""
+
+    def __init__(
+        self,
+        config: E2EConfig,
+        namespaces: Sequence[str],
+        log_path: pathlib.Path,
+        kubeconfig: pathlib.Path | None = None,
+    ) -> None:
         self.config = config
         self.log_path = log_path
         self.health_port = free_port()
@@ -394,7 +494,7 @@ class LocalOperator(Operator):
         ]
         self.command = command
         env = {k: v for k, v in os.environ.items() if not k.startswith("OPENMODEL_")}
-        env.update(KUBECONFIG=str(config.kubeconfig), PYTHONUNBUFFERED="1")
+        env.update(KUBECONFIG=str(kubeconfig or config.kubeconfig), PYTHONUNBUFFERED="1")
         self._log = log_path.open("w")
         self.process = subprocess.Popen(
             command, stdout=self._log, stderr=subprocess.STDOUT, env=env, start_new_session=True

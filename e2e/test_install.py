@@ -8,11 +8,21 @@ from collections.abc import Iterator
 
 import pytest
 import yaml
-from harness import ROOT, E2EConfig, Installation, JsonDict, Kubectl, iter_docs
+from harness import (
+    OPERATOR_NAMESPACE,
+    OPERATOR_USER,
+    ROOT,
+    E2EConfig,
+    Installation,
+    JsonDict,
+    Kubectl,
+    OperatorIdentity,
+    iter_docs,
+)
 
 INVALID = sorted((ROOT / "examples" / "invalid").glob("*.yaml"))
 VALID = sorted(p for p in (ROOT / "examples").glob("*.yaml"))
-SERVICE_ACCOUNT = "system:serviceaccount:openmodel-system:openmodel-operator"
+SERVICE_ACCOUNT = OPERATOR_USER
 
 
 @pytest.fixture(scope="module")
@@ -66,34 +76,50 @@ def test_invalid_examples_are_refused_with_their_documented_message(
     assert any(alt in proc.stderr for alt in alternatives), proc.stderr
 
 
-def _can_i(kubectl: Kubectl, *args: str) -> bool:
-    proc = kubectl.run("auth", "can-i", *args, check=False)
-    return proc.stdout.strip() == "yes"
+ALLOWED = [
+    ("patch", "openmodels.openmodel.io", "--subresource=status"),
+    ("watch", "modeltrustpolicies.openmodel.io"),
+    ("patch", "modeltrustpolicies.openmodel.io", "--subresource=status"),
+    ("create", "events"),
+    ("patch", "deployments.apps", "-n", "default"),
+    ("delete", "jobs.batch", "-n", "default"),
+    ("get", "secrets", "-n", "default"),
+]
+DENIED = [
+    ("list", "secrets", "-n", "default"),
+    ("create", "pods", "-n", "default"),
+    ("create", "pods", "--subresource=exec", "-n", "default"),
+    ("update", "openmodels.openmodel.io"),
+    ("delete", "openmodels.openmodel.io"),  # a user deletes models; the operator only removes its finalizer
+    ("patch", "modeltrustpolicies.openmodel.io"),  # a policy carries no finalizer: never written
+    ("update", "modeltrustpolicies.openmodel.io", "--subresource=status"),  # status is patched, never replaced
+    ("patch", "namespaces"),
+    ("create", "serviceaccounts", "--subresource=token", "-n", OPERATOR_NAMESPACE),  # no tokens of its own
+    ("impersonate", "serviceaccounts"),
+    ("create", "rolebindings.rbac.authorization.k8s.io", "-n", "default"),
+    ("delete", "customresourcedefinitions.apiextensions.k8s.io"),
+]
 
 
-def test_operator_rbac_allows_what_the_operator_does_and_no_more(kubectl: Kubectl, installed: Installation) -> None:
+def test_operator_rbac_allows_what_the_operator_does_and_no_more(
+    kubectl: Kubectl, installed: Installation, identity: OperatorIdentity
+) -> None:
+    """Asked twice: impersonating the ServiceAccount (``--as``), and with the token the local operator runs with,
+    which must authenticate as exactly that account."""
     if not installed.rbac:
         pytest.skip("manifests/ is absent: no RBAC installed")
-    if not _can_i(kubectl, "get", "namespaces"):
+    if not kubectl.evaluates_access_reviews() or not kubectl.can_i("get", "namespaces"):
         pytest.skip("this API server evaluates no access reviews (no authorizer, e.g. an emulator)")
-    allowed = [
-        ("patch", "openmodels.openmodel.io", "--subresource=status"),
-        ("watch", "modeltrustpolicies.openmodel.io"),
-        ("patch", "modeltrustpolicies.openmodel.io", "--subresource=status"),
-        ("create", "events"),
-        ("patch", "deployments.apps", "-n", "default"),
-        ("delete", "jobs.batch", "-n", "default"),
-        ("get", "secrets", "-n", "default"),
-    ]
-    denied = [
-        ("list", "secrets", "-n", "default"),
-        ("create", "pods", "-n", "default"),
-        ("create", "pods", "--subresource=exec", "-n", "default"),
-        ("update", "openmodels.openmodel.io"),
-        ("patch", "modeltrustpolicies.openmodel.io"),  # a policy carries no finalizer: never written
-        ("delete", "customresourcedefinitions.apiextensions.k8s.io"),
-    ]
-    for check in allowed:
-        assert _can_i(kubectl, *check, f"--as={SERVICE_ACCOUNT}"), f"the operator may not {' '.join(check)}"
-    for check in denied:
-        assert not _can_i(kubectl, *check, f"--as={SERVICE_ACCOUNT}"), f"the operator may {' '.join(check)}"
+    askers = {f"--as={SERVICE_ACCOUNT}": (kubectl, (f"--as={SERVICE_ACCOUNT}",))}
+    if identity.kubeconfig is not None:
+        askers["the operator's own token"] = (kubectl.with_kubeconfig(identity.kubeconfig), ())
+        whoami = askers["the operator's own token"][0].run(
+            "auth", "whoami", "-o", "jsonpath={.status.userInfo.username}", check=False
+        )
+        if whoami.returncode == 0:  # SelfSubjectReview: GA in 1.28
+            assert whoami.stdout.strip() == SERVICE_ACCOUNT, whoami.stdout
+    for asker, (client, extra) in askers.items():
+        for check in ALLOWED:
+            assert client.can_i(*check, *extra), f"the operator may not {' '.join(check)} ({asker})"
+        for check in DENIED:
+            assert not client.can_i(*check, *extra), f"the operator may {' '.join(check)} ({asker})"
