@@ -274,11 +274,6 @@ async def test_two_shards_split_the_namespaces_and_one_writer_counts_every_model
     assert not [r for op in ("a", "b") for r in requests[op] if r.namespace == CONTROL]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="handlers.py does not pass enabled=settings.policy_status == 'on' to its PolicyStatusWriter yet "
-    "(the wiring line in the report of branch shard); remove this marker when it does",
-)
 async def test_a_shard_built_by_build_registry_with_policy_status_off_writes_no_policy_status(
     world: World, run_operator: Any
 ) -> None:

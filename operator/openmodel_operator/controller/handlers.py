@@ -181,7 +181,7 @@ def build_registry(
         return {namespace: name}
 
     # One loop writes every policy's status (no Kopf timer: a timer would put Kopf's finalizer on policies)
-    policy_status = PolicyStatusWriter(settings.resync_interval)
+    policy_status = PolicyStatusWriter(settings.resync_interval, enabled=settings.policy_status == "on")
 
     @kopf.index(GROUP, VERSION, "modeltrustpolicies", registry=registry, id="policy_facts_index")
     def policy_facts_index(body: kopf.Body, **_: Any) -> dict[str, PolicyFacts]:
