@@ -254,6 +254,7 @@ def build_registry(
                         memory_in(memo),  # Kopf drops an object's memo with the object: nothing to forget
                     )
                     phase = result.status.phase if result is not None else None
+                    result = None  # the plan (every desired child, the status) is not kept while the loop sleeps
                     phases.set((namespace, name), phase or Phase.FAILED)
                     failures = 0
                     delay = settings.resync_interval
