@@ -50,6 +50,7 @@ import argparse
 import asyncio
 import collections
 import cProfile
+import gc
 import io
 import logging
 import multiprocessing
@@ -61,6 +62,7 @@ import resource
 import sys
 import tempfile
 import time
+import tracemalloc
 from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -371,8 +373,15 @@ async def operate(
     profiler = cProfile.Profile() if args.profile else None
     if profiler is not None:
         profiler.enable()
+    if args.tracemalloc:
+        tracemalloc.start(args.tracemalloc)
     conn.send({"op": "create", "models": args.models})
     result = await _recv(conn)
+    gc.collect()  # what the models hold, not what the burst left for the collector
+    rss["end_gc"] = rss_mb()
+    if args.tracemalloc:
+        result["tracemalloc"] = _write_tracemalloc(tracemalloc.take_snapshot())
+        tracemalloc.stop()
     if profiler is not None:
         profiler.disable()
         _write_profile(profiler)
@@ -395,6 +404,33 @@ async def operate(
         task.cancel()
     result["stop_s"] = time.monotonic() - stopping
     return result
+
+
+def _write_tracemalloc(snapshot: tracemalloc.Snapshot) -> dict[str, float]:
+    """The heap the models hold once all are Trusted: top 25 tracebacks and totals by package (MiB).
+
+    Allocation made before tracing started (imports, Kopf's startup) are not in it.
+    """
+    snapshot = snapshot.filter_traces([tracemalloc.Filter(False, tracemalloc.__file__)])
+    stats = snapshot.statistics("traceback")
+    out = io.StringIO()
+    total = sum(s.size for s in stats)
+    print(f"traced heap held at the end: {total / 2**20:.1f} MiB in {sum(s.count for s in stats)} blocks", file=out)
+    for stat in stats[:25]:
+        print(f"\n{stat.size / 2**20:.2f} MiB in {stat.count} blocks", file=out)
+        for line in stat.traceback.format(limit=len(stat.traceback)):
+            print(f"  {line}", file=out)
+    by_package: collections.Counter[str] = collections.Counter()
+    for stat in stats:
+        files = [frame.filename for frame in stat.traceback]
+        owner = next((f for f in files if "openmodel_operator" in f), None) or next(
+            (f for f in files if "/kopf/" in f), None
+        )
+        package = "other" if owner is None else "openmodel_operator" if "openmodel_operator" in owner else "kopf"
+        by_package[package] += stat.size
+    benchlib.RESULTS.mkdir(parents=True, exist_ok=True)
+    (benchlib.RESULTS / "operator-tracemalloc.txt").write_text(out.getvalue())
+    return {"total_mib": total / 2**20, **{k: v / 2**20 for k, v in by_package.items()}}
 
 
 def _write_profile(profiler: cProfile.Profile) -> None:
@@ -992,6 +1028,14 @@ def main(argv: list[str] | None = None) -> int:
         "--hub-latency-ms", type=float, default=0.0, help="delay every Hub request (a remote Hub's round trip)"
     )
     parser.add_argument("--profile", action="store_true", help="cProfile the event loop thread")
+    parser.add_argument(
+        "--tracemalloc",
+        type=int,
+        default=0,
+        metavar="FRAMES",
+        help="trace allocations from the creates on (FRAMES deep, slow) and write the top 25 tracebacks held at "
+        "the end to bench/results/operator-tracemalloc.txt",
+    )
     parser.add_argument("--log-format", choices=["text", "json"], default="text", help="operator log format")
     parser.add_argument(
         "--scenario",
@@ -1085,7 +1129,7 @@ def report(
             f"after imports; bare interpreter {rss['start']:.0f}",
         ),
         ("operator RSS ready (0 models)", f"{rss['ready']:.0f} MiB", f"ready after {rss['ready_s']:.1f} s"),
-        ("operator RSS at end", f"{rss['end']:.0f} MiB", ""),
+        ("operator RSS at end", f"{rss['end']:.0f} MiB", f"{rss['end_gc']:.0f} MiB after gc.collect()"),
         (
             "operator peak RSS",
             f"{rss['peak']:.0f} MiB",

@@ -19,7 +19,7 @@ import kopf
 
 from openmodel_operator.api.common import GROUP, VERSION
 from openmodel_operator.api.vocabulary import Phase
-from openmodel_operator.controller import kopf_readiness
+from openmodel_operator.controller import kopf_readiness, kopf_watch
 from openmodel_operator.controller.events import EventPoster
 from openmodel_operator.controller.kube import Kube
 from openmodel_operator.controller.memory import memory_in
@@ -114,6 +114,7 @@ def build_registry(
 ) -> kopf.OperatorRegistry:
     """A registry with every handler, so tests run the real operator with ``kopf.operator(registry=...)``."""
     kopf_readiness.install()  # a restart's catch-up stays linear in the objects held (see the module)
+    kopf_watch.install()  # no managedFields in what Kopf keeps of each object (see the module)
     registry = kopf.OperatorRegistry()
     triggers = Triggers()
     phases = PhaseTracker()
@@ -253,6 +254,7 @@ def build_registry(
                         memory_in(memo),  # Kopf drops an object's memo with the object: nothing to forget
                     )
                     phase = result.status.phase if result is not None else None
+                    result = None  # the plan (every desired child, the status) is not kept while the loop sleeps
                     phases.set((namespace, name), phase or Phase.FAILED)
                     failures = 0
                     delay = settings.resync_interval

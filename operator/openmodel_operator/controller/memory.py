@@ -3,31 +3,120 @@
 Kopf drops an object's memo when the object leaves its cache (deleted), so nothing here is cleared by
 hand; an operator restart starts empty, and every entry is only a shortcut: without it a pass reads the
 same facts again (the watch, the manifest ConfigMap, the source).
+
+Memory per model is what bounds how many models one replica holds (issue 13: 10,000 under 500 MiB), so
+each entry keeps only what its decision reads, and values that many models hold alike (the evidence of one
+content, a parsed pinned manifest) are held once: ``shared_evidence`` and ``parsed_manifest`` hand out one
+object per content, weakly referenced (it goes with the last model that holds it). A shared value is found
+by its whole content, never by a name a tenant chooses, and is immutable: sharing it cannot let one model's
+evidence stand for another content.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
+import weakref
 from collections.abc import Mapping
 from typing import Any
 
 from openmodel_operator.api.openmodel import OpenModelSpec, OpenModelStatus
 from openmodel_operator.evidence.pinned import PinnedManifest
 from openmodel_operator.planning.retry import RetryState
-from openmodel_operator.trust.examination import Examination
+from openmodel_operator.trust.decision import Evidence
+from openmodel_operator.trust.examination import Examination, ModelRequest
 
 MEMO_KEY = "openmodel"
 
 
 @dataclasses.dataclass(frozen=True)
 class KeptExamination:
-    """An examination a decision was made from, for one incarnation (uid) of a model, with the digest it
-    pinned; for the content a Deployment serves, also the spec it was rolled with."""
+    """What a decision was made from, for one incarnation (uid) of a model, with the digest it pinned; for the
+    content a Deployment serves, also the spec it was rolled with.
+
+    Only what deciding it again offline reads: the request (without its token: no network follows) and the
+    evidence, shared by every model of the same content. Not the verdict, nor a second copy of the source.
+    """
 
     uid: str | None
-    exam: Examination
+    request: ModelRequest
+    evidence: Evidence
     digest: str
     spec: OpenModelSpec | None = None
+
+    @classmethod
+    def of(cls, uid: str | None, exam: Examination, digest: str) -> KeptExamination:
+        evidence = shared_evidence(exam.evidence)
+        request = exam.request
+        external = request.external_bundle
+        if external is not None and external == evidence.bundle:
+            external = evidence.bundle  # the same bytes once
+        request = dataclasses.replace(request, token=None, external_bundle=external)
+        return cls(uid, request, evidence, digest)
+
+
+_EVIDENCE: weakref.WeakValueDictionary[str, Evidence] = weakref.WeakValueDictionary()
+_MANIFESTS: weakref.WeakValueDictionary[str, PinnedManifest] = weakref.WeakValueDictionary()
+
+
+def _digest(data: bytes | None) -> str | None:
+    return None if data is None else hashlib.sha256(data).hexdigest()
+
+
+def evidence_identity(evidence: Evidence) -> str:
+    """A digest of every field of the evidence (the bytes themselves, not their names or where they came from)."""
+    source = evidence.source
+    doc = [
+        source.uri,
+        source.kind,
+        source.revision,
+        source.requested_revision,
+        source.repo_id,
+        source.endpoint,
+        [[f.path, f.size, f.sha256] for f in source.files],
+        source.card,
+        source.openness_declaration,
+        _digest(source.signature_bundle),
+        _digest(source.openness_bytes),
+        _digest(source.readme),
+        _digest(evidence.bundle),
+        evidence.signature_path,
+        evidence.pinned_digest,
+    ]
+    text = json.dumps(doc, sort_keys=True, separators=(",", ":"), default=repr)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def shared_evidence(evidence: Evidence) -> Evidence:
+    """The one held copy of evidence equal to this one (this one when none is held).
+
+    Found by a digest of all of it and then compared field by field (bytes included): only an equal value
+    is ever handed out, so a decision made from the shared copy is the decision made from this one.
+    """
+    key = evidence_identity(evidence)
+    held = _EVIDENCE.get(key)
+    if held is not None and held == evidence:
+        return held
+    _EVIDENCE[key] = evidence
+    return evidence
+
+
+def parsed_manifest(text: str) -> PinnedManifest:
+    """``PinnedManifest.from_json(text)``, parsed once per distinct text while any model holds it.
+
+    Keyed by the sha256 of the text itself: the parse is a pure function of it, so an equal key is an
+    equal result (every refusal of ``from_json`` still happens: a failed parse is never held).
+    """
+    if not isinstance(text, str):
+        return PinnedManifest.from_json(text)  # refused there, with its reason
+    key = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+    held = _MANIFESTS.get(key)
+    if held is not None:
+        return held
+    pinned = PinnedManifest.from_json(text)
+    _MANIFESTS[key] = pinned
+    return pinned
 
 
 @dataclasses.dataclass

@@ -22,7 +22,7 @@ from openmodel_operator.api.openmodel import OpenModelSpec, OpenModelStatus
 from openmodel_operator.api.time import utcnow
 from openmodel_operator.api.vocabulary import SERVING_PHASES, ConditionReason
 from openmodel_operator.controller.kube import Kube, KubeError
-from openmodel_operator.controller.memory import KeptExamination, ModelMemory
+from openmodel_operator.controller.memory import KeptExamination, ModelMemory, parsed_manifest
 from openmodel_operator.controller.metrics import METRICS
 from openmodel_operator.controller.policy_inputs import PolicyInputs
 from openmodel_operator.controller.settings import OperatorSettings
@@ -297,9 +297,9 @@ class Reconciler:
 
     # ------------------------------------------------------------------ offline decisions (pure calls)
 
-    def _redecide(self, exam: Examination, spec: OpenModelSpec, policies: Sequence[Policy]) -> Examination:
+    def _redecide(self, kept: KeptExamination, spec: OpenModelSpec, policies: Sequence[Policy]) -> Examination:
         """The recorded evidence decided again under today's policies: no network, so revocation never waits."""
-        return self._decide_offline(exam.request, exam.evidence, spec, policies)
+        return self._decide_offline(kept.request, kept.evidence, spec, policies)
 
     def _decide_offline(
         self, request: ModelRequest, evidence: Evidence, spec: OpenModelSpec, policies: Sequence[Policy]
@@ -322,13 +322,13 @@ class Reconciler:
         return self.settings.vllm_image
 
     @staticmethod
-    def _recorded(memory: ModelMemory, uid: str | None, status: OpenModelStatus) -> Examination | None:
-        """The examination the recorded decision came from, if this process still holds it for this content."""
+    def _recorded(memory: ModelMemory, uid: str | None, status: OpenModelStatus) -> KeptExamination | None:
+        """What the recorded decision came from, if this process still holds it for this content."""
         kept = memory.recorded
         digest = status.provenance.manifest_digest if status.provenance is not None else None
         if kept is None or kept.uid != uid or not digest or kept.digest != digest:
             return None
-        return kept.exam
+        return kept
 
     def _check_served(
         self,
@@ -351,7 +351,7 @@ class Reconciler:
         kept = memory.served
         if kept is not None and kept.uid == ref.uid and kept.digest == served:
             # decided with the spec the Deployment was rolled with: its serving fields are what still runs
-            again = self._redecide(kept.exam, kept.spec or spec, policies)
+            again = self._redecide(kept, kept.spec or spec, policies)
             if again.verdict.trusted:
                 return trust
             first = again.verdict.enforced_violations[0]
@@ -468,7 +468,7 @@ class Reconciler:
         result = self._counted(from_examination(exam, now, branch, inputs), exam)
         if exam.verdict.trusted and result.pinned is not None:
             # only what may be served is kept (bounded memory), with the digest it pinned (computed once)
-            memory.recorded = KeptExamination(uid, exam, result.pinned.manifest_digest)
+            memory.recorded = KeptExamination.of(uid, exam, result.pinned.manifest_digest)
         else:
             memory.recorded = None
         return result
@@ -649,7 +649,7 @@ class Reconciler:
             pinned = parsed[1]  # the same object as last pass: parsed and checked once
         else:
             try:
-                pinned = PinnedManifest.from_json((cm.get("data") or {}).get(CONFIGMAP_KEY, ""))
+                pinned = parsed_manifest((cm.get("data") or {}).get(CONFIGMAP_KEY, ""))
             except PinnedManifestError:
                 return None
             if version is not None:
@@ -681,7 +681,7 @@ class Reconciler:
         pinned_cm = next((o for o in result.apply if o["kind"] == "ConfigMap"), None)
         if pinned_cm is not None:
             with contextlib.suppress(PinnedManifestError):
-                memory.pinned = PinnedManifest.from_json(pinned_cm["data"][CONFIGMAP_KEY])
+                memory.pinned = parsed_manifest(pinned_cm["data"][CONFIGMAP_KEY])
         if result.scale_to_zero:
             await self._scale_to_zero(ref, inventory)
         if _weights_newly_verified(status, result.status):
@@ -753,7 +753,16 @@ def _fresh_status(body: Mapping[str, Any], memory: ModelMemory) -> OpenModelStat
     written = memory.written
     if written is not None and _older(body["metadata"].get("resourceVersion"), written[0]):
         return written[1]
+    if written is not None and _seen(body["metadata"].get("resourceVersion"), written[0]):
+        memory.written = None  # the watch delivered it; a watch never goes back, so it is not needed again
     return None
+
+
+def _seen(version: str | None, written: str | None) -> bool:
+    """Whether a body's resourceVersion is our own write or later (integers only; opaque ones never are)."""
+    if version is None or written is None or not (version.isdigit() and written.isdigit()):
+        return False
+    return int(version) >= int(written)
 
 
 def _update_from_status(status: OpenModelStatus) -> UpdateInfo | None:
