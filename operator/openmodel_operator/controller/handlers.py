@@ -174,7 +174,9 @@ def build_registry(
             return {(namespace, owner): _trimmed(body), (namespace, child_kind, name): owner}
 
         @kopf.on.event(group, version, plural, labels=MANAGED_BY, registry=registry, id=f"{plural}_wake")
-        def child_event(namespace: str | None, labels: kopf.Labels, **_: Any) -> None:
+        async def child_event(  # async: in the event loop, where the wake-ups live
+            namespace: str | None, labels: kopf.Labels, **_: Any
+        ) -> None:
             triggers.wake(namespace, labels.get("openmodel.io/name"))
 
     @kopf.index(GROUP, VERSION, "openmodels", registry=registry, id="model_index")
@@ -219,11 +221,11 @@ def build_registry(
         policy_status.policy_changed()
 
     @kopf.on.event("", "v1", "namespaces", registry=registry)
-    def namespace_event(name: str, **_: Any) -> None:
+    async def namespace_event(name: str, **_: Any) -> None:
         triggers.wake_namespace(name)
 
     @kopf.on.event(GROUP, VERSION, "openmodels", registry=registry)
-    def model_event(body: kopf.Body, namespace: str | None, name: str, **_: Any) -> None:
+    async def model_event(body: kopf.Body, namespace: str | None, name: str, **_: Any) -> None:
         generation = body.get("metadata", {}).get("generation")
         if generation != (body.get("status") or {}).get("observedGeneration"):
             triggers.wake(namespace, label_value(name))
