@@ -21,10 +21,11 @@ from openmodel_operator.api.common import GROUP, VERSION
 from openmodel_operator.api.vocabulary import Phase
 from openmodel_operator.controller import kopf_readiness, kopf_watch
 from openmodel_operator.controller.events import EventPoster
+from openmodel_operator.controller.kopf_indexes import store_values
 from openmodel_operator.controller.kube import Kube
 from openmodel_operator.controller.memory import memory_in
 from openmodel_operator.controller.metrics import METRICS, PHASES
-from openmodel_operator.controller.policy_status import PolicyFacts, PolicyStatusWriter, policy_facts
+from openmodel_operator.controller.policy_status import PolicyFacts, PolicyStatusWriter, policy_facts, start_writer
 from openmodel_operator.controller.reconciler import ChildInventory, Reconciler
 from openmodel_operator.controller.settings import OperatorSettings
 from openmodel_operator.planning.children import label_value
@@ -97,14 +98,6 @@ def _trimmed(body: Mapping[str, Any]) -> dict[str, Any]:
     meta.pop("managedFields", None)
     out["metadata"] = meta
     return out
-
-
-def _store_values(index: Any, key: Any) -> list[Any]:
-    """All values an index holds under a key (a Kopf index maps keys to stores)."""
-    try:
-        return list(index.get(key, []))
-    except TypeError:
-        return []
 
 
 def build_registry(
@@ -195,15 +188,7 @@ def build_registry(
         async def patch(name: str, status: Mapping[str, Any]) -> bool:
             return bool(await state["kube"].patch_policy_status(name, status))
 
-        state["policy_status"] = asyncio.create_task(
-            policy_status.run(
-                lambda: _store_values(kwargs["policy_facts_index"], "all"),
-                lambda: _namespace_labels(kwargs["namespace_index"]),
-                lambda namespace: len(_store_values(kwargs["model_index"], namespace)),
-                patch,
-            ),
-            name="policy-status",
-        )
+        state["policy_status"] = start_writer(policy_status, kwargs, patch)
 
     @kopf.on.cleanup(registry=registry, id="policy_status_stop")
     async def policy_status_stop(**_: Any) -> None:
@@ -280,16 +265,11 @@ def build_registry(
 
 
 def _policies(index: Any) -> list[Policy]:
-    return _store_values(index, "all")
-
-
-def _namespace_labels(index: Any) -> list[tuple[str, dict[str, str]]]:
-    """Every known namespace with its labels."""
-    return [(name, dict(values[0])) for name in list(index.keys()) if (values := _store_values(index, name))]
+    return store_values(index, "all")
 
 
 def _labels(index: Any, namespace: str) -> dict[str, str]:
-    values = _store_values(index, namespace)
+    values = store_values(index, namespace)
     return dict(values[0]) if values else {}
 
 
@@ -300,12 +280,12 @@ def _inventory(indexes: Mapping[str, Any], namespace: str, name: str) -> ChildIn
         index = indexes.get(f"{plural}_index")
         if index is not None:
             index_of[kind] = index
-            bodies.extend(_store_values(index, (namespace, label_value(name))))  # keyed by the owner label
+            bodies.extend(store_values(index, (namespace, label_value(name))))  # keyed by the owner label
 
     def owner_of(kind: str, child: str) -> str | None:
         """Whose child a name is, looked up in the index of its kind only when asked (creations are rare)."""
         index = index_of.get(kind)
-        values = _store_values(index, (namespace, kind, child)) if index is not None else []
+        values = store_values(index, (namespace, kind, child)) if index is not None else []
         return str(values[0]) if values else None
 
     return ChildInventory.of(bodies, owner_of)

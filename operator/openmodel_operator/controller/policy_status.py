@@ -23,6 +23,7 @@ from typing import Any
 from openmodel_operator.api.common import LabelSelector
 from openmodel_operator.api.time import utcnow
 from openmodel_operator.api.vocabulary import ConditionReason, ConditionType
+from openmodel_operator.controller.kopf_indexes import namespace_labels, store_values
 from openmodel_operator.planning.conditions import Cond, merge_conditions, read_conditions
 from openmodel_operator.trust.decision import policy_violations
 from openmodel_operator.trust.policies import selector_matches, usable_policy, without_references
@@ -151,3 +152,16 @@ class PolicyStatusWriter:
                 continue
             if exists:
                 self._sent[facts.uid] = (clock, changes)
+
+
+def start_writer(writer: PolicyStatusWriter, indexes: Mapping[str, Any], patch: StatusPatch) -> asyncio.Task[None]:
+    """Run ``writer`` over Kopf's policy-facts, namespace and model indexes (``indexes``: a handler's kwargs)."""
+    return asyncio.create_task(
+        writer.run(
+            lambda: store_values(indexes["policy_facts_index"], "all"),
+            lambda: namespace_labels(indexes["namespace_index"]),
+            lambda namespace: len(store_values(indexes["model_index"], namespace)),
+            patch,
+        ),
+        name="policy-status",
+    )

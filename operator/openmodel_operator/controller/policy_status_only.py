@@ -22,7 +22,7 @@ import kopf
 from openmodel_operator.api.common import GROUP, VERSION
 from openmodel_operator.controller import kopf_readiness
 from openmodel_operator.controller.kube import Kube
-from openmodel_operator.controller.policy_status import PolicyFacts, PolicyStatusWriter, policy_facts
+from openmodel_operator.controller.policy_status import PolicyFacts, PolicyStatusWriter, policy_facts, start_writer
 from openmodel_operator.controller.settings import OperatorSettings
 
 log = logging.getLogger(__name__)
@@ -47,15 +47,7 @@ def build_policy_status_registry(settings: OperatorSettings, kube_factory: Calla
         async def patch(name: str, status: Mapping[str, Any]) -> bool:
             return bool(await kube.patch_policy_status(name, status))
 
-        state["task"] = asyncio.create_task(
-            writer.run(
-                lambda: _values(kwargs["policy_facts_index"], "all"),
-                lambda: _namespaces(kwargs["namespace_index"]),
-                lambda namespace: len(_values(kwargs["model_index"], namespace)),
-                patch,
-            ),
-            name="policy-status",
-        )
+        state["task"] = start_writer(writer, kwargs, patch)
         log.info("writing the status of every ModelTrustPolicy; reconciling no models (policy status: only)")
 
     @kopf.on.cleanup(registry=registry)
@@ -88,14 +80,3 @@ def build_policy_status_registry(settings: OperatorSettings, kube_factory: Calla
     # new models and namespace labels reach the counts at the next pass (every resync interval), as in a
     # single operator
     return registry
-
-
-def _values(index: Any, key: Any) -> list[Any]:
-    try:
-        return list(index.get(key, []))
-    except TypeError:
-        return []
-
-
-def _namespaces(index: Any) -> list[tuple[str, dict[str, str]]]:
-    return [(name, dict(values[0])) for name in list(index.keys()) if (values := _values(index, name))]
