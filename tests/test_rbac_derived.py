@@ -332,8 +332,12 @@ def needed(observed: Observed, calls: Iterable[KubeCall], watched: tuple[str, ..
 def check(install: str, observed: Observed, calls: list[KubeCall]) -> tuple[list[str], list[str]]:
     """(needed but not granted, granted but not needed) for one install."""
     watched, peering, render = INSTALLS[install]
-    grants = granted(render())
-    need = needed(observed, calls, watched, peering)
+    return compare(needed(observed, calls, watched, peering), granted(render()))
+
+
+def compare(need: Any, grants: Any) -> tuple[list[str], list[str]]:
+    """(needed but not granted, granted but not needed): ``need`` holds (namespace or None, group, resource,
+    verb), ``grants`` maps a namespace (None: cluster-wide) to its (group, resource, verb) set."""
     missing = sorted(
         f"{verb} {group}/{resource} in {scope or 'the cluster'}"
         for scope, group, resource, verb in need

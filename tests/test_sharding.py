@@ -48,7 +48,7 @@ from test_install_manifests import (
     validate_objects,
 )
 from test_operator import World
-from test_rbac_derived import kube_py_calls, request_verb
+from test_rbac_derived import compare, kube_py_calls, request_verb
 
 pytest_plugins = ["kube_fixtures"]
 
@@ -515,18 +515,7 @@ async def test_each_sharded_install_grants_exactly_what_its_operator_used(world:
         except pytest.skip.Exception as exc:
             problems[install] = f"skipped: {exc}"
             continue
-        need = _needed(requests[op], op)
-        missing = sorted(
-            f"{v} {g}/{r} in {ns or 'the cluster'}"
-            for ns, g, r, v in need
-            if (g, r, v) not in grants.get(None, set()) | grants.get(ns, set())
-        )
-        unused = sorted(
-            f"{v} {g}/{r} in {scope or 'the cluster'}"
-            for scope, perms in grants.items()
-            for g, r, v in perms
-            if not any(n[1:] == (g, r, v) and (scope is None or n[0] == scope) for n in need)
-        )
+        missing, unused = compare(_needed(requests[op], op), grants)
         if missing or unused:
             problems[install] = f"not granted: {missing}; granted but never used: {unused}"
     failures = {k: v for k, v in problems.items() if not v.startswith("skipped")}
