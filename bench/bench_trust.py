@@ -7,9 +7,9 @@ small files a Hub model has, signs it with model-signing (elliptic key, signatur
 ``model.sig``), serves it from the Hub stand-in of the tests (in this process, from memory) and
 measures, each a few times (median; variants interleaved so that drift hits all alike):
 
-a. verify-before-pull: ``trust.pipeline.examine`` on ``hf://`` with a key policy; asserts that no
+a. verify-before-pull: ``sources.examine.examine`` on ``hf://`` with a key policy; asserts that no
    weight file was downloaded (``HubStub.download_count``);
-b. pull + verify: ``examine`` then ``trust.pull.pull`` (hash while writing, files in parallel, fsync,
+b. pull + verify: ``examine`` then ``sources.pull.pull`` (hash while writing, files in parallel, fsync,
    rename) against two baselines that download first and verify afterwards with model-signing:
    ``huggingface_hub.snapshot_download`` and plain parallel HTTP GETs (httpx, 4 threads, no hashing);
 c. local verification of the model directory (page cache warm): ``examine`` on the directory and
@@ -217,7 +217,7 @@ def baseline_get(
 def prototype_single_pass(
     hub: HubStub, commit: str, expected: Mapping[str, str], dest: pathlib.Path, fsync: bool = True
 ) -> dict[str, float]:
-    """NOT operator code: the single-pass design of trust.pull with urllib's readinto instead of httpx2.
+    """NOT operator code: the single-pass design of sources.pull with urllib's readinto instead of httpx2.
 
     Same steps as ``sources.pull``: a temporary name, sha256 while writing, fsync, compare, rename; 4 threads.
     It shows what the design gives once the HTTP client stops being the bottleneck. With
@@ -421,7 +421,7 @@ def report(
             f"{hub_requests} Hub requests, 0 weight downloads",
         ),
         (
-            "(b) ours: examine + trust.pull.pull",
+            "(b) ours: examine + sources.pull.pull",
             f"{ours:.2f} s",
             f"pull alone {med('ours', 'pull'):.2f} s = {total_bytes / med('ours', 'pull') / 1e6:.0f} MB/s",
         ),
