@@ -406,6 +406,10 @@ async def operate(
     return result
 
 
+def _ours_or_kopf(filename: str) -> bool:
+    return "openmodel_operator" in filename or "/kopf/" in filename
+
+
 def _write_tracemalloc(snapshot: tracemalloc.Snapshot) -> dict[str, float]:
     """The heap the models hold once all are Trusted: top 25 tracebacks and totals by package (MiB).
 
@@ -421,6 +425,7 @@ def _write_tracemalloc(snapshot: tracemalloc.Snapshot) -> dict[str, float]:
         for line in stat.traceback.format(limit=len(stat.traceback)):
             print(f"  {line}", file=out)
     by_package: collections.Counter[str] = collections.Counter()
+    by_site: collections.Counter[str] = collections.Counter()
     for stat in stats:
         files = [frame.filename for frame in stat.traceback]
         owner = next((f for f in files if "openmodel_operator" in f), None) or next(
@@ -428,6 +433,11 @@ def _write_tracemalloc(snapshot: tracemalloc.Snapshot) -> dict[str, float]:
         )
         package = "other" if owner is None else "openmodel_operator" if "openmodel_operator" in owner else "kopf"
         by_package[package] += stat.size
+        site = next((fr for fr in reversed(stat.traceback) if _ours_or_kopf(fr.filename)), None)
+        by_site[f"{site.filename.split('/site-packages/')[-1]}:{site.lineno}" if site else "other"] += stat.size
+    print("\nheld, by the first frame in our code or Kopf's (innermost first):", file=out)
+    for site_name, size in by_site.most_common(30):
+        print(f"  {size / 2**20:7.2f} MiB  {site_name}", file=out)
     benchlib.RESULTS.mkdir(parents=True, exist_ok=True)
     (benchlib.RESULTS / "operator-tracemalloc.txt").write_text(out.getvalue())
     return {"total_mib": total / 2**20, **{k: v / 2**20 for k, v in by_package.items()}}

@@ -415,6 +415,59 @@ async def test_metrics_count_models_by_phase(world: World, operator: Any) -> Non
         assert passes is not None and passes > 0
 
 
+@pytest.mark.parametrize("workers", [2, 8])
+async def test_reconcile_passes_in_flight_are_bounded_by_the_workers(
+    world: World, operator: Any, monkeypatch: pytest.MonkeyPatch, workers: int
+) -> None:
+    """No task per model: 8 models with 2 workers never have more than 2 passes at once (8 workers: control)."""
+    from openmodel_operator.controller.reconciler import Reconciler
+
+    original = Reconciler.reconcile
+    in_flight: list[int] = [0, 0]  # now, most
+
+    async def counted(self: Reconciler, *args: Any, **kwargs: Any) -> Any:
+        in_flight[0] += 1
+        in_flight[1] = max(in_flight)
+        try:
+            await asyncio.sleep(0.05)  # passes overlap when nothing bounds them
+            return await original(self, *args, **kwargs)
+        finally:
+            in_flight[0] -= 1
+
+    monkeypatch.setattr(Reconciler, "reconcile", counted)
+    world.publish()
+    world.policy()
+    names = [f"m{i}" for i in range(8)]
+    for name in names:
+        world.model(name)
+    async with operator(reconcile_workers=workers):
+        for name in names:
+            await world.phase("Pulling", name, timeout=20)
+    if workers == 2:
+        assert in_flight[1] <= 2
+    else:
+        assert in_flight[1] > 2  # control: the count sees overlapping passes
+
+
+def test_the_phase_gauge_follows_models_that_change_phase_and_go_away() -> None:
+    from openmodel_operator.controller.handlers import PhaseTracker
+    from openmodel_operator.controller.metrics import METRICS
+
+    def gauge(phase: str) -> float | None:
+        return METRICS.registry.get_sample_value("openmodel_models", {"phase": phase})
+
+    tracker = PhaseTracker()
+    tracker.set(("a", "m"), "Ready")
+    tracker.set(("b", "m"), "Ready")
+    tracker.set(("b", "m"), "Ready")  # a pass that changed nothing counts once
+    assert gauge("Ready") == 2
+    tracker.set(("a", "m"), "Failed")
+    assert (gauge("Ready"), gauge("Failed")) == (1, 1)
+    tracker.set(("b", "m"), None)  # deleted
+    tracker.set(("c", "m"), None)  # never seen: nothing to take away
+    assert (gauge("Ready"), gauge("Failed")) == (0, 1)
+
+
 @pytest.mark.parametrize("retain", [False, True])
 async def test_deletion_removes_children_explicitly(world: World, operator: Any, retain: bool) -> None:
     world.publish()

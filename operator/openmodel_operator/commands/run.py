@@ -37,6 +37,7 @@ def settings_from(args: argparse.Namespace) -> Any:
         ("operator_image", "operator_image"),
         ("vllm_image", "vllm_image"),
         ("concurrency", "max_concurrent_verifications"),
+        ("workers", "reconcile_workers"),
         ("trusted_root", "trusted_root_path"),
         ("metrics_port", "metrics_port"),
         ("health_port", "health_port"),
@@ -165,6 +166,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.add_argument("--operator-image", help="image of the fetch Job and verify-on-start check")
     parser.add_argument("--vllm-image", help="default image for runtime vllm")
     parser.add_argument("--concurrency", type=int, help="verifications run at once (default 16)")
+    parser.add_argument("--workers", type=int, help="reconcile passes run at once, over all models (default 32)")
     parser.add_argument("--trusted-root", help="Sigstore trusted_root.json for offline keyless verification")
     parser.add_argument("--metrics-port", type=int, help="Prometheus /metrics port (default 8080, 0 disables)")
     parser.add_argument("--health-port", type=int, help="liveness /healthz port (default 8081, 0 disables)")

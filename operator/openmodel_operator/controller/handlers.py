@@ -1,15 +1,18 @@
-"""Kopf wiring: indexes that mirror policies, namespaces and children; one daemon per OpenModel.
+"""Kopf wiring: indexes that mirror policies, namespaces and children; a bounded pool of workers for OpenModels.
 
-Why a daemon per model instead of create/update handlers: the reconciler is level-based, so each model
-needs one serialized loop that re-runs whenever anything it depends on changes. Watches on children,
-policies and namespaces *wake* that loop (a deleted Deployment is restored within seconds); a resync
-timeout (default 30 s, from the watch index, no API calls) and the re-verification interval catch
-whatever no event reports (revoked keys, an upstream branch that moved).
+Why workers and not a Kopf daemon per model: the reconciler is level-based, so each model needs passes that
+never overlap and that re-run whenever anything it depends on changes; a daemon per model gave that, but
+held a task and Kopf's daemon bookkeeping for every model and let 10,000 passes run at once after a restart
+(issue 13). ``work_queue.WorkQueue`` gives the same guarantees with ``reconcile_workers`` tasks in all.
+Watches on models, children, policies and namespaces *wake* a model (a deleted Deployment is restored within
+seconds); a resync timer (default 30 s, from the watch index, no API calls) and the re-verification interval
+catch whatever no event reports (revoked keys, an upstream branch that moved).
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 from collections.abc import Callable, Mapping
@@ -23,11 +26,12 @@ from openmodel_operator.controller import kopf_readiness, kopf_watch
 from openmodel_operator.controller.events import EventPoster
 from openmodel_operator.controller.kopf_indexes import store_values
 from openmodel_operator.controller.kube import Kube
-from openmodel_operator.controller.memory import memory_in
 from openmodel_operator.controller.metrics import METRICS, PHASES
+from openmodel_operator.controller.model_cache import ModelCache, is_deleting, key_of, needs_pass
 from openmodel_operator.controller.policy_status import PolicyFacts, PolicyStatusWriter, policy_facts, start_writer
-from openmodel_operator.controller.reconciler import ChildInventory, Reconciler
+from openmodel_operator.controller.reconciler import CREATE_ONLY, ChildInventory, Reconciler, fresh_status
 from openmodel_operator.controller.settings import OperatorSettings
+from openmodel_operator.controller.work_queue import Key, WorkQueue
 from openmodel_operator.planning.children import label_value
 from openmodel_operator.planning.planner import Event
 from openmodel_operator.trust.policies import (
@@ -50,53 +54,35 @@ CHILD_KINDS = (
 _KEEP_CHILD_FIELDS = ("apiVersion", "kind", "metadata", "spec", "status", "data")
 
 
-class Triggers:
-    """Wake-up events for the per-model daemons, keyed by (namespace, name)."""
-
-    def __init__(self) -> None:
-        self._events: dict[tuple[str, str], asyncio.Event] = {}
-
-    def register(self, namespace: str, name: str) -> asyncio.Event:
-        return self._events.setdefault((namespace, name), asyncio.Event())
-
-    def unregister(self, namespace: str, name: str) -> None:
-        self._events.pop((namespace, name), None)
-
-    def wake(self, namespace: str | None, name: str | None) -> None:
-        if namespace and name and (event := self._events.get((namespace, name))) is not None:
-            event.set()
-
-    def wake_namespace(self, namespace: str) -> None:
-        for (ns, _), event in self._events.items():
-            if ns == namespace:
-                event.set()
-
-    def wake_all(self) -> None:
-        for event in self._events.values():
-            event.set()
-
-
 class PhaseTracker:
-    """Keeps the models-by-phase gauge exact as models change phase or go away."""
+    """Keeps the models-by-phase gauge exact as models change phase or go away (counts, not a scan per pass)."""
 
     def __init__(self) -> None:
         self._phases: dict[tuple[str, str], str] = {}
+        self._counts: collections.Counter[str] = collections.Counter()
 
     def set(self, key: tuple[str, str], phase: str | None) -> None:
-        if phase is None:
-            self._phases.pop(key, None)
-        else:
+        before = self._phases.pop(key, None) if phase is None else self._phases.get(key)
+        if before == phase:
+            return
+        if phase is not None:
             self._phases[key] = phase
-        for known in PHASES:
-            METRICS.models_by_phase.labels(phase=known).set(sum(1 for p in self._phases.values() if p == known))
+        for changed, step in ((before, -1), (phase, 1)):
+            if changed is not None:
+                self._counts[changed] += step
+                if changed in PHASES:
+                    METRICS.models_by_phase.labels(phase=changed).set(self._counts[changed])
 
 
 def _trimmed(body: Mapping[str, Any]) -> dict[str, Any]:
-    """What the reconciler needs of a child (keeps the index small)."""
+    """What the reconciler reads of a child (keeps the index small): no managedFields; no spec of a Job or a
+    claim, which it creates once and never compares (their status says how the pull went)."""
     out = {k: body[k] for k in _KEEP_CHILD_FIELDS if k in body}
     meta = dict(out.get("metadata") or {})
     meta.pop("managedFields", None)
     out["metadata"] = meta
+    if out.get("kind") in CREATE_ONLY:
+        out.pop("spec", None)
     return out
 
 
@@ -109,7 +95,8 @@ def build_registry(
     kopf_readiness.install()  # a restart's catch-up stays linear in the objects held (see the module)
     kopf_watch.install()  # no managedFields in what Kopf keeps of each object (see the module)
     registry = kopf.OperatorRegistry()
-    triggers = Triggers()
+    models = ModelCache()
+    queue = WorkQueue()
     phases = PhaseTracker()
     state: dict[str, Any] = {}
 
@@ -161,16 +148,19 @@ def build_registry(
             **_: Any,
         ) -> dict[Any, Any]:
             owner = labels.get("openmodel.io/name")
-            if not owner:
-                return {}
-            # by owner (a model's children) and by name (whose child a name is: no two models share one)
-            return {(namespace, owner): _trimmed(body), (namespace, child_kind, name): owner}
+            return {(namespace, owner): _trimmed(body)} if owner else {}
 
         @kopf.on.event(group, version, plural, labels=MANAGED_BY, registry=registry, id=f"{plural}_wake")
-        async def child_event(  # async: in the event loop, where the wake-ups live
-            namespace: str | None, labels: kopf.Labels, **_: Any
+        async def child_event(  # async: in the event loop, where the work queue lives
+            namespace: str | None,
+            name: str | None,
+            labels: kopf.Labels,
+            child_kind: str = _kind,
+            **_: Any,
         ) -> None:
-            triggers.wake(namespace, labels.get("openmodel.io/name"))
+            for key in models.owners(namespace, labels.get("openmodel.io/name")):
+                models.saw_child(key, child_kind, name)  # its own apply, now in the index: not held twice
+                queue.add(key, urgent=True)  # a child changed (by hand, by its controller): drift is checked now
 
     @kopf.index(GROUP, VERSION, "openmodels", registry=registry, id="model_index")
     def model_index(namespace: str | None, name: str, **_: Any) -> dict[str | None, str]:
@@ -202,60 +192,98 @@ def build_registry(
 
     @kopf.on.event(GROUP, VERSION, "modeltrustpolicies", registry=registry)
     async def policy_event(**_: Any) -> None:  # async: runs in the event loop, where the wake-ups live
-        triggers.wake_all()
+        for key in models:
+            queue.add(key)  # every model is decided again, in the background lane (see work_queue)
         policy_status.policy_changed()
 
     @kopf.on.event("", "v1", "namespaces", registry=registry)
     async def namespace_event(name: str, **_: Any) -> None:
-        triggers.wake_namespace(name)
+        for key in models.in_namespace(name):
+            queue.add(key)
 
     @kopf.on.event(GROUP, VERSION, "openmodels", registry=registry)
-    async def model_event(body: kopf.Body, namespace: str | None, name: str, **_: Any) -> None:
-        generation = body.get("metadata", {}).get("generation")
-        if generation != (body.get("status") or {}).get("observedGeneration"):
-            triggers.wake(namespace, label_value(name))
+    async def model_event(event: Mapping[str, Any], **_: Any) -> None:
+        raw = event.get("object")
+        if not isinstance(raw, Mapping):
+            return
+        key = key_of(raw)
+        if event.get("type") == "DELETED" or is_deleting(raw):
+            _forget(key)  # its children go with the deletion handler, after any running pass ended
+            return
+        new = models.put(raw)  # the body the watch decoded, held once (Kopf keeps none without a daemon)
+        if not new:
+            fresh_status(raw, models.memory(key))  # our own status write, once shown, is not held twice
+        if new or needs_pass(raw):
+            queue.add(key, urgent=needs_pass(raw))  # a restart's catch-up waits behind new and edited models
 
-    # ------------------------------------------------------------ the per-model loop
+    def _forget(key: Key) -> None:
+        models.remove(key)
+        queue.forget(key)
+        phases.set(key, None)
 
-    @kopf.daemon(GROUP, VERSION, "openmodels", registry=registry, cancellation_timeout=10, cancellation_polling=1)
-    async def model_daemon(
-        stopped: kopf.DaemonStopped,
-        body: kopf.Body,
-        namespace: str | None,
-        name: str,
-        memo: kopf.Memo,
-        **kwargs: Any,
-    ) -> None:
-        assert namespace is not None, "OpenModel is namespaced"
-        trigger = triggers.register(namespace, label_value(name))  # children wake it by label
-        failures = 0
+    # ------------------------------------------------------------ the workers
+
+    async def run_pass(key: Key) -> float | None:
+        """One pass of one model; the delay until its next one (None: it is gone)."""
+        body = models.body(key)
+        if body is None:
+            return None
+        namespace, name = key
+        memory = models.memory(key)
+        indexes = state["indexes"]
         try:
-            while not stopped:
-                trigger.clear()
-                try:
-                    result = await state["reconciler"].reconcile(
-                        body,
-                        _policies(kwargs["policy_index"]),
-                        _labels(kwargs["namespace_index"], namespace),
-                        _inventory(kwargs, namespace, name),
-                        memory_in(memo),  # Kopf drops an object's memo with the object: nothing to forget
-                    )
-                    phase = result.status.phase if result is not None else None
-                    result = None  # the plan (every desired child, the status) is not kept while the loop sleeps
-                    phases.set((namespace, name), phase or Phase.FAILED)
-                    failures = 0
-                    delay = settings.resync_interval
-                except Exception:  # one model's failure never stops the others
-                    failures += 1
-                    delay = min(settings.resync_interval, 2.0 ** min(failures, 5))
-                    log.exception("reconcile failed", extra={"namespace": namespace, "openmodel": name})
-                await _wait(trigger, stopped, delay)
-        finally:
-            triggers.unregister(namespace, label_value(name))
+            result = await state["reconciler"].reconcile(
+                body,
+                _policies(indexes["policy_index"]),
+                _labels(indexes["namespace_index"], namespace),
+                _inventory(indexes, namespace, name),
+                memory,
+            )
+            phase = result.status.phase if result is not None else None
+            result = None  # the plan (every desired child, the status) is not kept while the model waits
+            if models.body(key) is not None:
+                phases.set(key, phase or Phase.FAILED)
+            memory.failures = 0
+            return settings.resync_interval
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # one model's failure never stops the others
+            memory.failures += 1
+            log.exception("reconcile failed", extra={"namespace": namespace, "openmodel": name})
+            return min(settings.resync_interval, 2.0 ** min(memory.failures, 5))
+
+    async def worker() -> None:
+        while True:
+            key = await queue.get()
+            next_in: float | None = None
+            try:
+                next_in = await run_pass(key)
+            finally:
+                queue.done(key, next_in)
+
+    @kopf.on.startup(registry=registry, id="workers_start")
+    async def workers_start(**kwargs: Any) -> None:
+        # Kopf hands every handler its indexes; the workers read them as a pass starts. Kopf calls the model
+        # event handler (the only source of keys) once the indexes are filled, so no pass sees them empty.
+        state["indexes"] = {k: v for k, v in kwargs.items() if k.endswith("_index")}
+        state["workers"] = [
+            asyncio.create_task(worker(), name=f"openmodel-worker-{i}") for i in range(settings.reconcile_workers)
+        ]
+
+    @kopf.on.cleanup(registry=registry, id="workers_stop")
+    async def workers_stop(**_: Any) -> None:
+        tasks = state.pop("workers", [])
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     @kopf.on.delete(GROUP, VERSION, "openmodels", registry=registry)
     async def model_deleted(spec: kopf.Spec, namespace: str | None, name: str, **_: Any) -> None:
         assert namespace is not None, "OpenModel is namespaced"
+        key = (namespace, name)
+        _forget(key)
+        if not await queue.until_idle(key, timeout=10):  # a pass in flight could apply a child after the removal
+            raise kopf.TemporaryError("a reconcile pass of this model is still running", delay=2)
         retain = bool((spec.get("storage") or {}).get("retain", False))
         removed = await state["reconciler"].delete_children(namespace, name, retain)
         phases.set((namespace, name), None)
@@ -275,30 +303,11 @@ def _labels(index: Any, namespace: str) -> dict[str, str]:
 
 def _inventory(indexes: Mapping[str, Any], namespace: str, name: str) -> ChildInventory:
     bodies: list[Mapping[str, Any]] = []
-    index_of: dict[str, Any] = {}
-    for _group, _version, plural, kind in CHILD_KINDS:
+    for _group, _version, plural, _kind in CHILD_KINDS:
         index = indexes.get(f"{plural}_index")
         if index is not None:
-            index_of[kind] = index
             bodies.extend(store_values(index, (namespace, label_value(name))))  # keyed by the owner label
-
-    def owner_of(kind: str, child: str) -> str | None:
-        """Whose child a name is, looked up in the index of its kind only when asked (creations are rare)."""
-        index = index_of.get(kind)
-        values = store_values(index, (namespace, kind, child)) if index is not None else []
-        return str(values[0]) if values else None
-
-    return ChildInventory.of(bodies, owner_of)
-
-
-async def _wait(trigger: asyncio.Event, stopped: kopf.DaemonStopped, timeout: float) -> None:
-    """Sleep until woken, stopped, or the resync timeout passes."""
-    waiters = [asyncio.ensure_future(trigger.wait()), asyncio.ensure_future(stopped.wait())]
-    try:
-        await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for waiter in waiters:
-            waiter.cancel()
+    return ChildInventory.of(bodies)
 
 
 def configure_kopf(settings: kopf.OperatorSettings) -> None:

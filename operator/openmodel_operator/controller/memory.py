@@ -1,8 +1,8 @@
-"""What the operator remembers of one OpenModel between passes, kept in Kopf's per-object memo.
+"""What the operator remembers of one OpenModel between passes, kept beside its body in ``model_cache``.
 
-Kopf drops an object's memo when the object leaves its cache (deleted), so nothing here is cleared by
-hand; an operator restart starts empty, and every entry is only a shortcut: without it a pass reads the
-same facts again (the watch, the manifest ConfigMap, the source).
+It goes with the model (its deletion), so nothing here is cleared by hand; an operator restart starts
+empty, and every entry is only a shortcut: without it a pass reads the same facts again (the watch, the
+manifest ConfigMap, the source).
 
 Memory per model is what bounds how many models one replica holds (issue 13: 10,000 under 500 MiB), so
 each entry keeps only what its decision reads, and values that many models hold alike (the evidence of one
@@ -26,8 +26,6 @@ from openmodel_operator.evidence.pinned import PinnedManifest
 from openmodel_operator.planning.retry import RetryState
 from openmodel_operator.trust.decision import Evidence
 from openmodel_operator.trust.examination import Examination, ModelRequest
-
-MEMO_KEY = "openmodel"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -137,13 +135,5 @@ class ModelMemory:
     served: KeptExamination | None = None
     # the last failed examination and when the source may be asked again
     retry: RetryState | None = None
-
-
-def memory_in(memo: Any) -> ModelMemory:
-    """The model's memory in its Kopf memo (created on first use)."""
-    found = memo.get(MEMO_KEY) if isinstance(memo, Mapping) else None
-    if isinstance(found, ModelMemory):
-        return found
-    memory = ModelMemory()
-    memo[MEMO_KEY] = memory
-    return memory
+    # passes that failed in a row (the next one waits 2, 4 ... 32 s, never more than the resync interval)
+    failures: int = 0

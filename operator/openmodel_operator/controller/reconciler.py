@@ -131,15 +131,10 @@ class ChildInventory:
     """The live children of one model, by (kind, name), from the operator's watch index."""
 
     objects: dict[tuple[str, str], Mapping[str, Any]] = dataclasses.field(default_factory=dict)
-    # (kind, name) -> the owner label of the operator-made child of the namespace with that name, if any
-    owner_of: Callable[[str, str], str | None] = lambda kind, name: None
 
     @classmethod
-    def of(
-        cls, bodies: Iterable[Mapping[str, Any]], owner_of: Callable[[str, str], str | None] | None = None
-    ) -> ChildInventory:
-        objects = {(b["kind"], b["metadata"]["name"]): b for b in bodies}
-        return cls(objects) if owner_of is None else cls(objects, owner_of)
+    def of(cls, bodies: Iterable[Mapping[str, Any]]) -> ChildInventory:
+        return cls({(b["kind"], b["metadata"]["name"]): b for b in bodies})
 
     def get(self, kind: str, name: str) -> Mapping[str, Any] | None:
         return self.objects.get((kind, name))
@@ -509,7 +504,7 @@ class Reconciler:
         self, body: Mapping[str, Any], exc: Exception, memory: ModelMemory, decided: OpenModelStatus | None = None
     ) -> None:
         """Status and an Event saying why the pass failed; best effort (the API may be what failed)."""
-        state = read_model(body, _fresh_status(body, memory))
+        state = read_model(body, fresh_status(body, memory))
         reason, message = failure_reason(exc)
         result = plan_failure(state.status, state.ref.generation, reason, message, self.clock(), decided)
         try:
@@ -541,7 +536,7 @@ class Reconciler:
         planned: list[OpenModelStatus] | None = None,
     ) -> Plan | None:
         started = time.monotonic()
-        state = read_model(body, _fresh_status(body, memory))
+        state = read_model(body, fresh_status(body, memory))
         ref, status = state.ref, state.status
         now = self.clock()
         if state.spec is None:
@@ -675,7 +670,7 @@ class Reconciler:
                 memory.served = dataclasses.replace(kept, spec=state.spec)
         for obj in drifted(result.apply, self._with_recent_applies(memory, inventory)):
             missing = inventory.get(obj["kind"], obj["metadata"]["name"]) is None
-            if not missing or await self._create(ref, obj, inventory):
+            if not missing or await self._create(ref, obj):
                 await self.kube.apply(obj)
             memory.applied[(obj["kind"], obj["metadata"]["name"])] = (time.monotonic(), obj)
         pinned_cm = next((o for o in result.apply if o["kind"] == "ConfigMap"), None)
@@ -696,17 +691,15 @@ class Reconciler:
         if live is not None and (live.get("spec") or {}).get("replicas") != 0:
             await self.kube.scale_to_zero(ref.namespace, name)
 
-    async def _create(self, ref: children.ModelRef, obj: Mapping[str, Any], inventory: ChildInventory) -> bool:
+    async def _create(self, ref: children.ModelRef, obj: Mapping[str, Any]) -> bool:
         """A child the watch index does not show: never take over an object that is not this model's own.
 
-        Another model's child is known from the index (no request). A create-only kind (Job, claim) is
-        created with POST, which fails on a taken name; for the others one GET says whether the name is free
-        or holds this model's own child the index has not shown yet. Returns whether to apply it now.
+        A create-only kind (Job, claim) is created with POST, which fails on a taken name; for the others
+        one GET says whether the name is free or holds this model's own child the index has not shown yet
+        (the index is keyed by owner only: a name held by another model costs this GET, on a pass that
+        fails and backs off). Returns whether to apply it now.
         """
         kind, name = obj["kind"], obj["metadata"]["name"]
-        owner = inventory.owner_of(kind, name)
-        if owner is not None and owner != children.label_value(ref.name):
-            raise self._conflict(ref, kind, name, owner)
         if kind in CREATE_ONLY:
             if await self.kube.create(obj):
                 return False  # created: nothing to apply
@@ -744,8 +737,9 @@ class Reconciler:
         return removed
 
 
-def _fresh_status(body: Mapping[str, Any], memory: ModelMemory) -> OpenModelStatus | None:
-    """Our own last write when the watch has not yet delivered it (None: the body's status is current).
+def fresh_status(body: Mapping[str, Any], memory: ModelMemory) -> OpenModelStatus | None:
+    """Our own last write when the watch has not yet delivered it (None: the body's status is current); once
+    the watch shows it, it is forgotten (the model event handler calls this too, so it is not held for long).
 
     Without this a wake-up that races our own status write would plan from the older status, post the
     same Events twice and move lastTransitionTime for nothing.

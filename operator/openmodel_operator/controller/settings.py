@@ -29,6 +29,9 @@ class OperatorSettings:
     fetch_backoff_limit: int = 3
     # examinations are network-bound (a few Hub round trips each): 16 keeps 500 models under a minute at 100 ms
     max_concurrent_verifications: int = 16
+    # reconcile passes in flight over all models (each model has at most one): the rest wait their turn in
+    # the work queue; above the verifications, so offline passes go on while 16 examinations wait on the Hub
+    reconcile_workers: int = 32
     trusted_root_path: str | None = None  # Sigstore trusted_root.json for offline keyless checks
     # the cluster's Hub (an air-gapped mirror): sources without spec.source.endpoint use it, and it counts as
     # the default endpoint that policies allow without listing it; None is the public Hub
@@ -44,6 +47,9 @@ class OperatorSettings:
     policy_status: str = "on"  # one of POLICY_STATUS_MODES
 
     def __post_init__(self) -> None:
+        for name in ("max_concurrent_verifications", "reconcile_workers"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} is {getattr(self, name)}: at least 1 is needed")
         if self.policy_status not in POLICY_STATUS_MODES:
             raise ValueError(f"policy status {self.policy_status!r} is not one of {', '.join(POLICY_STATUS_MODES)}")
         if self.policy_status == "only" and self.namespaces:
@@ -84,6 +90,7 @@ class OperatorSettings:
             vllm_image=env.get("OPENMODEL_VLLM_IMAGE", base.vllm_image),
             fetch_backoff_limit=int(num("OPENMODEL_FETCH_BACKOFF_LIMIT", base.fetch_backoff_limit)),
             max_concurrent_verifications=int(num("OPENMODEL_CONCURRENCY", base.max_concurrent_verifications)),
+            reconcile_workers=int(num("OPENMODEL_RECONCILE_WORKERS", base.reconcile_workers)),
             trusted_root_path=env.get("OPENMODEL_TRUSTED_ROOT") or None,
             default_endpoint=env.get("OPENMODEL_HUB_ENDPOINT") or None,
             examination_deadline=num("OPENMODEL_EXAMINATION_DEADLINE", base.examination_deadline),

@@ -1,0 +1,163 @@
+"""The work queue that replaced a Kopf daemon per model (controller/work_queue.py, issue 13).
+
+What a user would notice if it broke: a model never reconciled again after a wake-up during its pass
+(drift not repaired), two passes of one model at once (children applied twice, status written out of
+order), a new model waiting behind a 10,000-model catch-up, a deleted model's pass coming back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+
+import pytest
+
+from openmodel_operator.controller.work_queue import Key, WorkQueue
+
+A: Key = ("ns", "a")
+B: Key = ("ns", "b")
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def next_key(queue: WorkQueue, timeout: float = 0.2) -> Key | None:
+    try:
+        return await asyncio.wait_for(queue.get(), timeout)
+    except TimeoutError:
+        return None
+
+
+async def test_many_wakeups_of_one_model_are_one_pass_and_other_models_still_run() -> None:
+    queue = WorkQueue()
+    for _ in range(1000):
+        queue.add(A)
+    queue.add(B)  # control: another model is not swallowed by the deduplication
+    assert len(queue) == 2
+    assert await next_key(queue) == A
+    assert await next_key(queue) == B
+    assert await next_key(queue) is None
+
+
+async def test_a_wakeup_during_a_pass_runs_the_model_again_after_it_never_at_the_same_time() -> None:
+    queue = WorkQueue()
+    queue.add(A)
+    assert await next_key(queue) == A
+    queue.add(A, urgent=True)  # a child was edited while the pass ran
+    assert await next_key(queue) is None, "a second pass of a running model started"
+    queue.done(A, next_in=30)
+    assert await next_key(queue) == A, "the wake-up during the pass was lost"
+
+
+async def test_a_new_model_goes_before_a_restart_backlog() -> None:
+    queue = WorkQueue()
+    for i in range(10_000):
+        queue.add(("ns", f"old-{i}"))  # a restart's catch-up
+    queue.add(("ns", "old-5000"), urgent=True)  # an edited model already waiting moves up
+    queue.add(A, urgent=True)  # created now
+    assert await next_key(queue) == ("ns", "old-5000")
+    assert await next_key(queue) == A
+    assert await next_key(queue) == ("ns", "old-0"), "the backlog keeps its order"
+
+
+async def test_a_forgotten_model_never_runs_again_even_when_its_pass_was_running() -> None:
+    queue = WorkQueue()
+    queue.add(A)
+    queue.add(B)
+    queue.forget(B)  # deleted while it waited
+    assert await next_key(queue) == A
+    queue.add(A)  # woken during the pass ...
+    queue.forget(A)  # ... and deleted during the pass
+    queue.done(A, next_in=0)
+    assert await next_key(queue) is None
+    queue.add(A)  # control: created again under the same name, it runs
+    assert await next_key(queue) == A
+
+
+async def test_the_resync_timer_fires_once_and_a_later_timer_replaces_it() -> None:
+    clock = FakeClock()
+    queue = WorkQueue(clock)
+    queue.add(A)
+    assert await next_key(queue) == A
+    queue.done(A, next_in=30)
+    queue.add_after(B, 10)
+    assert await next_key(queue) is None
+    clock.now += 10
+    assert await next_key(queue) == B
+    queue.add_after(A, 60)  # replaces the 30 s timer
+    clock.now += 25
+    assert await next_key(queue) is None, "a replaced timer fired"
+    clock.now += 40
+    assert await next_key(queue) == A
+    clock.now += 1000
+    assert await next_key(queue) is None, "a timer fired twice"
+
+
+async def test_a_wakeup_clears_a_pending_timer_run_and_the_pass_sets_the_next() -> None:
+    clock = FakeClock()
+    queue = WorkQueue(clock)
+    queue.add_after(A, 30)
+    queue.add(A)  # woken before its resync
+    assert await next_key(queue) == A
+    queue.done(A, next_in=30)
+    clock.now += 30
+    assert await next_key(queue) == A  # one resync, 30 s after the pass
+    assert await next_key(queue) is None
+
+
+async def test_a_deletion_waits_for_the_running_pass() -> None:
+    queue = WorkQueue()
+    queue.add(A)
+    assert await next_key(queue) == A
+    assert not await queue.until_idle(A, timeout=0.05)
+    asyncio.get_running_loop().call_later(0.05, queue.done, A, None)
+    assert await queue.until_idle(A, timeout=2)
+    assert await queue.until_idle(B, timeout=0)  # control: a model with no pass is idle at once
+
+
+@pytest.mark.parametrize("workers", [1, 4])
+async def test_workers_never_run_one_model_twice_at_once_and_lose_no_wakeup(workers: int) -> None:
+    """Random wake-ups from 'watch events' while workers run passes: every wake-up is followed by a pass."""
+    queue = WorkQueue()
+    keys = [("ns", f"m{i}") for i in range(20)]
+    running: set[Key] = set()
+    passes: collections.Counter[Key] = collections.Counter()
+    last_woken: dict[Key, int] = {}
+    last_pass_start: dict[Key, int] = {}
+    tick = 0
+
+    async def worker() -> None:
+        nonlocal tick
+        while True:
+            key = await queue.get()
+            assert key not in running, f"{key} ran twice at once"
+            running.add(key)
+            tick += 1
+            last_pass_start[key] = tick
+            await asyncio.sleep(0.001 * (hash(key) % 3))
+            passes[key] += 1
+            running.discard(key)
+            queue.done(key, None)
+
+    tasks = [asyncio.create_task(worker()) for _ in range(workers)]
+    for round_ in range(200):
+        key = keys[(round_ * 7) % len(keys)]
+        tick += 1
+        last_woken[key] = tick
+        queue.add(key, urgent=round_ % 3 == 0)
+        await asyncio.sleep(0)
+    for _ in range(200):
+        if not len(queue) and not running:
+            break
+        await asyncio.sleep(0.01)
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    for key, woken in last_woken.items():
+        assert last_pass_start[key] > woken, f"{key} was woken after its last pass started and never ran again"
+    assert sum(passes.values()) < 200, "wake-ups of a waiting model were not merged"
