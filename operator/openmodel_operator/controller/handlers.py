@@ -23,13 +23,14 @@ import kopf
 from openmodel_operator.api.common import GROUP, VERSION
 from openmodel_operator.api.vocabulary import Phase
 from openmodel_operator.controller import kopf_readiness, kopf_watch
+from openmodel_operator.controller.child_cache import ChildCache
 from openmodel_operator.controller.events import EventPoster
 from openmodel_operator.controller.kopf_indexes import store_values
 from openmodel_operator.controller.kube import Kube
 from openmodel_operator.controller.metrics import METRICS, PHASES
 from openmodel_operator.controller.model_cache import ModelCache, is_deleting, key_of, needs_pass
 from openmodel_operator.controller.policy_status import PolicyFacts, PolicyStatusWriter, policy_facts, start_writer
-from openmodel_operator.controller.reconciler import CREATE_ONLY, ChildInventory, Reconciler, fresh_status
+from openmodel_operator.controller.reconciler import ChildInventory, Reconciler, fresh_status
 from openmodel_operator.controller.settings import OperatorSettings
 from openmodel_operator.controller.work_queue import Key, WorkQueue
 from openmodel_operator.planning.children import label_value
@@ -51,7 +52,6 @@ CHILD_KINDS = (
     ("", "v1", "services", "Service"),
     ("", "v1", "persistentvolumeclaims", "PersistentVolumeClaim"),
 )
-_KEEP_CHILD_FIELDS = ("apiVersion", "kind", "metadata", "spec", "status", "data")
 
 
 class PhaseTracker:
@@ -74,18 +74,6 @@ class PhaseTracker:
                     METRICS.models_by_phase.labels(phase=changed).set(self._counts[changed])
 
 
-def _trimmed(body: Mapping[str, Any]) -> dict[str, Any]:
-    """What the reconciler reads of a child (keeps the index small): no managedFields; no spec of a Job or a
-    claim, which it creates once and never compares (their status says how the pull went)."""
-    out = {k: body[k] for k in _KEEP_CHILD_FIELDS if k in body}
-    meta = dict(out.get("metadata") or {})
-    meta.pop("managedFields", None)
-    out["metadata"] = meta
-    if out.get("kind") in CREATE_ONLY:
-        out.pop("spec", None)
-    return out
-
-
 def build_registry(
     settings: OperatorSettings,
     kube_factory: Callable[[], Kube],
@@ -96,6 +84,7 @@ def build_registry(
     kopf_watch.install()  # no managedFields in what Kopf keeps of each object (see the module)
     registry = kopf.OperatorRegistry()
     models = ModelCache()
+    child_cache = ChildCache()
     queue = WorkQueue()
     phases = PhaseTracker()
     state: dict[str, Any] = {}
@@ -138,28 +127,28 @@ def build_registry(
 
     for group, version, plural, _kind in CHILD_KINDS:
 
+        # An index that holds nothing: Kopf calls it for every listed or changed child *before* any handler
+        # runs (its readiness), so the child cache is complete when the first pass reads it. Deletions reach
+        # the event handler below (Kopf calls no indexer for them).
         @kopf.index(group, version, plural, labels=MANAGED_BY, registry=registry, id=f"{plural}_index")
-        def child_index(
+        def child_index(body: kopf.Body, child_kind: str = _kind, **_: Any) -> dict[Any, Any]:
+            child_cache.put(child_kind, body)
+            return {}
+
+        @kopf.on.event(group, version, plural, labels=MANAGED_BY, registry=registry, id=f"{plural}_wake")
+        async def child_event(  # async: in the event loop, where the work queue lives
+            event: Mapping[str, Any],
             body: kopf.Body,
             namespace: str | None,
             name: str | None,
             labels: kopf.Labels,
             child_kind: str = _kind,
             **_: Any,
-        ) -> dict[Any, Any]:
-            owner = labels.get("openmodel.io/name")
-            return {(namespace, owner): _trimmed(body)} if owner else {}
-
-        @kopf.on.event(group, version, plural, labels=MANAGED_BY, registry=registry, id=f"{plural}_wake")
-        async def child_event(  # async: in the event loop, where the work queue lives
-            namespace: str | None,
-            name: str | None,
-            labels: kopf.Labels,
-            child_kind: str = _kind,
-            **_: Any,
         ) -> None:
+            if event.get("type") == "DELETED":
+                child_cache.remove(child_kind, body)
             for key in models.owners(namespace, labels.get("openmodel.io/name")):
-                models.saw_child(key, child_kind, name)  # its own apply, now in the index: not held twice
+                models.saw_child(key, child_kind, name)  # its own apply, now in the cache: not held twice
                 queue.add(key, urgent=True)  # a child changed (by hand, by its controller): drift is checked now
 
     @kopf.index(GROUP, VERSION, "openmodels", registry=registry, id="model_index")
@@ -236,7 +225,7 @@ def build_registry(
                 body,
                 _policies(indexes["policy_index"]),
                 _labels(indexes["namespace_index"], namespace),
-                _inventory(indexes, namespace, name),
+                ChildInventory.of(child_cache.of(namespace, label_value(name))),
                 memory,
             )
             phase = result.status.phase if result is not None else None
@@ -299,15 +288,6 @@ def _policies(index: Any) -> list[Policy]:
 def _labels(index: Any, namespace: str) -> dict[str, str]:
     values = store_values(index, namespace)
     return dict(values[0]) if values else {}
-
-
-def _inventory(indexes: Mapping[str, Any], namespace: str, name: str) -> ChildInventory:
-    bodies: list[Mapping[str, Any]] = []
-    for _group, _version, plural, _kind in CHILD_KINDS:
-        index = indexes.get(f"{plural}_index")
-        if index is not None:
-            bodies.extend(store_values(index, (namespace, label_value(name))))  # keyed by the owner label
-    return ChildInventory.of(bodies)
 
 
 def configure_kopf(settings: kopf.OperatorSettings) -> None:
