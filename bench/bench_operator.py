@@ -502,6 +502,7 @@ async def _catchup_cluster(conn: Conn, repos: int, latency: float) -> None:
     try:
         async with serve_emulator(crds=repo_crds(), keep_alive=True) as kube:
             kube.create_namespace(NS)
+            known_namespaces = {NS}
             kube.create_object(
                 {
                     "apiVersion": "openmodel.io/v1alpha1",
@@ -522,7 +523,13 @@ async def _catchup_cluster(conn: Conn, repos: int, latency: float) -> None:
                 if op == "stop":
                     break
                 if op == "seed":
-                    names = [f"{command['prefix']}{i:05d}" for i in range(command["count"])]
+                    spread = command.get("namespaces", 1)
+                    names = [
+                        f"{_model_namespace(i, spread)}/{command['prefix']}{i:05d}" for i in range(command["count"])
+                    ]
+                    for namespace in sorted({name.split("/")[0] for name in names} - known_namespaces):
+                        kube.create_namespace(namespace)
+                        known_namespaces.add(namespace)
                     for i, name in enumerate(names):
                         kube.create_object(_openmodel(name, i % repos, hub.url))
                     conn.send({"names": names})
@@ -542,6 +549,8 @@ async def _catchup_cluster(conn: Conn, repos: int, latency: float) -> None:
                 elif op == "reset":
                     kube.reset_counters()
                     conn.send({"ok": True})
+                elif op == "requests":
+                    conn.send({"total": kube.requests_total})
     finally:
         loop.remove_reader(conn.fileno())
         hub.stop()
@@ -551,11 +560,23 @@ async def _catchup_cluster(conn: Conn, repos: int, latency: float) -> None:
     conn.send({"op": "stopped"})
 
 
+def _model_namespace(i: int, spread: int) -> str:
+    """The namespace of the i-th seeded model: ``bench``, or one of ``bench-0000`` ... over ``spread``."""
+    return NS if spread <= 1 else f"{NS}-{i % spread:04d}"
+
+
+def _split(name: str) -> tuple[str, str]:
+    """``namespace/name`` (a seeded model) or a bare name in ``bench``."""
+    namespace, _, bare = name.rpartition("/")
+    return namespace or NS, bare
+
+
 def _openmodel(name: str, repo: int, hub_url: str) -> dict[str, Any]:
+    namespace, name = _split(name)
     return {
         "apiVersion": "openmodel.io/v1alpha1",
         "kind": "OpenModel",
-        "metadata": {"name": name, "namespace": NS},
+        "metadata": {"name": name, "namespace": namespace},
         "spec": {"source": {"uri": f"hf://bench/model-{repo}", "endpoint": hub_url}},
     }
 
@@ -596,7 +617,8 @@ def _create_unrelated(kube: Any, count: int, namespaces: int) -> dict[str, Any]:
 
 
 def _model_state(kube: Any, name: str) -> dict[str, Any]:
-    return (kube._live(kube._def("openmodels"), NS, name) or {}).get("status") or {}
+    namespace, name = _split(name)
+    return (kube._live(kube._def("openmodels"), namespace, name) or {}).get("status") or {}
 
 
 def _reached(status: dict[str, Any], goal: dict[str, Any]) -> bool:
@@ -619,7 +641,8 @@ async def _await_goals(kube: Any, goals: dict[str, dict[str, Any]], t0: float, t
                     done[name] = now
         if all(len(times[g]) == len(goals[g]["names"]) for g in goals) or now > timeout:
             break
-        await asyncio.sleep(0.1)
+        # every 0.1 s, or less often for many models: the polling must not take the operator's CPU
+        await asyncio.sleep(max(0.1, sum(len(g["names"]) for g in goals.values()) / 20_000))
     return {goal: sorted(done.values()) for goal, done in times.items()}
 
 
@@ -734,6 +757,9 @@ async def _catchup_operator(conn: Conn, url: str, concurrency: int, label: str) 
         command = await inbox.get()
         if command["op"] == "passes":
             conn.send({"count": len(first_pass), "last": max(first_pass.values(), default=None)})
+        elif command["op"] == "usage":
+            gc.collect()
+            conn.send({"cpu_s": _cpu_seconds(), "rss_mib": rss_mb()})
         elif command["op"] == "stop":
             break
     loop.remove_reader(conn.fileno())
@@ -828,6 +854,11 @@ class _Lifetime:
             time.sleep(0.2)
         return None
 
+    def usage(self) -> dict[str, float]:
+        """CPU seconds used so far and RSS now (after a collection)."""
+        self.conn.send({"op": "usage"})
+        return _checked(self.conn.recv())
+
     def stop(self) -> dict[str, Any]:
         health = self.prober.stop()
         self.conn.send({"op": "stop"})
@@ -843,6 +874,10 @@ def _ask(conn: Conn, command: dict[str, Any]) -> dict[str, Any]:
 
 def _all_at(times: list[float], count: int) -> float | None:
     return times[-1] if len(times) == count else None
+
+
+class _Skipped(Exception):
+    """--skip-burst: the baseline phase is not run."""
 
 
 def run_catchup(args: argparse.Namespace) -> dict[str, Any]:
@@ -863,24 +898,29 @@ def run_catchup(args: argparse.Namespace) -> dict[str, Any]:
         process.join(timeout=30)
 
     # 1. baseline: the burst (the operator is up, then N models are created at once)
-    process, conn, url = cluster()
+    process, conn, url = cluster() if not args.skip_burst else (None, None, "")
     try:
+        if process is None:
+            raise _Skipped
         life = _Lifetime(context, url, args.concurrency, "burst")
         _ask(conn, {"op": "reset"})
         t0 = time.monotonic()
-        names = _ask(conn, {"op": "seed", "prefix": "m-", "count": n})["names"]
+        names = _ask(conn, {"op": "seed", "prefix": "m-", "count": n, "namespaces": args.model_namespaces})["names"]
         goals = {"trusted": {"names": names, "until": "trusted"}}
         trusted = _ask(conn, {"op": "await", "goals": goals, "t0": t0, "timeout": timeout})["trusted"]
         settled = _ask(conn, {"op": "settle", "t0": t0, "quiet": 3.0, "timeout": timeout})
         phases["burst"] = {"all_trusted_s": _all_at(trusted, n), **settled, "operator": life.stop()}
         _progress("burst", phases["burst"])
+    except _Skipped:
+        pass
     finally:
-        close(process, conn)
+        if process is not None:
+            close(process, conn)
 
     # 2. a fresh cluster: N models exist before the operator ever starts (cold start)
     process, conn, url = cluster()
     try:
-        names = _ask(conn, {"op": "seed", "prefix": "m-", "count": n})["names"]
+        names = _ask(conn, {"op": "seed", "prefix": "m-", "count": n, "namespaces": args.model_namespaces})["names"]
         _ask(conn, {"op": "reset"})
         life = _Lifetime(context, url, args.concurrency, "cold")
         t0 = life.spawned
@@ -915,7 +955,18 @@ def run_catchup(args: argparse.Namespace) -> dict[str, Any]:
             reached = _ask(conn, {"op": "await", "goals": goals, "t0": t0, "timeout": timeout})
             passes = life.wait_for_passes(n + 1, timeout)
             settled = _ask(conn, {"op": "settle", "t0": t0, "quiet": 3.0, "timeout": timeout})
+            # idle: one resync interval (and a little) with nothing changing; CPU, requests and memory
+            before, requests_before = life.usage(), _ask(conn, {"op": "requests"})["total"]
+            time.sleep(args.idle_window)
+            after, requests_after = life.usage(), _ask(conn, {"op": "requests"})["total"]
+            idle = {
+                "window_s": args.idle_window,
+                "cpu_fraction": (after["cpu_s"] - before["cpu_s"]) / args.idle_window,
+                "requests": requests_after - requests_before,
+                "rss_mib": after["rss_mib"],
+            }
             phases[label] = {
+                "idle": idle,
                 "unrelated": unrelated,
                 "new_model_trusted_s": _all_at(reached["new_model"], 1),
                 "policy_all_s": _all_at(reached["policy"], n),
@@ -945,11 +996,21 @@ def report_catchup(args: argparse.Namespace, phases: dict[str, Any], load: tuple
     def s(value: float | None) -> str:
         return f"{value:.1f} s" if value is not None else "not reached"
 
-    burst, cold, restart, crowded = phases["burst"], phases["cold"], phases["restart"], phases["restart_unrelated"]
+    burst, cold, restart, crowded = phases.get("burst"), phases["cold"], phases["restart"], phases["restart_unrelated"]
     n = args.models
+    spread = f" over {args.model_namespaces} namespaces" if args.model_namespaces > 1 else ""
     rows = [
-        ("models", f"{n}", f"{args.repos} signed repos; {args.unrelated} unrelated ConfigMaps+Jobs in phase 4"),
-        ("1 burst: all Trusted (baseline)", s(burst["all_trusted_s"]), "N models created at once, operator up"),
+        (
+            "models",
+            f"{n}",
+            f"{args.repos} signed repos{spread}; {args.unrelated} unrelated ConfigMaps+Jobs "
+            f"over {args.unrelated_namespaces} namespaces in phase 4",
+        ),
+        (
+            "1 burst: all Trusted (baseline)",
+            s(burst["all_trusted_s"]) if burst else "skipped",
+            "N models created at once, operator up",
+        ),
         ("2 cold start: operator ready", s(cold["operator"]["ready_s"]), "from the spawn of a new process"),
         (
             "2 cold start: every model had a pass",
@@ -959,7 +1020,12 @@ def report_catchup(args: argparse.Namespace, phases: dict[str, Any], load: tuple
         (
             "2 cold start: all Trusted",
             s(cold["all_trusted_s"]),
-            f"{_ratio(cold['all_trusted_s'], burst['all_trusted_s'])} the burst",
+            f"{_ratio(cold['all_trusted_s'], burst['all_trusted_s'])} the burst" if burst else "",
+        ),
+        (
+            "2 cold start: operator CPU / peak RSS",
+            f"{cold['operator']['cpu_s']:.1f} s",
+            f"{cold['operator']['peak_rss_mib']:.0f} MiB; {cold['requests_total']} API requests",
         ),
     ]
     for label, phase in (("3 restart", restart), ("4 restart + unrelated", crowded)):
@@ -977,6 +1043,12 @@ def report_catchup(args: argparse.Namespace, phases: dict[str, Any], load: tuple
                 f"{phase['operator']['cpu_s']:.1f} s",
                 f"{phase['operator']['peak_rss_mib']:.0f} MiB; {phase['requests_total']} API requests",
             ),
+            (
+                f"{label}: idle CPU / RSS",
+                f"{phase['idle']['cpu_fraction'] * 100:.1f} %",
+                f"of one core over {phase['idle']['window_s']:.0f} s after settling (a resync included); "
+                f"{phase['idle']['requests']} API requests; RSS {phase['idle']['rss_mib']:.0f} MiB",
+            ),
         ]
     rows += [
         (
@@ -991,6 +1063,8 @@ def report_catchup(args: argparse.Namespace, phases: dict[str, Any], load: tuple
         ),
     ]
     for label, phase in (("burst", burst), ("cold", cold), ("restart", restart), ("restart+unrelated", crowded)):
+        if phase is None:
+            continue
         ours, kopf = phase["operator"]["healthz"]["ours"], phase["operator"]["healthz"]["kopf"]
         rows.append(
             (
@@ -1019,6 +1093,7 @@ def report_catchup(args: argparse.Namespace, phases: dict[str, Any], load: tuple
                 "unrelated_namespaces": args.unrelated_namespaces,
                 "concurrency": args.concurrency,
                 "hub_latency_ms": args.hub_latency_ms,
+                "model_namespaces": args.model_namespaces,
                 "resync_interval": 30.0,
             },
             **phases,
@@ -1056,6 +1131,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--unrelated", type=int, default=2000, help="catchup: unrelated ConfigMaps + Jobs")
     parser.add_argument("--unrelated-namespaces", type=int, default=20, help="catchup: namespaces they are in")
+    parser.add_argument(
+        "--model-namespaces", type=int, default=1, help="catchup: namespaces the models are spread over (bench-NNNN)"
+    )
+    parser.add_argument(
+        "--idle-window", type=float, default=35.0, help="catchup: seconds of idle measurement after each restart"
+    )
+    parser.add_argument(
+        "--skip-burst", action="store_true", help="catchup: no burst baseline (a large run: cold start and restarts)"
+    )
     args = parser.parse_args(argv)
     if args.scenario == "catchup":
         load_before = os.getloadavg()[0]
