@@ -8,16 +8,23 @@ it missing and restores its own, and never keeps trusting a stale copy of an obj
 
 What is kept of a child is what the reconciler reads: no managedFields (``kopf_watch`` drops them), and no
 spec of a Job or a claim, which the operator creates once and never compares (their status tells the pull).
+A Deployment, a Service, a Job and a claim are kept as compressed JSON (a serving model's Deployment with the
+server's defaults and status is ~20 KB of Python dicts, ~1.5 KB packed) and unpacked only for the pass of
+their model, every resync interval at most. The manifest ConfigMap stays a dict: its large value is interned
+(``kopf_watch``) and so held once for every model of the same content, which packing would undo.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import json
+import zlib
+from collections.abc import Callable, Mapping
 from typing import Any
 
 OWNER_LABEL = "openmodel.io/name"
 KEPT_FIELDS = ("apiVersion", "kind", "metadata", "spec", "status", "data")
 WITHOUT_SPEC = frozenset({"Job", "PersistentVolumeClaim"})
+PACKED = frozenset({"Deployment", "Service", "Job", "PersistentVolumeClaim"})
 
 Owner = tuple[str, str]  # (namespace, owner label value)
 Ident = tuple[str, str]  # (kind, name)
@@ -34,6 +41,17 @@ def trimmed(body: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _pack(body: Mapping[str, Any]) -> bytes:
+    return zlib.compress(json.dumps(body, separators=(",", ":")).encode(), 1)
+
+
+def _unpack(held: Mapping[str, Any] | bytes) -> Mapping[str, Any]:
+    if isinstance(held, bytes):
+        unpacked: dict[str, Any] = json.loads(zlib.decompress(held))
+        return unpacked
+    return held
+
+
 def _where(body: Mapping[str, Any], kind: str) -> tuple[str, Ident, str | None]:
     meta = body.get("metadata") or {}
     owner = (meta.get("labels") or {}).get(OWNER_LABEL)
@@ -44,29 +62,48 @@ class ChildCache:
     """Children by (namespace, owner label), each under exactly one owner at a time."""
 
     def __init__(self) -> None:
-        self._by_owner: dict[Owner, dict[Ident, Mapping[str, Any]]] = {}
+        self._by_owner: dict[Owner, dict[Ident, Mapping[str, Any] | bytes]] = {}
         self._owner: dict[tuple[str, Ident], str] = {}  # (namespace, (kind, name)) -> owner label value
 
     def __len__(self) -> int:
         return len(self._owner)
 
-    def put(self, kind: str, body: Mapping[str, Any]) -> None:
-        """The child as the watch shows it now (an ADDED or MODIFIED event, or the initial listing)."""
+    def put(self, kind: str, body: Mapping[str, Any]) -> str | None:
+        """The child as the watch shows it now (an ADDED or MODIFIED event, or a listing); the owner it had
+        before when that was another one (it moved)."""
         namespace, ident, owner = _where(body, kind)
         before = self._owner.get((namespace, ident))
-        if before is not None and before != owner:
-            self._drop(namespace, ident, before)
+        moved = before if before is not None and before != owner else None
+        if moved is not None:
+            self._drop(namespace, ident, moved)
         if owner is None:
-            return  # not a model's child (any more)
+            return moved  # not a model's child (any more)
         self._owner[(namespace, ident)] = owner
-        self._by_owner.setdefault((namespace, owner), {})[ident] = trimmed(body)
+        kept = trimmed(body)
+        self._by_owner.setdefault((namespace, owner), {})[ident] = _pack(kept) if kind in PACKED else kept
+        return moved
 
-    def remove(self, kind: str, body: Mapping[str, Any]) -> None:
-        """The child is gone (a DELETED event, or it stopped matching the operator's label selector)."""
+    def remove(self, kind: str, body: Mapping[str, Any]) -> str | None:
+        """The child is gone (a DELETED event, or it stopped matching the operator's label selector); the
+        owner it had."""
         namespace, ident, _ = _where(body, kind)
         before = self._owner.get((namespace, ident))
         if before is not None:
             self._drop(namespace, ident, before)
+        return before
+
+    def retain(self, kind: str, namespace: str | None, names: set[tuple[str, str]]) -> list[tuple[str, str, str]]:
+        """A listing of ``kind`` in ``namespace`` (None: every namespace) held only ``names``: the others
+        vanished while the watch was down (Kopf re-lists after 410 Gone and reports no deletion). Returns the
+        (namespace, owner, name) of each child dropped."""
+        gone = [
+            (ns, ident, owner)
+            for (ns, ident), owner in self._owner.items()
+            if ident[0] == kind and (namespace is None or ns == namespace) and (ns, ident[1]) not in names
+        ]
+        for ns, ident, owner in gone:
+            self._drop(ns, ident, owner)
+        return [(ns, owner, ident[1]) for ns, ident, owner in gone]
 
     def _drop(self, namespace: str, ident: Ident, owner: str) -> None:
         self._owner.pop((namespace, ident), None)
@@ -78,4 +115,32 @@ class ChildCache:
 
     def of(self, namespace: str, owner: str) -> list[Mapping[str, Any]]:
         """The children of one model (its owner label value)."""
-        return list(self._by_owner.get((namespace, owner), {}).values())
+        return [_unpack(held) for held in self._by_owner.get((namespace, owner), {}).values()]
+
+
+class ChildStream:
+    """The watch stream of one child kind (``kopf_watch.Sink``): fills the cache and wakes the owners.
+
+    A listed child wakes nothing (the models are not known yet when the operator starts; each gets a pass);
+    a watched change wakes its owner, and the owner it left if it moved.
+    """
+
+    def __init__(self, kind: str, cache: ChildCache, wake: Callable[[str, str, str, str], None]) -> None:
+        self.kind = kind
+        self.cache = cache
+        self.wake = wake  # (namespace, owner label value, kind, name)
+        self.lists = 0
+
+    def event(self, namespace: str | None, event_type: str | None, body: Mapping[str, Any]) -> None:
+        deleted = event_type == "DELETED"
+        before = self.cache.remove(self.kind, body) if deleted else self.cache.put(self.kind, body)
+        if event_type is None:
+            return
+        ns, (_, name), owner = _where(body, self.kind)
+        for label in {owner, before} - {None}:
+            self.wake(ns, str(label), self.kind, name)
+
+    def listed(self, namespace: str | None, names: set[tuple[str, str]]) -> None:
+        self.lists += 1
+        for ns, owner, name in self.cache.retain(self.kind, namespace, names):
+            self.wake(ns, owner, self.kind, name)

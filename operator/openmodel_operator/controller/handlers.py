@@ -23,7 +23,7 @@ import kopf
 from openmodel_operator.api.common import GROUP, VERSION
 from openmodel_operator.api.vocabulary import Phase
 from openmodel_operator.controller import kopf_readiness, kopf_watch
-from openmodel_operator.controller.child_cache import ChildCache
+from openmodel_operator.controller.child_cache import ChildCache, ChildStream
 from openmodel_operator.controller.events import EventPoster
 from openmodel_operator.controller.kopf_indexes import store_values
 from openmodel_operator.controller.kube import Kube
@@ -86,6 +86,13 @@ def build_registry(
     models = ModelCache()
     child_cache = ChildCache()
     queue = WorkQueue()
+
+    def wake_owner(namespace: str, owner_label: str, kind: str, name: str) -> None:
+        for key in models.owners(namespace, owner_label):
+            models.saw_child(key, kind, name)  # what it applied is in the cache now (or gone): not held twice
+            queue.add(key, urgent=True)  # a child changed (by hand, by its controller): drift is checked now
+
+    child_streams = [ChildStream(kind, child_cache, wake_owner) for _group, _version, _plural, kind in CHILD_KINDS]
     phases = PhaseTracker()
     state: dict[str, Any] = {}
 
@@ -98,6 +105,8 @@ def build_registry(
     @kopf.on.startup(registry=registry)
     async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
         configure_kopf(settings)
+        for (group, _version, plural, _kind), stream in zip(CHILD_KINDS, child_streams, strict=True):
+            kopf_watch.route(settings, group, plural, stream)  # before Kopf starts watching (after startup)
         kube = kube_factory()
         state["kube"] = kube
         state["reconciler"] = Reconciler(kube, _settings, post_event or poster)
@@ -126,30 +135,12 @@ def build_registry(
         return {name: dict(labels)}
 
     for group, version, plural, _kind in CHILD_KINDS:
-
-        # An index that holds nothing: Kopf calls it for every listed or changed child *before* any handler
-        # runs (its readiness), so the child cache is complete when the first pass reads it. Deletions reach
-        # the event handler below (Kopf calls no indexer for them).
+        # Children never reach Kopf's per-object machinery: kopf_watch routes their streams to the child cache
+        # (see there). This index holds nothing; it makes Kopf watch the kind and wait for its listing before
+        # any handler runs, so the first pass finds the cache complete.
         @kopf.index(group, version, plural, labels=MANAGED_BY, registry=registry, id=f"{plural}_index")
-        def child_index(body: kopf.Body, child_kind: str = _kind, **_: Any) -> dict[Any, Any]:
-            child_cache.put(child_kind, body)
+        def child_index(**_: Any) -> dict[Any, Any]:
             return {}
-
-        @kopf.on.event(group, version, plural, labels=MANAGED_BY, registry=registry, id=f"{plural}_wake")
-        async def child_event(  # async: in the event loop, where the work queue lives
-            event: Mapping[str, Any],
-            body: kopf.Body,
-            namespace: str | None,
-            name: str | None,
-            labels: kopf.Labels,
-            child_kind: str = _kind,
-            **_: Any,
-        ) -> None:
-            if event.get("type") == "DELETED":
-                child_cache.remove(child_kind, body)
-            for key in models.owners(namespace, labels.get("openmodel.io/name")):
-                models.saw_child(key, child_kind, name)  # its own apply, now in the cache: not held twice
-                queue.add(key, urgent=True)  # a child changed (by hand, by its controller): drift is checked now
 
     @kopf.index(GROUP, VERSION, "openmodels", registry=registry, id="model_index")
     def model_index(namespace: str | None, name: str, **_: Any) -> dict[str | None, str]:

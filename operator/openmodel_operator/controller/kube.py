@@ -72,7 +72,7 @@ class Kube:
 
     def __init__(self, client: AsyncClient, max_writes: int = MAX_CONCURRENT_WRITES) -> None:
         self.client = client
-        # hundreds of daemons writing at once would exhaust the client's connection pool (PoolTimeout)
+        # many passes and the Event poster writing at once would exhaust the client's connection pool (PoolTimeout)
         self._writes = asyncio.Semaphore(max_writes)
 
     async def apply(self, obj: Mapping[str, Any]) -> None:

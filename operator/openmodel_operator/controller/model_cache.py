@@ -77,10 +77,11 @@ class ModelCache:
             found = self._memories[key] = ModelMemory()
         return found
 
-    def saw_child(self, key: Key, kind: str, name: str | None) -> None:
-        """The watch shows a child this process applied: the applied copy need not be kept for it any more."""
+    def saw_child(self, key: Key, kind: str, name: str) -> None:
+        """The watch shows a child of the model as it is now: the copy of what this process applied to it
+        (kept until the watch shows it) is not needed any more."""
         memory = self._memories.get(key)
-        if memory is not None and name:
+        if memory is not None:
             memory.applied.pop((kind, name), None)
 
     def owners(self, namespace: str | None, owner_label: str | None) -> list[Key]:

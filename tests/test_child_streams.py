@@ -1,0 +1,106 @@
+"""Children reach the child cache straight from Kopf's watch stream (controller/kopf_watch.py ``route``),
+never Kopf's per-object machinery; Kopf still gets the end-of-listing mark for its readiness.
+
+What an attacker or an outage could exploit if this broke: a child deleted while the watch was down (Kopf
+re-lists after 410 Gone and reports no deletion) staying in the cache, so its model never restores it; a
+child moved to another owner label staying trusted by the model it left; another operator's streams (a
+second shard in the same process) landing in this one's cache.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from kopf._cogs.clients import watching
+
+from openmodel_operator.controller import kopf_watch
+from openmodel_operator.controller.child_cache import ChildCache, ChildStream
+
+LISTED = watching.Bookmark.LISTED
+
+
+class Resource:
+    def __init__(self, group: str, plural: str) -> None:
+        self.group, self.plural = group, plural
+
+
+class Settings:  # stands in for kopf.OperatorSettings: only its identity matters to the routing
+    pass
+
+
+def deployment(name: str, owner: str, image: str = "vllm:1") -> dict[str, Any]:
+    labels = {"app.kubernetes.io/managed-by": "openmodel-operator", "openmodel.io/name": owner}
+    meta = {"name": name, "namespace": "ns", "labels": labels, "managedFields": [{"manager": "kubectl"}]}
+    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": meta, "spec": {"image": image}}
+
+
+@pytest.fixture
+def kopf_stream(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Kopf's stream replaced by a script of raw events (two listings around a 410), then wrapped as installed."""
+    script: list[Any] = []
+
+    async def scripted(**_: Any) -> AsyncIterator[Any]:
+        for item in script:
+            yield item
+
+    monkeypatch.setattr(watching, "infinite_watch", scripted)
+    kopf_watch.install()
+    return script
+
+
+async def drain(settings: Any, group: str, plural: str, namespace: str | None = None) -> list[Any]:
+    return [
+        e
+        async for e in watching.infinite_watch(settings=settings, resource=Resource(group, plural), namespace=namespace)
+    ]
+
+
+async def test_a_child_deleted_while_the_watch_was_down_is_dropped_and_its_model_woken(kopf_stream: Any) -> None:
+    cache, woken = ChildCache(), []
+    settings = Settings()
+    kopf_watch.route(settings, "apps", "deployments", ChildStream("Deployment", cache, lambda *w: woken.append(w)))
+    kopf_stream += [
+        {"type": None, "object": deployment("a", "a")},
+        {"type": None, "object": deployment("b", "b")},
+        LISTED,
+        {"type": "MODIFIED", "object": deployment("a", "a", image="evil:1")},  # a tenant's edit
+        {"type": "BOOKMARK", "object": {"metadata": {"resourceVersion": "9"}}},
+        # 410 Gone: Kopf lists again; "b" was deleted meanwhile and no DELETED event ever comes
+        {"type": None, "object": deployment("a", "a", image="evil:1")},
+        LISTED,
+    ]
+    to_kopf = await drain(settings, "apps", "deployments")
+    assert to_kopf == [LISTED, LISTED], "Kopf got children (its per-object machinery would hold them)"
+    assert cache.of("ns", "b") == [], "a child deleted during the outage is still believed to exist"
+    assert [c["spec"]["image"] for c in cache.of("ns", "a")] == ["evil:1"]  # control: the live one, as it is now
+    assert ("ns", "a", "Deployment", "a") in woken and ("ns", "b", "Deployment", "b") in woken
+    assert all("managedFields" not in c["metadata"] for c in cache.of("ns", "a"))
+
+
+async def test_a_namespaced_listing_drops_only_its_own_namespace(kopf_stream: Any) -> None:
+    cache = ChildCache()
+    other = deployment("x", "x")
+    other["metadata"]["namespace"] = "other"
+    cache.put("Deployment", other)  # listed by the stream of namespace "other"
+    settings = Settings()
+    kopf_watch.route(settings, "apps", "deployments", ChildStream("Deployment", cache, lambda *_: None))
+    kopf_stream += [{"type": None, "object": deployment("a", "a")}, LISTED]
+    await drain(settings, "apps", "deployments", namespace="ns")
+    assert [c["metadata"]["name"] for c in cache.of("other", "x")] == ["x"]
+    assert [c["metadata"]["name"] for c in cache.of("ns", "a")] == ["a"]
+
+
+async def test_streams_of_another_operator_or_kind_still_reach_kopf(kopf_stream: Any) -> None:
+    cache = ChildCache()
+    ours, theirs = Settings(), Settings()
+    kopf_watch.route(ours, "apps", "deployments", ChildStream("Deployment", cache, lambda *_: None))
+    event = {"type": "ADDED", "object": deployment("a", "a")}
+    kopf_stream += [event, LISTED]
+    passed = await drain(theirs, "apps", "deployments")  # another operator in this process: not routed
+    assert [e if e is LISTED else e["type"] for e in passed] == ["ADDED", LISTED]
+    assert "managedFields" not in passed[0]["object"]["metadata"]  # still trimmed for Kopf
+    assert cache.of("ns", "a") == []
+    passed = await drain(ours, "", "configmaps")  # another kind of ours: not routed either
+    assert len(passed) == 2
