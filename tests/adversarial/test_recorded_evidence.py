@@ -124,3 +124,38 @@ async def test_a_changed_pin_is_decided_on_the_new_pin(model: Any) -> None:
     assert any(c.reason == "DigestPinMismatch" for c in second.conditions)
     third, _ = await reconciler.trust_stage("ns", spec, status, [POLICY], Due.SPEC_CHANGED, memory=memory, uid="u")
     assert third.trusted  # control: the right pin passes again
+
+
+async def test_models_of_one_record_read_one_configmap_after_a_restart_and_another_record_reads_its_own(
+    model: Any,
+) -> None:
+    """A restart of many models of one content reads one ConfigMap (issue 13); evidence is shared only for an
+    equal record, so a model whose status records other bytes never decides from this content's evidence."""
+    spec, first = await first_decision(model)
+    assert first.pinned is not None and first.provenance is not None
+    configmap = {"data": {"manifest.json": first.pinned.to_json()}, "binaryData": as_binary_data(first.recorded or {})}
+    gets: list[str] = []
+
+    class Kube:
+        async def get(self, kind: str, namespace: str, name: str) -> Any:
+            gets.append(name)
+            return configmap
+
+    seen: list[str] = []
+    restarted = Reconciler(Kube(), OperatorSettings(), lambda *_: None, examiner=examiner_for(model, seen))  # type: ignore[arg-type]
+    memories = [ModelMemory() for _ in range(3)]  # held, as the model cache holds them
+    for i, memory in enumerate(memories):
+        result, _ = await restarted.trust_stage(
+            "ns", spec, OpenModelStatus(provenance=first.provenance), [POLICY], Due.POLICIES_CHANGED,
+            memory=memory, uid=f"u{i}", configmap_name=f"m{i}-manifest",
+        )  # fmt: skip
+        assert result.trusted
+    assert gets == ["m0-manifest"] and seen == []
+    assert all(m.recorded is not None for m in memories)  # the next policy change is decided from memory
+    other = first.provenance.model_copy(update={"manifest_digest": "sha256:" + "0" * 64})  # another content's record
+    await restarted.trust_stage(
+        "ns", spec, OpenModelStatus(provenance=other), [POLICY], Due.POLICIES_CHANGED,
+        memory=ModelMemory(), uid="u9", configmap_name="m9-manifest",
+    )  # fmt: skip
+    assert gets[-1] == "m9-manifest", "a model with another record was decided from shared evidence"
+    assert seen, "its own ConfigMap does not match its record: the source is examined again"

@@ -21,7 +21,7 @@ import weakref
 from collections.abc import Mapping
 from typing import Any
 
-from openmodel_operator.api.openmodel import OpenModelSpec, OpenModelStatus
+from openmodel_operator.api.openmodel import OpenModelSpec, OpenModelStatus, Provenance
 from openmodel_operator.evidence.pinned import PinnedManifest
 from openmodel_operator.planning.retry import RetryState
 from openmodel_operator.trust.decision import Evidence
@@ -97,6 +97,40 @@ def shared_evidence(evidence: Evidence) -> Evidence:
     if held is not None and held == evidence:
         return held
     _EVIDENCE[key] = evidence
+    return evidence
+
+
+_RECORDED: weakref.WeakValueDictionary[tuple[str | None, ...], Evidence] = weakref.WeakValueDictionary()
+
+
+def recorded_key(provenance: Provenance, signature_path: str, pinned_digest: str | None) -> tuple[str | None, ...]:
+    """What fixes the evidence ``recorded.rebuild_evidence`` accepts for a status: every byte of it is bound
+    by the manifest digest (the files, the card's and declaration's sha256) and the bundle digest, and the
+    rest is the source, commit and endpoint ``matches_provenance`` requires, with the spec's path and pin."""
+    signature = provenance.signature
+    return (
+        provenance.manifest_digest,
+        signature.bundle_digest if signature is not None else None,
+        provenance.source,
+        provenance.resolved_revision,
+        provenance.endpoint,
+        provenance.requested_revision,
+        provenance.repository,
+        signature_path,
+        pinned_digest,
+    )
+
+
+def recorded_evidence(key: tuple[str | None, ...]) -> Evidence | None:
+    """Evidence another model's ConfigMap gave for an equal record, while any model holds it (a restart of
+    10,000 models of a few contents reads a few ConfigMaps, not 10,000)."""
+    return _RECORDED.get(key)
+
+
+def keep_recorded_evidence(key: tuple[str | None, ...], evidence: Evidence) -> Evidence:
+    """Hold rebuilt evidence for models with an equal record; the shared copy is returned."""
+    evidence = shared_evidence(evidence)
+    _RECORDED[key] = evidence
     return evidence
 
 

@@ -22,7 +22,14 @@ from openmodel_operator.api.openmodel import OpenModelSpec, OpenModelStatus
 from openmodel_operator.api.time import utcnow
 from openmodel_operator.api.vocabulary import SERVING_PHASES, ConditionReason
 from openmodel_operator.controller.kube import Kube, KubeError
-from openmodel_operator.controller.memory import KeptExamination, ModelMemory, parsed_manifest
+from openmodel_operator.controller.memory import (
+    KeptExamination,
+    ModelMemory,
+    keep_recorded_evidence,
+    parsed_manifest,
+    recorded_evidence,
+    recorded_key,
+)
 from openmodel_operator.controller.metrics import METRICS
 from openmodel_operator.controller.policy_inputs import PolicyInputs
 from openmodel_operator.controller.settings import OperatorSettings
@@ -265,6 +272,11 @@ class Reconciler:
         provenance = status.provenance
         if configmap_name is None or provenance is None or not provenance.manifest_digest:
             return None
+        signature_path = spec.trust.signature.path or "model.sig"
+        key = recorded_key(provenance, signature_path, spec.source.digest)
+        held = recorded_evidence(key)
+        if held is not None:  # another model of this content was rebuilt from its own ConfigMap: no GET
+            return self._decide_offline(_request_for(held, spec, signature_path), held, spec, policies)
         try:
             configmap = await self.kube.get("ConfigMap", namespace, configmap_name)
         except KubeError:
@@ -275,20 +287,13 @@ class Reconciler:
             pinned = PinnedManifest.from_json((configmap.get("data") or {}).get(CONFIGMAP_KEY, ""))
         except PinnedManifestError:
             return None
-        signature_path = spec.trust.signature.path or "model.sig"
         evidence = rebuild_evidence(
             pinned, from_binary_data(configmap.get("binaryData")), provenance, signature_path, spec.source.digest
         )
         if evidence is None:
             return None
-        request = ModelRequest(
-            uri=pinned.source,
-            revision=pinned.revision or spec.source.revision,
-            endpoint=pinned.endpoint,
-            signature_path=signature_path,
-            pinned_digest=spec.source.digest,
-        )
-        return self._decide_offline(request, evidence, spec, policies)
+        evidence = keep_recorded_evidence(key, evidence)
+        return self._decide_offline(_request_for(evidence, spec, signature_path), evidence, spec, policies)
 
     # ------------------------------------------------------------------ offline decisions (pure calls)
 
@@ -301,7 +306,8 @@ class Reconciler:
     ) -> Examination:
         """One decision from recorded evidence; the pin is today's ``spec.source.digest``, not the one the
         evidence was gathered for."""
-        evidence = dataclasses.replace(evidence, pinned_digest=spec.source.digest)
+        if evidence.pinned_digest != spec.source.digest:  # the same object otherwise: it stays the shared one
+            evidence = dataclasses.replace(evidence, pinned_digest=spec.source.digest)
         verdict = decide(
             policies,
             evidence,
@@ -391,8 +397,10 @@ class Reconciler:
 
         how = plan_examination(spec, status, due, _endpoint_moved(status, spec, self.settings.default_endpoint))
         offline: Examination | None = None
+        rebuilt = False
         if how.use_recorded:
             kept = self._recorded(memory, uid, status)
+            rebuilt = kept is None
             offline = (
                 self._redecide(kept, spec, policies)
                 if kept is not None
@@ -402,6 +410,10 @@ class Reconciler:
             offline = None  # another bundle is named now: only an examination can read it
         if recorded_settles(how, offline):
             assert offline is not None
+            if rebuilt and offline.verdict.trusted:
+                # read back from the ConfigMap (a restart): kept like an examination, so the next policy change
+                # is decided from memory, not from another GET
+                return self._remember(memory, uid, offline, now, branch, inputs), None
             return self._counted(from_examination(offline, now, branch, inputs), offline), None
         keep_serving = keeps_serving_on_outage(how, offline, status, policies_unchanged(status, policies, inputs))
 
@@ -735,6 +747,18 @@ class Reconciler:
                 if await self.kube.delete(kind, namespace, child):
                     removed.append(f"{kind}/{child}")
         return removed
+
+
+def _request_for(evidence: Evidence, spec: OpenModelSpec, signature_path: str) -> ModelRequest:
+    """The request a recorded decision answered (the source, commit and endpoint the evidence is bound to)."""
+    source = evidence.source
+    return ModelRequest(
+        uri=source.uri,
+        revision=source.revision or spec.source.revision,
+        endpoint=source.endpoint,
+        signature_path=signature_path,
+        pinned_digest=spec.source.digest,
+    )
 
 
 def fresh_status(body: Mapping[str, Any], memory: ModelMemory) -> OpenModelStatus | None:

@@ -14,6 +14,7 @@ and only its well-formed components count.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 from collections.abc import Mapping, Sequence
 from enum import StrEnum
@@ -504,7 +505,16 @@ def assess_files(readme: bytes | None, declaration: bytes | None, uncovered: Seq
     license, which a license rule reports as unknown). ``uncovered`` names the files that exist but
     were not covered, so the evidence records why they were not read. Never raises: a declaration
     that is not valid YAML is ignored and recorded.
+
+    A pure function of its arguments, so the last results are kept (keyed by the bytes themselves: equal
+    bytes, equal result): parsing a card's YAML was most of an offline re-decision, and a restart or a
+    policy change re-decides every model of a content from the same shared bytes.
     """
+    return _assessed(readme, declaration, tuple(uncovered))
+
+
+@functools.lru_cache(maxsize=16)
+def _assessed(readme: bytes | None, declaration: bytes | None, uncovered: tuple[str, ...]) -> OpennessEvidence:
     notes: list[str] = []
     card: Mapping[str, Any] = {}
     if readme is not None:
