@@ -20,6 +20,7 @@ import pytest
 from apiserver_validation import admit
 from hubstub import HubStub
 from kube_emulator import KubeEmulator
+from openmodel_operator.controller import handlers
 from openmodel_operator.controller.handlers import build_registry
 from openmodel_operator.controller.kube import Kube, client_for
 from openmodel_operator.controller.settings import OperatorSettings
@@ -558,6 +559,41 @@ async def test_policy_key_kept_in_a_configmap(world: World, operator: Any) -> No
     async with operator():
         await world.phase("Pulling")
         assert world.status()["provenance"]["signature"]["identity"] == "org-release"
+
+
+async def test_quiet_resyncs_run_no_pass_and_a_key_removed_from_its_configmap_still_revokes(
+    world: World, operator: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 13 (idle CPU): a resync whose inputs did not change runs no pass; the key ConfigMaps of policies
+    are read once for all models, so a revocation there still reaches a model no event wakes."""
+    from openmodel_operator.controller.metrics import METRICS
+    from openmodel_operator.controller.reconciler import Reconciler
+
+    original = Reconciler.reconcile
+    passes: list[float] = []
+
+    async def counted(self: Reconciler, *args: Any, **kwargs: Any) -> Any:
+        passes.append(asyncio.get_running_loop().time())
+        return await original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Reconciler, "reconcile", counted)
+    monkeypatch.setattr(handlers, "FULL_PASS_EVERY", 10_000)  # no safety-net pass: only the key watch can tell
+    world.publish()
+    world.policy_with_key_in_configmap()
+    world.model()
+    skipped = lambda: METRICS.registry.get_sample_value("openmodel_reconcile_skipped_total") or 0.0  # noqa: E731
+    async with operator():  # resync every 0.5 s
+        await world.serve()
+        await asyncio.sleep(1.5)  # the passes that follow its own writes settle
+        before, skipped_before = len(passes), skipped()
+        await asyncio.sleep(3.0)  # six resyncs
+        assert len(passes) - before <= 1, "quiet resyncs ran passes"
+        assert skipped() - skipped_before >= 4
+        world.kube.patch_object(  # the publisher's key is removed: what it signed is no longer trusted
+            "configmaps", "default", "release-keys", {"data": {"release.pub": new_key().public_pem.decode()}}
+        )
+        await world.until(lambda: world.cond("Trusted") == ("False", "UntrustedSigner"), timeout=30)
+        await world.until(lambda: world.child("deployments", "m")["spec"]["replicas"] == 0, timeout=10)
 
 
 async def test_spec_change_reverifies_before_rolling(world: World, operator: Any) -> None:

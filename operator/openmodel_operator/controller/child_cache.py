@@ -62,7 +62,8 @@ class ChildCache:
     """Children by (namespace, owner label), each under exactly one owner at a time."""
 
     def __init__(self) -> None:
-        self._by_owner: dict[Owner, dict[Ident, Mapping[str, Any] | bytes]] = {}
+        # (namespace, owner) -> (kind, name) -> (resourceVersion, body or packed body)
+        self._by_owner: dict[Owner, dict[Ident, tuple[str, Mapping[str, Any] | bytes]]] = {}
         self._owner: dict[tuple[str, Ident], str] = {}  # (namespace, (kind, name)) -> owner label value
 
     def __len__(self) -> int:
@@ -80,7 +81,8 @@ class ChildCache:
             return moved  # not a model's child (any more)
         self._owner[(namespace, ident)] = owner
         kept = trimmed(body)
-        self._by_owner.setdefault((namespace, owner), {})[ident] = _pack(kept) if kind in PACKED else kept
+        version = str((kept.get("metadata") or {}).get("resourceVersion") or "")
+        self._by_owner.setdefault((namespace, owner), {})[ident] = (version, _pack(kept) if kind in PACKED else kept)
         return moved
 
     def remove(self, kind: str, body: Mapping[str, Any]) -> str | None:
@@ -115,7 +117,12 @@ class ChildCache:
 
     def of(self, namespace: str, owner: str) -> list[Mapping[str, Any]]:
         """The children of one model (its owner label value)."""
-        return [_unpack(held) for held in self._by_owner.get((namespace, owner), {}).values()]
+        return [_unpack(held) for _, held in self._by_owner.get((namespace, owner), {}).values()]
+
+    def versions(self, namespace: str, owner: str) -> tuple[tuple[str, str, str], ...]:
+        """(kind, name, resourceVersion) of each child of one model, without unpacking any: what changed."""
+        held = self._by_owner.get((namespace, owner), {})
+        return tuple(sorted((kind, name, version) for (kind, name), (version, _) in held.items()))
 
 
 class ChildStream:

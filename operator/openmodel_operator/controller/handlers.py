@@ -14,19 +14,24 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import datetime
 import logging
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import httpx2
 import kopf
 
 from openmodel_operator.api.common import GROUP, VERSION
+from openmodel_operator.api.time import utcnow
 from openmodel_operator.api.vocabulary import Phase
 from openmodel_operator.controller import kopf_readiness, kopf_watch
 from openmodel_operator.controller.child_cache import ChildCache, ChildStream
 from openmodel_operator.controller.events import EventPoster
 from openmodel_operator.controller.kopf_indexes import store_values
-from openmodel_operator.controller.kube import Kube
+from openmodel_operator.controller.kube import Kube, KubeError
+from openmodel_operator.controller.memory import pass_skippable
 from openmodel_operator.controller.metrics import METRICS, PHASES
 from openmodel_operator.controller.model_cache import ModelCache, is_deleting, key_of, needs_pass
 from openmodel_operator.controller.policy_status import PolicyFacts, PolicyStatusWriter, policy_facts, start_writer
@@ -42,6 +47,7 @@ from openmodel_operator.trust.policies import (
 
 log = logging.getLogger(__name__)
 
+FULL_PASS_EVERY = 10  # resync intervals: a quiet model still has a full pass this often (the safety net)
 MANAGED_BY = {"app.kubernetes.io/managed-by": "openmodel-operator"}
 MANAGED_BY_SELECTOR = ",".join(f"{key}={value}" for key, value in MANAGED_BY.items())
 FINALIZER = "openmodel.io/cleanup"
@@ -86,6 +92,7 @@ def build_registry(
     models = ModelCache()
     child_cache = ChildCache()
     queue = WorkQueue()
+    policy_epoch = [0]  # bumped when a policy or what it references changes: no pass is skipped across it
 
     def wake_owner(namespace: str, owner_label: str, kind: str, name: str) -> None:
         for key in models.owners(namespace, owner_label):
@@ -172,6 +179,7 @@ def build_registry(
 
     @kopf.on.event(GROUP, VERSION, "modeltrustpolicies", registry=registry)
     async def policy_event(**_: Any) -> None:  # async: runs in the event loop, where the wake-ups live
+        policy_epoch[0] += 1  # every model's next pass is a full one
         for key in models:
             queue.add(key)  # every model is decided again, in the background lane (see work_queue)
         policy_status.policy_changed()
@@ -211,12 +219,26 @@ def build_registry(
         namespace, name = key
         memory = models.memory(key)
         indexes = state["indexes"]
+        labels = _labels(indexes["namespace_index"], namespace)
+        owner = label_value(name)
+        # everything a pass reads that can change without the clock: when none of it did, the pass would
+        # change nothing (issue 13: idle CPU); key ConfigMaps of policies are watched once for all (below)
+        inputs = (
+            (body.get("metadata") or {}).get("resourceVersion"),
+            child_cache.versions(namespace, owner),
+            policy_epoch[0],
+            tuple(sorted(labels.items())),
+        )
+        now = time.monotonic()
+        if pass_skippable(memory, inputs, now):
+            METRICS.passes_skipped.inc()
+            return settings.resync_interval
         try:
             result = await state["reconciler"].reconcile(
                 body,
                 _policies(indexes["policy_index"]),
-                _labels(indexes["namespace_index"], namespace),
-                ChildInventory.of(child_cache.of(namespace, label_value(name))),
+                labels,
+                ChildInventory.of(child_cache.of(namespace, owner)),
                 memory,
             )
             phase = result.status.phase if result is not None else None
@@ -224,10 +246,26 @@ def build_registry(
             if models.body(key) is not None:
                 phases.set(key, phase or Phase.FAILED)
             memory.failures = 0
+            memory.settled = inputs
+            memory.settled_until = now + min(FULL_PASS_EVERY * settings.resync_interval, _reverify_in(body, settings))
             return settings.resync_interval
         except asyncio.CancelledError:
             raise
+        except (KubeError, httpx2.TransportError) as exc:  # the API server refused or did not answer in time
+            memory.settled = None
+            memory.failures += 1
+            log.warning(  # expected under load or during an outage: the reason, not a traceback per model
+                "reconcile failed",
+                extra={
+                    "namespace": namespace,
+                    "openmodel": name,
+                    "error": type(exc).__name__,
+                    "failures": memory.failures,
+                },
+            )
+            return min(settings.resync_interval, 2.0 ** min(memory.failures, 5))
         except Exception:  # one model's failure never stops the others
+            memory.settled = None
             memory.failures += 1
             log.exception("reconcile failed", extra={"namespace": namespace, "openmodel": name})
             return min(settings.resync_interval, 2.0 ** min(memory.failures, 5))
@@ -241,6 +279,25 @@ def build_registry(
             finally:
                 queue.done(key, next_in)
 
+    async def watch_policy_inputs() -> None:
+        """The ConfigMaps policies reference (keys, CAs, trusted roots) read once per resync interval for all
+        models: a change (a key removed: a revocation) wakes every model and makes its next pass a full one."""
+        last: tuple[tuple[str, str], ...] | None = None
+        while True:
+            await asyncio.sleep(settings.resync_interval)
+            if not len(models):
+                continue  # nothing to wake (and Kopf's indexes may not be filled yet)
+            try:
+                current = await state["reconciler"].policy_inputs(_policies(state["indexes"]["policy_index"]))
+            except Exception:
+                log.exception("could not read the policies' referenced ConfigMaps")
+                continue
+            if last is not None and current != last:
+                policy_epoch[0] += 1
+                for key in models:
+                    queue.add(key)
+            last = current
+
     @kopf.on.startup(registry=registry, id="workers_start")
     async def workers_start(**kwargs: Any) -> None:
         # Kopf hands every handler its indexes; the workers read them as a pass starts. Kopf calls the model
@@ -248,7 +305,7 @@ def build_registry(
         state["indexes"] = {k: v for k, v in kwargs.items() if k.endswith("_index")}
         state["workers"] = [
             asyncio.create_task(worker(), name=f"openmodel-worker-{i}") for i in range(settings.reconcile_workers)
-        ]
+        ] + [asyncio.create_task(watch_policy_inputs(), name="openmodel-policy-inputs")]
 
     @kopf.on.cleanup(registry=registry, id="workers_stop")
     async def workers_stop(**_: Any) -> None:
@@ -270,6 +327,19 @@ def build_registry(
         log.info("children removed", extra={"namespace": namespace, "openmodel": name, "removed": removed})
 
     return registry
+
+
+def _reverify_in(body: Mapping[str, Any], settings: OperatorSettings) -> float:
+    """Seconds until the model's re-verification is due (from ``status.provenance.verifiedAt``); a pass runs
+    then however quiet the model is. Unknown or unreadable: due now (the pass decides)."""
+    raw = ((body.get("status") or {}).get("provenance") or {}).get("verifiedAt")
+    try:
+        verified = datetime.datetime.fromisoformat(str(raw))
+    except ValueError:
+        return 0.0
+    if verified.tzinfo is None:
+        verified = verified.replace(tzinfo=datetime.UTC)
+    return (verified - utcnow()).total_seconds() + settings.reverify_interval
 
 
 def _policies(index: Any) -> list[Policy]:

@@ -134,6 +134,20 @@ def keep_recorded_evidence(key: tuple[str | None, ...], evidence: Evidence) -> E
     return evidence
 
 
+def pass_skippable(memory: ModelMemory, inputs: tuple[Any, ...], now: float) -> bool:
+    """A resync whose pass would change nothing: everything the last pass read is unchanged, it ended well,
+    nothing it wrote is still unseen, no retry is pending, and no full pass is due yet (the re-verification
+    time, or a pass every ten resync intervals however quiet the model is). Anything else runs the pass."""
+    return (
+        memory.settled == inputs
+        and now < memory.settled_until
+        and memory.failures == 0
+        and memory.retry is None
+        and memory.written is None
+        and not memory.applied
+    )
+
+
 def parsed_manifest(text: str) -> PinnedManifest:
     """``PinnedManifest.from_json(text)``, parsed once per distinct text while any model holds it.
 
@@ -171,3 +185,7 @@ class ModelMemory:
     retry: RetryState | None = None
     # passes that failed in a row (the next one waits 2, 4 ... 32 s, never more than the resync interval)
     failures: int = 0
+    # what the last pass read (the model's and children's resourceVersions, the policy epoch, the namespace's
+    # labels) and until when (monotonic) a resync with the same inputs may be skipped (``pass_skippable``)
+    settled: tuple[Any, ...] | None = None
+    settled_until: float = 0.0

@@ -39,6 +39,11 @@ class Metrics:
             registry=r,
             buckets=(0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
         )
+        self.passes_skipped = Counter(
+            "openmodel_reconcile_skipped",
+            "Resyncs that ran no pass: nothing the last pass read had changed (controller/memory.pass_skippable).",
+            registry=r,
+        )
         self.bytes_verified = Counter(
             "openmodel_weights_verified_bytes", "Bytes of weights pulled and verified on volumes.", registry=r
         )

@@ -487,6 +487,12 @@ class Reconciler:
             METRICS.verification_failures.labels(reason=reason.value).inc()
         return result
 
+    async def policy_inputs(self, all_policies: Iterable[Policy]) -> tuple[tuple[str, str], ...]:
+        """Every policy's inputs digest (the keys, CAs and trusted root its ConfigMaps hold now): an edited or
+        deleted key ConfigMap shows here, once for all models, so their passes need not look for it."""
+        resolved = await self._inputs.resolve(list(all_policies))
+        return tuple(sorted((r.policy.name, r.inputs_digest) for r in resolved))
+
     # ------------------------------------------------------------------ the pass
 
     async def reconcile(
