@@ -450,6 +450,19 @@ async def test_reconcile_passes_in_flight_are_bounded_by_the_workers(
         assert in_flight[1] > 2  # control: the count sees overlapping passes
 
 
+async def test_with_one_examination_slot_every_model_is_examined_in_turn(world: World, operator: Any) -> None:
+    """Passes that find the slot taken end and wait to be woken when it frees: none is lost (the resync is 30 s
+    here, so only the wake-up can bring them back in time)."""
+    world.publish()
+    world.policy()
+    names = [f"m{i}" for i in range(6)]
+    for name in names:
+        world.model(name)
+    async with operator(max_concurrent_verifications=1, reconcile_workers=2, resync_interval=30):
+        for name in names:
+            await world.phase("Pulling", name, timeout=20)
+
+
 def test_the_phase_gauge_follows_models_that_change_phase_and_go_away() -> None:
     from openmodel_operator.controller.handlers import PhaseTracker
     from openmodel_operator.controller.metrics import METRICS

@@ -161,3 +161,50 @@ async def test_workers_never_run_one_model_twice_at_once_and_lose_no_wakeup(work
     for key, woken in last_woken.items():
         assert last_pass_start[key] > woken, f"{key} was woken after its last pass started and never ran again"
     assert sum(passes.values()) < 200, "wake-ups of a waiting model were not merged"
+
+
+async def test_tenants_keeping_their_models_urgent_cannot_starve_the_background_lane() -> None:
+    """Attack (review of issue 13): a tenant edits children of its own models so that they are always woken
+    urgently; another tenant's resync (which would find a revocation) must still run."""
+    queue = WorkQueue()
+    attackers = [("evil", f"m{i}") for i in range(3)]
+    victim = ("ns", "victim")
+    queue.add(victim)
+    for key in attackers:
+        queue.add(key, urgent=True)
+    ran: list[Key] = []
+    for _ in range(12):
+        key = await next_key(queue)
+        assert key is not None
+        ran.append(key)
+        if key in attackers:
+            queue.add(key, urgent=True)  # woken again during its pass
+        queue.done(key, None)
+    assert victim in ran[: 4], f"the background lane waited behind urgent re-wakes: {ran}"
+    assert ran.count(victim) == 1 and len(ran) - 1 == sum(ran.count(k) for k in attackers)  # control: all served
+
+
+async def test_a_pass_that_finds_every_examination_slot_taken_ends_instead_of_holding_its_worker() -> None:
+    """Attack (review of issue 13): 32 models pointed at a slow mirror would hold every worker while they wait
+    for an examination slot, and no revocation would run. A pass that finds no slot ends (ExaminationsBusy);
+    its model is woken when a slot frees."""
+    from openmodel_operator.api.openmodel import OpenModelSpec
+    from openmodel_operator.controller.reconciler import ExaminationsBusy, Reconciler
+    from openmodel_operator.controller.settings import OperatorSettings
+
+    examined: list[str] = []
+    reconciler = Reconciler(
+        None,  # type: ignore[arg-type]
+        OperatorSettings(max_concurrent_verifications=1),
+        lambda *_: None,
+        examiner=lambda request, policies: examined.append(request.uri),  # type: ignore[arg-type,return-value,func-returns-value]
+    )
+    freed: list[int] = []
+    reconciler.on_slot_free = lambda: freed.append(1)
+    spec = OpenModelSpec.model_validate({"source": {"uri": "hf://org/m"}})
+    async with reconciler._verifications:  # another model's examination holds the only slot
+        with pytest.raises(ExaminationsBusy):
+            await reconciler._examine("ns", spec, "main", [])
+    assert examined == [] and freed == []
+    await reconciler._examine("ns", spec, "main", [])  # control: a free slot examines, then says it is free
+    assert examined == ["hf://org/m"] and freed == [1]

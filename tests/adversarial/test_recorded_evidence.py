@@ -159,3 +159,27 @@ async def test_models_of_one_record_read_one_configmap_after_a_restart_and_anoth
     )  # fmt: skip
     assert gets[-1] == "m9-manifest", "a model with another record was decided from shared evidence"
     assert seen, "its own ConfigMap does not match its record: the source is examined again"
+
+
+async def test_a_record_without_an_endpoint_is_never_shared(model: Any) -> None:
+    """Review of issue 13: a record with no endpoint accepts any endpoint in its ConfigMap, so its evidence
+    must not stand for another model's (a tenant's edited endpoint would reach the other model's fetch Job)."""
+    spec, first = await first_decision(model)
+    assert first.pinned is not None and first.provenance is not None
+    legacy = first.provenance.model_copy(update={"endpoint": None})
+    configmap = {"data": {"manifest.json": first.pinned.to_json()}, "binaryData": as_binary_data(first.recorded or {})}
+    gets: list[str] = []
+
+    class Kube:
+        async def get(self, kind: str, namespace: str, name: str) -> Any:
+            gets.append(name)
+            return configmap
+
+    restarted = Reconciler(Kube(), OperatorSettings(), lambda *_: None, examiner=examiner_for(model))  # type: ignore[arg-type]
+    memories = [ModelMemory() for _ in range(2)]
+    for i, memory in enumerate(memories):
+        await restarted.trust_stage(
+            "ns", spec, OpenModelStatus(provenance=legacy), [POLICY], Due.POLICIES_CHANGED,
+            memory=memory, uid=f"u{i}", configmap_name=f"m{i}-manifest",
+        )  # fmt: skip
+    assert gets == ["m0-manifest", "m1-manifest"]

@@ -35,7 +35,7 @@ from openmodel_operator.controller.memory import pass_skippable
 from openmodel_operator.controller.metrics import METRICS, PHASES
 from openmodel_operator.controller.model_cache import ModelCache, is_deleting, key_of, needs_pass
 from openmodel_operator.controller.policy_status import PolicyFacts, PolicyStatusWriter, policy_facts, start_writer
-from openmodel_operator.controller.reconciler import ChildInventory, Reconciler, fresh_status
+from openmodel_operator.controller.reconciler import ChildInventory, ExaminationsBusy, Reconciler, fresh_status
 from openmodel_operator.controller.settings import OperatorSettings
 from openmodel_operator.controller.work_queue import Key, WorkQueue
 from openmodel_operator.planning.children import label_value
@@ -93,6 +93,7 @@ def build_registry(
     child_cache = ChildCache()
     queue = WorkQueue()
     policy_epoch = [0]  # bumped when a policy or what it references changes: no pass is skipped across it
+    exam_waiters: dict[Key, None] = {}  # models whose pass found every examination slot taken, oldest first
 
     def wake_owner(namespace: str, owner_label: str, kind: str, name: str) -> None:
         for key in models.owners(namespace, owner_label):
@@ -117,6 +118,7 @@ def build_registry(
         kube = kube_factory()
         state["kube"] = kube
         state["reconciler"] = Reconciler(kube, _settings, post_event or poster)
+        state["reconciler"].on_slot_free = slot_freed
 
     _settings = settings
 
@@ -181,7 +183,7 @@ def build_registry(
     async def policy_event(**_: Any) -> None:  # async: runs in the event loop, where the wake-ups live
         policy_epoch[0] += 1  # every model's next pass is a full one
         for key in models:
-            queue.add(key)  # every model is decided again, in the background lane (see work_queue)
+            queue.add(key, urgent=True)  # every model is decided again: a revocation waits for no backlog
         policy_status.policy_changed()
 
     @kopf.on.event("", "v1", "namespaces", registry=registry)
@@ -230,6 +232,7 @@ def build_registry(
             tuple(sorted(labels.items())),
         )
         now = time.monotonic()
+        exam_waiters.pop(key, None)  # this pass may get a slot; if not, it registers again
         if pass_skippable(memory, inputs, now):
             METRICS.passes_skipped.inc()
             return settings.resync_interval
@@ -251,6 +254,12 @@ def build_registry(
             return settings.resync_interval
         except asyncio.CancelledError:
             raise
+        except ExaminationsBusy:  # not a failure: woken when an examination slot frees (slot_freed)
+            memory.settled = None
+            exam_waiters[key] = None
+            if not state["reconciler"].examinations_busy():
+                slot_freed()  # a slot freed while this pass unwound
+            return settings.resync_interval  # a resync too, should a wake-up be lost
         except (KubeError, httpx2.TransportError) as exc:  # the API server refused or did not answer in time
             memory.settled = None
             memory.failures += 1
@@ -270,12 +279,25 @@ def build_registry(
             log.exception("reconcile failed", extra={"namespace": namespace, "openmodel": name})
             return min(settings.resync_interval, 2.0 ** min(memory.failures, 5))
 
+    def slot_freed() -> None:
+        """An examination slot freed: the model that waited longest for one runs next (urgent lane)."""
+        while exam_waiters:
+            key = next(iter(exam_waiters))
+            del exam_waiters[key]
+            if models.body(key) is not None:
+                queue.add(key, urgent=True)
+                return
+
     async def worker() -> None:
         while True:
             key = await queue.get()
-            next_in: float | None = None
+            next_in: float | None = settings.resync_interval
             try:
                 next_in = await run_pass(key)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a worker never dies: 32 dead workers would reconcile (and revoke) nothing
+                log.exception("reconcile pass crashed", extra={"namespace": key[0], "openmodel": key[1]})
             finally:
                 queue.done(key, next_in)
 
@@ -284,7 +306,9 @@ def build_registry(
         models: a change (a key removed: a revocation) wakes every model and makes its next pass a full one."""
         last: tuple[tuple[str, str], ...] | None = None
         while True:
-            await asyncio.sleep(settings.resync_interval)
+            # the first reading as soon as models are known (their first passes read the same 10-second cache),
+            # so a key changed right after a start is a change, not the baseline (review of issue 13)
+            await asyncio.sleep(settings.resync_interval if last is not None else min(1.0, settings.resync_interval))
             if not len(models):
                 continue  # nothing to wake (and Kopf's indexes may not be filled yet)
             try:
@@ -295,7 +319,7 @@ def build_registry(
             if last is not None and current != last:
                 policy_epoch[0] += 1
                 for key in models:
-                    queue.add(key)
+                    queue.add(key, urgent=True)  # a key removed is a revocation
             last = current
 
     @kopf.on.startup(registry=registry, id="workers_start")

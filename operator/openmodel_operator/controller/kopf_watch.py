@@ -82,39 +82,58 @@ def without_managed_fields(raw_event: Any) -> Any:
     return raw_event
 
 
+def _sink_for(kwargs: Mapping[str, Any]) -> Sink | None:
+    resource = kwargs.get("resource")
+    routes = _ROUTES.get(id(kwargs.get("settings")), {})
+    return routes.get((str(getattr(resource, "group", "")), str(getattr(resource, "plural", ""))))
+
+
+async def _routed(sink: Sink, namespace: str | None, stream: AsyncIterator[Any]) -> AsyncIterator[Any]:
+    """One listing and the watch after it (Kopf's ``continuous_watch``): the objects go to ``sink``, the
+    end-of-listing mark to Kopf. A listing cut short (a connection reset) ends the call without the mark and
+    Kopf starts a new one, so what a listing held is counted per call, never across two."""
+    listing: set[tuple[str, str]] = set()
+    async for raw_event in stream:
+        if raw_event is watching.Bookmark.LISTED:
+            sink.listed(namespace, listing)
+            listing = set()
+            yield raw_event  # Kopf's readiness: this resource is listed
+            continue
+        if not isinstance(raw_event, dict) or raw_event.get("type") == "BOOKMARK":
+            continue
+        raw_event = without_managed_fields(raw_event)
+        body = raw_event.get("object")
+        if not isinstance(body, dict):
+            continue
+        if raw_event.get("type") is None:
+            meta = body.get("metadata") or {}
+            listing.add((str(meta.get("namespace") or ""), str(meta.get("name") or "")))
+        sink.event(namespace, raw_event.get("type"), body)
+
+
 def install() -> None:
-    """Wrap Kopf's watch stream (list and watch): no managedFields reach Kopf, routed streams go to their sink
-    (idempotent)."""
-    if getattr(watching.infinite_watch, _MARK, False):
-        return
-    original = watching.infinite_watch
+    """Wrap Kopf's watch streams: no managedFields reach Kopf, and each listing-and-watch of a routed resource
+    (``continuous_watch``, called by ``infinite_watch`` once per listing) goes to its sink (idempotent)."""
+    original_infinite = watching.infinite_watch
+    original_continuous = watching.continuous_watch
 
     async def infinite_watch(**kwargs: Any) -> AsyncIterator[Any]:
-        resource = kwargs.get("resource")
-        routes = _ROUTES.get(id(kwargs.get("settings")), {})
-        sink = routes.get((str(getattr(resource, "group", "")), str(getattr(resource, "plural", ""))))
-        if sink is None:
-            async for raw_event in original(**kwargs):
-                yield without_managed_fields(raw_event)
-            return
-        namespace = kwargs.get("namespace")
-        listing: set[tuple[str, str]] = set()
-        async for raw_event in original(**kwargs):
-            if raw_event is watching.Bookmark.LISTED:
-                sink.listed(namespace, listing)
-                listing = set()
-                yield raw_event  # Kopf's readiness: this resource is listed
-                continue
-            if not isinstance(raw_event, dict) or raw_event.get("type") == "BOOKMARK":
-                continue
-            raw_event = without_managed_fields(raw_event)
-            body = raw_event.get("object")
-            if not isinstance(body, dict):
-                continue
-            if raw_event.get("type") is None:
-                meta = body.get("metadata") or {}
-                listing.add((str(meta.get("namespace") or ""), str(meta.get("name") or "")))
-            sink.event(namespace, raw_event.get("type"), body)
+        async for raw_event in original_infinite(**kwargs):
+            yield without_managed_fields(raw_event)  # routed objects never get here: only Kopf's marks
 
-    setattr(infinite_watch, _MARK, True)
-    watching.infinite_watch = infinite_watch  # type: ignore[assignment]
+    async def continuous_watch(**kwargs: Any) -> AsyncIterator[Any]:
+        sink = _sink_for(kwargs)
+        stream = original_continuous(**kwargs)
+        if sink is None:
+            async for raw_event in stream:
+                yield raw_event
+            return
+        async for raw_event in _routed(sink, kwargs.get("namespace"), stream):
+            yield raw_event
+
+    if not getattr(original_infinite, _MARK, False):
+        setattr(infinite_watch, _MARK, True)
+        watching.infinite_watch = infinite_watch  # type: ignore[assignment]
+    if not getattr(original_continuous, _MARK, False):
+        setattr(continuous_watch, _MARK, True)
+        watching.continuous_watch = continuous_watch  # type: ignore[assignment]

@@ -133,6 +133,11 @@ def drifted(
 _NOT_COMPARED = frozenset({"status", "binaryData"})
 
 
+class ExaminationsBusy(Exception):
+    """Every examination slot is taken: the pass ends before it changes anything and the model is woken when a
+    slot frees (``Reconciler.on_slot_free``). Not a failure: nothing is written."""
+
+
 @dataclasses.dataclass
 class ChildInventory:
     """The live children of one model, by (kind, name), from the operator's watch index."""
@@ -178,6 +183,9 @@ class Reconciler:
             fetch_backoff_limit=settings.fetch_backoff_limit,
         )
         self._verifications = asyncio.Semaphore(settings.max_concurrent_verifications)
+        # set by the work queue's owner: a pass that needs an examination while all slots are taken ends
+        # (ExaminationsBusy) instead of holding its worker, and this is called whenever a slot frees
+        self.on_slot_free: Callable[[], None] | None = None
         # its own threads: the loop's default pool has cpu+4 workers and would cap the concurrency silently
         self._examiners = ThreadPoolExecutor(settings.max_concurrent_verifications, thread_name_prefix="examine")
         self._trusted_root: bytes | None = None
@@ -239,22 +247,32 @@ class Reconciler:
     async def _examine(
         self, namespace: str, spec: OpenModelSpec, revision: str, policies: Sequence[Policy]
     ) -> Examination:
+        if self.on_slot_free is not None and self._verifications.locked():
+            raise ExaminationsBusy()  # the worker is not held waiting: offline passes (revocations) go on
         request = await self._request(namespace, spec, revision)
-        async with self._verifications:
-            started = time.monotonic()
-            try:
-                loop = asyncio.get_running_loop()
-                return await loop.run_in_executor(self._examiners, self.examiner, request, policies)
-            except (TrustError, KubeError):
-                raise
-            except Exception as exc:  # a hostile answer must end in a status, never in a silent retry loop
-                log.warning("examination failed", extra={"namespace": namespace, "error": type(exc).__name__})
-                raise TrustError(
-                    Reason.EXAMINATION_ERROR,
-                    f"the source could not be examined ({type(exc).__name__}); the operator log has the details",
-                ) from None
-            finally:
-                METRICS.verification_seconds.observe(time.monotonic() - started)
+        try:
+            async with self._verifications:
+                started = time.monotonic()
+                try:
+                    loop = asyncio.get_running_loop()
+                    return await loop.run_in_executor(self._examiners, self.examiner, request, policies)
+                except (TrustError, KubeError):
+                    raise
+                except Exception as exc:  # a hostile answer must end in a status, never in a silent retry loop
+                    log.warning("examination failed", extra={"namespace": namespace, "error": type(exc).__name__})
+                    raise TrustError(
+                        Reason.EXAMINATION_ERROR,
+                        f"the source could not be examined ({type(exc).__name__}); the operator log has the details",
+                    ) from None
+                finally:
+                    METRICS.verification_seconds.observe(time.monotonic() - started)
+        finally:
+            if self.on_slot_free is not None:
+                self.on_slot_free()
+
+    def examinations_busy(self) -> bool:
+        """Whether every examination slot is taken."""
+        return self._verifications.locked()
 
     async def _rebuilt(
         self,
@@ -273,8 +291,10 @@ class Reconciler:
         if configmap_name is None or provenance is None or not provenance.manifest_digest:
             return None
         signature_path = spec.trust.signature.path or "model.sig"
-        key = recorded_key(provenance, signature_path, spec.source.digest)
-        held = recorded_evidence(key)
+        # shared only for a record that names its endpoint: matches_provenance accepts any endpoint for a
+        # record without one, so the key would not bind it (review of issue 13)
+        key = recorded_key(provenance, signature_path, spec.source.digest) if provenance.endpoint else None
+        held = recorded_evidence(key) if key is not None else None
         if held is not None:  # another model of this content was rebuilt from its own ConfigMap: no GET
             return self._decide_offline(_request_for(held, spec, signature_path), held, spec, policies)
         try:
@@ -292,7 +312,8 @@ class Reconciler:
         )
         if evidence is None:
             return None
-        evidence = keep_recorded_evidence(key, evidence)
+        if key is not None:
+            evidence = keep_recorded_evidence(key, evidence)
         return self._decide_offline(_request_for(evidence, spec, signature_path), evidence, spec, policies)
 
     # ------------------------------------------------------------------ offline decisions (pure calls)
@@ -512,7 +533,7 @@ class Reconciler:
         planned: list[OpenModelStatus] = []  # the status this pass decided, once it has
         try:
             return await self._reconcile(body, all_policies, namespace_labels, inventory, memory, planned)
-        except asyncio.CancelledError:
+        except (asyncio.CancelledError, ExaminationsBusy):
             raise
         except Exception as exc:
             await self._report_failure(body, exc, memory, planned[-1] if planned else None)

@@ -7,9 +7,11 @@ number of workers take them. The rules a level-based reconciler needs:
 
 * one pass per model at a time; a model woken during its pass runs again right after it (nothing is lost);
 * a key waits at most once (a thousand wake-ups of one model are one pass);
-* the urgent lane (a new model, a spec edit, a child changed by hand) goes before the background lane
-  (a restart's catch-up, resyncs, a policy change reaching every model), so a model created during a
-  10,000-model catch-up is served within seconds, not after the backlog;
+* the urgent lane (a new model, a spec edit, a child changed, a policy change) goes before the background
+  lane (a restart's catch-up, resyncs), so a model created during a 10,000-model catch-up is served within
+  seconds, not after the backlog; but never strictly: every ``BACKGROUND_SHARE``-th key comes from the
+  background lane when it has one, so tenants who keep their own models urgent (editing children, specs)
+  cannot starve everybody else's resyncs;
 * a forgotten key (a deleted model) never runs again, and its deletion can wait for its pass to end.
 """
 
@@ -26,6 +28,7 @@ from collections.abc import Callable
 Key = tuple[str, str]  # (namespace, name)
 URGENT = 0
 BACKGROUND = 1
+BACKGROUND_SHARE = 4  # one key in four from the background lane while both have keys
 
 
 class WorkQueue:
@@ -43,6 +46,7 @@ class WorkQueue:
         self._idle: dict[Key, asyncio.Event] = {}  # deletions waiting for a running pass to end
         self._wakeup = asyncio.Event()
         self._order = itertools.count()
+        self._pops = 0
 
     def __len__(self) -> int:
         """Keys waiting in a lane (not the timed ones, not the running ones)."""
@@ -99,7 +103,10 @@ class WorkQueue:
                 self.add(key)
 
     def _pop(self) -> Key | None:
-        for lane, entries in enumerate(self._lanes):
+        self._pops += 1
+        lanes = (BACKGROUND, URGENT) if self._pops % BACKGROUND_SHARE == 0 else (URGENT, BACKGROUND)
+        for lane in lanes:
+            entries = self._lanes[lane]
             while entries:
                 key = entries.popleft()
                 if self._queued.get(key) == lane:
