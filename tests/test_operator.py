@@ -89,17 +89,17 @@ class World:
             {"spec": {"signature": {"keys": [{"name": name, "publicKey": key.public_pem.decode()}]}}},
         )
 
-    def policy_with_key_in_configmap(self) -> None:
-        """Policy ``org`` whose key lives in ConfigMap default/release-keys (keys rotate without a policy edit)."""
+    def policy_with_key_in_configmap(self, namespace: str = "default") -> None:
+        """Policy ``org`` whose key lives in ConfigMap NAMESPACE/release-keys (keys rotate without a policy edit)."""
         self.kube.create_object(
             {
                 "apiVersion": "v1",
                 "kind": "ConfigMap",
-                "metadata": {"name": "release-keys", "namespace": "default"},
+                "metadata": {"name": "release-keys", "namespace": namespace},
                 "data": {"release.pub": self.key.public_pem.decode()},
             }
         )
-        ref = {"name": "release-keys", "namespace": "default", "key": "release.pub"}
+        ref = {"name": "release-keys", "namespace": namespace, "key": "release.pub"}
         self.policy(signature={"required": True, "keys": [{"name": "org-release", "configMapRef": ref}]})
 
     def model(self, name: str = "m", **spec: Any) -> None:
@@ -172,20 +172,25 @@ def world(kube: KubeEmulator, hub: HubStub, tmp_path: pathlib.Path) -> World:
     return World(kube, hub, new_key(), tmp_path)
 
 
+def operator_settings_for(world: World, **overrides: Any) -> OperatorSettings:
+    """The operator's settings in tests: 0.5 s resyncs, no listeners, the world's Hub as the cluster's Hub."""
+    settings = OperatorSettings(
+        resync_interval=0.5,
+        reverify_interval=3600,
+        metrics_port=0,
+        health_port=0,
+        operator_image="op:test",
+        vllm_image="vllm:test",
+        default_endpoint=world.hub.url,  # the cluster's Hub, as an admin of an air-gapped cluster sets it
+    )
+    return dataclasses.replace(settings, **overrides)
+
+
 @pytest.fixture
 def operator(world: World, run_operator: Runner) -> Callable[..., AbstractAsyncContextManager[Any]]:
     @asynccontextmanager
     async def start(**overrides: Any) -> AsyncIterator[Any]:
-        settings = OperatorSettings(
-            resync_interval=0.5,
-            reverify_interval=3600,
-            metrics_port=0,
-            health_port=0,
-            operator_image="op:test",
-            vllm_image="vllm:test",
-            default_endpoint=world.hub.url,  # the cluster's Hub, as an admin of an air-gapped cluster sets it
-        )
-        settings = dataclasses.replace(settings, **overrides)
+        settings = operator_settings_for(world, **overrides)
         registry = build_registry(settings, lambda: Kube(client_for(world.kube.base_url)))
         async with run_operator(registry) as running:
             yield running

@@ -241,16 +241,7 @@ async def walk_every_flow(world: World, namespaces: tuple[str, ...]) -> Observed
     kube = world.kube
     kube.create_namespace(OPERATOR_NS)
     kube.create_object(_peering(namespaces))
-    kube.create_object(
-        {
-            "apiVersion": "v1",
-            "kind": "ConfigMap",
-            "metadata": {"name": "release-keys", "namespace": OPERATOR_NS},
-            "data": {"release.pub": world.key.public_pem.decode()},
-        }
-    )
-    ref = {"name": "release-keys", "namespace": OPERATOR_NS, "key": "release.pub"}
-    world.policy(signature={"required": True, "keys": [{"name": "org-release", "configMapRef": ref}]})
+    world.policy_with_key_in_configmap(OPERATOR_NS)
     files = dict(FILES)
     files["model.sig"] = sign_with_key(write_model(world.tmp / "src", files), world.key, world.tmp / "sig")
     world.hub.add_model("org/private", files, private=True)

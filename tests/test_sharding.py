@@ -47,7 +47,7 @@ from test_install_manifests import (
     operator_container,
     validate_objects,
 )
-from test_operator import World
+from test_operator import World, operator_settings_for
 from test_rbac_derived import compare, kube_py_calls, request_verb
 
 pytest_plugins = ["kube_fixtures"]
@@ -72,17 +72,7 @@ def world(kube: KubeEmulator, hub: HubStub, tmp_path: pathlib.Path) -> World:
 
 
 def settings_for(world: World, namespaces: Iterable[str] = (), policy_status: str = "on") -> OperatorSettings:
-    return OperatorSettings(
-        namespaces=tuple(namespaces),
-        policy_status=policy_status,
-        resync_interval=0.5,
-        reverify_interval=3600,
-        metrics_port=0,
-        health_port=0,
-        operator_image="op:test",
-        vllm_image="vllm:test",
-        default_endpoint=world.hub.url,
-    )
+    return operator_settings_for(world, namespaces=tuple(namespaces), policy_status=policy_status)
 
 
 def shard_registry(settings: OperatorSettings, url: str) -> kopf.OperatorRegistry:
@@ -173,16 +163,7 @@ def policy_with_key_in_operator_namespace(world: World) -> None:
     """Policy ``org``, no namespaceSelector (it governs every namespace), its key in a ConfigMap of the
     operator's namespace: every shard reads that one ConfigMap (the policy-refs grant)."""
     world.kube.create_namespace(OPERATOR_NS)
-    world.kube.create_object(
-        {
-            "apiVersion": "v1",
-            "kind": "ConfigMap",
-            "metadata": {"name": "release-keys", "namespace": OPERATOR_NS},
-            "data": {"release.pub": world.key.public_pem.decode()},
-        }
-    )
-    ref = {"name": "release-keys", "namespace": OPERATOR_NS, "key": "release.pub"}
-    world.policy(signature={"required": True, "keys": [{"name": "org-release", "configMapRef": ref}]})
+    world.policy_with_key_in_configmap(OPERATOR_NS)
 
 
 async def run_shards(world: World) -> dict[str, list[kmock.Request]]:

@@ -55,6 +55,18 @@ def examiner_for(model: Any, seen: list[str] | None = None) -> Any:
     return examiner
 
 
+class ConfigMapKube:
+    """Answers every GET with one manifest ConfigMap and records the names asked for."""
+
+    def __init__(self, configmap: dict[str, Any]) -> None:
+        self.configmap = configmap
+        self.gets: list[str] = []
+
+    async def get(self, kind: str, namespace: str, name: str) -> Any:
+        self.gets.append(name)
+        return self.configmap
+
+
 async def first_decision(model: Any) -> tuple[OpenModelSpec, TrustResult]:
     digest = examine(ModelRequest(uri=str(model)), [POLICY]).verdict.manifest_digest
     spec = OpenModelSpec.model_validate({"source": {"uri": "hf://org/m", "revision": "main", "digest": digest}})
@@ -75,13 +87,10 @@ async def test_an_edited_manifest_configmap_cannot_move_the_pin_after_a_restart(
     doc = json.loads(first.pinned.to_json())
     doc[field] = {"revision": FORGED, "endpoint": "http://127.0.0.1:9", "source": "hf://org/evil"}[field]
     configmap = {"data": {"manifest.json": json.dumps(doc)}, "binaryData": as_binary_data(first.recorded or {})}
-
-    class Kube:
-        async def get(self, kind: str, namespace: str, name: str) -> Any:
-            return configmap
+    kube = ConfigMapKube(configmap)
 
     seen: list[str] = []
-    restarted = Reconciler(Kube(), OperatorSettings(), lambda *_: None, examiner=examiner_for(model, seen))  # type: ignore[arg-type]
+    restarted = Reconciler(kube, OperatorSettings(), lambda *_: None, examiner=examiner_for(model, seen))  # type: ignore[arg-type]
     status = OpenModelStatus(provenance=first.provenance)
     result, _ = await restarted.trust_stage(
         "ns", spec, status, [POLICY], Due.SPEC_CHANGED, memory=ModelMemory(), uid="u", configmap_name="m-manifest"
@@ -96,13 +105,10 @@ async def test_control_an_untouched_configmap_is_decided_offline_after_a_restart
     spec, first = await first_decision(model)
     assert first.pinned is not None and first.provenance is not None
     configmap = {"data": {"manifest.json": first.pinned.to_json()}, "binaryData": as_binary_data(first.recorded or {})}
-
-    class Kube:
-        async def get(self, kind: str, namespace: str, name: str) -> Any:
-            return configmap
+    kube = ConfigMapKube(configmap)
 
     seen: list[str] = []
-    restarted = Reconciler(Kube(), OperatorSettings(), lambda *_: None, examiner=examiner_for(model, seen))  # type: ignore[arg-type]
+    restarted = Reconciler(kube, OperatorSettings(), lambda *_: None, examiner=examiner_for(model, seen))  # type: ignore[arg-type]
     result, _ = await restarted.trust_stage(
         "ns", spec, OpenModelStatus(provenance=first.provenance), [POLICY], Due.POLICIES_CHANGED,
         memory=ModelMemory(), uid="u", configmap_name="m-manifest",
@@ -134,15 +140,11 @@ async def test_models_of_one_record_read_one_configmap_after_a_restart_and_anoth
     spec, first = await first_decision(model)
     assert first.pinned is not None and first.provenance is not None
     configmap = {"data": {"manifest.json": first.pinned.to_json()}, "binaryData": as_binary_data(first.recorded or {})}
-    gets: list[str] = []
-
-    class Kube:
-        async def get(self, kind: str, namespace: str, name: str) -> Any:
-            gets.append(name)
-            return configmap
+    kube = ConfigMapKube(configmap)
+    gets = kube.gets
 
     seen: list[str] = []
-    restarted = Reconciler(Kube(), OperatorSettings(), lambda *_: None, examiner=examiner_for(model, seen))  # type: ignore[arg-type]
+    restarted = Reconciler(kube, OperatorSettings(), lambda *_: None, examiner=examiner_for(model, seen))  # type: ignore[arg-type]
     memories = [ModelMemory() for _ in range(3)]  # held, as the model cache holds them
     for i, memory in enumerate(memories):
         result, _ = await restarted.trust_stage(
@@ -168,14 +170,10 @@ async def test_a_record_without_an_endpoint_is_never_shared(model: Any) -> None:
     assert first.pinned is not None and first.provenance is not None
     legacy = first.provenance.model_copy(update={"endpoint": None})
     configmap = {"data": {"manifest.json": first.pinned.to_json()}, "binaryData": as_binary_data(first.recorded or {})}
-    gets: list[str] = []
+    kube = ConfigMapKube(configmap)
+    gets = kube.gets
 
-    class Kube:
-        async def get(self, kind: str, namespace: str, name: str) -> Any:
-            gets.append(name)
-            return configmap
-
-    restarted = Reconciler(Kube(), OperatorSettings(), lambda *_: None, examiner=examiner_for(model))  # type: ignore[arg-type]
+    restarted = Reconciler(kube, OperatorSettings(), lambda *_: None, examiner=examiner_for(model))  # type: ignore[arg-type]
     memories = [ModelMemory() for _ in range(2)]
     for i, memory in enumerate(memories):
         await restarted.trust_stage(
