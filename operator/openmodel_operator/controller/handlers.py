@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
 import datetime
 import logging
 import time
@@ -27,6 +26,7 @@ from openmodel_operator.api.common import GROUP, VERSION
 from openmodel_operator.api.time import utcnow
 from openmodel_operator.api.vocabulary import Phase
 from openmodel_operator.controller import kopf_readiness, kopf_watch
+from openmodel_operator.controller.background import stop_tasks
 from openmodel_operator.controller.child_cache import ChildCache, ChildStream
 from openmodel_operator.controller.events import EventPoster
 from openmodel_operator.controller.kopf_indexes import store_values
@@ -171,11 +171,7 @@ def build_registry(
 
     @kopf.on.cleanup(registry=registry, id="policy_status_stop")
     async def policy_status_stop(**_: Any) -> None:
-        task = state.pop("policy_status", None)
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await stop_tasks([state.pop("policy_status", None)])
 
     # ------------------------------------------------------------ wake-ups
 
@@ -333,10 +329,7 @@ def build_registry(
 
     @kopf.on.cleanup(registry=registry, id="workers_stop")
     async def workers_stop(**_: Any) -> None:
-        tasks = state.pop("workers", [])
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await stop_tasks(state.pop("workers", []))
 
     @kopf.on.delete(GROUP, VERSION, "openmodels", registry=registry)
     async def model_deleted(spec: kopf.Spec, namespace: str | None, name: str, **_: Any) -> None:

@@ -11,8 +11,6 @@ and puts no finalizer on anything (indexes and event handlers need none).
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -21,6 +19,7 @@ import kopf
 
 from openmodel_operator.api.common import GROUP, VERSION
 from openmodel_operator.controller import kopf_readiness
+from openmodel_operator.controller.background import stop_tasks
 from openmodel_operator.controller.kube import Kube
 from openmodel_operator.controller.policy_status import PolicyFacts, PolicyStatusWriter, policy_facts, start_writer
 from openmodel_operator.controller.settings import OperatorSettings
@@ -52,11 +51,7 @@ def build_policy_status_registry(settings: OperatorSettings, kube_factory: Calla
 
     @kopf.on.cleanup(registry=registry)
     async def cleanup(**_: Any) -> None:
-        task = state.pop("task", None)
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await stop_tasks([state.pop("task", None)])
         kube = state.pop("kube", None)
         if kube is not None:
             await kube.close()
