@@ -110,16 +110,6 @@ async def test_a_wakeup_clears_a_pending_timer_run_and_the_pass_sets_the_next() 
     assert await next_key(queue) is None
 
 
-async def test_a_deletion_waits_for_the_running_pass() -> None:
-    queue = WorkQueue()
-    queue.add(A)
-    assert await next_key(queue) == A
-    assert not await queue.until_idle(A, timeout=0.05)
-    asyncio.get_running_loop().call_later(0.05, queue.done, A, None)
-    assert await queue.until_idle(A, timeout=2)
-    assert await queue.until_idle(B, timeout=0)  # control: a model with no pass is idle at once
-
-
 @pytest.mark.parametrize("workers", [1, 4])
 async def test_workers_never_run_one_model_twice_at_once_and_lose_no_wakeup(workers: int) -> None:
     """Random wake-ups from 'watch events' while workers run passes: every wake-up is followed by a pass."""

@@ -33,7 +33,7 @@ from openmodel_operator.controller.kopf_indexes import store_values
 from openmodel_operator.controller.kube import Kube, KubeError
 from openmodel_operator.controller.memory import pass_skippable
 from openmodel_operator.controller.metrics import METRICS, PHASES
-from openmodel_operator.controller.model_cache import ModelCache, is_deleting, key_of, needs_pass
+from openmodel_operator.controller.model_cache import ModelCache, ModelStream, is_deleting, key_of, needs_pass
 from openmodel_operator.controller.policy_status import PolicyFacts, PolicyStatusWriter, policy_facts, start_writer
 from openmodel_operator.controller.reconciler import ChildInventory, ExaminationsBusy, Reconciler, fresh_status
 from openmodel_operator.controller.settings import OperatorSettings
@@ -115,6 +115,8 @@ def build_registry(
         configure_kopf(settings)
         for (group, _version, plural, _kind), stream in zip(CHILD_KINDS, child_streams, strict=True):
             kopf_watch.route(settings, group, plural, stream)  # before Kopf starts watching (after startup)
+        kopf_watch.route(settings, GROUP, "openmodels", model_stream)
+        state["kopf_settings"] = settings
         kube = kube_factory()
         state["kube"] = kube
         state["reconciler"] = Reconciler(kube, _settings, post_event or poster)
@@ -151,9 +153,11 @@ def build_registry(
         def child_index(**_: Any) -> dict[Any, Any]:
             return {}
 
-    @kopf.index(GROUP, VERSION, "openmodels", registry=registry, id="model_index")
-    def model_index(namespace: str | None, name: str, **_: Any) -> dict[str | None, str]:
-        return {namespace: name}
+    # OpenModels never reach Kopf's per-object machinery either: kopf_watch routes them to the model cache
+    # (model_seen below). The empty index makes Kopf watch them and hold its readiness until they are listed.
+    @kopf.index(GROUP, VERSION, "openmodels", registry=registry, id="openmodels_index")
+    def openmodels_index(**_: Any) -> dict[Any, Any]:
+        return {}
 
     # One loop writes every policy's status (no Kopf timer: a timer would put Kopf's finalizer on policies)
     policy_status = PolicyStatusWriter(settings.resync_interval, enabled=settings.policy_status == "on")
@@ -167,7 +171,7 @@ def build_registry(
         async def patch(name: str, status: Mapping[str, Any]) -> bool:
             return bool(await state["kube"].patch_policy_status(name, status))
 
-        state["policy_status"] = start_writer(policy_status, kwargs, patch)
+        state["policy_status"] = start_writer(policy_status, kwargs, models.count_in, patch, active)
 
     @kopf.on.cleanup(registry=registry, id="policy_status_stop")
     async def policy_status_stop(**_: Any) -> None:
@@ -187,25 +191,25 @@ def build_registry(
         for key in models.in_namespace(name):
             queue.add(key)
 
-    @kopf.on.event(GROUP, VERSION, "openmodels", registry=registry)
-    async def model_event(event: Mapping[str, Any], **_: Any) -> None:
-        raw = event.get("object")
-        if not isinstance(raw, Mapping):
-            return
+    def model_seen(raw: Mapping[str, Any]) -> None:
+        """An OpenModel as the list or watch shows it (routed here, never through Kopf: ``kopf_watch``)."""
         key = key_of(raw)
-        if event.get("type") == "DELETED" or is_deleting(raw):
-            _forget(key)  # its children go with the deletion handler, after any running pass ended
+        new = models.put(raw)  # the body the watch decoded, held once
+        if is_deleting(raw):
+            queue.add(key, urgent=True)  # its pass removes the children, then the finalizer
             return
-        new = models.put(raw)  # the body the watch decoded, held once (Kopf keeps none without a daemon)
         if not new:
             fresh_status(raw, models.memory(key))  # our own status write, once shown, is not held twice
         if new or needs_pass(raw):
             queue.add(key, urgent=needs_pass(raw))  # a restart's catch-up waits behind new and edited models
 
+    model_stream = ModelStream(models, model_seen, lambda key: _forget(key))  # _forget is defined below
+
     def _forget(key: Key) -> None:
         models.remove(key)
         queue.forget(key)
         phases.set(key, None)
+        exam_waiters.pop(key, None)
 
     # ------------------------------------------------------------ the workers
 
@@ -215,6 +219,17 @@ def build_registry(
         if body is None:
             return None
         namespace, name = key
+        if is_deleting(body):
+            return await finish_deletion(key, body)
+        finalizers = list((body.get("metadata") or {}).get("finalizers") or [])
+        if FINALIZER not in finalizers:  # before any child exists: no child outlives its model unseen
+            outcome = await state["kube"].set_finalizers(
+                namespace, name, (body.get("metadata") or {}).get("resourceVersion"), [*finalizers, FINALIZER]
+            )
+            if outcome is None:
+                return None  # the model is gone; its DELETED event follows
+            if not outcome:
+                return 1.0  # changed meanwhile (409): the watch brings the new body and wakes it
         memory = models.memory(key)
         indexes = state["indexes"]
         labels = _labels(indexes["namespace_index"], namespace)
@@ -275,6 +290,26 @@ def build_registry(
             log.exception("reconcile failed", extra={"namespace": namespace, "openmodel": name})
             return min(settings.resync_interval, 2.0 ** min(memory.failures, 5))
 
+    async def finish_deletion(key: Key, body: Mapping[str, Any]) -> float | None:
+        """A model being deleted: its children go (explicitly: no garbage collector is assumed), then the
+        finalizer. It runs as the model's pass, so no other pass of it can apply a child meanwhile."""
+        namespace, name = key
+        meta = body.get("metadata") or {}
+        finalizers = list(meta.get("finalizers") or [])
+        phases.set(key, None)
+        if FINALIZER not in finalizers:
+            _forget(key)  # not ours (another finalizer holds it, or ours is gone): nothing to clean up
+            return None
+        retain = bool(((body.get("spec") or {}).get("storage") or {}).get("retain", False))
+        removed = await state["reconciler"].delete_children(namespace, name, retain)
+        log.info("children removed", extra={"namespace": namespace, "openmodel": name, "removed": removed})
+        remaining = [finalizer for finalizer in finalizers if finalizer != FINALIZER]
+        outcome = await state["kube"].set_finalizers(namespace, name, meta.get("resourceVersion"), remaining)
+        if outcome is False:
+            return 1.0  # changed meanwhile (409): the new body wakes it; the children are gone already
+        _forget(key)  # removed (the DELETED event or the next body follows) or gone already
+        return None
+
     def slot_freed() -> None:
         """An examination slot freed: the model that waited longest for one runs next (urgent lane)."""
         while exam_waiters:
@@ -284,11 +319,17 @@ def build_registry(
                 queue.add(key, urgent=True)
                 return
 
+    async def active() -> None:
+        """Returns when this replica may work: Kopf has listed everything, and peering does not pause it."""
+        await kopf_watch.wait_until_indexed(state["kopf_settings"])
+        await kopf_watch.wait_while_paused(state["kopf_settings"])
+
     async def worker() -> None:
         while True:
             key = await queue.get()
             next_in: float | None = settings.resync_interval
             try:
+                await active()  # checked after the key: a worker waiting in get() when the pause came
                 next_in = await run_pass(key)
             except asyncio.CancelledError:
                 raise
@@ -305,6 +346,7 @@ def build_registry(
             # the first reading as soon as models are known (their first passes read the same 10-second cache),
             # so a key changed right after a start is a change, not the baseline (review of issue 13)
             await asyncio.sleep(settings.resync_interval if last is not None else min(1.0, settings.resync_interval))
+            await active()
             if not len(models):
                 continue  # nothing to wake (and Kopf's indexes may not be filled yet)
             try:
@@ -320,8 +362,9 @@ def build_registry(
 
     @kopf.on.startup(registry=registry, id="workers_start")
     async def workers_start(**kwargs: Any) -> None:
-        # Kopf hands every handler its indexes; the workers read them as a pass starts. Kopf calls the model
-        # event handler (the only source of keys) once the indexes are filled, so no pass sees them empty.
+        # Kopf hands every handler its indexes; the workers read them as a pass starts. Models arrive while
+        # Kopf lists (routed), so the workers wait for its readiness (``active``): no pass sees an index half
+        # filled.
         state["indexes"] = {k: v for k, v in kwargs.items() if k.endswith("_index")}
         state["workers"] = [
             asyncio.create_task(worker(), name=f"openmodel-worker-{i}") for i in range(settings.reconcile_workers)
@@ -330,18 +373,6 @@ def build_registry(
     @kopf.on.cleanup(registry=registry, id="workers_stop")
     async def workers_stop(**_: Any) -> None:
         await stop_tasks(state.pop("workers", []))
-
-    @kopf.on.delete(GROUP, VERSION, "openmodels", registry=registry)
-    async def model_deleted(spec: kopf.Spec, namespace: str | None, name: str, **_: Any) -> None:
-        assert namespace is not None, "OpenModel is namespaced"
-        key = (namespace, name)
-        _forget(key)
-        if not await queue.until_idle(key, timeout=10):  # a pass in flight could apply a child after the removal
-            raise kopf.TemporaryError("a reconcile pass of this model is still running", delay=2)
-        retain = bool((spec.get("storage") or {}).get("retain", False))
-        removed = await state["reconciler"].delete_children(namespace, name, retain)
-        phases.set((namespace, name), None)
-        log.info("children removed", extra={"namespace": namespace, "openmodel": name, "removed": removed})
 
     return registry
 

@@ -7,15 +7,16 @@ Neither Kopf nor the operator reads managedFields (the operator writes with serv
 patches, which never send them back), so nothing changes but the memory each object costs. The API server
 has no option to leave them out of a watch, so they are dropped here, before anything stores them.
 
-Streams of the operator's children are *routed*: a sink registered for the resource (``route``) takes every
-listed and watched child, and Kopf gets only the end-of-listing mark. Kopf's per-object machinery (a worker
-task, a memory, a body wrapper, three loggers, the handler calls) cost ~2 ms and ~1 KB for each child,
-and a restart held every child's body until all were listed (issue 13: 50,000 children of 10,000 models
-took 114 s and 1.3 GiB before the first pass). Kopf still lists, watches, reconnects and re-lists them, with
-its namespaces and the server-side label selector, and its readiness still waits for the listing: the sink
-takes each listed child before the mark, so a pass never sees a half-filled cache. Kopf keeps no memory of
-the children, so a re-list (after 410 Gone) says which children vanished while the watch was down: the
-sink is told what the listing held (``Sink.listed``).
+Streams of OpenModels and of the operator's children are *routed*: a sink registered for the resource
+(``route``) takes every listed and watched object, and Kopf gets only the end-of-listing mark. Kopf's
+per-object machinery (a worker task, a memory, a body wrapper, three loggers, the handler calls) cost
+~2 ms and ~1 KB for each child and ~6 ms for each OpenModel, and a restart held every body until all were
+listed (issue 13: 50,000 children of 10,000 models took 114 s and 1.3 GiB before the first pass). Kopf
+still lists, watches, reconnects and re-lists them, with its namespaces and the server-side label selector,
+and its readiness still waits for the listing: the sink takes each listed object before the mark, so a pass
+never sees a half-filled cache. Kopf keeps no memory of them, so a re-list (after 410 Gone, or after a
+pause) says which objects vanished while the watch was down: the sink is told what the listing held
+(``Sink.listed``).
 
 JSON decoding makes new strings for every key and value of every object; 10,000 OpenModels and their
 children repeat the same keys ("apiVersion", "lastTransitionTime", ...) and mostly the same values
@@ -25,12 +26,14 @@ stay equal, so nothing that reads them can tell.
 
 from __future__ import annotations
 
+import asyncio
 import sys
 import weakref
 from collections.abc import AsyncIterator, Mapping
 from typing import Any, Protocol
 
 from kopf._cogs.clients import watching
+from kopf._core.reactor import queueing
 
 _MARK = "_openmodel_without_managed_fields"
 
@@ -46,6 +49,8 @@ class Sink(Protocol):
 
 
 _ROUTES: dict[int, dict[tuple[str, str], Sink]] = {}  # id(Kopf settings) -> (group, plural) -> sink
+_PAUSED: dict[int, Any] = {}  # id(Kopf settings) -> Kopf's operator_paused toggle set (peering)
+_INDEXED: dict[int, Any] = {}  # id(Kopf settings) -> Kopf's operator_indexed toggle set (readiness)
 
 
 def route(settings: Any, group: str, plural: str, sink: Sink) -> None:
@@ -56,7 +61,33 @@ def route(settings: Any, group: str, plural: str, sink: Sink) -> None:
     key = id(settings)
     if key not in _ROUTES:
         weakref.finalize(settings, _ROUTES.pop, key, None)
+        weakref.finalize(settings, _PAUSED.pop, key, None)
+        weakref.finalize(settings, _INDEXED.pop, key, None)
     _ROUTES.setdefault(key, {})[(group, plural)] = sink
+
+
+async def wait_until_indexed(settings: Any) -> None:
+    """Return once Kopf has listed every watched kind of the operator run with ``settings`` (its readiness).
+
+    Kopf holds its handlers back until then; routed objects reach their sinks during the listing, so the
+    work they start waits here: a model decided before the policy listing ended would be judged by some
+    of the policies only (fail open).
+    """
+    while (toggle := _INDEXED.get(id(settings))) is None:
+        await asyncio.sleep(0.05)  # Kopf starts its watchers right after the startup handlers
+    await toggle.wait_for(True)
+
+
+async def wait_while_paused(settings: Any) -> None:
+    """Return once the operator run with ``settings`` is not paused by Kopf peering (at once without peering).
+
+    Kopf stops its own handlers and daemons while a peer with a higher priority is alive, and stops the
+    watch streams; work the operator runs itself (the workers, the key watch, the policy-status writer) waits
+    here, so a paused replica makes no API calls at all (two replicas would both write every model).
+    """
+    toggle = _PAUSED.get(id(settings))
+    if toggle is not None and toggle.is_on():
+        await toggle.wait_for(False)
 
 
 def interned(value: Any) -> Any:
@@ -113,11 +144,22 @@ async def _routed(sink: Sink, namespace: str | None, stream: AsyncIterator[Any])
 
 def install() -> None:
     """Wrap Kopf's watch streams: no managedFields reach Kopf, and each listing-and-watch of a routed resource
-    (``continuous_watch``, called by ``infinite_watch`` once per listing) goes to its sink (idempotent)."""
+    (``continuous_watch``, called by ``infinite_watch`` once per listing) goes to its sink; Kopf's readiness
+    and pause toggles of an operator with routes are kept for its own work (idempotent)."""
     original_infinite = watching.infinite_watch
     original_continuous = watching.continuous_watch
+    original_watcher = queueing.watcher
+
+    async def watcher(**kwargs: Any) -> None:
+        settings, indexed = kwargs.get("settings"), kwargs.get("operator_indexed")
+        if settings is not None and indexed is not None and id(settings) in _ROUTES:
+            _INDEXED[id(settings)] = indexed  # one toggle set per operator (see wait_until_indexed)
+        await original_watcher(**kwargs)
 
     async def infinite_watch(**kwargs: Any) -> AsyncIterator[Any]:
+        settings, paused = kwargs.get("settings"), kwargs.get("operator_paused")
+        if settings is not None and paused is not None and id(settings) in _ROUTES:
+            _PAUSED[id(settings)] = paused  # the same toggle set for every stream of one operator
         async for raw_event in original_infinite(**kwargs):
             yield without_managed_fields(raw_event)  # routed objects never get here: only Kopf's marks
 
@@ -134,6 +176,9 @@ def install() -> None:
     if not getattr(original_infinite, _MARK, False):
         setattr(infinite_watch, _MARK, True)
         watching.infinite_watch = infinite_watch  # type: ignore[assignment]
+    if not getattr(original_watcher, _MARK, False):
+        setattr(watcher, _MARK, True)
+        queueing.watcher = watcher  # type: ignore[assignment]
     if not getattr(original_continuous, _MARK, False):
         setattr(continuous_watch, _MARK, True)
         watching.continuous_watch = continuous_watch  # type: ignore[assignment]

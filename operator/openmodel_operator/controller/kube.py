@@ -147,6 +147,25 @@ class Kube:
         version = updated.metadata.resourceVersion if updated.metadata else None
         return str(version) if version is not None else None
 
+    async def set_finalizers(
+        self, namespace: str, name: str, resource_version: str | None, finalizers: list[str]
+    ) -> bool | None:
+        """Set an OpenModel's finalizers, only if it is still at ``resource_version`` (a merge patch that
+        carries the resourceVersion is a precondition), so another controller's finalizer added meanwhile is
+        never dropped. True: set; False: the model changed meanwhile (409); None: it is gone (404)."""
+        patch = {"metadata": {"finalizers": finalizers, "resourceVersion": resource_version}}
+        try:
+            async with self._writes:
+                await self.client.patch(
+                    OpenModelResource, name, patch, namespace=namespace, patch_type=PatchType.MERGE
+                )
+        except httpx2.HTTPStatusError as exc:
+            code = _code(exc)
+            if code in (404, 409):
+                return None if code == 404 else False
+            raise _error(exc) from None
+        return True
+
     async def patch_policy_status(self, name: str, status: Mapping[str, Any]) -> bool:
         """Merge-patch a ModelTrustPolicy's status subresource; False when the policy is gone (404)."""
         try:

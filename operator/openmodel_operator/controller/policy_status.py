@@ -112,12 +112,17 @@ class PolicyStatusWriter:
         namespaces: Callable[[], Sequence[tuple[str, Mapping[str, str]]]],
         models_in: Callable[[str], int],
         patch: StatusPatch,
+        active: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
+        """Write every policy's status each interval and soon after a policy changes; ``active`` returns when
+        this replica may write (a replica paused by Kopf peering waits there)."""
         if not self.enabled:
             log.info("policy status is written by another process (policy status: off)")
             return
         await self._ready.wait()
         while True:
+            if active is not None:
+                await active()
             self._wake.clear()
             try:
                 await self.write_all(policies(), namespaces(), models_in, patch)
@@ -154,14 +159,22 @@ class PolicyStatusWriter:
                 self._sent[facts.uid] = (clock, changes)
 
 
-def start_writer(writer: PolicyStatusWriter, indexes: Mapping[str, Any], patch: StatusPatch) -> asyncio.Task[None]:
-    """Run ``writer`` over Kopf's policy-facts, namespace and model indexes (``indexes``: a handler's kwargs)."""
+def start_writer(
+    writer: PolicyStatusWriter,
+    indexes: Mapping[str, Any],
+    models_in: Callable[[str], int],
+    patch: StatusPatch,
+    active: Callable[[], Awaitable[None]] | None = None,
+) -> asyncio.Task[None]:
+    """Run ``writer`` over Kopf's policy-facts and namespace indexes (``indexes``: a handler's kwargs) and the
+    model counts ``models_in`` gives per namespace."""
     return asyncio.create_task(
         writer.run(
             lambda: store_values(indexes["policy_facts_index"], "all"),
             lambda: namespace_labels(indexes["namespace_index"]),
-            lambda namespace: len(store_values(indexes["model_index"], namespace)),
+            models_in,
             patch,
+            active,
         ),
         name="policy-status",
     )

@@ -20,6 +20,7 @@ import kopf
 from openmodel_operator.api.common import GROUP, VERSION
 from openmodel_operator.controller import kopf_readiness
 from openmodel_operator.controller.background import stop_tasks
+from openmodel_operator.controller.kopf_indexes import store_values
 from openmodel_operator.controller.kube import Kube
 from openmodel_operator.controller.policy_status import PolicyFacts, PolicyStatusWriter, policy_facts, start_writer
 from openmodel_operator.controller.settings import OperatorSettings
@@ -46,7 +47,10 @@ def build_policy_status_registry(settings: OperatorSettings, kube_factory: Calla
         async def patch(name: str, status: Mapping[str, Any]) -> bool:
             return bool(await kube.patch_policy_status(name, status))
 
-        state["task"] = start_writer(writer, kwargs, patch)
+        def models_in(namespace: str) -> int:
+            return len(store_values(kwargs["model_index"], namespace))
+
+        state["task"] = start_writer(writer, kwargs, models_in, patch)
         log.info("writing the status of every ModelTrustPolicy; reconciling no models (policy status: only)")
 
     @kopf.on.cleanup(registry=registry)

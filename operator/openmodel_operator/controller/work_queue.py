@@ -12,7 +12,8 @@ number of workers take them. The rules a level-based reconciler needs:
   seconds, not after the backlog; but never strictly: every ``BACKGROUND_SHARE``-th key comes from the
   background lane when it has one, so tenants who keep their own models urgent (editing children, specs)
   cannot starve everybody else's resyncs;
-* a forgotten key (a deleted model) never runs again, and its deletion can wait for its pass to end.
+* a forgotten key (a deleted model) never runs again; a model's deletion is a pass of its own, so it starts
+  only after the pass that was running ended.
 """
 
 from __future__ import annotations
@@ -43,7 +44,6 @@ class WorkQueue:
         self._running: set[Key] = set()
         self._again: dict[Key, int] = {}  # woken while its pass ran: the lane it goes to when the pass ends
         self._gone: set[Key] = set()  # forgotten while its pass ran: no next pass when it ends
-        self._idle: dict[Key, asyncio.Event] = {}  # deletions waiting for a running pass to end
         self._wakeup = asyncio.Event()
         self._order = itertools.count()
         self._pops = 0
@@ -80,20 +80,6 @@ class WorkQueue:
         self._again.pop(key, None)
         if key in self._running:
             self._gone.add(key)
-
-    def running(self, key: Key) -> bool:
-        return key in self._running
-
-    async def until_idle(self, key: Key, timeout: float) -> bool:
-        """Wait until no pass of ``key`` runs (False when ``timeout`` passed first)."""
-        if key not in self._running:
-            return True
-        event = self._idle.setdefault(key, asyncio.Event())
-        try:
-            await asyncio.wait_for(event.wait(), timeout)
-        except TimeoutError:
-            return False
-        return True
 
     def _release_timers(self, now: float) -> None:
         while self._timers and self._timers[0][0] <= now:
@@ -137,8 +123,6 @@ class WorkQueue:
     def done(self, key: Key, next_in: float | None) -> None:
         """The pass of ``key`` ended: run it again now if it was woken meanwhile, else after ``next_in``."""
         self._running.discard(key)
-        if (event := self._idle.pop(key, None)) is not None:
-            event.set()
         if key in self._gone:
             self._gone.discard(key)
             return
