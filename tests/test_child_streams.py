@@ -112,3 +112,27 @@ async def test_streams_of_another_operator_or_kind_still_reach_kopf(kopf_stream:
     assert cache.of("ns", "a") == []
     passed = await drain(ours, "", "configmaps", calls=1)  # another kind of ours: not routed either
     assert len(passed) == 2
+
+
+async def test_a_relisting_wakes_the_owners_of_children_changed_or_created_while_the_watch_was_down(
+    kopf_stream: Any,
+) -> None:
+    """A settled model has no resync: a child edited during an outage is seen only by the re-listing, so the
+    re-listing must wake its owner; the first listing at start wakes nobody (every model gets a pass)."""
+    cache, woken = ChildCache(), []
+    settings = operator_settings()
+    kopf_watch.route(settings, "apps", "deployments", ChildStream("Deployment", cache, lambda *w: woken.append(w)))
+
+    def at(version: str, name: str, image: str = "vllm:1") -> dict[str, Any]:
+        body = deployment(name, name, image)
+        body["metadata"]["resourceVersion"] = version
+        return {"type": None, "object": body}
+
+    kopf_stream += [
+        [at("1", "same"), at("2", "edited"), LISTED],  # the start
+        [at("1", "same"), at("7", "edited", image="evil:1"), at("8", "new"), LISTED],  # after 410 Gone
+    ]
+    await drain(settings, "apps", "deployments", calls=1)
+    assert woken == []
+    await drain(settings, "apps", "deployments", calls=1)
+    assert sorted(w[1] for w in woken) == ["edited", "new"]  # "same" (control) is listed as it was held

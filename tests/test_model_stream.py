@@ -7,7 +7,9 @@ what Kopf did for each model the operator now does itself, and each is shown her
 * a deletion that arrives during a pass waits for that pass: nothing it applied outlives the model;
 * no pass runs before Kopf has listed every kind it watches: a model listed before the policies would be
   judged by the built-in default alone;
-* a replica paused by Kopf peering runs no pass at all (Kopf stopped its daemons; the workers now wait).
+* a replica paused by Kopf peering runs no pass at all (Kopf stopped its daemons; the workers now wait);
+* a settled model has no resync, so what another actor changes in it wakes it: a status it did not write is
+  put back, its finalizer taken off is put back on, within a second and not at the safety-net pass.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import pytest
 from kube_fixtures import kube, run_operator
 from openmodel_operator.controller import handlers, kopf_watch
 from openmodel_operator.controller.kube import Kube
+from openmodel_operator.controller.metrics import METRICS
 from openmodel_operator.controller.model_cache import ModelCache, ModelStream
 from openmodel_operator.controller.reconciler import Reconciler
 from test_operator import NS, World, operator, world
@@ -143,3 +146,27 @@ async def test_a_paused_replica_runs_no_pass(world: World, operator: Any, monkey
         assert passes[0] == before
         await paused.drop_toggle(toggle)  # the peer is gone: this replica works again (control)
         await world.until(lambda: passes[0] > before + 1, timeout=5)
+
+
+async def test_a_status_or_finalizer_changed_by_another_wakes_a_settled_model(
+    world: World, operator: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(handlers, "FULL_PASS_EVERY", 10_000)  # no safety-net pass: only the wake-up can tell
+    world.publish(sign=False)
+    world.policy()
+    world.model()
+    async with operator():
+        await world.phase("Rejected")
+        await asyncio.sleep(1.0)  # settled
+        world.kube.patch_status("openmodels", NS, "m", {"phase": "Ready"})  # forged
+        await world.phase("Rejected", timeout=2)
+        world.kube.patch_object("openmodels", NS, "m", {"metadata": {"finalizers": [FOREIGN]}})
+        await world.until(lambda: world.get()["metadata"]["finalizers"] == [FOREIGN, handlers.FINALIZER], timeout=2)
+        await asyncio.sleep(1.0)  # the pass that put it back ends
+        # control: the label edit of a GitOps tool changes nothing a pass reads and wakes nothing
+        passes = METRICS.registry.get_sample_value("openmodel_reconcile_duration_seconds_count") or 0.0
+        skipped = METRICS.registry.get_sample_value("openmodel_reconcile_skipped_total") or 0.0
+        world.kube.patch_object("openmodels", NS, "m", {"metadata": {"labels": {"team": "a"}}})
+        await asyncio.sleep(1.0)
+        assert METRICS.registry.get_sample_value("openmodel_reconcile_duration_seconds_count") == passes
+        assert (METRICS.registry.get_sample_value("openmodel_reconcile_skipped_total") or 0.0) == skipped

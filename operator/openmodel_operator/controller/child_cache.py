@@ -85,6 +85,13 @@ class ChildCache:
         self._by_owner.setdefault((namespace, owner), {})[ident] = (version, _pack(kept) if kind in PACKED else kept)
         return moved
 
+    def version_of(self, kind: str, body: Mapping[str, Any]) -> str | None:
+        """The resourceVersion held for this child (None: not held)."""
+        namespace, ident, _ = _where(body, kind)
+        owner = self._owner.get((namespace, ident))
+        held = self._by_owner.get((namespace, owner), {}).get(ident) if owner is not None else None
+        return held[0] if held is not None else None
+
     def remove(self, kind: str, body: Mapping[str, Any]) -> str | None:
         """The child is gone (a DELETED event, or it stopped matching the operator's label selector); the
         owner it had."""
@@ -128,8 +135,10 @@ class ChildCache:
 class ChildStream:
     """The watch stream of one child kind (``kopf_watch.Sink``): fills the cache and wakes the owners.
 
-    A listed child wakes nothing (the models are not known yet when the operator starts; each gets a pass);
-    a watched change wakes its owner, and the owner it left if it moved.
+    A watched change wakes its owner, and the owner it left if it moved. The first listing of a scope wakes
+    nothing (every model gets a pass at start); a re-listing (after 410 Gone, or a pause) wakes the owners of
+    the children it shows changed or new, since no resync looks for them (a settled model waits for a
+    wake-up).
     """
 
     def __init__(self, kind: str, cache: ChildCache, wake: Callable[[str, str, str, str], None]) -> None:
@@ -137,17 +146,21 @@ class ChildStream:
         self.cache = cache
         self.wake = wake  # (namespace, owner label value, kind, name)
         self.lists = 0
+        self._listed: set[str | None] = set()  # scopes (namespaces, None: cluster-wide) listed once already
 
     def event(self, namespace: str | None, event_type: str | None, body: Mapping[str, Any]) -> None:
         deleted = event_type == "DELETED"
+        relisted = event_type is None and namespace in self._listed
+        held = self.cache.version_of(self.kind, body) if relisted else None
         before = self.cache.remove(self.kind, body) if deleted else self.cache.put(self.kind, body)
-        if event_type is None:
-            return
+        if event_type is None and (not relisted or held == self.cache.version_of(self.kind, body)):
+            return  # the first listing, or listed again as it was held: nothing to look at
         ns, (_, name), owner = _where(body, self.kind)
         for label in {owner, before} - {None}:
             self.wake(ns, str(label), self.kind, name)
 
     def listed(self, namespace: str | None, names: set[tuple[str, str]]) -> None:
         self.lists += 1
+        self._listed.add(namespace)
         for ns, owner, name in self.cache.retain(self.kind, namespace, names):
             self.wake(ns, owner, self.kind, name)

@@ -31,7 +31,7 @@ from openmodel_operator.controller.child_cache import ChildCache, ChildStream
 from openmodel_operator.controller.events import EventPoster
 from openmodel_operator.controller.kopf_indexes import store_values
 from openmodel_operator.controller.kube import Kube, KubeError
-from openmodel_operator.controller.memory import pass_skippable
+from openmodel_operator.controller.memory import ModelMemory, pass_skippable
 from openmodel_operator.controller.metrics import METRICS, PHASES
 from openmodel_operator.controller.model_cache import ModelCache, ModelStream, is_deleting, key_of, needs_pass
 from openmodel_operator.controller.policy_status import PolicyFacts, PolicyStatusWriter, policy_facts, start_writer
@@ -194,14 +194,14 @@ def build_registry(
     def model_seen(raw: Mapping[str, Any]) -> None:
         """An OpenModel as the list or watch shows it (routed here, never through Kopf: ``kopf_watch``)."""
         key = key_of(raw)
-        new = models.put(raw)  # the body the watch decoded, held once
+        old = models.body(key)
+        models.put(raw)  # the body the watch decoded, held once
         if is_deleting(raw):
             queue.add(key, urgent=True)  # its pass removes the children, then the finalizer
-            return
-        if not new:
-            fresh_status(raw, models.memory(key))  # our own status write, once shown, is not held twice
-        if new or needs_pass(raw):
+        elif old is None or needs_pass(raw):
             queue.add(key, urgent=needs_pass(raw))  # a restart's catch-up waits behind new and edited models
+        elif _changed_by_another(raw, old, models.memory(key)):
+            queue.add(key)  # a settled model has no resync: what others change in it is looked at now
 
     model_stream = ModelStream(models, model_seen, lambda key: _forget(key))  # _forget is defined below
 
@@ -246,7 +246,7 @@ def build_registry(
         exam_waiters.pop(key, None)  # this pass may get a slot; if not, it registers again
         if pass_skippable(memory, inputs, now):
             METRICS.passes_skipped.inc()
-            return settings.resync_interval
+            return max(settings.resync_interval, memory.settled_until - now)
         try:
             result = await state["reconciler"].reconcile(
                 body,
@@ -261,8 +261,8 @@ def build_registry(
                 phases.set(key, phase or Phase.FAILED)
             memory.failures = 0
             memory.settled = inputs
-            memory.settled_until = now + min(FULL_PASS_EVERY * settings.resync_interval, _reverify_in(body, settings))
-            return settings.resync_interval
+            memory.settled_until = now + _full_pass_in(body, memory, settings)
+            return max(settings.resync_interval, memory.settled_until - now)
         except asyncio.CancelledError:
             raise
         except ExaminationsBusy:  # not a failure: woken when an examination slot frees (slot_freed)
@@ -375,6 +375,28 @@ def build_registry(
         await stop_tasks(state.pop("workers", []))
 
     return registry
+
+
+def _changed_by_another(raw: Mapping[str, Any], old: Mapping[str, Any], memory: ModelMemory) -> bool:
+    """A body (same generation) whose change a pass must see: the finalizer taken off, or a status the
+    operator did not write (its own write is known by its resourceVersion). Labels and annotations change
+    nothing a pass reads."""
+    ours = memory.written is not None and memory.written[0] == (raw.get("metadata") or {}).get("resourceVersion")
+    fresh_status(raw, memory)  # our own status write, once shown, is not held twice
+    if FINALIZER not in ((raw.get("metadata") or {}).get("finalizers") or []):
+        return True
+    return not ours and raw.get("status") != old.get("status")
+
+
+def _full_pass_in(body: Mapping[str, Any], memory: ModelMemory, settings: OperatorSettings) -> float:
+    """Seconds until a settled model's next full pass: its re-verification, a pending retry of its source,
+    or the safety net (``FULL_PASS_EVERY`` resync intervals), whichever comes first. Until then only a
+    wake-up runs a pass: every input of one (the model, its children, policies and what they reference,
+    namespace labels) wakes it when it changes, so a quiet cluster costs no CPU and no API calls."""
+    due = min(FULL_PASS_EVERY * settings.resync_interval, _reverify_in(body, settings))
+    if memory.retry is not None:
+        due = min(due, (memory.retry.not_before - utcnow()).total_seconds())
+    return max(0.0, due)
 
 
 def _reverify_in(body: Mapping[str, Any], settings: OperatorSettings) -> float:

@@ -135,14 +135,13 @@ def keep_recorded_evidence(key: tuple[str | None, ...], evidence: Evidence) -> E
 
 
 def pass_skippable(memory: ModelMemory, inputs: tuple[Any, ...], now: float) -> bool:
-    """A resync whose pass would change nothing: everything the last pass read is unchanged, it ended well,
-    nothing it wrote is still unseen, no retry is pending, and no full pass is due yet (the re-verification
-    time, or a pass every ten resync intervals however quiet the model is). Anything else runs the pass."""
+    """A pass that would change nothing: everything the last pass read is unchanged, it ended well, nothing
+    it wrote is still unseen, and no full pass is due yet (the re-verification time, a pending retry's time,
+    or the safety net: ``settled_until``). Anything else runs the pass."""
     return (
         memory.settled == inputs
         and now < memory.settled_until
         and memory.failures == 0
-        and memory.retry is None
         and memory.written is None
         and not memory.applied
     )
