@@ -12,7 +12,7 @@ import collections
 
 import pytest
 
-from openmodel_operator.controller.work_queue import Key, WorkQueue
+from openmodel_operator.controller.work_queue import Key, Lane, WorkQueue
 
 A: Key = ("ns", "a")
 B: Key = ("ns", "b")
@@ -48,7 +48,7 @@ async def test_a_wakeup_during_a_pass_runs_the_model_again_after_it_never_at_the
     queue = WorkQueue()
     queue.add(A)
     assert await next_key(queue) == A
-    queue.add(A, urgent=True)  # a child was edited while the pass ran
+    queue.add(A, Lane.URGENT)  # a child was edited while the pass ran
     assert await next_key(queue) is None, "a second pass of a running model started"
     queue.done(A, next_in=30)
     assert await next_key(queue) == A, "the wake-up during the pass was lost"
@@ -58,11 +58,49 @@ async def test_a_new_model_goes_before_a_restart_backlog() -> None:
     queue = WorkQueue()
     for i in range(10_000):
         queue.add(("ns", f"old-{i}"))  # a restart's catch-up
-    queue.add(("ns", "old-5000"), urgent=True)  # an edited model already waiting moves up
-    queue.add(A, urgent=True)  # created now
+    queue.add(("ns", "old-5000"), Lane.URGENT)  # an edited model already waiting moves up
+    queue.add(A, Lane.URGENT)  # created now
     assert await next_key(queue) == ("ns", "old-5000")
     assert await next_key(queue) == A
     assert await next_key(queue) == ("ns", "old-0"), "the backlog keeps its order"
+
+
+async def test_a_new_model_goes_before_a_policy_wave_and_the_wave_before_the_backlog() -> None:
+    """A policy change wakes every model it governs (10,000 at a time); a model created meanwhile is served
+    within seconds, and the wave goes before a restart's catch-up."""
+    queue = WorkQueue()
+    backlog = [("ns", f"old-{i}") for i in range(100)]
+    wave = [("ns", f"gov-{i}") for i in range(100)]
+    for key in backlog:
+        queue.add(key)
+    for key in wave:
+        queue.add(key, Lane.POLICY)
+    queue.add(A, Lane.URGENT)
+    ran = [await next_key(queue) for _ in range(8)]
+    assert ran[0] == A
+    assert [k for k in ran if k in wave] == wave[:5] and [k for k in ran if k in backlog] == backlog[:2]
+
+
+async def test_a_tenant_keeping_its_models_urgent_cannot_stall_a_revocation_wave() -> None:
+    """Attack: a tenant's models are re-woken urgently forever (children edited in a loop); the policy lane
+    (a key revoked) still gets one key in four, and every lane is served (control)."""
+    queue = WorkQueue()
+    attackers = [("evil", f"m{i}") for i in range(4)]
+    wave = [("ns", f"gov-{i}") for i in range(10)]
+    for key in wave:
+        queue.add(key, Lane.POLICY)
+    for key in attackers:
+        queue.add(key, Lane.URGENT)
+    ran: list[Key] = []
+    for _ in range(40):
+        key = await next_key(queue)
+        assert key is not None
+        ran.append(key)
+        if key in attackers:
+            queue.add(key, Lane.URGENT)  # woken again during its pass
+        queue.done(key, None)
+    assert set(wave) <= set(ran), f"the revocation wave stalled behind urgent re-wakes: {ran}"
+    assert sum(k in attackers for k in ran) >= 20  # control: urgent work still gets its half
 
 
 async def test_a_forgotten_model_never_runs_again_even_when_its_pass_was_running() -> None:
@@ -139,7 +177,7 @@ async def test_workers_never_run_one_model_twice_at_once_and_lose_no_wakeup(work
         key = keys[(round_ * 7) % len(keys)]
         tick += 1
         last_woken[key] = tick
-        queue.add(key, urgent=round_ % 3 == 0)
+        queue.add(key, Lane(round_ % 3))
         await asyncio.sleep(0)
     for _ in range(200):
         if not len(queue) and not running:
@@ -161,14 +199,14 @@ async def test_tenants_keeping_their_models_urgent_cannot_starve_the_background_
     victim = ("ns", "victim")
     queue.add(victim)
     for key in attackers:
-        queue.add(key, urgent=True)
+        queue.add(key, Lane.URGENT)
     ran: list[Key] = []
     for _ in range(12):
         key = await next_key(queue)
         assert key is not None
         ran.append(key)
         if key in attackers:
-            queue.add(key, urgent=True)  # woken again during its pass
+            queue.add(key, Lane.URGENT)  # woken again during its pass
         queue.done(key, None)
     assert victim in ran[: 4], f"the background lane waited behind urgent re-wakes: {ran}"
     assert ran.count(victim) == 1 and len(ran) - 1 == sum(ran.count(k) for k in attackers)  # control: all served

@@ -4,9 +4,10 @@ Why workers and not a Kopf daemon per model: the reconciler is level-based, so e
 never overlap and that re-run whenever anything it depends on changes; a daemon per model gave that, but
 held a task and Kopf's daemon bookkeeping for every model and let 10,000 passes run at once after a restart
 (issue 13). ``work_queue.WorkQueue`` gives the same guarantees with ``reconcile_workers`` tasks in all.
-Watches on models, children, policies and namespaces *wake* a model (a deleted Deployment is restored within
-seconds); a resync timer (default 30 s, from the watch index, no API calls) and the re-verification interval
-catch whatever no event reports (revoked keys, an upstream branch that moved).
+Watches on models, children, policies and namespaces, and a read of the ConfigMaps policies reference once
+per resync interval, *wake* a model (a deleted Deployment is restored within seconds); a settled model then
+waits for a wake-up or its next full pass (re-verification: an upstream branch that moved, tampering; a
+pending retry; the safety net), so a quiet cluster costs no CPU.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from openmodel_operator.controller.model_cache import ModelCache, ModelStream, i
 from openmodel_operator.controller.policy_status import PolicyFacts, PolicyStatusWriter, policy_facts, start_writer
 from openmodel_operator.controller.reconciler import ChildInventory, ExaminationsBusy, Reconciler, fresh_status
 from openmodel_operator.controller.settings import OperatorSettings
-from openmodel_operator.controller.work_queue import Key, WorkQueue
+from openmodel_operator.controller.work_queue import Key, Lane, WorkQueue
 from openmodel_operator.planning.children import label_value
 from openmodel_operator.planning.planner import Event
 from openmodel_operator.trust.policies import (
@@ -98,7 +99,7 @@ def build_registry(
     def wake_owner(namespace: str, owner_label: str, kind: str, name: str) -> None:
         for key in models.owners(namespace, owner_label):
             models.saw_child(key, kind, name)  # what it applied is in the cache now (or gone): not held twice
-            queue.add(key, urgent=True)  # a child changed (by hand, by its controller): drift is checked now
+            queue.add(key, Lane.URGENT)  # a child changed (by hand, by its controller): drift is checked now
 
     child_streams = [ChildStream(kind, child_cache, wake_owner) for _group, _version, _plural, kind in CHILD_KINDS]
     phases = PhaseTracker()
@@ -183,13 +184,13 @@ def build_registry(
     async def policy_event(**_: Any) -> None:  # async: runs in the event loop, where the wake-ups live
         policy_epoch[0] += 1  # every model's next pass is a full one
         for key in models:
-            queue.add(key, urgent=True)  # every model is decided again: a revocation waits for no backlog
+            queue.add(key, Lane.POLICY)  # every model is decided again: a revocation waits for no backlog
         policy_status.policy_changed()
 
     @kopf.on.event("", "v1", "namespaces", registry=registry)
     async def namespace_event(name: str, **_: Any) -> None:
         for key in models.in_namespace(name):
-            queue.add(key)
+            queue.add(key, Lane.POLICY)  # its labels select the policies that govern its models
 
     def model_seen(raw: Mapping[str, Any]) -> None:
         """An OpenModel as the list or watch shows it (routed here, never through Kopf: ``kopf_watch``)."""
@@ -197,11 +198,12 @@ def build_registry(
         old = models.body(key)
         models.put(raw)  # the body the watch decoded, held once
         if is_deleting(raw):
-            queue.add(key, urgent=True)  # its pass removes the children, then the finalizer
+            queue.add(key, Lane.URGENT)  # its pass removes the children, then the finalizer
         elif old is None or needs_pass(raw):
-            queue.add(key, urgent=needs_pass(raw))  # a restart's catch-up waits behind new and edited models
+            # a restart's catch-up waits behind new and edited models
+            queue.add(key, Lane.URGENT if needs_pass(raw) else Lane.BACKGROUND)
         elif _changed_by_another(raw, old, models.memory(key)):
-            queue.add(key)  # a settled model has no resync: what others change in it is looked at now
+            queue.add(key, Lane.URGENT)  # a settled model has no resync: a forged status is put back now
 
     model_stream = ModelStream(models, model_seen, lambda key: _forget(key))  # _forget is defined below
 
@@ -316,7 +318,7 @@ def build_registry(
             key = next(iter(exam_waiters))
             del exam_waiters[key]
             if models.body(key) is not None:
-                queue.add(key, urgent=True)
+                queue.add(key, Lane.URGENT)
                 return
 
     async def active() -> None:
@@ -357,7 +359,7 @@ def build_registry(
             if last is not None and current != last:
                 policy_epoch[0] += 1
                 for key in models:
-                    queue.add(key, urgent=True)  # a key removed is a revocation
+                    queue.add(key, Lane.POLICY)  # a key removed is a revocation
             last = current
 
     @kopf.on.startup(registry=registry, id="workers_start")

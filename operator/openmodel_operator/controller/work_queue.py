@@ -2,16 +2,18 @@
 
 A Kopf daemon per model held a task, its coroutine frames and Kopf's daemon bookkeeping for every model,
 and let every model run its pass at once after a restart (10,000 passes in flight). Here each model is a
-key: woken keys wait in one of two lanes, timed keys (the next resync, a backoff) in a heap, and a fixed
+key: woken keys wait in one of three lanes, timed keys (the next resync, a backoff) in a heap, and a fixed
 number of workers take them. The rules a level-based reconciler needs:
 
 * one pass per model at a time; a model woken during its pass runs again right after it (nothing is lost);
 * a key waits at most once (a thousand wake-ups of one model are one pass);
-* the urgent lane (a new model, a spec edit, a child changed, a policy change) goes before the background
-  lane (a restart's catch-up, resyncs), so a model created during a 10,000-model catch-up is served within
-  seconds, not after the backlog; but never strictly: every ``BACKGROUND_SHARE``-th key comes from the
-  background lane when it has one, so tenants who keep their own models urgent (editing children, specs)
-  cannot starve everybody else's resyncs;
+* three lanes: **urgent** (a new model, a spec edit, a child changed, a deletion), **policy** (a policy,
+  a key it references or a namespace's labels changed: every model it governs is decided again) and
+  **background** (a restart's catch-up, due full passes). Workers take them in a fixed rotation
+  (``ROTATION``): half the keys from the urgent lane, a quarter from each other one, and any lane's turn
+  passes to the next one with keys. So a model created during a 10,000-model policy wave or catch-up is
+  served within seconds, not after the backlog; a revocation's wave gets a quarter of the workers however
+  many models a tenant keeps urgent (editing children, specs); and due passes are never starved;
 * a forgotten key (a deleted model) never runs again; a model's deletion is a pass of its own, so it starts
   only after the pass that was running ended.
 """
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import heapq
 import itertools
 import time
@@ -27,22 +30,31 @@ from collections import deque
 from collections.abc import Callable
 
 Key = tuple[str, str]  # (namespace, name)
-URGENT = 0
-BACKGROUND = 1
-BACKGROUND_SHARE = 4  # one key in four from the background lane while both have keys
+
+
+class Lane(enum.IntEnum):
+    """Where a woken key waits; a lower value wins when a key is woken in two."""
+
+    URGENT = 0
+    POLICY = 1
+    BACKGROUND = 2
+
+
+# whose turn each pop is: with every lane busy, urgent gets half the keys, policy and background a quarter each
+ROTATION = (Lane.URGENT, Lane.POLICY, Lane.URGENT, Lane.BACKGROUND)
 
 
 class WorkQueue:
-    """Keys woken now (two lanes) or later (a heap), handed to workers one pass per key at a time."""
+    """Keys woken now (three lanes) or later (a heap), handed to workers one pass per key at a time."""
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
-        self._lanes: tuple[deque[Key], deque[Key]] = (deque(), deque())
-        self._queued: dict[Key, int] = {}  # key -> the lane it waits in (a stale lane entry is skipped)
+        self._lanes: tuple[deque[Key], ...] = tuple(deque() for _ in Lane)
+        self._queued: dict[Key, Lane] = {}  # key -> the lane it waits in (a stale lane entry is skipped)
         self._timers: list[tuple[float, int, Key]] = []
         self._due: dict[Key, float] = {}  # key -> when its one live timer fires (older heap entries are stale)
         self._running: set[Key] = set()
-        self._again: dict[Key, int] = {}  # woken while its pass ran: the lane it goes to when the pass ends
+        self._again: dict[Key, Lane] = {}  # woken while its pass ran: the lane it goes to when the pass ends
         self._gone: set[Key] = set()  # forgotten while its pass ran: no next pass when it ends
         self._wakeup = asyncio.Event()
         self._order = itertools.count()
@@ -52,12 +64,11 @@ class WorkQueue:
         """Keys waiting in a lane (not the timed ones, not the running ones)."""
         return len(self._queued)
 
-    def add(self, key: Key, *, urgent: bool = False) -> None:
-        """Wake a key now; a key already waiting keeps its place (and moves to the urgent lane if asked)."""
-        lane = URGENT if urgent else BACKGROUND
+    def add(self, key: Key, lane: Lane = Lane.BACKGROUND) -> None:
+        """Wake a key now; a key already waiting keeps its place (and moves to a more urgent lane if asked)."""
         if key in self._running:
             self._gone.discard(key)  # woken again after it was forgotten: it exists again
-            self._again[key] = min(self._again.get(key, BACKGROUND), lane)
+            self._again[key] = min(self._again.get(key, Lane.BACKGROUND), lane)
             return
         waiting = self._queued.get(key)
         if waiting is not None and waiting <= lane:
@@ -89,9 +100,9 @@ class WorkQueue:
                 self.add(key)
 
     def _pop(self) -> Key | None:
+        turn = ROTATION[self._pops % len(ROTATION)]
         self._pops += 1
-        lanes = (BACKGROUND, URGENT) if self._pops % BACKGROUND_SHARE == 0 else (URGENT, BACKGROUND)
-        for lane in lanes:
+        for lane in (turn, *(lane for lane in Lane if lane != turn)):
             entries = self._lanes[lane]
             while entries:
                 key = entries.popleft()
@@ -128,6 +139,6 @@ class WorkQueue:
             return
         lane = self._again.pop(key, None)
         if lane is not None:
-            self.add(key, urgent=lane == URGENT)
+            self.add(key, lane)
         elif next_in is not None:
             self.add_after(key, next_in)
