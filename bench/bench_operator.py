@@ -450,6 +450,7 @@ def _write_profile(profiler: cProfile.Profile, name: str = "operator-profile.txt
     stats.sort_stats("cumulative").print_stats(60)
     benchlib.RESULTS.mkdir(parents=True, exist_ok=True)
     (benchlib.RESULTS / name).write_text(out.getvalue())
+    stats.dump_stats(benchlib.RESULTS / name.replace(".txt", ".prof"))  # for pstats/snakeviz: callers, callees
 
 
 def _setup_logging(json_logs: bool) -> _CountingHandler:
