@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import weakref
 from typing import Any
 
 import pytest
 
 from openmodel_operator.api.openmodel import OpenModelSpec, OpenModelStatus
 from openmodel_operator.api.trustpolicy import ModelTrustPolicySpec
+from openmodel_operator.controller import memory as memory_module
 from openmodel_operator.controller.memory import ModelMemory
 from openmodel_operator.controller.reconciler import Reconciler
 from openmodel_operator.controller.settings import OperatorSettings
@@ -32,6 +34,13 @@ POLICY = Policy(
     ModelTrustPolicySpec.model_validate({"signature": {"required": False, "allowPinnedDigest": True}}),
     generation=1,
 )
+
+
+@pytest.fixture(autouse=True)
+def new_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test is a fresh operator process: evidence another test's reconcilers still hold (until the
+    garbage collector frees them) is not there to be shared."""
+    monkeypatch.setattr(memory_module, "_RECORDED", weakref.WeakValueDictionary())
 
 
 @pytest.fixture

@@ -21,6 +21,7 @@ from typing import Any
 from openmodel_operator.api.openmodel import OpenModelSpec, OpenModelStatus
 from openmodel_operator.api.time import utcnow
 from openmodel_operator.api.vocabulary import SERVING_PHASES, ConditionReason
+from openmodel_operator.controller.decision_memo import DecisionMemo
 from openmodel_operator.controller.kube import Kube, KubeError
 from openmodel_operator.controller.memory import (
     KeptExamination,
@@ -193,6 +194,7 @@ class Reconciler:
             with open(settings.trusted_root_path, "rb") as handle:
                 self._trusted_root = handle.read()
         self._inputs = PolicyInputs(self._read_policy_configmap, self._trusted_root)
+        self._decisions = DecisionMemo()  # models of one content decided again at once (restart, policy change)
 
     # ------------------------------------------------------------------ fetching (the shell's only job)
 
@@ -329,13 +331,16 @@ class Reconciler:
         evidence was gathered for."""
         if evidence.pinned_digest != spec.source.digest:  # the same object otherwise: it stays the shared one
             evidence = dataclasses.replace(evidence, pinned_digest=spec.source.digest)
-        verdict = decide(
-            policies,
+        now = self.clock()  # certificates are judged at the pass's time, not a clock read inside the core
+        image, endpoint = self.runtime_image(spec), self.settings.default_endpoint
+        verdict = self._decisions.decided(
             evidence,
-            serving=spec.serving,
-            runtime_image=self.runtime_image(spec),
-            default_endpoint=self.settings.default_endpoint,
-            now=self.clock(),  # certificates are judged at the pass's time, not a clock read inside the core
+            policies,
+            (spec.serving.model_dump_json(), image, endpoint),
+            now,
+            lambda: decide(
+                policies, evidence, serving=spec.serving, runtime_image=image, default_endpoint=endpoint, now=now
+            ),
         )
         return Examination(request, evidence.source, evidence, verdict)
 
