@@ -39,7 +39,7 @@ def kopf_stream(monkeypatch: pytest.MonkeyPatch) -> Any:
     when its connection does; Kopf's real ``infinite_watch`` then starts the next), then wrapped as installed."""
     scripts: list[list[Any]] = []
 
-    async def scripted(**_: Any) -> AsyncIterator[Any]:
+    async def scripted(*, settings: Any, resource: Any, namespace: Any, **_: Any) -> AsyncIterator[Any]:  # Kopf's
         for item in scripts.pop(0) if scripts else []:
             yield item
 

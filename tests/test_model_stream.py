@@ -21,10 +21,11 @@ import pytest
 
 from kube_fixtures import kube, run_operator
 from openmodel_operator.controller import handlers, kopf_watch
-from openmodel_operator.controller.kube import Kube
+from openmodel_operator.controller.kube import Kube, KubeError
 from openmodel_operator.controller.metrics import METRICS
 from openmodel_operator.controller.model_cache import ModelCache, ModelStream
 from openmodel_operator.controller.reconciler import Reconciler
+from signing_fixtures import new_key
 from test_operator import NS, World, operator, world
 
 __all__ = ["kube", "operator", "run_operator", "world"]
@@ -170,3 +171,66 @@ async def test_a_status_or_finalizer_changed_by_another_wakes_a_settled_model(
         await asyncio.sleep(1.0)
         assert METRICS.registry.get_sample_value("openmodel_reconcile_duration_seconds_count") == passes
         assert (METRICS.registry.get_sample_value("openmodel_reconcile_skipped_total") or 0.0) == skipped
+
+
+@pytest.mark.parametrize("held", [True, False], ids=["held-by-a-tenant-finalizer", "gone-at-once"])
+async def test_a_model_deleted_after_its_finalizer_was_taken_off_still_loses_its_children(
+    world: World, operator: Any, held: bool
+) -> None:
+    """Attack (review of issue 13): the tenant replaces our finalizer with its own (or with none) and deletes
+    the model; the Deployment it served must not keep serving where no revocation reaches it any more."""
+    world.publish()
+    world.policy()
+    world.model()
+    async with operator():
+        await world.serve()
+        world.kube.patch_object("openmodels", NS, "m", {"metadata": {"finalizers": [FOREIGN] if held else []}})
+        world.kube.delete_object("openmodels", NS, "m")
+        await world.until(
+            lambda: world.child("deployments", "m") is None
+            and world.child("services", "m") is None
+            and world.jobs() == []
+            and world.child("persistentvolumeclaims", "m-weights") is None,
+            timeout=10,
+        )
+        if held:  # the tenant's finalizer is the tenant's: kept, and the model waits for it
+            assert world.get()["metadata"]["finalizers"] == [FOREIGN]
+        # control: a model created again under the same name is served with children of its own
+        if held:
+            world.kube.patch_object("openmodels", NS, "m", {"metadata": {"finalizers": []}})
+            await world.until(lambda: world.kube.get("openmodels", NS, "m") is None, timeout=10)
+        world.model()
+        await world.serve()
+
+
+async def test_a_refused_finalizer_write_does_not_hold_back_the_decision(
+    world: World, operator: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Attack: the finalizer cannot be added (a tenant keeps the model changing, or an admission webhook
+    refuses metadata writes); the model is still decided and a revocation still scales it to zero."""
+
+    async def refused(self: Kube, *args: Any, **kwargs: Any) -> bool | None:
+        raise KubeError(403, "admission webhook denied the request")
+
+    world.publish()
+    world.policy()
+    world.model()
+    async with operator():
+        await world.serve()
+        monkeypatch.setattr(Kube, "set_finalizers", refused)
+        world.kube.patch_object("openmodels", NS, "m", {"metadata": {"finalizers": []}})
+        world.trust_only(new_key())  # the signer's key is revoked
+        await world.phase("Rejected")
+        assert world.cond("Trusted") == ("False", "UntrustedSigner")
+        assert world.child("deployments", "m")["spec"]["replicas"] == 0
+
+
+def test_a_kopf_without_the_hooked_arguments_is_refused_at_start(monkeypatch: pytest.MonkeyPatch) -> None:
+    from kopf._core.reactor import queueing
+
+    async def renamed(**kwargs: Any) -> None:  # a Kopf whose watcher takes other keyword arguments
+        return None
+
+    monkeypatch.setattr(queueing, "watcher", renamed)
+    with pytest.raises(RuntimeError, match="unsupported Kopf version"):
+        kopf_watch.install()

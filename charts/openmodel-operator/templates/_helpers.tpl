@@ -49,8 +49,8 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 
 {{/* Rules for everything namespaced the operator does (ClusterRole when watching all namespaces, else a Role per namespace). */}}
 {{- define "openmodel.namespacedRules" -}}
-# OpenModels: watched (Kopf); patched for the openmodel.io/cleanup finalizer; status written by the reconciler
-# and by Kopf (its bookkeeping in status.operator)
+# OpenModels: listed and watched (Kopf, routed to the operator's model cache); patched by the operator for its
+# openmodel.io/cleanup finalizer; status written by the reconciler
 - apiGroups: [openmodel.io]
   resources: [openmodels]
   verbs: [list, watch, patch]

@@ -196,6 +196,9 @@ def build_registry(
         """An OpenModel as the list or watch shows it (routed here, never through Kopf: ``kopf_watch``)."""
         key = key_of(raw)
         old = models.body(key)
+        if old is not None and _uid(old) != _uid(raw):
+            _forget(key)  # deleted and created again while the watch was down: it starts from nothing
+            old = None
         models.put(raw)  # the body the watch decoded, held once
         if is_deleting(raw):
             queue.add(key, Lane.URGENT)  # its pass removes the children, then the finalizer
@@ -205,7 +208,19 @@ def build_registry(
         elif _changed_by_another(raw, old, models.memory(key)):
             queue.add(key, Lane.URGENT)  # a settled model has no resync: a forged status is put back now
 
-    model_stream = ModelStream(models, model_seen, lambda key: _forget(key))  # _forget is defined below
+    def model_gone(key: Key) -> None:
+        """The model is gone (DELETED, or a re-listing without it). Children the watch still shows had no
+        deletion pass (our finalizer was taken off first, or the operator was paused): one runs now."""
+        body = models.body(key)
+        if body is None or not child_cache.of(key[0], label_value(key[1])):
+            _forget(key)
+            return
+        if not is_deleting(body):
+            meta = {**(body.get("metadata") or {}), "deletionTimestamp": "gone", "finalizers": []}
+            models.put({**body, "metadata": meta})  # no finalizer to take off: its children go, then it
+        queue.add(key, Lane.URGENT)
+
+    model_stream = ModelStream(models, model_seen, model_gone)
 
     def _forget(key: Key) -> None:
         models.remove(key)
@@ -223,15 +238,9 @@ def build_registry(
         namespace, name = key
         if is_deleting(body):
             return await finish_deletion(key, body)
-        finalizers = list((body.get("metadata") or {}).get("finalizers") or [])
-        if FINALIZER not in finalizers:  # before any child exists: no child outlives its model unseen
-            outcome = await state["kube"].set_finalizers(
-                namespace, name, (body.get("metadata") or {}).get("resourceVersion"), [*finalizers, FINALIZER]
-            )
-            if outcome is None:
-                return None  # the model is gone; its DELETED event follows
-            if not outcome:
-                return 1.0  # changed meanwhile (409): the watch brings the new body and wakes it
+        finalized = await ensure_finalizer(key, body)
+        if finalized is None:
+            return None  # the model is gone; its DELETED event follows
         memory = models.memory(key)
         indexes = state["indexes"]
         labels = _labels(indexes["namespace_index"], namespace)
@@ -262,6 +271,9 @@ def build_registry(
             if models.body(key) is not None:
                 phases.set(key, phase or Phase.FAILED)
             memory.failures = 0
+            if not finalized:
+                memory.settled = None
+                return 1.0  # the finalizer is put on again soon (the pass itself was not held back for it)
             memory.settled = inputs
             memory.settled_until = now + _full_pass_in(body, memory, settings)
             return max(settings.resync_interval, memory.settled_until - now)
@@ -292,6 +304,28 @@ def build_registry(
             log.exception("reconcile failed", extra={"namespace": namespace, "openmodel": name})
             return min(settings.resync_interval, 2.0 ** min(memory.failures, 5))
 
+    async def ensure_finalizer(key: Key, body: Mapping[str, Any]) -> bool | None:
+        """Our finalizer on the model (True), or not this time (False: changed meanwhile, refused), or the model
+        is gone (None). A pass that could not add it still runs: a revocation must never wait for a metadata
+        write a tenant can keep conflicting; a deletion without it still removes the children (below)."""
+        meta = body.get("metadata") or {}
+        finalizers = list(meta.get("finalizers") or [])
+        if FINALIZER in finalizers:
+            return True
+        if not meta.get("resourceVersion"):
+            return False  # never unconditionally: another controller's finalizer could be dropped
+        try:
+            outcome = await state["kube"].set_finalizers(
+                key[0], key[1], str(meta["resourceVersion"]), [*finalizers, FINALIZER]
+            )
+        except KubeError as exc:  # an admission webhook or a quota refused it: the pass goes on
+            log.warning(
+                "cannot add the finalizer",
+                extra={"namespace": key[0], "openmodel": key[1], "status": exc.status, "error": str(exc)[:200]},
+            )
+            return False
+        return None if outcome is None else bool(outcome)
+
     async def finish_deletion(key: Key, body: Mapping[str, Any]) -> float | None:
         """A model being deleted: its children go (explicitly: no garbage collector is assumed), then the
         finalizer. It runs as the model's pass, so no other pass of it can apply a child meanwhile."""
@@ -299,17 +333,19 @@ def build_registry(
         meta = body.get("metadata") or {}
         finalizers = list(meta.get("finalizers") or [])
         phases.set(key, None)
-        if FINALIZER not in finalizers:
-            _forget(key)  # not ours (another finalizer holds it, or ours is gone): nothing to clean up
-            return None
+        # The children go whether or not our finalizer is still there: a tenant who takes it off and deletes
+        # the model (held by a finalizer of its own, or gone at once) must not leave a Deployment serving
+        # that no revocation reaches any more (review of issue 13). Only children of this incarnation (uid).
         retain = bool(((body.get("spec") or {}).get("storage") or {}).get("retain", False))
-        removed = await state["reconciler"].delete_children(namespace, name, retain)
+        removed = await state["reconciler"].delete_children(namespace, name, retain, uid=meta.get("uid"))
         log.info("children removed", extra={"namespace": namespace, "openmodel": name, "removed": removed})
-        remaining = [finalizer for finalizer in finalizers if finalizer != FINALIZER]
-        outcome = await state["kube"].set_finalizers(namespace, name, meta.get("resourceVersion"), remaining)
-        if outcome is False:
-            return 1.0  # changed meanwhile (409): the new body wakes it; the children are gone already
-        _forget(key)  # removed (the DELETED event or the next body follows) or gone already
+        if FINALIZER in finalizers and meta.get("resourceVersion"):
+            remaining = [finalizer for finalizer in finalizers if finalizer != FINALIZER]
+            outcome = await state["kube"].set_finalizers(namespace, name, meta["resourceVersion"], remaining)
+            if outcome is False:
+                return 1.0  # changed meanwhile (409): the new body wakes it; the children are gone already
+        if models.body(key) is body:
+            _forget(key)  # removed (the DELETED event or the next body follows) or gone already
         return None
 
     def slot_freed() -> None:
@@ -322,8 +358,11 @@ def build_registry(
                 return
 
     async def active() -> None:
-        """Returns when this replica may work: Kopf has listed everything, and peering does not pause it."""
-        await kopf_watch.wait_until_indexed(state["kopf_settings"])
+        """Returns when this replica may work: Kopf has listed everything once (at start; a namespace added
+        later holds nobody back), and peering does not pause it."""
+        if not state.get("indexed"):
+            await kopf_watch.wait_until_indexed(state["kopf_settings"])
+            state["indexed"] = True
         await kopf_watch.wait_while_paused(state["kopf_settings"])
 
     async def worker() -> None:
@@ -377,6 +416,11 @@ def build_registry(
         await stop_tasks(state.pop("workers", []))
 
     return registry
+
+
+def _uid(body: Mapping[str, Any]) -> str | None:
+    uid = (body.get("metadata") or {}).get("uid")
+    return str(uid) if uid else None
 
 
 def _changed_by_another(raw: Mapping[str, Any], old: Mapping[str, Any], memory: ModelMemory) -> bool:

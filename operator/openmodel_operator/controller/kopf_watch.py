@@ -27,6 +27,8 @@ stay equal, so nothing that reads them can tell.
 from __future__ import annotations
 
 import asyncio
+import inspect
+import logging
 import sys
 import weakref
 from collections.abc import AsyncIterator, Mapping
@@ -47,6 +49,9 @@ class Sink(Protocol):
     def listed(self, namespace: str | None, names: set[tuple[str, str]]) -> None:
         """A listing of the stream's scope (a namespace, or None: cluster-wide) ended: ``names`` is all it held."""
 
+
+STALL_WARNING_SECONDS = 60.0  # a start-up listing longer than this is logged (10,000 models list in seconds)
+log = logging.getLogger(__name__)
 
 _ROUTES: dict[int, dict[tuple[str, str], Sink]] = {}  # id(Kopf settings) -> (group, plural) -> sink
 _PAUSED: dict[int, Any] = {}  # id(Kopf settings) -> Kopf's operator_paused toggle set (peering)
@@ -73,9 +78,17 @@ async def wait_until_indexed(settings: Any) -> None:
     work they start waits here: a model decided before the policy listing ended would be judged by some
     of the policies only (fail open).
     """
+    waited = 0.0
     while (toggle := _INDEXED.get(id(settings))) is None:
         await asyncio.sleep(0.05)  # Kopf starts its watchers right after the startup handlers
-    await toggle.wait_for(True)
+        waited += 0.05
+        if waited >= STALL_WARNING_SECONDS and waited - 0.05 < STALL_WARNING_SECONDS:
+            log.error("Kopf started no watcher: no model is reconciled (is the Kopf version the supported one?)")
+    try:
+        await asyncio.wait_for(toggle.wait_for(True), STALL_WARNING_SECONDS)
+    except TimeoutError:
+        log.warning("still waiting for Kopf to list every watched kind: no model is reconciled until then")
+        await toggle.wait_for(True)
 
 
 async def wait_while_paused(settings: Any) -> None:
@@ -149,6 +162,18 @@ def install() -> None:
     original_infinite = watching.infinite_watch
     original_continuous = watching.continuous_watch
     original_watcher = queueing.watcher
+    # the hooks read Kopf's private keyword arguments: a Kopf that renamed them must fail here, loudly, not
+    # run a replica that never pauses or a pool of workers that waits for a readiness nobody announces
+    for function, needed in (
+        (original_watcher, ("settings", "operator_indexed")),
+        (original_infinite, ("settings", "resource", "operator_paused")),
+        (original_continuous, ("settings", "resource", "namespace")),
+    ):
+        if getattr(function, _MARK, False):
+            continue  # ours, installed before
+        missing = [name for name in needed if name not in inspect.signature(function).parameters]
+        if missing:
+            raise RuntimeError(f"unsupported Kopf version: {function.__qualname__} takes no {missing}")
 
     async def watcher(**kwargs: Any) -> None:
         settings, indexed = kwargs.get("settings"), kwargs.get("operator_indexed")

@@ -148,11 +148,13 @@ class Kube:
         return str(version) if version is not None else None
 
     async def set_finalizers(
-        self, namespace: str, name: str, resource_version: str | None, finalizers: list[str]
+        self, namespace: str, name: str, resource_version: str, finalizers: list[str]
     ) -> bool | None:
         """Set an OpenModel's finalizers, only if it is still at ``resource_version`` (a merge patch that
         carries the resourceVersion is a precondition), so another controller's finalizer added meanwhile is
         never dropped. True: set; False: the model changed meanwhile (409); None: it is gone (404)."""
+        if not resource_version:
+            raise ValueError("set_finalizers needs the resourceVersion it read: without it the patch is unconditional")
         patch = {"metadata": {"finalizers": finalizers, "resourceVersion": resource_version}}
         try:
             async with self._writes:

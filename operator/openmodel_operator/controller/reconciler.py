@@ -768,13 +768,24 @@ class Reconciler:
             "the operator never takes it over: rename the OpenModel or remove that object"
         )
 
-    async def delete_children(self, namespace: str, name: str, retain_storage: bool) -> list[str]:
-        """Remove every child explicitly (no garbage collector is assumed); the PVC unless retained."""
+    async def delete_children(
+        self, namespace: str, name: str, retain_storage: bool, uid: str | None = None
+    ) -> list[str]:
+        """Remove every child explicitly (no garbage collector is assumed); the PVC unless retained. With
+        ``uid``, a child that names another OpenModel incarnation as its owner is left alone (a model created
+        again under the same name keeps its own children)."""
         removed = []
         for kind in ("Deployment", "Service", "Job", "ConfigMap", "PersistentVolumeClaim"):
             if kind == "PersistentVolumeClaim" and retain_storage:
                 continue
             for obj in await self.kube.list_children(kind, namespace, children.label_value(name)):
+                owners = [
+                    ref.get("uid")
+                    for ref in (obj["metadata"].get("ownerReferences") or [])
+                    if ref.get("kind") == "OpenModel"
+                ]
+                if uid and owners and uid not in owners:
+                    continue
                 child = obj["metadata"]["name"]
                 if await self.kube.delete(kind, namespace, child):
                     removed.append(f"{kind}/{child}")
