@@ -33,6 +33,20 @@ async def next_key(queue: WorkQueue, timeout: float = 0.2) -> Key | None:
         return None
 
 
+async def passes_with_urgent_rewakes(queue: WorkQueue, attackers: list[Key], passes: int) -> list[Key]:
+    """Run ``passes`` passes; each attacker's model is woken urgently again during its own pass (a tenant
+    editing its children in a loop). The keys in the order they ran."""
+    ran: list[Key] = []
+    for _ in range(passes):
+        key = await next_key(queue)
+        assert key is not None
+        ran.append(key)
+        if key in attackers:
+            queue.add(key, Lane.URGENT)
+        queue.done(key, None)
+    return ran
+
+
 async def test_many_wakeups_of_one_model_are_one_pass_and_other_models_still_run() -> None:
     queue = WorkQueue()
     for _ in range(1000):
@@ -91,14 +105,7 @@ async def test_a_tenant_keeping_its_models_urgent_cannot_stall_a_revocation_wave
         queue.add(key, Lane.POLICY)
     for key in attackers:
         queue.add(key, Lane.URGENT)
-    ran: list[Key] = []
-    for _ in range(40):
-        key = await next_key(queue)
-        assert key is not None
-        ran.append(key)
-        if key in attackers:
-            queue.add(key, Lane.URGENT)  # woken again during its pass
-        queue.done(key, None)
+    ran = await passes_with_urgent_rewakes(queue, attackers, 40)
     assert set(wave) <= set(ran), f"the revocation wave stalled behind urgent re-wakes: {ran}"
     assert sum(k in attackers for k in ran) >= 20  # control: urgent work still gets its half
 
@@ -200,14 +207,7 @@ async def test_tenants_keeping_their_models_urgent_cannot_starve_the_background_
     queue.add(victim)
     for key in attackers:
         queue.add(key, Lane.URGENT)
-    ran: list[Key] = []
-    for _ in range(12):
-        key = await next_key(queue)
-        assert key is not None
-        ran.append(key)
-        if key in attackers:
-            queue.add(key, Lane.URGENT)  # woken again during its pass
-        queue.done(key, None)
+    ran = await passes_with_urgent_rewakes(queue, attackers, 12)
     assert victim in ran[: 4], f"the background lane waited behind urgent re-wakes: {ran}"
     assert ran.count(victim) == 1 and len(ran) - 1 == sum(ran.count(k) for k in attackers)  # control: all served
 
