@@ -162,7 +162,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="peering priority of this replica (default: random, so exactly one replica of an HA pair is active)",
     )
     parser.add_argument("--reverify-interval", type=float, help="seconds between re-verifications (default 3600)")
-    parser.add_argument("--resync-interval", type=float, help="seconds between child checks (default 30)")
+    parser.add_argument(
+        "--resync-interval",
+        type=float,
+        help="seconds between reads of the ConfigMaps policies reference and retries of failed passes; a settled "
+        "model's safety-net pass comes every ten (default 30)",
+    )
     parser.add_argument("--operator-image", help="image of the fetch Job and verify-on-start check")
     parser.add_argument("--vllm-image", help="default image for runtime vllm")
     parser.add_argument("--concurrency", type=int, help="verifications run at once (default 16)")

@@ -23,7 +23,7 @@ class OperatorSettings:
 
     namespaces: tuple[str, ...] = ()  # empty: all namespaces
     reverify_interval: float = 3600.0  # seconds between re-verifications against the source and policies
-    resync_interval: float = 30.0  # seconds between level-based checks of the children (no external calls)
+    resync_interval: float = 30.0  # policy-key reads and failed-pass retries; a settled model's full pass every 10
     operator_image: str = DEFAULT_OPERATOR_IMAGE  # runs the fetch Job and the verify-on-start check
     vllm_image: str = DEFAULT_VLLM_IMAGE
     fetch_backoff_limit: int = 3
