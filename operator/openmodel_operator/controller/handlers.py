@@ -180,11 +180,16 @@ def build_registry(
 
     # ------------------------------------------------------------ wake-ups
 
+    def policies_changed() -> None:
+        """A policy or what it references changed (a key removed: a revocation): every model is decided again
+        in a full pass, in the policy lane (a revocation waits for no backlog)."""
+        policy_epoch[0] += 1
+        for key in models:
+            queue.add(key, Lane.POLICY)
+
     @kopf.on.event(GROUP, VERSION, "modeltrustpolicies", registry=registry)
     async def policy_event(**_: Any) -> None:  # async: runs in the event loop, where the wake-ups live
-        policy_epoch[0] += 1  # every model's next pass is a full one
-        for key in models:
-            queue.add(key, Lane.POLICY)  # every model is decided again: a revocation waits for no backlog
+        policies_changed()
         policy_status.policy_changed()
 
     @kopf.on.event("", "v1", "namespaces", registry=registry)
@@ -212,7 +217,7 @@ def build_registry(
         """The model is gone (DELETED, or a re-listing without it). Children the watch still shows had no
         deletion pass (our finalizer was taken off first, or the operator was paused): one runs now."""
         body = models.body(key)
-        if body is None or not child_cache.of(key[0], label_value(key[1])):
+        if body is None or not child_cache.versions(key[0], label_value(key[1])):  # (nothing unpacked)
             _forget(key)
             return
         if not is_deleting(body):
@@ -286,23 +291,13 @@ def build_registry(
                 slot_freed()  # a slot freed while this pass unwound
             return settings.resync_interval  # a resync too, should a wake-up be lost
         except (KubeError, httpx2.TransportError) as exc:  # the API server refused or did not answer in time
-            memory.settled = None
-            memory.failures += 1
-            log.warning(  # expected under load or during an outage: the reason, not a traceback per model
-                "reconcile failed",
-                extra={
-                    "namespace": namespace,
-                    "openmodel": name,
-                    "error": type(exc).__name__,
-                    "failures": memory.failures,
-                },
-            )
-            return min(settings.resync_interval, 2.0 ** min(memory.failures, 5))
+            # expected under load or during an outage: the reason, not a traceback per model
+            extra = {"namespace": namespace, "openmodel": name, "error": type(exc).__name__}
+            log.warning("reconcile failed", extra={**extra, "failures": memory.failures + 1})
+            return _failed(memory, settings)
         except Exception:  # one model's failure never stops the others
-            memory.settled = None
-            memory.failures += 1
             log.exception("reconcile failed", extra={"namespace": namespace, "openmodel": name})
-            return min(settings.resync_interval, 2.0 ** min(memory.failures, 5))
+            return _failed(memory, settings)
 
     async def ensure_finalizer(key: Key, body: Mapping[str, Any]) -> bool | None:
         """Our finalizer on the model (True), or not this time (False: changed meanwhile, refused), or the model
@@ -396,9 +391,7 @@ def build_registry(
                 log.exception("could not read the policies' referenced ConfigMaps")
                 continue
             if last is not None and current != last:
-                policy_epoch[0] += 1
-                for key in models:
-                    queue.add(key, Lane.POLICY)  # a key removed is a revocation
+                policies_changed()
             last = current
 
     @kopf.on.startup(registry=registry, id="workers_start")
@@ -416,6 +409,13 @@ def build_registry(
         await stop_tasks(state.pop("workers", []))
 
     return registry
+
+
+def _failed(memory: ModelMemory, settings: OperatorSettings) -> float:
+    """A pass failed: nothing is settled, and the next one backs off (2 s doubling, up to the resync interval)."""
+    memory.settled = None
+    memory.failures += 1
+    return min(settings.resync_interval, 2.0 ** min(memory.failures, 5))
 
 
 def _uid(body: Mapping[str, Any]) -> str | None:

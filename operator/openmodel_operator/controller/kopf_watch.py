@@ -78,11 +78,11 @@ async def wait_until_indexed(settings: Any) -> None:
     work they start waits here: a model decided before the policy listing ended would be judged by some
     of the policies only (fail open).
     """
-    waited = 0.0
+    polls = 0
     while (toggle := _INDEXED.get(id(settings))) is None:
         await asyncio.sleep(0.05)  # Kopf starts its watchers right after the startup handlers
-        waited += 0.05
-        if waited >= STALL_WARNING_SECONDS and waited - 0.05 < STALL_WARNING_SECONDS:
+        polls += 1
+        if polls == int(STALL_WARNING_SECONDS / 0.05):  # once
             log.error("Kopf started no watcher: no model is reconciled (is the Kopf version the supported one?)")
     try:
         await asyncio.wait_for(toggle.wait_for(True), STALL_WARNING_SECONDS)
