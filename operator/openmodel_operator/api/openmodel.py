@@ -151,15 +151,47 @@ class Toleration(ApiModel):
     toleration_seconds: int | None = Field(None, description="How long a NoExecute taint is tolerated.")
 
 
+class EnvKeyRef(ApiModel):
+    """A key of a Secret or ConfigMap in the OpenModel's namespace (a Kubernetes SecretKeySelector or
+    ConfigMapKeySelector)."""
+
+    name: str = Field(description="Name of the Secret or ConfigMap.", max_length=253, pattern=DNS_SUBDOMAIN)
+    key: str = Field(description="Key in it.", max_length=253)
+    optional: bool | None = Field(None, description="Whether the key may be missing.")
+
+
+class EnvFieldRef(ApiModel):
+    """A field of the pod (a Kubernetes ObjectFieldSelector)."""
+
+    field_path: str = Field(description="e.g. status.podIP.", max_length=256)
+    api_version: str | None = Field(None, description="Schema version of the path (default v1).", max_length=64)
+
+
+class EnvResourceFieldRef(ApiModel):
+    """A resource of the container (a Kubernetes ResourceFieldSelector)."""
+
+    resource: str = Field(description="e.g. limits.memory.", max_length=256)
+    container_name: str | None = Field(None, description="Container name.", max_length=63)
+    divisor: QuantityValue | None = Field(None, description="Output unit, e.g. 1Mi.")
+
+
+class EnvVarSource(ApiModel):
+    """A Kubernetes EnvVarSource, typed: a free-form field would let a tenant store JSON nested deeper than
+    a JSON decoder recurses, and the OpenModel watch of every tenant would fail on it."""
+
+    secret_key_ref: EnvKeyRef | None = Field(None, description="A key of a Secret.")
+    config_map_key_ref: EnvKeyRef | None = Field(None, description="A key of a ConfigMap.")
+    field_ref: EnvFieldRef | None = Field(None, description="A field of the pod.")
+    resource_field_ref: EnvResourceFieldRef | None = Field(None, description="A resource of the container.")
+
+
 class EnvVar(ApiModel):
     """An environment variable for the inference server container."""
 
     name: str = Field(description="Variable name.", max_length=256, pattern=r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
     value: str | None = Field(None, description="Literal value.")
-    value_from: dict[str, Any] | None = Field(
-        None,
-        description="A Kubernetes EnvVarSource (secretKeyRef, configMapKeyRef, fieldRef, resourceFieldRef).",
-        json_schema_extra=k8s(preserve_unknown_fields=True),
+    value_from: EnvVarSource | None = Field(
+        None, description="A Kubernetes EnvVarSource (secretKeyRef, configMapKeyRef, fieldRef, resourceFieldRef)."
     )
 
 
