@@ -422,7 +422,7 @@ class _Handler(BaseHTTPRequestHandler):
             if segments[:2] == ["api", "models"]:
                 self._api(segments[2:], query)
             elif segments and segments[0] == "_cdn":
-                self._cdn(query)
+                self._cdn(segments[1] if len(segments) > 1 else "", query)
             elif "resolve" in segments:
                 self._resolve(split.path)
             else:
@@ -581,13 +581,21 @@ class _Handler(BaseHTTPRequestHandler):
             headers["X-Linked-Size"] = str(len(blob.data))
         self._content(repo_id, path, blob, headers)
 
-    def _cdn(self, query: dict[str, list[str]]) -> None:
+    def _cdn(self, sha256: str, query: dict[str, list[str]]) -> None:
+        """The object named by its sha256 (as the Hub's CDN), not whatever a path held in some commit."""
         repo_id = query.get("repo", [""])[0]
         path = query.get("path", [""])[0]
         repo = self.stub.repos.get(repo_id)
         blob = None
         if repo is not None:
-            blob = next((c.files[path] for c in repo.commits.values() if path in c.files and c.files[path].lfs), None)
+            blob = next(
+                (
+                    c.files[path]
+                    for c in repo.commits.values()
+                    if path in c.files and c.files[path].lfs and c.files[path].sha256 == sha256
+                ),
+                None,
+            )
         if blob is None:
             raise HubError(404, None, "NoSuchKey")
         self._content(repo_id, path, blob, {"ETag": f'"{blob.sha256}"'})
