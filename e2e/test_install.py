@@ -51,7 +51,7 @@ def test_crds_are_established_and_print_the_lifecycle(kubectl: Kubectl, installe
     conditions = {c["type"]: c["status"] for c in crd["status"]["conditions"]}
     assert conditions.get("Established") == "True", conditions
     columns = [c["name"] for c in kubectl.printer_columns("openmodels") if not c.get("priority")]
-    assert columns[:5] == ["Phase", "Revision", "Trusted", "Tier", "Ready"], columns
+    assert columns[:6] == ["Phase", "Serving", "Incoming", "Trusted", "Tier", "Ready"], columns
     assert "om" in crd["spec"]["names"].get("shortNames", [])
 
 

@@ -49,13 +49,15 @@ def test_signed_model_is_verified_pulled_and_served(case: Case, publish: Any, si
     assert [p["name"] for p in provenance["policies"]] == [case.namespace]
     assert case.condition("Trusted") == ("True", "PoliciesPassed")
     row = case.row()
-    assert (row["TRUSTED"], row["TIER"], row["REVISION"]) == ("True", "Signed", commit[:12]), row
+    # what is being prepared, not what runs: nothing serves yet
+    assert (row["TRUSTED"], row["TIER"], row["INCOMING"]) == ("True", "Signed", commit[:12]), row
+    assert row["SERVING"] in ("", "<none>"), row  # kubectl prints <none> for an empty cell
     assert row["PHASE"] in FLOWING, row
 
     digest = provenance["manifestDigest"]
-    job_name = f"m-fetch-{digest.split(':', 1)[1][:10]}"
+    job_name = f"m-pull-{digest.split(':', 1)[1][:10]}"
     children = case.children()
-    assert [c["metadata"]["name"] for c in children.get("ConfigMap", [])] == ["m-manifest"]
+    assert [c["metadata"]["name"] for c in children.get("ConfigMap", [])] == [f"m-manifest-{digest[7:17]}"]
     assert [c["metadata"]["name"] for c in children.get("PersistentVolumeClaim", [])] == ["m-weights"]
     assert [c["metadata"]["name"] for c in children.get("Job", [])] == [job_name]
     job = children["Job"][0]
@@ -66,8 +68,9 @@ def test_signed_model_is_verified_pulled_and_served(case: Case, publish: Any, si
     status = case.bring_to_ready()
     row = case.row()
     assert (row["PHASE"], row["READY"], row["TRUSTED"], row["TIER"]) == ("Ready", "True", "True", "Signed"), row
+    assert row["SERVING"] == commit[:12] and row["INCOMING"] in ("", "<none>"), row
     wide = case.row(wide=True)
-    assert (wide["SIGNER"], wide["LICENSE"]) == ("e2e-release", "Apache-2.0"), wide
+    assert (wide["SIGNER"], wide["LICENSE"], wide["PINNED"]) == ("e2e-release", "Apache-2.0", commit[:12]), wide
     serving = "Serving" if case.config.serving_replicas else "ScaledToZero"
     assert case.condition("WeightsReady") == ("True", "Verified")
     assert case.condition("Ready") == ("True", serving)

@@ -188,7 +188,8 @@ def test_child_names_match_the_objects() -> None:
 
 def test_configmap_holds_the_pinned_manifest() -> None:
     cm = children.pinned_manifest_configmap(REF, make_spec(), PINNED, SETTINGS)
-    assert cm["metadata"]["name"] == "granite-3b-manifest"
+    # one ConfigMap per revision: the pods of the revision served keep reading their own while another is pulled
+    assert cm["metadata"]["name"] == f"granite-3b-manifest-{PINNED.manifest_digest[7:17]}"
     assert PinnedManifest.from_json(cm["data"]["manifest.json"]) == PINNED
 
 
@@ -247,7 +248,7 @@ def test_fetch_job_is_locked_down() -> None:
     assert mounts["/tmp"]["name"] == "tmp"
     assert {"name": "tmp", "emptyDir": {"sizeLimit": "1Gi"}} in pod["volumes"]
     assert mounts["/etc/openmodel"]["readOnly"] is True
-    assert not mounts["/models"].get("readOnly")
+    assert not mounts["/volume"].get("readOnly") and "subPath" not in mounts["/volume"]
 
 
 def test_fetch_job_runs_openmodel_fetch_on_the_pinned_manifest() -> None:
@@ -256,11 +257,12 @@ def test_fetch_job_runs_openmodel_fetch_on_the_pinned_manifest() -> None:
     command = container["command"]
     assert command[:2] == ["openmodel", "fetch"]
     assert command[command.index("--manifest") + 1] == "/etc/openmodel/manifest.json"
-    assert command[command.index("--dest") + 1] == "/models"
+    # into the revision's own directory, named by its content: never the directory being served
+    assert command[command.index("--dest") + 1] == f"/volume/sha256-{PINNED.manifest_digest[7:]}"
     assert command[command.index("--expect-digest") + 1] == PINNED.manifest_digest
     assert "--verify-only" not in command
     volumes = {v["name"]: v for v in pod_spec_of(job)["volumes"]}
-    assert volumes["manifest"]["configMap"]["name"] == "granite-3b-manifest"
+    assert volumes["manifest"]["configMap"]["name"] == f"granite-3b-manifest-{PINNED.manifest_digest[7:17]}"
     assert volumes["weights"]["persistentVolumeClaim"]["claimName"] == "granite-3b-weights"
 
 
@@ -279,7 +281,7 @@ def test_fetch_job_name_is_deterministic_per_digest() -> None:
     again = children.fetch_job(REF, make_spec(), make_pinned(), SETTINGS)["metadata"]["name"]
     other = children.fetch_job(REF, make_spec(), make_pinned("v2"), SETTINGS)["metadata"]["name"]
     hex10 = PINNED.manifest_digest.removeprefix("sha256:")[:10]
-    assert first == again == f"granite-3b-fetch-{hex10}"
+    assert first == again == f"granite-3b-pull-{hex10}"
     assert other != first
 
 
@@ -524,7 +526,8 @@ def test_long_names_are_shortened_deterministically() -> None:
     for kind, name in names_a.items():
         assert len(name) <= 63 and DNS1035.fullmatch(name), name
         assert name != names_b[kind]  # a shared prefix does not make two models share children
-    assert names_a["Job"].endswith(f"-fetch-{PINNED.manifest_digest[7:17]}")
+    assert names_a["Job"].endswith(f"-pull-{PINNED.manifest_digest[7:17]}")
+    assert names_a["ConfigMap"].endswith(f"-manifest-{PINNED.manifest_digest[7:17]}")
     for obj in children.all_children(ref_a, make_spec(), PINNED, SETTINGS):
         check_valid(obj)
     server = server_of(make_deployment_for(ref_a))
@@ -546,7 +549,6 @@ def test_names_that_are_not_service_names_are_made_valid(name: str) -> None:
 
 def test_short_valid_names_are_kept_as_they_are() -> None:
     assert children.child_names(REF, None) == {
-        "ConfigMap": "granite-3b-manifest",
         "PersistentVolumeClaim": "granite-3b-weights",
         "Deployment": "granite-3b",
         "Service": "granite-3b",

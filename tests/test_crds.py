@@ -88,8 +88,12 @@ def test_printer_columns_for_sres() -> None:
     columns = openmodel_crd()["spec"]["versions"][0]["additionalPrinterColumns"]
     plain = [c["name"] for c in columns if not c.get("priority")]
     wide = [c["name"] for c in columns if c.get("priority") == 1]
-    assert plain == ["Phase", "Revision", "Trusted", "Tier", "Ready", "Age"]
-    assert wide == ["Signer", "License", "Class"]
+    # what the pods run and what replaces it, never only what was decided (issue 9)
+    assert plain == ["Phase", "Serving", "Incoming", "Trusted", "Tier", "Ready", "Age"]
+    assert wide == ["Pinned", "Signer", "License", "Class"]
+    paths = {c["name"]: c["jsonPath"] for c in columns}
+    assert paths["Serving"] == ".status.served.shortRevision"
+    assert paths["Incoming"] == ".status.incoming.shortRevision"
 
 
 def test_names_and_scopes() -> None:
@@ -145,7 +149,7 @@ def test_minimal_openmodel_gets_documented_defaults() -> None:
     spec = stored["spec"]
     assert spec["source"]["revision"] == "main"
     assert spec["serving"] == {"runtime": "vllm", "replicas": 1, "gpus": 1, "verifyOnStart": True, "port": 8000}
-    assert spec["storage"] == {"size": "20Gi", "accessMode": "ReadWriteOnce", "retain": False}
+    assert spec["storage"] == {"size": "20Gi", "accessMode": "ReadWriteOnce", "retain": False, "keepRevisions": 1}
     assert spec["updatePolicy"] == "Manual"
     assert spec["trust"] == {"signature": {}}
 

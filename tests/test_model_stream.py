@@ -94,7 +94,7 @@ async def test_a_deletion_during_a_pass_removes_what_that_pass_applied(
         await world.until(lambda: world.kube.get("openmodels", NS, "m") is None, timeout=15)
         await asyncio.sleep(1.5)  # a pass still running would apply now
         assert world.jobs() == [] and world.child("persistentvolumeclaims", "m-weights") is None
-        assert world.child("configmaps", "m-manifest") is None
+        assert world.manifests() == []
 
 
 async def test_no_pass_runs_before_the_policies_are_listed(

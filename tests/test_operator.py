@@ -132,6 +132,17 @@ class World:
     def jobs(self, name: str = "m") -> list[dict[str, Any]]:
         return self.kube.list("jobs", NS, labels={"openmodel.io/name": name})
 
+    def manifests(self, name: str = "m") -> list[dict[str, Any]]:
+        """The model's manifest ConfigMaps: one per revision it keeps."""
+        labels = {"openmodel.io/name": name, children.COMPONENT_LABEL: "manifest"}
+        return self.kube.list("configmaps", NS, labels=labels)
+
+    def manifest_name(self, name: str = "m") -> str:
+        """The manifest ConfigMap of the content status records (named by its digest)."""
+        digest = (self.status(name).get("provenance") or {}).get("manifestDigest")
+        assert digest, f"no decided content in status of {name}"
+        return children.manifest_configmap_name(children.ModelRef(name, NS, "", 0), digest)
+
     async def phase(self, phase: str, name: str = "m", timeout: float = 10.0) -> dict[str, Any]:
         await self.until(lambda: self.status(name).get("phase") == phase, timeout=timeout)
         return self.status(name)
@@ -223,7 +234,7 @@ async def test_signed_model_is_pulled_served_and_recorded(world: World, operator
             "anchor": "key:org-release",  # which of the policy's anchors verified the signature
         }
         assert provenance["endpoint"] == world.hub.url and provenance["repository"] == "org/model"
-        assert world.child("configmaps", "m-manifest") and world.child("persistentvolumeclaims", "m-weights")
+        assert world.child("configmaps", world.manifest_name()) and world.child("persistentvolumeclaims", "m-weights")
         (job,) = world.jobs()
         assert job["spec"]["template"]["spec"]["automountServiceAccountToken"] is False
         assert world.hub.download_count("org/model", "model.safetensors") == 0  # the operator never pulls weights
@@ -498,7 +509,7 @@ async def test_deletion_removes_children_explicitly(world: World, operator: Any,
         await world.until(lambda: world.kube.get("openmodels", NS, "m") is None, timeout=10)
         assert world.child("deployments", "m") is None
         assert world.child("services", "m") is None
-        assert world.child("configmaps", "m-manifest") is None
+        assert world.manifests() == []
         assert world.jobs() == []
         assert (world.child("persistentvolumeclaims", "m-weights") is not None) is retain
 

@@ -71,8 +71,11 @@ def test_render_shows_the_objects_before_they_exist(capsys: pytest.CaptureFixtur
     out = capsys.readouterr().out
     assert code == 0
     objects = {(o["kind"], o["metadata"]["name"]): o for o in yaml.safe_load_all(out)}
+    digest = objects[next(k for k in objects if k[0] == "Deployment")]["metadata"]["annotations"][
+        "openmodel.io/manifest-digest"
+    ]
     assert set(objects) == {
-        ("ConfigMap", "granite-3b-manifest"),
+        ("ConfigMap", f"granite-3b-manifest-{digest[7:17]}"),
         ("PersistentVolumeClaim", "granite-3b-weights"),
         ("Deployment", "granite-3b"),
         ("Service", "granite-3b"),
@@ -82,7 +85,7 @@ def test_render_shows_the_objects_before_they_exist(capsys: pytest.CaptureFixtur
     server = next(c for c in deployment["spec"]["template"]["spec"]["containers"] if c["name"] == "server")
     assert server["resources"]["limits"]["nvidia.com/gpu"] == "1"
     job = next(o for k, o in objects.items() if k[0] == "Job")
-    manifest = json.loads(objects[("ConfigMap", "granite-3b-manifest")]["data"]["manifest.json"])
+    manifest = json.loads(objects[("ConfigMap", f"granite-3b-manifest-{digest[7:17]}")]["data"]["manifest.json"])
     assert manifest["source"] == "hf://ibm-granite/granite-3.3-2b-instruct"  # the Job pulls from the spec's source
     assert job["spec"]["template"]["spec"]["automountServiceAccountToken"] is False
 

@@ -65,7 +65,7 @@ async def test_deleting_a_policy_while_the_operator_is_down_does_not_hang(world:
     assert remaining is not None and remaining["metadata"].get("deletionTimestamp")
     async with operator():
         await world.until(lambda: world.kube.get("openmodels", NS, "m") is None, timeout=10)
-        assert world.jobs() == [] and world.child("configmaps", "m-manifest") is None
+        assert world.jobs() == [] and world.manifests() == []
 
 
 async def test_a_refused_status_write_is_retried_not_given_up(world: World, operator: Any) -> None:

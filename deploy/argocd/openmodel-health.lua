@@ -3,7 +3,8 @@
 --
 -- Healthy     phase Ready and condition Ready=True
 -- Progressing no status yet, status.observedGeneration behind metadata.generation, or phase
---             Pending, Resolving, Verifying, Pulling, Deploying
+--             Pending, Resolving, Verifying, Pulling, Deploying, Updating (the previous revision serves
+--             while the new one is pulled or rolled out)
 -- Suspended   serving scaled to zero on purpose (spec.serving.replicas: 0)
 -- Degraded    phase Rejected (Trusted's message), Failed (WeightsReady's, else Resolved's), Degraded (Ready's)
 -- Unknown     a phase this script does not know
@@ -90,7 +91,8 @@ if phase == "Ready" then
   return finish("Progressing", "phase Ready but the Ready condition is not True yet")
 end
 
-if phase == "Pending" or phase == "Resolving" or phase == "Verifying" or phase == "Pulling" or phase == "Deploying" then
+if phase == "Pending" or phase == "Resolving" or phase == "Verifying" or phase == "Pulling" or phase == "Deploying" or
+    phase == "Updating" then
   return finish("Progressing", describe("Ready") or ("phase " .. phase))
 end
 

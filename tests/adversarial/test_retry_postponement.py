@@ -43,7 +43,7 @@ async def _served_then_restarted_without_recorded_evidence(world: World, operato
     async with operator():
         await world.serve()
     if not keep_evidence:
-        world.kube.patch_object("configmaps", "models", "m-manifest", {"binaryData": None})
+        world.kube.patch_object("configmaps", "models", world.manifest_name(), {"binaryData": None})
     _down(world)
 
 

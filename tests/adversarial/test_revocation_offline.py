@@ -108,9 +108,9 @@ async def test_a_second_model_is_not_hurt_by_a_broken_first(world: World, operat
     world.kube.create_object(
         {
             "apiVersion": "v1",
-            "kind": "ConfigMap",
-            "metadata": {"name": "a-manifest", "namespace": NS, "labels": labels},
-            "data": {},
+            "kind": "PersistentVolumeClaim",
+            "metadata": {"name": "a-weights", "namespace": NS, "labels": labels},
+            "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}},
         }
     )
     world.publish()
@@ -122,7 +122,8 @@ async def test_a_second_model_is_not_hurt_by_a_broken_first(world: World, operat
         status = world.status("a")
         conds = {c["type"]: c for c in status["conditions"]}
         assert conds["Reconciled"]["reason"] == "ChildConflict"
-        assert world.child("configmaps", "a-manifest")["data"] == {}  # not taken over
+        taken = world.child("persistentvolumeclaims", "a-weights")
+        assert taken["metadata"]["labels"]["openmodel.io/name"] == "intruder"  # not taken over
         await world.serve("b")
 
 
@@ -168,7 +169,10 @@ async def test_a_tenant_cannot_swap_the_recorded_bundle_for_one_the_new_policy_t
     rogue = new_key()
     forged = sign_with_key(write_model(tmp_path / "forged", FILES), rogue, tmp_path / "forged-sig")
     world.kube.patch_object(
-        "configmaps", NS, "m-manifest", {"binaryData": {"signature-bundle": base64.b64encode(forged).decode()}}
+        "configmaps",
+        NS,
+        world.manifest_name(),
+        {"binaryData": {"signature-bundle": base64.b64encode(forged).decode()}},
     )
     _take_source_away(world, "down")
     world.trust_only(rogue, "rogue")
@@ -223,8 +227,10 @@ async def test_content_still_served_during_a_switch_is_revoked_too(world: World,
         await world.serve()
         world.kube.patch_object("openmodels", NS, "m", {"spec": {"source": {"uri": "hf://org/other"}}})
         await world.until(lambda: len(world.jobs()) == 2, timeout=10)
-        await world.phase("Pulling", timeout=10)
+        status = await world.phase("Updating", timeout=10)
         assert _replicas(world) == 1  # zero downtime: the old content serves while the new one is pulled
+        assert status["served"]["manifestDigest"] != status["incoming"]["manifestDigest"]
+        assert status["incoming"]["stage"] == "Pulling"
         world.trust_only(newer, "new")
         await world.until(lambda: _replicas(world) == 0, timeout=10)
         await world.until(lambda: world.cond("Available") == ("False", "ServedContentRevoked"), timeout=10)
@@ -276,7 +282,7 @@ async def _switch_and_wait(world: World, **spec: Any) -> None:
     await world.serve()
     world.kube.patch_object("openmodels", NS, "m", {"spec": {"source": {"uri": "hf://org/other"}, **spec}})
     await world.until(lambda: len(world.jobs()) == 2, timeout=10)
-    await world.phase("Pulling", timeout=10)
+    await world.phase("Updating", timeout=10)  # the old content serves while the new one is pulled
 
 
 async def test_a_restart_and_a_spec_edit_do_not_hide_the_revocation_of_served_content(
@@ -354,9 +360,17 @@ async def test_an_object_the_operator_did_not_make_is_never_taken_over(
         }
     )
     stranger["metadata"]["namespace"] = NS
-    world.kube.create_object(stranger)
     world.publish()
     world.policy()
+    if kind == "ConfigMap":
+        # its name follows the content (the manifest digest): learn it from a first model of that content
+        world.model()
+        async with operator():
+            await world.until(lambda: world.manifests(), timeout=10)
+            stranger["metadata"]["name"] = world.manifests()[0]["metadata"]["name"]
+            world.kube.delete_object("openmodels", NS, "m")
+            await world.until(lambda: world.kube.get("openmodels", NS, "m") is None and not world.manifests())
+    world.kube.create_object(stranger)
     world.model()
     async with operator():
         if kind == "Deployment":

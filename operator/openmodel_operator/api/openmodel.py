@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator, model_validator
 
 from openmodel_operator.api.common import (
     DNS_SUBDOMAIN,
@@ -34,6 +35,14 @@ ENDPOINT_URL = r"^https?://[A-Za-z0-9\[][!-~]*$"
 MofClass = Literal["ClassI", "ClassII", "ClassIII", "None"]
 
 QuantityValue = int | str
+RECREATE_TAKES_NO_COUNTS = (
+    "serving.rollout: maxSurge and maxUnavailable apply to strategy RollingUpdate only; remove them"
+)
+ROLLOUT_ON_ONE_POD_VOLUME = (
+    "serving.rollout.strategy must be Recreate with storage.accessMode ReadWriteOncePod: the claim admits one pod, "
+    "so a new pod could never start beside an old one"
+)
+_COUNT_OR_PERCENT = re.compile(r"[0-9]{1,4}%?")
 
 
 class ModelSource(ApiModel):
@@ -202,6 +211,63 @@ class ResourceRequirements(ApiModel):
     requests: dict[str, QuantityValue] | None = Field(None, description="Resource requests, e.g. cpu: '4'.")
 
 
+class RolloutSpec(ApiModel):
+    """How the serving Deployment moves to newly verified content (a Deployment's rollout strategy).
+
+    Left out, the operator picks a strategy that cannot deadlock: Recreate on a volume that attaches to one node
+    (ReadWriteOnce, ReadWriteOncePod) and a rolling update that never needs a spare GPU otherwise. Set
+    ``maxSurge: 1, maxUnavailable: 0`` for an update without downtime when a spare GPU (or node) exists.
+    """
+
+    model_config = {
+        "json_schema_extra": k8s(
+            validations=[
+                cel(
+                    "self.strategy == 'Recreate' ? !has(self.maxSurge) && !has(self.maxUnavailable) : true",
+                    RECREATE_TAKES_NO_COUNTS,
+                ),
+            ]
+        )
+    }
+
+    strategy: Literal["RollingUpdate", "Recreate"] = Field(
+        "RollingUpdate",
+        description="RollingUpdate replaces pods a few at a time; Recreate stops every old pod first.",
+    )
+    max_surge: int | str | None = Field(
+        None,
+        description="Pods above spec.serving.replicas during a rolling update: a count or a percentage (e.g. 1, 25%).",
+    )
+    max_unavailable: int | str | None = Field(
+        None,
+        description="Pods that may be unavailable during a rolling update: a count or a percentage (e.g. 0, 25%).",
+    )
+
+    @field_validator("max_surge", "max_unavailable")
+    @classmethod
+    def _count_or_percent(cls, value: int | str | None) -> int | str | None:
+        """The Deployment API's own rule (a count or ``N%``), checked before a Deployment is ever applied."""
+        if value is not None and not _COUNT_OR_PERCENT.fullmatch(str(value)):
+            raise ValueError(f"{value!r} is neither a pod count (e.g. 1) nor a percentage (e.g. 25%)")
+        return value
+
+    @model_validator(mode="after")
+    def _can_start(self) -> RolloutSpec:
+        """Both at zero, a rolling update could neither add nor remove a pod: the Deployment API refuses it."""
+        if self.strategy == "Recreate" and (self.max_surge is not None or self.max_unavailable is not None):
+            raise ValueError(RECREATE_TAKES_NO_COUNTS)
+        if self.strategy == "RollingUpdate" and _is_zero(self.max_surge) and _is_zero(self.max_unavailable):
+            raise ValueError(
+                "serving.rollout: maxSurge and maxUnavailable cannot both be 0; set maxSurge: 1 for an update "
+                "without downtime"
+            )
+        return self
+
+
+def _is_zero(value: int | str | None) -> bool:
+    return value is not None and str(value).rstrip("%").strip("0") == ""
+
+
 class ServingSpec(ApiModel):
     """How the verified weights are served."""
 
@@ -244,6 +310,14 @@ class ServingSpec(ApiModel):
         max_length=128,
         json_schema_extra=k8s(list_type="map", list_map_keys=["name"]),
     )
+    rollout: RolloutSpec | None = Field(
+        None,
+        description=(
+            "How the server moves to newly verified content. Default: Recreate on a ReadWriteOnce(Pod) volume, "
+            "otherwise a rolling update that needs no spare GPU (maxSurge 1, maxUnavailable 1; on CPU "
+            "maxUnavailable 0)."
+        ),
+    )
 
 
 class StorageSpec(ApiModel):
@@ -262,10 +336,31 @@ class StorageSpec(ApiModel):
         "ReadWriteOnce", description="Access mode of the claim; ReadWriteMany lets replicas spread across nodes."
     )
     retain: bool = Field(False, description="Keep the claim (and the weights) when the OpenModel is deleted.")
+    keep_revisions: int = Field(
+        1,
+        description=(
+            "Verified revisions kept on the volume besides the one served, for a rollback without a download; "
+            "older ones are removed once a new revision serves."
+        ),
+        ge=0,
+        le=5,
+    )
 
 
 class OpenModelSpec(ApiModel):
     """Desired state: which model, how it is trusted, how it is served."""
+
+    model_config = {
+        "json_schema_extra": k8s(
+            validations=[
+                cel(
+                    "!has(self.serving) || !has(self.serving.rollout) || !has(self.storage) || "
+                    "self.storage.accessMode != 'ReadWriteOncePod' || self.serving.rollout.strategy == 'Recreate'",
+                    ROLLOUT_ON_ONE_POD_VOLUME,
+                ),
+            ]
+        )
+    }
 
     source: ModelSource = Field(description="Where the model comes from.")
     trust: TrustSpec = Field(default_factory=TrustSpec, description="Where the model's signature lives.")
@@ -279,6 +374,14 @@ class OpenModelSpec(ApiModel):
             "the running one."
         ),
     )
+
+    @model_validator(mode="after")
+    def _rollout_fits_volume(self) -> OpenModelSpec:
+        """A ReadWriteOncePod claim admits one pod: a surge pod would wait for it forever."""
+        rollout = self.serving.rollout
+        if rollout is not None and rollout.strategy != "Recreate" and self.storage.access_mode == "ReadWriteOncePod":
+            raise ValueError(ROLLOUT_ON_ONE_POD_VOLUME)
+        return self
 
 
 # ---------------------------------------------------------------- status
@@ -362,6 +465,17 @@ class Provenance(StatusModel):
     verified_at: UtcDateTime | None = Field(None, description="When the trust decision was last made (RFC 3339).")
 
 
+class ContentRecord(StatusModel):
+    """One verified revision by its content: what the serving pods run, what replaces it, what is kept."""
+
+    revision: str | None = Field(None, description="The pinned commit (none for a volume source).")
+    short_revision: str | None = Field(None, description="The commit, abbreviated for display.")
+    manifest_digest: str = Field(description="sha256 of the pinned manifest: names the revision's slot.")
+    stage: Literal["Pulling", "PullFailed", "RollingOut", "RolloutStalled"] | None = Field(
+        None, description="Incoming content only: where its preparation is."
+    )
+
+
 class OpenModelStatus(ApiModel):
     """Observed state, written by the operator only."""
 
@@ -379,7 +493,24 @@ class OpenModelStatus(ApiModel):
         max_length=32,
         json_schema_extra=k8s(list_type="map", list_map_keys=["type"]),
     )
-    provenance: Provenance | None = Field(None, description="What runs and why it is trusted.")
+    provenance: Provenance | None = Field(
+        None, description="The content the operator decided to trust and serve, and why it is trusted."
+    )
+    served: ContentRecord | None = Field(
+        None,
+        description=(
+            "What the serving pods run now (runtime none: what is verified on the volume); during an update "
+            "the previous revision, until every pod runs the new one."
+        ),
+    )
+    incoming: ContentRecord | None = Field(
+        None, description="Verified content being pulled or rolled out to replace what is served; none when settled."
+    )
+    kept_revisions: list[ContentRecord] | None = Field(
+        None,
+        description="Previous revisions kept on the volume (spec.storage.keepRevisions): a rollback needs no download.",
+        max_length=8,
+    )
     endpoint: str | None = Field(None, description="In-cluster OpenAI-compatible base URL of the served model.")
     update_available: str | None = Field(
         None, description="A newer commit on the source branch, not yet verified or rolled."

@@ -19,12 +19,13 @@ class Phase(StrEnum):
     REJECTED = "Rejected"
     PULLING = "Pulling"
     DEPLOYING = "Deploying"
+    UPDATING = "Updating"  # the previous revision serves while the new one is pulled or rolled out
     READY = "Ready"
     DEGRADED = "Degraded"
     FAILED = "Failed"
 
 
-SERVING_PHASES = frozenset({Phase.READY, Phase.DEGRADED})
+SERVING_PHASES = frozenset({Phase.READY, Phase.UPDATING, Phase.DEGRADED})
 
 
 class ConditionType(StrEnum):
@@ -71,6 +72,8 @@ class ConditionReason(StrEnum):
     SERVING = "Serving"
     SCALED_TO_ZERO = "ScaledToZero"
     SERVED_CONTENT_REVOKED = "ServedContentRevoked"
+    ROLLING_OUT = "RollingOut"
+    ROLLOUT_STALLED = "RolloutStalled"
     # upstream
     NEW_REVISION = "NewRevision"
     UPDATE_REJECTED = "UpdateRejected"

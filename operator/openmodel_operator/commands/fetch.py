@@ -268,6 +268,12 @@ def verify_directory(dest: Path, pinned: PinnedManifest, workers: int) -> list[t
 
 def _fetch(args: argparse.Namespace, pinned: PinnedManifest, dest: Path, token: str | None, log: JsonLog) -> None:
     resolved, source_dir = resolved_source(pinned, args.source_dir)
+    if dest.is_symlink():
+        # a slot is a directory of its own: a link could point the pull at another revision's (served) files
+        raise Failure(
+            EXIT_VERIFY_FAILED, Reason.SYMLINK_NOT_ALLOWED, f"{dest} is a symbolic link; the pull writes only into "
+            "a directory of its own"
+        )
     try:
         dest.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

@@ -155,10 +155,19 @@ class ChildInventory:
     def observed(self, ref: children.ModelRef) -> Observed:
         names = children.child_names(ref, None)
         jobs = {name: body for (kind, name), body in self.objects.items() if kind == "Job"}
+        manifests = tuple(
+            sorted(
+                name
+                for (kind, name), body in self.objects.items()
+                if kind == "ConfigMap"
+                and ((body.get("metadata") or {}).get("labels") or {}).get(children.COMPONENT_LABEL) == "manifest"
+            )
+        )
         return Observed(
             deployment=self.get("Deployment", names["Deployment"]),
             jobs=jobs,
             pvc=self.get("PersistentVolumeClaim", names["PersistentVolumeClaim"]),
+            configmaps=manifests,
         )
 
 
@@ -625,7 +634,7 @@ class Reconciler:
                 memory=memory,
                 uid=ref.uid,
                 inputs=inputs,
-                configmap_name=children.child_names(ref, None)["ConfigMap"],
+                configmap_name=_record_name(ref, status),
             )
             memory.retry = (
                 after_failure(
@@ -677,7 +686,8 @@ class Reconciler:
         digest = status.provenance.manifest_digest if status.provenance is not None else None
         if not digest:
             return None
-        cm = inventory.get("ConfigMap", children.child_names(ref, None)["ConfigMap"])
+        name = _record_name(ref, status)
+        cm = inventory.get("ConfigMap", name) if name is not None else None
         if cm is None:
             # just applied by this process, not yet seen by the watch: no need to re-examine the source for it
             cached = memory.pinned
@@ -712,6 +722,11 @@ class Reconciler:
             if rolled == kept.digest:
                 # what the Deployment serves, with the spec it was rolled with: decided again while another is pulled
                 memory.served = dataclasses.replace(kept, spec=state.spec)
+        for kind, name in result.delete:
+            # records of revisions no longer kept, before the prune Job that removes their directories is made
+            if inventory.get(kind, name) is not None:
+                await self.kube.delete(kind, ref.namespace, name)
+            memory.applied.pop((kind, name), None)
         for obj in drifted(result.apply, self._with_recent_applies(memory, inventory)):
             missing = inventory.get(obj["kind"], obj["metadata"]["name"]) is None
             if not missing or await self._create(ref, obj):
@@ -790,6 +805,17 @@ class Reconciler:
                 if await self.kube.delete(kind, namespace, child):
                     removed.append(f"{kind}/{child}")
         return removed
+
+
+def _record_name(ref: children.ModelRef, status: OpenModelStatus) -> str | None:
+    """The manifest ConfigMap that records the decided content (named by its digest), if status has one."""
+    digest = status.provenance.manifest_digest if status.provenance is not None else None
+    if not digest:
+        return None
+    try:
+        return children.manifest_configmap_name(ref, digest)
+    except children.ChildrenError:
+        return None
 
 
 def _request_for(evidence: Evidence, spec: OpenModelSpec, signature_path: str) -> ModelRequest:

@@ -21,10 +21,16 @@ _CONDITION = '.status.conditions[?(@.type=="{}")].status'
 OPENMODEL_COLUMNS: list[dict[str, Any]] = [
     {"name": "Phase", "type": "string", "jsonPath": ".status.phase", "description": "Lifecycle phase."},
     {
-        "name": "Revision",
+        "name": "Serving",
         "type": "string",
-        "jsonPath": ".status.shortRevision",
-        "description": "The pinned commit (abbreviated).",
+        "jsonPath": ".status.served.shortRevision",
+        "description": "The commit the serving pods run now (abbreviated); empty while nothing runs.",
+    },
+    {
+        "name": "Incoming",
+        "type": "string",
+        "jsonPath": ".status.incoming.shortRevision",
+        "description": "The verified commit being pulled or rolled out to replace it.",
     },
     {
         "name": "Trusted",
@@ -45,6 +51,13 @@ OPENMODEL_COLUMNS: list[dict[str, Any]] = [
         "description": "Whether the model is verified and serving (or pulled, for runtime none).",
     },
     {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+    {
+        "name": "Pinned",
+        "type": "string",
+        "priority": 1,
+        "jsonPath": ".status.shortRevision",
+        "description": "The commit the trust decision pinned (abbreviated).",
+    },
     {
         "name": "Signer",
         "type": "string",

@@ -6,15 +6,19 @@ same ``(ref, spec, pinned, settings)`` so the planner can call them alike.
 
 Children, in apply order:
 
-- ConfigMap ``<name>-manifest``: the pinned manifest, the only input of the fetch Job and the
-  verify-on-start check (so neither needs API access).
-- PersistentVolumeClaim ``<name>-weights``: holds exactly the verified files.
-- Job ``<name>-fetch-<digest[:10]>``: downloads and checks every byte. The name is derived from the
-  manifest digest, so a new digest is a new Job and an operator restart finds the same one instead
-  of starting a duplicate. Job templates are immutable: create it when absent, never re-apply a
+- ConfigMap ``<name>-manifest-<digest[:10]>``: one revision's pinned manifest, the only input of its
+  pull Job and of the verify-on-start check (so neither needs API access), and the evidence recorded for it.
+- PersistentVolumeClaim ``<name>-weights``: one content-addressed directory (a *slot*) per verified
+  revision, ``sha256-<manifest digest>``, holding exactly that revision's files.
+- Job ``<name>-pull-<digest[:10]>``: downloads and checks every byte into its own slot, never into the one
+  being served. The name is derived from the manifest digest, so a new digest is a new Job and an operator
+  restart finds the same one instead of starting a duplicate; a Job that succeeded is the record that its
+  slot holds verified content. Job templates are immutable: create it when absent, never re-apply a
   changed template under the same name.
-- Deployment and Service ``<name>`` (runtime ``vllm`` only): the vLLM OpenAI-compatible server on the
-  read-only volume.
+- Deployment and Service ``<name>`` (runtime ``vllm`` only): the vLLM OpenAI-compatible server on one
+  slot, mounted read-only; it moves to a new slot only once that slot's Job succeeded.
+- Job ``<name>-prune-<hash>``: removes the slots no revision keeps any more (``openmodel prune``), once the
+  new revision serves.
 
 Names are DNS-1035 labels of at most 63 characters (Service names and the ``job-name`` label
 require it); a name that does not fit is shortened deterministically with a hash of the full name.
@@ -46,13 +50,15 @@ DIGEST_ANNOTATION = "openmodel.io/manifest-digest"
 SOURCE_ANNOTATION = "openmodel.io/source"
 RECORDED_ANNOTATION = "openmodel.io/recorded-evidence"  # digest of binaryData (not kept in the watch index)
 DEFAULT_CONTAINER_ANNOTATION = "kubectl.kubernetes.io/default-container"
-Component = Literal["manifest", "weights", "fetch", "server"]
+Component = Literal["manifest", "weights", "fetch", "prune", "server"]
 
 # paths inside the pods
 MANIFEST_DIR = "/etc/openmodel"
 MANIFEST_PATH = f"{MANIFEST_DIR}/{CONFIGMAP_KEY}"
 MODELS_DIR = "/models"
+VOLUME_DIR = "/volume"  # the whole claim, in the pull and prune Jobs only
 SOURCE_DIR = "/source"
+SLOT_PREFIX = "sha256-"
 TMP_DIR = "/tmp"
 
 SERVICE_PORT = 80
@@ -215,31 +221,54 @@ def _content_annotations(pinned: PinnedManifest) -> dict[str, str]:
     return annotations
 
 
-def _digest_hex(pinned: PinnedManifest) -> str:
-    hex_part = pinned.manifest_digest.split(":", 1)[-1]
-    if len(hex_part) < 10 or not _HEX.fullmatch(hex_part):
-        raise ChildrenError(f"the manifest digest {pinned.manifest_digest!r} is not sha256:<hex>")
+def hex_of(digest: str) -> str:
+    """The hex part of ``sha256:<hex>``; anything else is refused (it names directories and objects)."""
+    hex_part = digest.split(":", 1)[-1]
+    if not digest.startswith("sha256:") or len(hex_part) != 64 or not _HEX.fullmatch(hex_part):
+        raise ChildrenError(f"the manifest digest {digest!r} is not sha256:<64 hex>")
     return hex_part
 
 
+def slot_dir(digest: str) -> str:
+    """The directory of one revision on the volume: named by its content, so two revisions never share one."""
+    return SLOT_PREFIX + hex_of(digest)
+
+
 def job_name(ref: ModelRef, pinned: PinnedManifest) -> str:
-    """``<name>-fetch-<first 10 hex of the digest>``: one Job per content, stable across restarts."""
-    return child_name(ref.name, f"-fetch-{_digest_hex(pinned)[:10]}")
+    """``<name>-pull-<first 10 hex of the digest>``: one Job per content, stable across restarts."""
+    return pull_job_name(ref, pinned.manifest_digest)
+
+
+def pull_job_name(ref: ModelRef, digest: str) -> str:
+    """The pull Job of one content (by its manifest digest)."""
+    return child_name(ref.name, f"-pull-{hex_of(digest)[:10]}")
+
+
+def manifest_configmap_name(ref: ModelRef, digest: str) -> str:
+    """The manifest ConfigMap of one content (by its manifest digest)."""
+    return child_name(ref.name, f"-manifest-{hex_of(digest)[:10]}")
+
+
+def prune_job_name(ref: ModelRef, keep: Sequence[str], removed: Sequence[str] = ()) -> str:
+    """``<name>-prune-<hash>`` of the kept slots and the records removed with it: a prune made for other
+    records is another Job (a finished one may still be there, its name taken)."""
+    key = " ".join(sorted(keep)) + "|" + " ".join(sorted(removed))
+    return child_name(ref.name, f"-prune-{hashlib.sha256(key.encode()).hexdigest()[:10]}")
 
 
 def child_names(ref: ModelRef, pinned: PinnedManifest | None) -> dict[str, str]:
-    """Kind -> name of every child the model can have (Job only when a manifest is pinned).
+    """Kind -> name of every child the model can have (ConfigMap and Job only when a manifest is pinned).
 
     Deployment and Service are listed even for ``runtime: none`` so the reconciler can delete them
     after a runtime change.
     """
     names = {
-        "ConfigMap": child_name(ref.name, "-manifest"),
         "PersistentVolumeClaim": child_name(ref.name, "-weights"),
         "Deployment": child_name(ref.name),
         "Service": child_name(ref.name),
     }
     if pinned is not None:
+        names["ConfigMap"] = manifest_configmap_name(ref, pinned.manifest_digest)
         names["Job"] = job_name(ref, pinned)
     return names
 
@@ -312,8 +341,8 @@ def _operator_container(
     return container
 
 
-def _manifest_volume(ref: ModelRef) -> dict[str, Any]:
-    return {"name": "manifest", "configMap": {"name": child_name(ref.name, "-manifest")}}
+def _manifest_volume(ref: ModelRef, digest: str) -> dict[str, Any]:
+    return {"name": "manifest", "configMap": {"name": manifest_configmap_name(ref, digest)}}
 
 
 def _weights_volume(ref: ModelRef, read_only: bool) -> dict[str, Any]:
@@ -343,7 +372,7 @@ def pinned_manifest_configmap(
     settings: ChildSettings,
     recorded: Mapping[str, bytes] | None = None,
 ) -> dict[str, Any]:
-    """ConfigMap ``<name>-manifest`` with ``manifest.json``: exactly the files and digests to accept.
+    """ConfigMap ``<name>-manifest-<digest[:10]>`` with ``manifest.json``: exactly the files and digests to accept.
 
     ``recorded`` (bundle, card, declaration) goes to ``binaryData`` so a restarted operator can re-decide
     without the source (``planning.recorded`` checks it against status before believing it).
@@ -359,7 +388,7 @@ def pinned_manifest_configmap(
         "kind": "ConfigMap",
         "metadata": _metadata(
             ref,
-            child_name(ref.name, "-manifest"),
+            manifest_configmap_name(ref, pinned.manifest_digest),
             "manifest",
             {
                 **_content_annotations(pinned),
@@ -398,19 +427,39 @@ def weights_pvc(ref: ModelRef, spec: OpenModelSpec, pinned: PinnedManifest, sett
 
 
 def _fetch_command(pinned: PinnedManifest, settings: ChildSettings, *, verify_only: bool) -> list[str]:
-    """`openmodel fetch` for the Job (pull) and the init container (re-check), pinned to one digest."""
+    """`openmodel fetch` for the Job (pull into its slot) and the init container (re-check of the slot the pod
+    mounts at /models), pinned to one digest."""
     mode = ["--verify-only"] if verify_only else []
+    dest = MODELS_DIR if verify_only else f"{VOLUME_DIR}/{slot_dir(pinned.manifest_digest)}"
     return [
         "openmodel", "fetch", *mode,
         "--manifest", MANIFEST_PATH,
-        "--dest", MODELS_DIR,
+        "--dest", dest,
         "--expect-digest", pinned.manifest_digest,
         "--workers", str(settings.fetch_workers),
     ]  # fmt: skip
 
 
+def _near_the_server(ref: ModelRef) -> dict[str, Any]:
+    """Prefer the node of the serving pods: a ReadWriteOnce claim attaches to one node at a time."""
+    return {
+        "podAffinity": {
+            "preferredDuringSchedulingIgnoredDuringExecution": [
+                {
+                    "weight": 100,
+                    "podAffinityTerm": {
+                        "labelSelector": {"matchLabels": selector_labels(ref, "server")},
+                        "topologyKey": "kubernetes.io/hostname",
+                    },
+                }
+            ]
+        }
+    }
+
+
 def fetch_job(ref: ModelRef, spec: OpenModelSpec, pinned: PinnedManifest, settings: ChildSettings) -> dict[str, Any]:
-    """Job that puts exactly the pinned files on the volume, checking every byte (``openmodel fetch``).
+    """Job that puts exactly the pinned files in their own slot on the volume, checking every byte (``openmodel
+    fetch``); the slot the server reads is another directory, never written here.
 
     Retries are bounded twice: ``backoffLimit`` for operational failures (exit 2: network, Hub
     down) and a pod failure policy that fails the Job at once on exit 1 (bytes that do not match
@@ -435,11 +484,11 @@ def fetch_job(ref: ModelRef, spec: OpenModelSpec, pinned: PinnedManifest, settin
         env.append({"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {"name": token.name, "key": token.key}}})
     mounts: list[dict[str, Any]] = [
         {"name": "manifest", "mountPath": MANIFEST_DIR, "readOnly": True},
-        {"name": "weights", "mountPath": MODELS_DIR},
+        {"name": "weights", "mountPath": VOLUME_DIR},
         {"name": "tmp", "mountPath": TMP_DIR},
     ]
     volumes: list[dict[str, Any]] = [
-        _manifest_volume(ref),
+        _manifest_volume(ref, pinned.manifest_digest),
         _weights_volume(ref, read_only=False),
         {"name": "tmp", "emptyDir": {"sizeLimit": "1Gi"}},
     ]
@@ -457,6 +506,7 @@ def fetch_job(ref: ModelRef, spec: OpenModelSpec, pinned: PinnedManifest, settin
         **_pod_common(settings),
         "restartPolicy": "Never",
         "securityContext": _pod_security_context(NONROOT_ID),
+        "affinity": _near_the_server(ref),
         "containers": [container],
         "volumes": volumes,
     }
@@ -482,6 +532,48 @@ def fetch_job(ref: ModelRef, spec: OpenModelSpec, pinned: PinnedManifest, settin
             "template": {
                 "metadata": {"labels": labels(ref, "fetch"), "annotations": annotations},
                 "spec": pod_spec,
+            },
+        },
+    }
+
+
+def prune_job(
+    ref: ModelRef, keep_digests: Sequence[str], settings: ChildSettings, removed: Sequence[str] = ()
+) -> dict[str, Any]:
+    """Job that removes from the volume every slot (and any other entry) but those of ``keep_digests``.
+
+    Created only once the current revision serves; it never touches a kept slot, so it can run beside the
+    server. Exit 1 is not retried (a kept slot that is not a directory: someone else writes to the volume).
+    """
+    keep = sorted(slot_dir(digest) for digest in keep_digests)
+    command = ["openmodel", "prune", "--volume", VOLUME_DIR]
+    for slot in keep:
+        command += ["--keep", slot]
+    container = _operator_container(
+        "prune",
+        command,
+        _env([("HOME", TMP_DIR), ("PYTHONUNBUFFERED", "1")]),
+        [{"name": "weights", "mountPath": VOLUME_DIR}],
+        settings,
+    )
+    container["resources"] = {"requests": {"cpu": "100m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}}
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": _metadata(ref, prune_job_name(ref, keep, removed), "prune"),
+        "spec": {
+            "backoffLimit": settings.fetch_backoff_limit,
+            "activeDeadlineSeconds": 3600,
+            "template": {
+                "metadata": {"labels": labels(ref, "prune")},
+                "spec": {
+                    **_pod_common(settings),
+                    "restartPolicy": "Never",
+                    "securityContext": _pod_security_context(NONROOT_ID),
+                    "affinity": _near_the_server(ref),
+                    "containers": [container],
+                    "volumes": [_weights_volume(ref, read_only=False)],
+                },
             },
         },
     }
@@ -567,17 +659,26 @@ def _probes(settings: ChildSettings) -> dict[str, Any]:
 
 
 def _strategy(spec: OpenModelSpec) -> dict[str, Any]:
-    """Recreate for single-node volumes, rolling (never fewer ready replicas) for ReadWriteMany.
+    """``serving.rollout``, or a default that cannot deadlock (the documented trade-offs, docs/lifecycle.md).
 
-    A ReadWriteOnce volume attaches to one node: a RollingUpdate surge pod scheduled elsewhere
-    waits forever for the volume while the old pod holds it (and a GPU node without a spare GPU
-    deadlocks the same way), so the old pods are stopped first. ReadWriteOncePod admits only one pod
-    at all. With ReadWriteMany a new pod starts before an old one stops; without a spare GPU the
-    rollout waits while the old replicas keep serving.
+    A ReadWriteOnce volume attaches to one node: a surge pod scheduled elsewhere waits forever for the volume
+    while an old pod holds it, so the old pods are stopped first (Recreate; ReadWriteOncePod admits one pod at
+    all). With ReadWriteMany a GPU server surges one pod and may stop one: a cluster with no spare GPU still
+    rolls (one replica is then briefly down); a CPU server surges without stopping any. An update without any
+    downtime on GPUs is ``rollout: {maxSurge: 1, maxUnavailable: 0}``, when a spare GPU is known to exist.
     """
-    if spec.storage.access_mode == "ReadWriteMany":
-        return {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}
-    return {"type": "Recreate"}
+    rollout = spec.serving.rollout
+    if rollout is None:
+        if spec.storage.access_mode != "ReadWriteMany":
+            return {"type": "Recreate"}
+        return {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": min(spec.serving.gpus, 1)}}
+    if rollout.strategy == "Recreate":
+        return {"type": "Recreate"}
+    surge: int | str = rollout.max_surge if rollout.max_surge is not None else 1
+    unavailable = rollout.max_unavailable
+    if unavailable is None:
+        unavailable = 1 if str(surge).rstrip("%").strip("0") == "" else 0
+    return {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": surge, "maxUnavailable": unavailable}}
 
 
 def deployment(
@@ -599,6 +700,7 @@ def deployment(
     if serving.runtime == "none":
         return None
     content = _content_annotations(pinned)
+    slot = slot_dir(pinned.manifest_digest)
     server: dict[str, Any] = {"name": "server"}
     _image(server, serving.image or settings.vllm_image, settings)
     server.update(
@@ -608,7 +710,7 @@ def deployment(
         env=_server_env(spec, settings),
         resources=_server_resources(spec),
         volumeMounts=[
-            {"name": "weights", "mountPath": MODELS_DIR, "readOnly": True},
+            {"name": "weights", "mountPath": MODELS_DIR, "subPath": slot, "readOnly": True},
             {"name": "dshm", "mountPath": "/dev/shm"},
             {"name": "tmp", "mountPath": TMP_DIR},
         ],
@@ -633,7 +735,7 @@ def deployment(
             _env([("HOME", TMP_DIR), ("PYTHONUNBUFFERED", "1")]),
             [
                 {"name": "manifest", "mountPath": MANIFEST_DIR, "readOnly": True},
-                {"name": "weights", "mountPath": MODELS_DIR, "readOnly": True},
+                {"name": "weights", "mountPath": MODELS_DIR, "subPath": slot, "readOnly": True},
                 {"name": "tmp", "mountPath": TMP_DIR},
             ],
             settings,
@@ -647,7 +749,7 @@ def deployment(
                 "runAsGroup": NONROOT_ID,
             }
         pod_spec["initContainers"] = [verify]
-        volumes.append(_manifest_volume(ref))
+        volumes.append(_manifest_volume(ref, pinned.manifest_digest))
     pod_spec["containers"] = [server]
     pod_spec["volumes"] = volumes
     if serving.node_selector:

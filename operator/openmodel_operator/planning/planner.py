@@ -13,9 +13,9 @@ from enum import StrEnum
 from typing import Any
 
 from openmodel_operator.api.common import Condition
-from openmodel_operator.api.openmodel import OpenModelSpec, OpenModelStatus
+from openmodel_operator.api.openmodel import ContentRecord, OpenModelSpec, OpenModelStatus
 from openmodel_operator.api.vocabulary import SERVING_PHASES, ConditionReason, EventType, Phase
-from openmodel_operator.planning import children
+from openmodel_operator.planning import children, revision_slots
 from openmodel_operator.planning.conditions import (
     AVAILABLE,
     OPENNESS_VERIFIED,
@@ -47,6 +47,7 @@ class Observed:
     deployment: Mapping[str, Any] | None = None
     jobs: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)  # by name
     pvc: Mapping[str, Any] | None = None
+    configmaps: tuple[str, ...] = ()  # names of the model's manifest ConfigMaps
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,6 +67,7 @@ class Plan:
     status: OpenModelStatus
     events: tuple[Event, ...]
     scale_to_zero: bool = False  # patch the existing Deployment's replicas to 0 (untrusted)
+    delete: tuple[tuple[str, str], ...] = ()  # (kind, name) of children no revision needs, removed before applying
 
 
 class JobState(StrEnum):
@@ -132,6 +134,48 @@ def served_digest(deployment: Mapping[str, Any] | None) -> str | None:
     return str(value) if value else None
 
 
+def rollout_complete(deployment: Mapping[str, Any] | None) -> bool:
+    """Every pod runs the Deployment's current template and is available (what ``kubectl rollout status`` waits
+    for): only then has the new revision replaced the old one."""
+    if deployment is None:
+        return False
+    meta = deployment.get("metadata") or {}
+    status = deployment.get("status") or {}
+    if (status.get("observedGeneration") or 0) < (meta.get("generation") or 0):
+        return False
+    wanted = (deployment.get("spec") or {}).get("replicas")
+    wanted = 1 if wanted is None else int(wanted)
+    updated = status.get("updatedReplicas") or 0
+    available = status.get("availableReplicas") or 0
+    return bool(updated >= wanted and (status.get("replicas") or 0) <= updated and available >= wanted)
+
+
+def rollout_stalled(deployment: Mapping[str, Any] | None) -> str | None:
+    """The message of a rollout past its progress deadline (the old pods keep serving), else None."""
+    status = (deployment or {}).get("status") or {}
+    for cond in status.get("conditions") or []:
+        if cond.get("type") == "Progressing" and cond.get("status") == "False":
+            why = f"{cond.get('reason') or 'no progress'}: {cond.get('message') or ''}"
+            return (
+                f"the rollout stalled ({why}); the previous revision keeps serving. With no spare GPU or node, "
+                "set spec.serving.rollout.maxUnavailable: 1"
+            )
+    return None
+
+
+def _served_record(deployment: Mapping[str, Any] | None) -> ContentRecord | None:
+    """What the existing Deployment's pod template runs (its content annotations)."""
+    digest = served_digest(deployment)
+    if digest is None:
+        return None
+    template = (((deployment or {}).get("spec") or {}).get("template") or {}).get("metadata") or {}
+    revision = (template.get("annotations") or {}).get(children.REVISION_ANNOTATION)
+    try:
+        return revision_slots.content_record(digest, str(revision) if revision else None)
+    except ValueError:
+        return None
+
+
 def plan(
     ref: children.ModelRef,
     spec: OpenModelSpec,
@@ -145,7 +189,11 @@ def plan(
     """Decide children, status and events for one OpenModel."""
     conds: list[Cond] = list(trust.conditions)
     apply: list[dict[str, Any]] = []
+    delete: list[tuple[str, str]] = []
     scale_to_zero = False
+    served: ContentRecord | None = None
+    incoming: ContentRecord | None = None
+    kept_records: list[ContentRecord] | None = None
     phase: Phase
     endpoint: str | None = None
     serving = spec.serving.runtime != "none"
@@ -175,30 +223,47 @@ def plan(
                 )
     else:
         pinned = trust.pinned
+        digest = pinned.manifest_digest
+        slots = revision_slots.slots(ref, observed.jobs)
         apply.append(children.pinned_manifest_configmap(ref, spec, pinned, settings, trust.recorded))
         apply.append(children.weights_pvc(ref, spec, pinned, settings))
         job = children.fetch_job(ref, spec, pinned, settings)
         state, reason, message = job_state(observed.jobs.get(job["metadata"]["name"]))
         currently_served = served_digest(observed.deployment)
+        pruning = revision_slots.prune_running(observed.jobs)
+        incoming_stage = "Pulling"
         if state is JobState.SUCCEEDED:
             conds.append(
                 Cond(
                     WEIGHTS_READY,
                     "True",
                     ConditionReason.VERIFIED,
-                    f"every byte of {pinned.manifest_digest} verified on the volume",
+                    f"every byte of {digest} verified in its own directory on the volume",
                 )
             )
         elif state is JobState.FAILED:
             apply.append(job)  # keeps the Job (and its logs) for inspection; the name pins the digest
             conds.append(Cond(WEIGHTS_READY, "False", reason, message))
+            incoming_stage = "PullFailed"
+        elif state is JobState.MISSING and pruning is not None:
+            # the prune Job removes every directory it was not told to keep: this slot's pull waits for it
+            conds.append(
+                Cond(
+                    WEIGHTS_READY,
+                    "False",
+                    ConditionReason.PULLING,
+                    f"waiting for Job {pruning} to remove unused revisions before pulling {digest}",
+                )
+            )
         else:
             apply.append(job)
             conds.append(Cond(WEIGHTS_READY, "False", ConditionReason.PULLING, message or "the fetch Job was created"))
 
+        settled = False
         if not serving:
             phase = {JobState.SUCCEEDED: Phase.READY, JobState.FAILED: Phase.FAILED}.get(state, Phase.PULLING)
             ready = state is JobState.SUCCEEDED
+            settled = ready
             conds.append(
                 Cond(
                     READY,
@@ -207,67 +272,130 @@ def plan(
                     "runtime none: the verified weights are on the volume" if ready else "weights are not ready",
                 )
             )
-        else:
-            if state is JobState.SUCCEEDED:
-                apply.extend(
-                    obj
-                    for obj in (
-                        children.deployment(ref, spec, pinned, settings),
-                        children.service(ref, spec, pinned, settings),
-                    )
-                    if obj is not None
+            served = revision_slots.content_record(digest, pinned.revision) if ready else None
+            incoming = None if ready else revision_slots.content_record(digest, pinned.revision, incoming_stage)
+        elif state is JobState.SUCCEEDED:
+            apply.extend(
+                obj
+                for obj in (
+                    children.deployment(ref, spec, pinned, settings),
+                    children.service(ref, spec, pinned, settings),
                 )
-                rolled = currently_served == pinned.manifest_digest
-                available, dreason, dmessage = deployment_state(observed.deployment if rolled else None)
-                if spec.serving.replicas == 0:
-                    # as a Deployment with zero replicas is Available: the user asked for no server
-                    available, dreason, dmessage = (
-                        True,
-                        ConditionReason.SCALED_TO_ZERO,
-                        "spec.serving.replicas is 0: verified, not serving",
-                    )
-                conds.append(Cond(AVAILABLE, "True" if available else "False", dreason, dmessage))
-                endpoint = children.endpoint_url(ref, spec)
-                if available:
-                    phase = Phase.READY
-                    if spec.serving.replicas == 0:
-                        conds.append(Cond(READY, "True", ConditionReason.SCALED_TO_ZERO, dmessage))
-                    else:
-                        conds.append(
-                            Cond(
-                                READY,
-                                "True",
-                                ConditionReason.SERVING,
-                                f"serving {pinned.manifest_digest} at {endpoint}",
-                            )
-                        )
-                else:
-                    was_ready = status.phase == Phase.READY and rolled
-                    phase = Phase.DEGRADED if was_ready else Phase.DEPLOYING
-                    conds.append(Cond(READY, "False", dreason, dmessage))
+                if obj is not None
+            )
+            rolled = currently_served == digest
+            available, dreason, dmessage = deployment_state(observed.deployment if rolled else None)
+            complete = rolled and rollout_complete(observed.deployment)
+            previous = status.served if status.served is not None and status.served.manifest_digest != digest else None
+            if currently_served is not None and not rolled and previous is None:
+                previous = _served_record(observed.deployment)
+            if spec.serving.replicas == 0:
+                # as a Deployment with zero replicas is Available: the user asked for no server
+                available, dreason, dmessage = (
+                    True,
+                    ConditionReason.SCALED_TO_ZERO,
+                    "spec.serving.replicas is 0: verified, not serving",
+                )
+                complete = rolled
+            elif not complete and previous is not None:
+                # the old pods serve (RollingUpdate) or are being replaced (Recreate): the Deployment says which
+                live_available, _, live_message = deployment_state(observed.deployment)
+                stalled = rollout_stalled(observed.deployment) if rolled else None
+                incoming_stage = "RolloutStalled" if stalled else "RollingOut"
+                available = live_available
+                dreason = ConditionReason.ROLLOUT_STALLED if stalled else ConditionReason.ROLLING_OUT
+                dmessage = stalled or f"rolling out {digest}: {live_message}"
+            conds.append(Cond(AVAILABLE, "True" if available else "False", dreason, dmessage))
+            endpoint = children.endpoint_url(ref, spec)
+            settled = complete
+            if complete or (rolled and previous is None and available):
+                served, incoming = revision_slots.content_record(digest, pinned.revision), None
             else:
-                # the running server (if any) keeps serving the content it was rolled to until new weights are
-                # verified, as long as that content still passes today's policies
-                revoked = trust.served_revoked or _still_revoked(status, currently_served, pinned.manifest_digest)
-                if observed.deployment is not None and revoked:
-                    scale_to_zero = True
-                    conds.append(Cond(AVAILABLE, "False", SERVED_REVOKED, revoked))
-                elif observed.deployment is not None:
-                    available, dreason, dmessage = deployment_state(observed.deployment)
+                served = previous
+                incoming = revision_slots.content_record(digest, pinned.revision, incoming_stage)
+            if previous is not None and not complete:
+                phase = Phase.UPDATING
+                if available:
                     conds.append(
                         Cond(
-                            AVAILABLE,
-                            "True" if available else "False",
-                            dreason,
-                            f"{dmessage} (serving {currently_served})",
+                            READY,
+                            "True",
+                            ConditionReason.ROLLING_OUT,
+                            f"serving {previous.manifest_digest} at {endpoint} while {digest} rolls out",
                         )
                     )
+                else:
+                    conds.append(Cond(READY, "False", dreason, dmessage))
+            elif available:
+                phase = Phase.READY
+                if spec.serving.replicas == 0:
+                    conds.append(Cond(READY, "True", ConditionReason.SCALED_TO_ZERO, dmessage))
+                else:
+                    conds.append(Cond(READY, "True", ConditionReason.SERVING, f"serving {digest} at {endpoint}"))
+            else:
+                was_ready = status.phase in SERVING_PHASES and rolled
+                phase = Phase.DEGRADED if was_ready else Phase.DEPLOYING
+                conds.append(Cond(READY, "False", dreason, dmessage))
+        else:
+            # the running server (if any) keeps serving the content it was rolled to until new weights are
+            # verified in their own directory, as long as that content still passes today's policies
+            revoked = trust.served_revoked or _still_revoked(status, currently_served, digest)
+            served = None
+            incoming = revision_slots.content_record(digest, pinned.revision, incoming_stage)
+            if observed.deployment is not None and revoked:
+                scale_to_zero = True
+                conds.append(Cond(AVAILABLE, "False", SERVED_REVOKED, revoked))
+                phase = Phase.FAILED if state is JobState.FAILED else Phase.PULLING
+                conds.append(
+                    Cond(READY, "False", ConditionReason.WEIGHTS_NOT_READY, "waiting for verified weights")
+                )
+            elif observed.deployment is not None and currently_served is not None:
+                available, dreason, dmessage = deployment_state(observed.deployment)
+                served = _served_record(observed.deployment)
+                endpoint = children.endpoint_url(ref, spec) if available else None
+                conds.append(
+                    Cond(
+                        AVAILABLE,
+                        "True" if available else "False",
+                        dreason,
+                        f"{dmessage} (serving {currently_served})",
+                    )
+                )
+                what = "could not be verified" if state is JobState.FAILED else "is pulled and verified"
+                if available:
+                    phase = Phase.DEGRADED if state is JobState.FAILED else Phase.UPDATING
+                    conds.append(
+                        Cond(
+                            READY,
+                            "True",
+                            ConditionReason.SERVING,
+                            f"serving {currently_served} at {endpoint} while {digest} {what}",
+                        )
+                    )
+                else:
+                    phase = Phase.FAILED if state is JobState.FAILED else Phase.PULLING
+                    conds.append(Cond(READY, "False", dreason, f"{dmessage} (serving {currently_served})"))
+            else:
                 phase = Phase.FAILED if state is JobState.FAILED else Phase.PULLING
                 conds.append(
                     Cond(
                         READY, "False", ConditionReason.WEIGHTS_NOT_READY, "waiting for verified weights on the volume"
                     )
                 )
+
+        kept_slots = revision_slots.kept(slots, digest, spec.storage.keep_revisions) if settled else []
+        if settled:
+            cleanup = revision_slots.cleanup(
+                ref,
+                observed.jobs,
+                observed.configmaps,
+                [digest, *(slot.digest for slot in kept_slots)],
+                settings,
+            )
+            delete.extend(cleanup.delete)
+            if cleanup.prune is not None:
+                apply.append(cleanup.prune)
+        kept_records = [slot.record() for slot in kept_slots] or None
 
     if trust.degraded is not None:
         conds.append(trust.degraded)
@@ -285,9 +413,12 @@ def plan(
         provenance=trust.provenance if trust.provenance is not None else status.provenance,
         endpoint=endpoint,
         update_available=update.revision if update is not None else None,
+        served=served,
+        incoming=incoming,
+        kept_revisions=kept_records,
     )
     events = tuple(_events_for(status.conditions, merged))
-    return Plan(tuple(apply), new_status, events, scale_to_zero)
+    return Plan(tuple(apply), new_status, events, scale_to_zero, tuple(delete))
 
 
 def _still_revoked(status: OpenModelStatus, served: str | None, pinned: str) -> str | None:
@@ -309,6 +440,9 @@ def _events_for(previous: Sequence[Condition] | None, current: Sequence[Conditio
 # the fields a status patch owns: each is written (or removed with null) on every change
 _OWNED_FIELDS = (
     "phase",
+    "served",
+    "incoming",
+    "keptRevisions",
     "observedGeneration",
     "conditions",
     "shortRevision",

@@ -1,0 +1,142 @@
+"""Revision slots: which verified revisions a model's volume holds, which it keeps, and what goes.
+
+Every verified revision lives in its own directory of the volume, named by its manifest digest
+(``children.slot_dir``). The record that a slot holds verified content is its pull Job having
+succeeded: the Job checked every byte into that directory and into no other. Pure functions over the
+children the watch shows; the planner calls them.
+
+The rules:
+- while a revision is pulled or rolled out, nothing is removed (the served slot and the incoming one
+  are both in use, and a rollback may need any kept one);
+- once the decided revision serves (runtime none: once it is verified), the ``keepRevisions`` most
+  recently pulled other slots are kept, the others lose their records (pull Job, manifest ConfigMap)
+  first and their directories then (a prune Job that keeps only the kept ones);
+- no pull starts while a prune Job runs: the prune could remove the directory being filled.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from openmodel_operator.api.openmodel import ContentRecord
+from openmodel_operator.planning import children
+
+SHORT_REVISION = 12
+
+
+@dataclasses.dataclass(frozen=True)
+class Slot:
+    """One revision with a pull Job: its content, when the pull was created, and whether it succeeded."""
+
+    digest: str
+    revision: str | None
+    created: str  # the Job's creationTimestamp (RFC 3339 sorts as text)
+    job: str
+    succeeded: bool
+    finished: bool
+
+    def record(self, stage: str | None = None) -> ContentRecord:
+        return content_record(self.digest, self.revision, stage)
+
+
+def content_record(digest: str, revision: str | None, stage: str | None = None) -> ContentRecord:
+    """A status record of one content."""
+    return ContentRecord(
+        revision=revision,
+        short_revision=revision[:SHORT_REVISION] if revision else None,
+        manifest_digest=digest,
+        stage=stage,  # type: ignore[arg-type]
+    )
+
+
+def _annotations(obj: Mapping[str, Any]) -> Mapping[str, str]:
+    return (obj.get("metadata") or {}).get("annotations") or {}
+
+
+def _component(obj: Mapping[str, Any]) -> str | None:
+    return ((obj.get("metadata") or {}).get("labels") or {}).get(children.COMPONENT_LABEL)
+
+
+def job_finished(job: Mapping[str, Any]) -> tuple[bool, bool]:
+    """(finished, succeeded) of a Job as its controller reports it."""
+    status = job.get("status") or {}
+    for cond in status.get("conditions") or []:
+        if cond.get("status") == "True" and cond.get("type") in ("Complete", "Failed"):
+            return True, cond.get("type") == "Complete"
+    if (status.get("succeeded") or 0) >= 1:
+        return True, True
+    return False, False
+
+
+def slots(ref: children.ModelRef, jobs: Mapping[str, Mapping[str, Any]]) -> dict[str, Slot]:
+    """The model's slots by digest, from its pull Jobs (a Job of the layout before slots is not one: it wrote
+    into the top of the volume, and its name does not match the digest it claims)."""
+    found: dict[str, Slot] = {}
+    for name, job in jobs.items():
+        digest = _annotations(job).get(children.DIGEST_ANNOTATION)
+        if _component(job) != "fetch" or not digest:
+            continue
+        try:
+            if children.pull_job_name(ref, digest) != name:
+                continue
+        except children.ChildrenError:
+            continue
+        finished, succeeded = job_finished(job)
+        created = str((job.get("metadata") or {}).get("creationTimestamp") or "")
+        revision = _annotations(job).get(children.REVISION_ANNOTATION) or None
+        found[digest] = Slot(digest, revision, created, name, succeeded, finished)
+    return found
+
+
+def kept(all_slots: Mapping[str, Slot], current: str, keep_revisions: int) -> list[Slot]:
+    """The previous revisions kept for a rollback: the most recently pulled verified ones, newest first."""
+    previous = [s for d, s in all_slots.items() if d != current and s.succeeded]
+    previous.sort(key=lambda s: (s.created, s.job), reverse=True)
+    return previous[:keep_revisions]
+
+
+def prune_running(jobs: Mapping[str, Mapping[str, Any]]) -> str | None:
+    """The name of an unfinished prune Job, if one runs (no pull may start beside it)."""
+    for name, job in jobs.items():
+        if _component(job) == "prune" and not job_finished(job)[0]:
+            return name
+    return None
+
+
+@dataclasses.dataclass(frozen=True)
+class Cleanup:
+    """What a settled model removes: records first (``delete``), then the directories (``prune``)."""
+
+    delete: tuple[tuple[str, str], ...]  # (kind, name)
+    prune: dict[str, Any] | None  # the prune Job to create
+
+
+def cleanup(
+    ref: children.ModelRef,
+    jobs: Mapping[str, Mapping[str, Any]],
+    configmaps: Iterable[str],
+    keep_digests: Iterable[str],
+    settings: children.ChildSettings,
+) -> Cleanup:
+    """The records of every slot not kept, and a prune Job that keeps only the kept slots, once settled.
+
+    A finished prune Job is removed; an unfinished one is waited for (nothing else goes meanwhile). The
+    manifest ConfigMaps and pull Jobs of the layout before slots are records of no slot: they go too.
+    """
+    keep = sorted(set(keep_digests))
+    wanted_jobs = {children.pull_job_name(ref, d) for d in keep}
+    wanted_maps = {children.manifest_configmap_name(ref, d) for d in keep}
+    finished_prunes: list[tuple[str, str]] = []
+    stale: list[tuple[str, str]] = []
+    for name, job in sorted(jobs.items()):
+        if _component(job) == "prune":
+            if not job_finished(job)[0]:
+                return Cleanup((), None)  # one prune at a time; the records it was made for are gone already
+            finished_prunes.append(("Job", name))
+        elif _component(job) == "fetch" and name not in wanted_jobs:
+            stale.append(("Job", name))
+    stale += [("ConfigMap", name) for name in sorted(configmaps) if name not in wanted_maps]
+    prune = children.prune_job(ref, keep, settings, [name for _, name in stale]) if stale else None
+    return Cleanup(tuple(stale + finished_prunes), prune)

@@ -1,0 +1,78 @@
+"""`openmodel prune`: only the kept revision slots stay on the volume; nothing outside it is ever touched."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from pathlib import Path
+
+from openmodel_operator.cli import build_parser
+from openmodel_operator.commands import prune
+
+KEEP = "sha256-" + "a" * 64
+GONE = "sha256-" + "b" * 64
+
+
+def run(volume: Path, *keep: str) -> tuple[int, list[dict[str, object]]]:
+    out = io.StringIO()
+    argv = ["prune", "--volume", str(volume)]
+    for slot in keep:
+        argv += ["--keep", slot]
+    code = prune.run(build_parser().parse_args(argv), stream=out)
+    return code, [json.loads(line) for line in out.getvalue().splitlines()]
+
+
+def slot(volume: Path, name: str) -> Path:
+    path = volume / name
+    (path / "sub").mkdir(parents=True)
+    (path / "model.safetensors").write_bytes(b"w" * 10)
+    (path / "sub" / "config.json").write_text("{}")
+    return path
+
+
+def test_slots_not_kept_and_older_layouts_files_go_kept_slots_and_lost_found_stay(tmp_path: Path) -> None:
+    volume = tmp_path / "volume"
+    kept = slot(volume, KEEP)
+    slot(volume, GONE)
+    (volume / "model.safetensors").write_bytes(b"legacy")  # the layout before slots
+    (volume / "lost+found").mkdir()
+    before = sorted(p.relative_to(kept) for p in kept.rglob("*"))
+    code, lines = run(volume, KEEP)
+    assert code == 0
+    assert sorted(os.listdir(volume)) == sorted([KEEP, "lost+found"])
+    assert sorted(p.relative_to(kept) for p in kept.rglob("*")) == before  # the kept slot is untouched
+    assert {line["path"] for line in lines if line["event"] == "removed"} == {GONE, "model.safetensors"}
+
+
+def test_a_planted_link_is_removed_never_followed(tmp_path: Path) -> None:
+    """A link on the volume to a directory elsewhere (or to a kept slot) must not make the Job delete it."""
+    volume, outside = tmp_path / "volume", tmp_path / "outside"
+    kept = slot(volume, KEEP)
+    outside.mkdir()
+    (outside / "precious").write_text("keep me")
+    (volume / "link-out").symlink_to(outside, target_is_directory=True)
+    (volume / GONE).symlink_to(kept, target_is_directory=True)
+    inner = slot(volume, "sha256-" + "c" * 64)
+    (inner / "escape").symlink_to(outside, target_is_directory=True)
+    code, _ = run(volume, KEEP)
+    assert code == 0
+    assert (outside / "precious").read_text() == "keep me"
+    assert (kept / "model.safetensors").exists()
+    assert sorted(os.listdir(volume)) == [KEEP]
+
+
+def test_a_kept_slot_that_is_not_a_directory_fails_the_job(tmp_path: Path) -> None:
+    volume = tmp_path / "volume"
+    volume.mkdir()
+    (volume / KEEP).write_text("not a directory")
+    code, lines = run(volume, KEEP)
+    assert code == 1 and lines[-1]["event"] == "failed"
+
+
+def test_only_slot_names_can_be_kept(tmp_path: Path) -> None:
+    volume = tmp_path / "volume"
+    slot(volume, KEEP)
+    code, lines = run(volume, "..")
+    assert code == 2 and "--keep" in str(lines[-1]["message"])
+    assert (volume / KEEP).exists()  # nothing was removed

@@ -1,0 +1,186 @@
+"""Updates without downtime, end to end (issue 9): the real operator against the emulator, with a kubelet
+stand-in (``kubelet_player``) that runs the pull Jobs, the serving pods' verify-on-start check and the prune
+Job on directories, so the volume layout the operator plans is exercised byte for byte.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+from typing import Any
+
+from kube_emulator import KubeEmulator
+from kube_fixtures import kube, run_operator
+from kubelet_player import Kubelet, tree_digest
+from openmodel_operator.planning import children
+from test_operator import FILES, NS, World, operator, world
+
+__all__ = ["kube", "operator", "run_operator", "world"]  # the fixtures this module uses
+
+
+def pull_jobs(world: World) -> dict[str, dict[str, Any]]:
+    """The model's pull Jobs by the digest they fill."""
+    return {
+        j["metadata"]["annotations"][children.DIGEST_ANNOTATION]: j
+        for j in world.jobs()
+        if j["metadata"]["labels"][children.COMPONENT_LABEL] == "fetch"
+    }
+
+
+def served_digest(world: World) -> str:
+    deployment = world.child("deployments", "m")
+    assert deployment is not None
+    return str(deployment["spec"]["template"]["metadata"]["annotations"][children.DIGEST_ANNOTATION])
+
+
+def slot(kubelet: Kubelet, digest: str) -> Path:
+    return kubelet.claim(NS, "m-weights") / children.slot_dir(digest)
+
+
+async def pull(world: World, kubelet: Kubelet, digest: str) -> None:
+    """Play the Job's pod (a real pull from the Hub stand-in) and the Job controller."""
+    job = pull_jobs(world)[digest]["metadata"]["name"]
+    assert await asyncio.to_thread(kubelet.run_job, NS, job) == 0, kubelet.logs[-1]
+    world.kube.complete_job(NS, job)
+
+
+def roll_halfway(kube: KubeEmulator) -> None:
+    """The Deployment controller mid-rollout: one new pod up, one old pod still serving."""
+    deployment = kube.get("deployments", NS, "m")
+    assert deployment is not None
+    kube.patch_status(
+        "apps/v1/deployments",
+        NS,
+        "m",
+        {
+            "observedGeneration": deployment["metadata"]["generation"],
+            "replicas": 2,
+            "updatedReplicas": 1,
+            "readyReplicas": 1,
+            "availableReplicas": 1,
+            "conditions": [{"type": "Available", "status": "True", "reason": "MinimumReplicasAvailable"}],
+        },
+    )
+
+
+async def test_an_auto_update_never_touches_the_served_revision_and_a_restarted_pod_still_verifies(
+    world: World, operator: Any, tmp_path: Path
+) -> None:
+    kubelet = Kubelet(world.kube, tmp_path / "node")
+    world.publish()
+    world.policy()
+    world.model(updatePolicy="Auto", storage={"accessMode": "ReadWriteMany"})
+    async with operator(reverify_interval=1):
+        await world.until(lambda: pull_jobs(world), timeout=10)
+        (first,) = pull_jobs(world)
+        await pull(world, kubelet, first)
+        await world.until(lambda: world.child("deployments", "m"), timeout=10)
+        assert await asyncio.to_thread(kubelet.start_server_pod, NS, "m") == 0
+        world.kube.mark_deployment_available(NS, "m")
+        ready = await world.phase("Ready")
+        assert ready["served"]["manifestDigest"] == first and ready.get("incoming") is None
+        served_bytes = tree_digest(slot(kubelet, first))
+        assert kubelet.server_sees(NS, "m") == slot(kubelet, first)
+
+        world.publish(files={**FILES, "model.safetensors": os.urandom(4096)})
+        await world.until(lambda: len(pull_jobs(world)) == 2, timeout=15)
+        (second,) = set(pull_jobs(world)) - {first}
+        updating = await world.phase("Updating", timeout=10)
+        assert updating["served"]["manifestDigest"] == first
+        assert updating["incoming"]["manifestDigest"] == second and updating["incoming"]["stage"] == "Pulling"
+        assert next(c for c in updating["conditions"] if c["type"] == "Ready")["status"] == "True"
+
+        # a serving pod restarting mid-pull checks and mounts exactly the revision it served
+        assert await asyncio.to_thread(kubelet.start_server_pod, NS, "m") == 0
+        await pull(world, kubelet, second)
+        assert tree_digest(slot(kubelet, first)) == served_bytes  # the pull wrote only into its own slot
+        await world.until(lambda: served_digest(world) == second, timeout=10)
+        assert await asyncio.to_thread(kubelet.start_server_pod, NS, "m") == 0
+        assert kubelet.server_sees(NS, "m") == slot(kubelet, second)
+
+        roll_halfway(world.kube)
+        await world.until(lambda: (world.status().get("incoming") or {}).get("stage") == "RollingOut", timeout=10)
+        assert world.status()["phase"] == "Updating" and world.status()["served"]["manifestDigest"] == first
+        world.kube.mark_deployment_available(NS, "m")
+        await world.until(lambda: world.status()["served"]["manifestDigest"] == second, timeout=10)
+        done = await world.phase("Ready")
+        assert done.get("incoming") is None
+        assert [k["manifestDigest"] for k in done["keptRevisions"]] == [first]  # kept for a rollback
+        assert {m["metadata"]["name"] for m in world.manifests()} == {
+            children.manifest_configmap_name(children.ModelRef("m", NS, "", 0), d) for d in (first, second)
+        }
+
+
+async def test_a_manual_update_rolls_back_without_a_download_and_prunes_what_is_not_kept(
+    world: World, operator: Any, tmp_path: Path
+) -> None:
+    kubelet = Kubelet(world.kube, tmp_path / "node")
+    one = world.publish()
+    two = world.publish(files={**FILES, "model.safetensors": os.urandom(4096)})
+    world.policy()
+    world.model(source={"revision": one}, storage={"keepRevisions": 0})
+    async with operator():
+        await world.until(lambda: pull_jobs(world), timeout=10)
+        (first,) = pull_jobs(world)
+        await pull(world, kubelet, first)
+        await world.until(lambda: world.child("deployments", "m"), timeout=10)
+        world.kube.mark_deployment_available(NS, "m")
+        await world.phase("Ready")
+
+        world.kube.patch_object("openmodels", NS, "m", {"spec": {"source": {"revision": two}}})
+        await world.until(lambda: len(pull_jobs(world)) == 2, timeout=10)
+        (second,) = set(pull_jobs(world)) - {first}
+        assert await asyncio.to_thread(kubelet.start_server_pod, NS, "m") == 0  # a restart mid-pull
+        await pull(world, kubelet, second)
+        await world.until(lambda: served_digest(world) == second, timeout=10)
+        # Recreate (ReadWriteOnce): the old pod is gone before the new one starts; nothing claims to serve it
+        world.kube.mark_deployment_available(NS, "m")
+        await world.until(lambda: world.status()["served"]["manifestDigest"] == second, timeout=10)
+
+        # keepRevisions 0: the first revision's records go, then a prune Job removes its directory
+        await world.until(lambda: first not in pull_jobs(world), timeout=10)
+        prunes = [j for j in world.jobs() if j["metadata"]["labels"][children.COMPONENT_LABEL] == "prune"]
+        assert len(prunes) == 1
+        assert await asyncio.to_thread(kubelet.run_job, NS, prunes[0]["metadata"]["name"]) == 0
+        assert sorted(os.listdir(kubelet.claim(NS, "m-weights"))) == [children.slot_dir(second)]
+        world.kube.complete_job(NS, prunes[0]["metadata"]["name"])
+        await world.until(lambda: not [j for j in world.jobs() if j["metadata"]["name"].startswith("m-prune-")])
+
+        # back to the first revision: it was not kept, so it is downloaded again (control for the next test)
+        downloads = world.hub.download_count("org/model", "model.safetensors")
+        world.kube.patch_object("openmodels", NS, "m", {"spec": {"source": {"revision": one}}})
+        await world.until(lambda: first in pull_jobs(world), timeout=10)
+        await pull(world, kubelet, first)
+        assert world.hub.download_count("org/model", "model.safetensors") > downloads
+
+
+async def test_a_rollback_to_a_kept_revision_downloads_nothing(world: World, operator: Any, tmp_path: Path) -> None:
+    kubelet = Kubelet(world.kube, tmp_path / "node")
+    one = world.publish()
+    two = world.publish(files={**FILES, "model.safetensors": os.urandom(4096)})
+    world.policy()
+    world.model(source={"revision": one})
+    async with operator():
+        await world.until(lambda: pull_jobs(world), timeout=10)
+        (first,) = pull_jobs(world)
+        await pull(world, kubelet, first)
+        await world.until(lambda: world.child("deployments", "m"), timeout=10)
+        world.kube.mark_deployment_available(NS, "m")
+        await world.phase("Ready")
+        world.kube.patch_object("openmodels", NS, "m", {"spec": {"source": {"revision": two}}})
+        await world.until(lambda: len(pull_jobs(world)) == 2, timeout=10)
+        (second,) = set(pull_jobs(world)) - {first}
+        await pull(world, kubelet, second)
+        await world.until(lambda: served_digest(world) == second, timeout=10)
+        world.kube.mark_deployment_available(NS, "m")
+        await world.until(lambda: (world.status().get("keptRevisions") or [{}])[0].get("manifestDigest") == first)
+
+        downloads = world.hub.download_count("org/model", "model.safetensors")
+        jobs = {j["metadata"]["name"] for j in world.jobs()}
+        world.kube.patch_object("openmodels", NS, "m", {"spec": {"source": {"revision": one}}})
+        await world.until(lambda: served_digest(world) == first, timeout=10)  # rolled at once: its slot is verified
+        assert {j["metadata"]["name"] for j in world.jobs()} == jobs  # no new pull Job
+        assert world.hub.download_count("org/model", "model.safetensors") == downloads
+        assert await asyncio.to_thread(kubelet.start_server_pod, NS, "m") == 0  # and its bytes still verify
+        assert world.status()["provenance"]["resolvedRevision"] == one  # decided again, not assumed

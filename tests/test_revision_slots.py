@@ -1,0 +1,374 @@
+"""Revision slots and rollouts (issue 9), decided by the pure planner from plain data.
+
+Each revision is pulled into its own directory on the volume; the server moves to it only once every byte
+is verified; the previous revision serves meanwhile, stays for a rollback without a download, and older
+ones are removed once the new one serves. Hostile or unlucky cases sit next to the ordinary flow.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from apiserver_validation import admit
+from openmodel_operator.api.openmodel import OpenModelSpec, Provenance
+from openmodel_operator.crd.definitions import openmodel_crd
+from openmodel_operator.evidence.manifest import manifest_digest
+from openmodel_operator.evidence.pinned import PinnedManifest
+from openmodel_operator.evidence.records import FileEntry
+from openmodel_operator.planning import children
+from openmodel_operator.planning.planner import Observed
+from openmodel_operator.planning.trust_result import TrustResult
+from test_planner import NOW, PROVENANCE, REF, SETTINGS, TRUSTED_CONDS, completed, conds, plan
+
+OLD_FILES = (FileEntry("config.json", 10, "a" * 64), FileEntry("model.safetensors", 1000, "1" * 64))
+NEW_FILES = (FileEntry("config.json", 10, "a" * 64), FileEntry("model.safetensors", 1000, "2" * 64))
+OLDEST_FILES = (FileEntry("config.json", 10, "a" * 64), FileEntry("model.safetensors", 1000, "0" * 64))
+OLD = PinnedManifest("hf://org/granite", "1" * 40, manifest_digest(OLD_FILES, None), OLD_FILES)
+NEW = PinnedManifest("hf://org/granite", "2" * 40, manifest_digest(NEW_FILES, None), NEW_FILES)
+OLDEST = PinnedManifest("hf://org/granite", "0" * 40, manifest_digest(OLDEST_FILES, None), OLDEST_FILES)
+
+
+def trusted(pinned: PinnedManifest) -> TrustResult:
+    provenance = {**PROVENANCE, "manifestDigest": pinned.manifest_digest, "resolvedRevision": pinned.revision}
+    return TrustResult(True, TRUSTED_CONDS, Provenance.model_validate(provenance), pinned)
+
+
+def spec(storage: dict[str, Any] | None = None, **serving: Any) -> OpenModelSpec:
+    return OpenModelSpec.model_validate(
+        {"source": {"uri": "hf://org/granite"}, "serving": serving, "storage": storage or {}}
+    )
+
+
+def pull_job(pinned: PinnedManifest, created: str, ok: bool | None = True) -> tuple[str, dict[str, Any]]:
+    """A pull Job as the watch shows it (no spec: the cache keeps none), finished when ``ok`` is not None."""
+    job = children.fetch_job(REF, spec(), pinned, SETTINGS)
+    body = {"metadata": {**job["metadata"], "creationTimestamp": created}, **(completed(ok) if ok is not None else {})}
+    return job["metadata"]["name"], body
+
+
+def deployment_of(pinned: PinnedManifest, rolled_out: bool = True, available: bool = True) -> dict[str, Any]:
+    """The Deployment for ``pinned`` as its controller reports it: every pod updated or a rollout under way."""
+    obj = children.deployment(REF, spec(), pinned, SETTINGS)
+    assert obj is not None
+    obj["metadata"]["generation"] = 2
+    obj["status"] = {
+        "observedGeneration": 2,
+        "replicas": 1 if rolled_out else 2,
+        "updatedReplicas": 1 if rolled_out else 0,
+        "availableReplicas": 1 if available else 0,
+        "readyReplicas": 1 if available else 0,
+        "conditions": [{"type": "Available", "status": "True" if available else "False", "reason": "R"}],
+    }
+    return obj
+
+
+def manifests(*pinned: PinnedManifest) -> tuple[str, ...]:
+    return tuple(children.manifest_configmap_name(REF, p.manifest_digest) for p in pinned)
+
+
+def served_status(pinned: PinnedManifest) -> dict[str, Any]:
+    return {
+        "phase": "Ready",
+        "served": {"manifestDigest": pinned.manifest_digest, "revision": pinned.revision},
+    }
+
+
+def names(objs: Any) -> list[tuple[str, str]]:
+    return [(o["kind"], o["metadata"]["name"]) for o in objs]
+
+
+# ---------------------------------------------------------------- the volume layout
+
+
+def test_each_revision_is_pulled_into_its_own_directory_and_served_from_it_read_only() -> None:
+    job = children.fetch_job(REF, spec(), NEW, SETTINGS)
+    command = job["spec"]["template"]["spec"]["containers"][0]["command"]
+    assert command[command.index("--dest") + 1] == "/volume/" + children.slot_dir(NEW.manifest_digest)
+    obj = children.deployment(REF, spec(), NEW, SETTINGS)
+    assert obj is not None
+    pod = obj["spec"]["template"]["spec"]
+    (server,) = pod["containers"]
+    weights = next(m for m in server["volumeMounts"] if m["name"] == "weights")
+    assert weights == {
+        "name": "weights",
+        "mountPath": "/models",
+        "subPath": children.slot_dir(NEW.manifest_digest),
+        "readOnly": True,
+    }
+    (verify,) = pod["initContainers"]
+    checked = next(m for m in verify["volumeMounts"] if m["name"] == "weights")
+    assert checked["subPath"] == weights["subPath"]  # the check reads exactly what the server will
+    manifest = next(v for v in pod["volumes"] if v["name"] == "manifest")
+    assert manifest["configMap"]["name"] == manifests(NEW)[0]  # this revision's manifest, not the latest one
+
+
+def test_a_digest_that_is_not_sha256_names_no_directory() -> None:
+    for digest in ("sha256:../../etc", "sha256:" + "A" * 64, "md5:" + "a" * 64, "sha256:" + "a" * 63):
+        with pytest.raises(children.ChildrenError):
+            children.slot_dir(digest)
+
+
+# ---------------------------------------------------------------- an update
+
+
+def test_while_a_new_revision_is_pulled_the_previous_one_keeps_serving_untouched() -> None:
+    old_job, new_job = pull_job(OLD, "2026-11-01T00:00:00Z"), pull_job(NEW, "2026-11-02T00:00:00Z", ok=None)
+    observed = Observed(deployment=deployment_of(OLD), jobs=dict([old_job, new_job]), configmaps=manifests(OLD, NEW))
+    result = plan(REF, spec(), served_status(OLD), trusted(NEW), observed, SETTINGS, NOW)
+    assert ("Deployment", "granite") not in names(result.apply)  # the served pod template is left as it is
+    assert result.delete == ()  # nothing goes during an update: the served revision's records stay
+    assert result.status["phase"] == "Updating"
+    assert conds(result.status)["Ready"] == ("True", "Serving")
+    assert result.status["served"]["manifestDigest"] == OLD.manifest_digest
+    assert result.status["incoming"] == {
+        "revision": NEW.revision,
+        "shortRevision": NEW.revision[:12],
+        "manifestDigest": NEW.manifest_digest,
+        "stage": "Pulling",
+    }
+
+
+def test_a_new_revision_that_fails_its_pull_never_replaces_the_one_serving() -> None:
+    observed = Observed(
+        deployment=deployment_of(OLD),
+        jobs=dict([pull_job(OLD, "2026-11-01T00:00:00Z"), pull_job(NEW, "2026-11-02T00:00:00Z", ok=False)]),
+        configmaps=manifests(OLD, NEW),
+    )
+    result = plan(REF, spec(), served_status(OLD), trusted(NEW), observed, SETTINGS, NOW)
+    assert ("Deployment", "granite") not in names(result.apply)
+    assert result.status["phase"] == "Degraded"
+    assert conds(result.status)["Ready"] == ("True", "Serving")  # the verified previous revision still serves
+    assert result.status["incoming"]["stage"] == "PullFailed"
+    assert result.status["served"]["manifestDigest"] == OLD.manifest_digest
+
+
+def test_once_verified_the_server_rolls_and_shows_the_previous_revision_until_every_pod_runs_the_new() -> None:
+    jobs = dict([pull_job(OLD, "2026-11-01T00:00:00Z"), pull_job(NEW, "2026-11-02T00:00:00Z")])
+    observed = Observed(deployment=deployment_of(NEW, rolled_out=False), jobs=jobs, configmaps=manifests(OLD, NEW))
+    result = plan(REF, spec(), served_status(OLD), trusted(NEW), observed, SETTINGS, NOW)
+    rolled = next(o for o in result.apply if o["kind"] == "Deployment")
+    assert rolled["spec"]["template"]["metadata"]["annotations"][children.DIGEST_ANNOTATION] == NEW.manifest_digest
+    assert result.status["phase"] == "Updating"
+    assert result.status["served"]["manifestDigest"] == OLD.manifest_digest  # not Ready for content not yet running
+    assert result.status["incoming"]["stage"] == "RollingOut"
+    assert conds(result.status)["Ready"] == ("True", "RollingOut")
+    assert result.delete == ()
+
+
+def test_a_stalled_rollout_says_why_and_how_to_fix_it() -> None:
+    jobs = dict([pull_job(OLD, "2026-11-01T00:00:00Z"), pull_job(NEW, "2026-11-02T00:00:00Z")])
+    stalled = deployment_of(NEW, rolled_out=False)
+    stalled["status"]["conditions"].append(
+        {"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded", "message": "no GPU"}
+    )
+    observed = Observed(deployment=stalled, jobs=jobs, configmaps=manifests(OLD, NEW))
+    result = plan(REF, spec(), served_status(OLD), trusted(NEW), observed, SETTINGS, NOW)
+    assert result.status["incoming"]["stage"] == "RolloutStalled"
+    message = next(c["message"] for c in result.status["conditions"] if c["type"] == "Available")
+    assert "maxUnavailable" in message and "ProgressDeadlineExceeded" in message
+
+
+def test_when_every_pod_runs_the_new_revision_the_previous_is_kept_and_older_ones_go() -> None:
+    jobs = dict(
+        [
+            pull_job(OLDEST, "2026-10-01T00:00:00Z"),
+            pull_job(OLD, "2026-11-01T00:00:00Z"),
+            pull_job(NEW, "2026-11-02T00:00:00Z"),
+        ]
+    )
+    observed = Observed(deployment=deployment_of(NEW), jobs=jobs, configmaps=manifests(OLDEST, OLD, NEW))
+    result = plan(REF, spec(), served_status(OLD), trusted(NEW), observed, SETTINGS, NOW)
+    assert result.status["phase"] == "Ready" and result.status["incoming"] is None
+    assert result.status["served"]["manifestDigest"] == NEW.manifest_digest
+    assert [r["manifestDigest"] for r in result.status["keptRevisions"]] == [OLD.manifest_digest]
+    oldest_job = children.pull_job_name(REF, OLDEST.manifest_digest)
+    assert set(result.delete) == {("Job", oldest_job), ("ConfigMap", manifests(OLDEST)[0])}
+    prune = next(o for o in result.apply if o["metadata"]["labels"][children.COMPONENT_LABEL] == "prune")
+    command = prune["spec"]["template"]["spec"]["containers"][0]["command"]
+    kept = sorted(command[i + 1] for i, arg in enumerate(command) if arg == "--keep")
+    assert kept == sorted(children.slot_dir(p.manifest_digest) for p in (OLD, NEW))
+
+
+def test_keep_revisions_zero_keeps_only_what_serves() -> None:
+    jobs = dict([pull_job(OLD, "2026-11-01T00:00:00Z"), pull_job(NEW, "2026-11-02T00:00:00Z")])
+    observed = Observed(deployment=deployment_of(NEW), jobs=jobs, configmaps=manifests(OLD, NEW))
+    result = plan(REF, spec({"keepRevisions": 0}), served_status(OLD), trusted(NEW), observed, SETTINGS, NOW)
+    assert set(result.delete) == {
+        ("Job", children.pull_job_name(REF, OLD.manifest_digest)),
+        ("ConfigMap", manifests(OLD)[0]),
+    }
+    assert result.status["keptRevisions"] is None
+
+
+def test_a_settled_model_with_nothing_to_remove_makes_no_prune_job() -> None:
+    jobs = dict([pull_job(OLD, "2026-11-01T00:00:00Z"), pull_job(NEW, "2026-11-02T00:00:00Z")])
+    observed = Observed(deployment=deployment_of(NEW), jobs=jobs, configmaps=manifests(OLD, NEW))
+    result = plan(REF, spec(), served_status(NEW), trusted(NEW), observed, SETTINGS, NOW)
+    assert result.delete == ()
+    assert not [o for o in result.apply if o["metadata"]["name"].startswith("granite-prune-")]
+
+
+def test_the_layout_before_slots_is_replaced_without_downtime_then_removed() -> None:
+    """An operator upgrade: the old Job wrote into the top of the volume and the server reads it there."""
+    legacy_job = {
+        "metadata": {
+            "name": f"granite-fetch-{NEW.manifest_digest[7:17]}",
+            "labels": {children.COMPONENT_LABEL: "fetch"},
+            "annotations": {children.DIGEST_ANNOTATION: NEW.manifest_digest},
+            "creationTimestamp": "2026-10-01T00:00:00Z",
+        },
+        **completed(),
+    }
+    legacy_deployment = deployment_of(NEW)
+    legacy_deployment["spec"]["template"]["metadata"]["annotations"][children.DIGEST_ANNOTATION] = NEW.manifest_digest
+    jobs = {legacy_job["metadata"]["name"]: legacy_job}
+    pulling = plan(
+        REF,
+        spec(),
+        served_status(NEW),
+        trusted(NEW),
+        Observed(jobs=jobs, configmaps=("granite-manifest",)),
+        SETTINGS,
+        NOW,
+    )
+    # the same content is pulled again into its slot: the legacy Job is not taken for a slot's record
+    assert ("Job", children.pull_job_name(REF, NEW.manifest_digest)) in names(pulling.apply)
+    assert pulling.delete == ()
+    jobs.update([pull_job(NEW, "2026-11-02T00:00:00Z")])
+    settled = plan(
+        REF,
+        spec(),
+        served_status(NEW),
+        trusted(NEW),
+        Observed(deployment=deployment_of(NEW), jobs=jobs, configmaps=("granite-manifest", *manifests(NEW))),
+        SETTINGS,
+        NOW,
+    )
+    assert set(settled.delete) == {("Job", legacy_job["metadata"]["name"]), ("ConfigMap", "granite-manifest")}
+    assert any(o["metadata"]["name"].startswith("granite-prune-") for o in settled.apply)
+
+
+def test_a_rollback_to_a_kept_revision_rolls_at_once_without_a_download() -> None:
+    jobs = dict([pull_job(OLD, "2026-11-01T00:00:00Z"), pull_job(NEW, "2026-11-02T00:00:00Z")])
+    observed = Observed(deployment=deployment_of(NEW), jobs=jobs, configmaps=manifests(OLD, NEW))
+    result = plan(REF, spec(), served_status(NEW), trusted(OLD), observed, SETTINGS, NOW)
+    applied = names(result.apply)
+    assert ("Job", children.pull_job_name(REF, OLD.manifest_digest)) not in applied  # its slot is verified already
+    rolled = next(o for o in result.apply if o["kind"] == "Deployment")
+    assert rolled["spec"]["template"]["metadata"]["annotations"][children.DIGEST_ANNOTATION] == OLD.manifest_digest
+    assert result.status["incoming"]["manifestDigest"] == OLD.manifest_digest
+    assert result.status["served"]["manifestDigest"] == NEW.manifest_digest
+    assert result.delete == ()
+
+
+def test_no_pull_starts_while_a_prune_job_runs() -> None:
+    """The prune removes every directory it was not told to keep: one started beside it could lose its files."""
+    prune = children.prune_job(REF, [OLD.manifest_digest], SETTINGS, ["x"])
+    jobs = dict([pull_job(OLD, "2026-11-01T00:00:00Z")])
+    jobs[prune["metadata"]["name"]] = {"metadata": prune["metadata"], "status": {"active": 1}}
+    observed = Observed(deployment=deployment_of(OLD), jobs=jobs, configmaps=manifests(OLD))
+    result = plan(REF, spec(), served_status(OLD), trusted(NEW), observed, SETTINGS, NOW)
+    assert ("Job", children.pull_job_name(REF, NEW.manifest_digest)) not in names(result.apply)
+    assert prune["metadata"]["name"] in next(
+        c["message"] for c in result.status["conditions"] if c["type"] == "WeightsReady"
+    )
+    jobs[prune["metadata"]["name"]] = {"metadata": prune["metadata"], **completed()}  # control: once it is done
+    after = plan(
+        REF,
+        spec(),
+        served_status(OLD),
+        trusted(NEW),
+        Observed(deployment=deployment_of(OLD), jobs=jobs, configmaps=manifests(OLD)),
+        SETTINGS,
+        NOW,
+    )
+    assert ("Job", children.pull_job_name(REF, NEW.manifest_digest)) in names(after.apply)
+
+
+def test_a_revoked_served_revision_stops_even_while_its_replacement_is_pulled() -> None:
+    jobs = dict([pull_job(OLD, "2026-11-01T00:00:00Z"), pull_job(NEW, "2026-11-02T00:00:00Z", ok=None)])
+    observed = Observed(deployment=deployment_of(OLD), jobs=jobs, configmaps=manifests(OLD, NEW))
+    revoked = TrustResult(True, TRUSTED_CONDS, trusted(NEW).provenance, NEW, served_revoked="key revoked")
+    result = plan(REF, spec(), served_status(OLD), revoked, observed, SETTINGS, NOW)
+    assert result.scale_to_zero is True
+    assert result.status["served"] is None and result.status["phase"] == "Pulling"
+
+
+# ---------------------------------------------------------------- rollout strategy
+
+
+@pytest.mark.parametrize(
+    ("storage", "serving", "strategy"),
+    [
+        ({}, {}, {"type": "Recreate"}),  # one node's volume: never a surge pod waiting for it
+        ({"accessMode": "ReadWriteOncePod"}, {}, {"type": "Recreate"}),
+        (
+            {"accessMode": "ReadWriteMany"},
+            {},
+            {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 1}},
+        ),
+        (
+            {"accessMode": "ReadWriteMany"},
+            {"gpus": 0},
+            {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
+        ),
+        (
+            {"accessMode": "ReadWriteMany"},
+            {"rollout": {"maxSurge": 1, "maxUnavailable": 0}},
+            {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
+        ),
+        (
+            {},
+            {"rollout": {"maxSurge": "25%"}},
+            {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": 0}},
+        ),
+        (
+            {},
+            {"rollout": {"maxSurge": 0}},
+            {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1}},
+        ),
+        ({"accessMode": "ReadWriteMany"}, {"rollout": {"strategy": "Recreate"}}, {"type": "Recreate"}),
+    ],
+)
+def test_the_rollout_strategy_is_settable_with_defaults_that_cannot_deadlock(
+    storage: dict[str, Any], serving: dict[str, Any], strategy: dict[str, Any]
+) -> None:
+    obj = children.deployment(REF, spec(storage, **serving), NEW, SETTINGS)
+    assert obj is not None and obj["spec"]["strategy"] == strategy
+
+
+@pytest.mark.parametrize(
+    ("storage", "rollout", "field"),
+    [
+        ({"accessMode": "ReadWriteOncePod"}, {"maxSurge": 1}, "ReadWriteOncePod"),
+        ({}, {"maxSurge": 0, "maxUnavailable": "0%"}, "both be 0"),
+        ({}, {"strategy": "Recreate", "maxSurge": 1}, "RollingUpdate only"),
+        ({}, {"maxSurge": "1.5"}, "percentage"),
+        ({}, {"maxUnavailable": "-1"}, "percentage"),
+    ],
+)
+def test_a_rollout_that_could_never_happen_is_refused(
+    storage: dict[str, Any], rollout: dict[str, Any], field: str
+) -> None:
+    with pytest.raises(ValidationError, match=field):
+        spec(storage, rollout=rollout)
+
+
+def test_a_rollout_on_a_one_pod_volume_is_refused_at_apply() -> None:
+    body = {
+        "apiVersion": "openmodel.io/v1alpha1",
+        "kind": "OpenModel",
+        "metadata": {"name": "m", "namespace": "ns"},
+        "spec": {
+            "source": {"uri": "hf://org/granite"},
+            "storage": {"accessMode": "ReadWriteOncePod"},
+            "serving": {"rollout": {"maxSurge": 1}},
+        },
+    }
+    _, errors = admit(openmodel_crd(), body)
+    assert any("ReadWriteOncePod" in str(e) for e in errors)
+    body["spec"]["serving"]["rollout"] = {"strategy": "Recreate"}  # control
+    assert admit(openmodel_crd(), body)[1] == []
