@@ -26,7 +26,7 @@ import kopf
 from openmodel_operator.api.common import GROUP, VERSION
 from openmodel_operator.api.time import utcnow
 from openmodel_operator.api.vocabulary import Phase
-from openmodel_operator.controller import kopf_readiness, kopf_watch
+from openmodel_operator.controller import gc_tuning, kopf_readiness, kopf_watch
 from openmodel_operator.controller.background import stop_tasks
 from openmodel_operator.controller.child_cache import ChildCache, ChildStream
 from openmodel_operator.controller.events import EventPoster
@@ -88,6 +88,7 @@ def build_registry(
 ) -> kopf.OperatorRegistry:
     """A registry with every handler, so tests run the real operator with ``kopf.operator(registry=...)``."""
     kopf_readiness.install()  # a restart's catch-up stays linear in the objects held (see the module)
+    gc_tuning.tune()
     kopf_watch.install()  # no managedFields in what Kopf keeps of each object (see the module)
     registry = kopf.OperatorRegistry()
     models = ModelCache()
@@ -357,7 +358,9 @@ def build_registry(
         later holds nobody back), and peering does not pause it."""
         if not state.get("indexed"):
             await kopf_watch.wait_until_indexed(state["kopf_settings"])
-            state["indexed"] = True
+            if not state.get("indexed"):
+                state["indexed"] = True
+                gc_tuning.freeze_listed_heap()  # the caches are filled: later collections skip them
         await kopf_watch.wait_while_paused(state["kopf_settings"])
 
     async def worker() -> None:
