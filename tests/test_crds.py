@@ -149,7 +149,13 @@ def test_minimal_openmodel_gets_documented_defaults() -> None:
     spec = stored["spec"]
     assert spec["source"]["revision"] == "main"
     assert spec["serving"] == {"runtime": "vllm", "replicas": 1, "gpus": 1, "verifyOnStart": True, "port": 8000}
-    assert spec["storage"] == {"size": "20Gi", "accessMode": "ReadWriteOnce", "retain": False, "keepRevisions": 1}
+    assert spec["storage"] == {
+        "size": "20Gi",
+        "accessMode": "ReadWriteOnce",
+        "retain": False,
+        "mode": "Claim",
+        "keepRevisions": 1,
+    }
     assert spec["updatePolicy"] == "Manual"
     assert spec["trust"] == {"signature": {}}
 

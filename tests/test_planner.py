@@ -110,9 +110,11 @@ def completed(ok: bool = True) -> dict[str, Any]:
 
 
 def available_deployment(digest: str = PINNED.manifest_digest, ok: bool = True) -> dict[str, Any]:
+    """A Deployment the operator made for ``digest`` (its pod template names the content and its slot)."""
+    template = {children.DIGEST_ANNOTATION: digest, children.LAYOUT_ANNOTATION: children.slot_dir(digest)}
     return {
         "metadata": {"generation": 1, "annotations": {children.DIGEST_ANNOTATION: digest}},
-        "spec": {"replicas": 1},
+        "spec": {"replicas": 1, "template": {"metadata": {"annotations": template}}},
         "status": {
             "observedGeneration": 1,
             "readyReplicas": 1 if ok else 0,

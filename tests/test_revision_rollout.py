@@ -184,3 +184,45 @@ async def test_a_rollback_to_a_kept_revision_downloads_nothing(world: World, ope
         assert world.hub.download_count("org/model", "model.safetensors") == downloads
         assert await asyncio.to_thread(kubelet.start_server_pod, NS, "m") == 0  # and its bytes still verify
         assert world.status()["provenance"]["resolvedRevision"] == one  # decided again, not assumed
+
+
+async def test_per_pod_volumes_are_pulled_and_checked_by_every_pod_a_mirror_that_lies_stops_the_pod(
+    world: World, operator: Any, tmp_path: Path
+) -> None:
+    kubelet = Kubelet(world.kube, tmp_path / "node")
+    commit = world.publish()
+    world.policy()
+    world.model(storage={"mode": "PerPod"})
+    async with operator():
+        await world.until(lambda: world.child("deployments", "m"), timeout=10)
+        await world.phase("Deploying")
+        assert world.jobs() == [] and world.child("persistentvolumeclaims", "m-weights") is None
+        assert world.cond("WeightsReady") == ("False", "Pulling")
+        # every pod start pulls into its own fresh volume and checks every byte against the signed digests
+        assert await asyncio.to_thread(kubelet.start_server_pod, NS, "m") == 0, kubelet.logs[-1]
+        assert await asyncio.to_thread(kubelet.start_server_pod, NS, "m") == 0
+        world.kube.mark_deployment_available(NS, "m")
+        ready = await world.phase("Ready")
+        assert ready["served"]["revision"] == commit and world.cond("WeightsReady") == ("True", "Verified")
+        # the mirror now serves other bytes: a new pod never gets past its init container
+        world.hub.rewrite_file("org/model", commit, "model.safetensors", os.urandom(4096))
+        assert await asyncio.to_thread(kubelet.start_server_pod, NS, "m") == 1
+        assert '"PulledDigestMismatch"' in kubelet.logs[-1]
+
+
+async def test_a_rollout_value_the_deployment_api_refuses_fails_the_pass_and_what_serves_keeps_serving(
+    world: World, operator: Any
+) -> None:
+    world.publish()
+    world.policy()
+    world.model()
+    async with operator():
+        await world.serve()
+        world.kube.patch_object("openmodels", NS, "m", {"spec": {"serving": {"rollout": {"maxSurge": "lots"}}}})
+        await world.until(lambda: world.cond("Reconciled") == ("False", "ChildRejected"), timeout=10)
+        reconciled = next(c for c in world.status()["conditions"] if c["type"] == "Reconciled")
+        assert "spec.serving.rollout.maxSurge" in reconciled["message"]
+        assert world.child("deployments", "m")["spec"]["replicas"] == 1  # not scaled to zero
+        assert world.status()["phase"] == "Degraded"
+        world.kube.patch_object("openmodels", NS, "m", {"spec": {"serving": {"rollout": {"maxSurge": 1}}}})
+        await world.until(lambda: world.cond("Reconciled") != ("False", "ChildRejected"), timeout=10)  # control

@@ -7,6 +7,7 @@ ones are removed once the new one serves. Hostile or unlucky cases sit next to t
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
@@ -49,9 +50,11 @@ def pull_job(pinned: PinnedManifest, created: str, ok: bool | None = True) -> tu
     return job["metadata"]["name"], body
 
 
-def deployment_of(pinned: PinnedManifest, rolled_out: bool = True, available: bool = True) -> dict[str, Any]:
+def deployment_of(
+    pinned: PinnedManifest, rolled_out: bool = True, available: bool = True, of: OpenModelSpec | None = None
+) -> dict[str, Any]:
     """The Deployment for ``pinned`` as its controller reports it: every pod updated or a rollout under way."""
-    obj = children.deployment(REF, spec(), pinned, SETTINGS)
+    obj = children.deployment(REF, of or spec(), pinned, SETTINGS)
     assert obj is not None
     obj["metadata"]["generation"] = 2
     obj["status"] = {
@@ -222,33 +225,60 @@ def test_the_layout_before_slots_is_replaced_without_downtime_then_removed() -> 
         },
         **completed(),
     }
+    # the server reads the top of the claim: same digest, no slot in its template (and no subPath)
     legacy_deployment = deployment_of(NEW)
-    legacy_deployment["spec"]["template"]["metadata"]["annotations"][children.DIGEST_ANNOTATION] = NEW.manifest_digest
+    template = legacy_deployment["spec"]["template"]
+    del template["metadata"]["annotations"][children.LAYOUT_ANNOTATION]
+    for container in template["spec"]["containers"] + template["spec"]["initContainers"]:
+        for mount in container["volumeMounts"]:
+            mount.pop("subPath", None)
     jobs = {legacy_job["metadata"]["name"]: legacy_job}
-    pulling = plan(
+    legacy_records = Observed(deployment=legacy_deployment, jobs=jobs, configmaps=("granite-manifest",))
+    pulling = plan(REF, spec(), served_status(NEW), trusted(NEW), legacy_records, SETTINGS, NOW)
+    # the same content is pulled again into its slot: the legacy Job is not taken for a slot's record
+    assert ("Job", children.pull_job_name(REF, NEW.manifest_digest)) in names(pulling.apply)
+    assert ("Deployment", "granite") not in names(pulling.apply)  # the old server keeps serving meanwhile
+    assert pulling.delete == () and pulling.status["phase"] == "Updating"
+    jobs.update([pull_job(NEW, "2026-11-02T00:00:00Z")])
+    maps = ("granite-manifest", *manifests(NEW))
+    # verified: the template moves to the slot; with the same digest it is still not the planned template, so
+    # nothing of the old layout goes while its pods run
+    rolling = plan(
         REF,
         spec(),
         served_status(NEW),
         trusted(NEW),
-        Observed(jobs=jobs, configmaps=("granite-manifest",)),
+        Observed(deployment=legacy_deployment, jobs=jobs, configmaps=maps, recorded=manifests(NEW)),
         SETTINGS,
         NOW,
     )
-    # the same content is pulled again into its slot: the legacy Job is not taken for a slot's record
-    assert ("Job", children.pull_job_name(REF, NEW.manifest_digest)) in names(pulling.apply)
-    assert pulling.delete == ()
-    jobs.update([pull_job(NEW, "2026-11-02T00:00:00Z")])
+    rolled = next(o for o in rolling.apply if o["kind"] == "Deployment")
+    assert rolled["spec"]["template"]["metadata"]["annotations"][children.LAYOUT_ANNOTATION] == children.slot_dir(
+        NEW.manifest_digest
+    )
+    assert rolling.delete == () and not any(o["metadata"]["name"].startswith("granite-prune-") for o in rolling.apply)
     settled = plan(
         REF,
         spec(),
         served_status(NEW),
         trusted(NEW),
-        Observed(deployment=deployment_of(NEW), jobs=jobs, configmaps=("granite-manifest", *manifests(NEW))),
+        Observed(deployment=deployment_of(NEW), jobs=jobs, configmaps=maps, recorded=manifests(NEW)),
         SETTINGS,
         NOW,
     )
     assert set(settled.delete) == {("Job", legacy_job["metadata"]["name"]), ("ConfigMap", "granite-manifest")}
     assert any(o["metadata"]["name"].startswith("granite-prune-") for o in settled.apply)
+    # the old record keeps the only copy of the recorded evidence until the new one carries its own
+    unrecorded = plan(
+        REF,
+        spec(),
+        served_status(NEW),
+        trusted(NEW),
+        Observed(deployment=deployment_of(NEW), jobs=jobs, configmaps=maps),
+        SETTINGS,
+        NOW,
+    )
+    assert ("ConfigMap", "granite-manifest") not in unrecorded.delete
 
 
 def test_a_rollback_to_a_kept_revision_rolls_at_once_without_a_download() -> None:
@@ -344,10 +374,7 @@ def test_the_rollout_strategy_is_settable_with_defaults_that_cannot_deadlock(
     ("storage", "rollout", "field"),
     [
         ({"accessMode": "ReadWriteOncePod"}, {"maxSurge": 1}, "ReadWriteOncePod"),
-        ({}, {"maxSurge": 0, "maxUnavailable": "0%"}, "both be 0"),
         ({}, {"strategy": "Recreate", "maxSurge": 1}, "RollingUpdate only"),
-        ({}, {"maxSurge": "1.5"}, "percentage"),
-        ({}, {"maxUnavailable": "-1"}, "percentage"),
     ],
 )
 def test_a_rollout_that_could_never_happen_is_refused(
@@ -355,6 +382,22 @@ def test_a_rollout_that_could_never_happen_is_refused(
 ) -> None:
     with pytest.raises(ValidationError, match=field):
         spec(storage, rollout=rollout)
+
+
+@pytest.mark.parametrize(
+    ("rollout", "field"),
+    [
+        ({"maxSurge": 0, "maxUnavailable": "0%"}, "both be 0"),
+        ({"maxSurge": "1.5"}, "maxSurge '1.5'"),
+        ({"maxUnavailable": "-1"}, "maxUnavailable '-1'"),
+        ({"maxUnavailable": "101%"}, "more than 100%"),
+    ],
+)
+def test_rollout_values_the_deployment_api_would_refuse_name_the_field(rollout: dict[str, Any], field: str) -> None:
+    """Admitted by the schema (an int-or-string), refused when the Deployment is planned: the pass fails with the
+    field, and what serves keeps serving (tests/test_revision_rollout.py)."""
+    with pytest.raises(children.ChildrenError, match=field):
+        children.deployment(REF, spec(rollout=rollout), NEW, SETTINGS)
 
 
 def test_a_rollout_on_a_one_pod_volume_is_refused_at_apply() -> None:
@@ -371,4 +414,104 @@ def test_a_rollout_on_a_one_pod_volume_is_refused_at_apply() -> None:
     _, errors = admit(openmodel_crd(), body)
     assert any("ReadWriteOncePod" in str(e) for e in errors)
     body["spec"]["serving"]["rollout"] = {"strategy": "Recreate"}  # control
+    assert admit(openmodel_crd(), body)[1] == []
+
+
+# ---------------------------------------------------------------- storage.mode: PerPod
+
+
+def per_pod(**serving: Any) -> OpenModelSpec:
+    return spec({"mode": "PerPod", "size": "40Gi", "storageClassName": "local-nvme"}, **serving)
+
+
+def test_per_pod_mode_has_no_claim_and_no_job_each_pod_pulls_into_its_own_volume() -> None:
+    token_spec = OpenModelSpec.model_validate(
+        {
+            "source": {"uri": "hf://org/granite", "tokenSecretRef": {"name": "hf", "key": "token"}},
+            "storage": {"mode": "PerPod"},
+        }
+    )
+    objs = children.all_children(REF, token_spec, NEW, SETTINGS)
+    assert [o["kind"] for o in objs] == ["ConfigMap", "Deployment", "Service"]
+    pod = next(o for o in objs if o["kind"] == "Deployment")["spec"]["template"]["spec"]
+    (pull,) = pod["initContainers"]
+    command = pull["command"]
+    assert command[:2] == ["openmodel", "fetch"] and "--verify-only" not in command
+    assert command[command.index("--dest") + 1] == "/models"
+    assert command[command.index("--expect-digest") + 1] == NEW.manifest_digest
+    assert any(e["name"] == "HF_TOKEN" for e in pull["env"])
+    (server,) = pod["containers"]
+    assert not any(e["name"] == "HF_TOKEN" for e in server["env"])  # the token never reaches the server
+    assert next(m for m in server["volumeMounts"] if m["name"] == "weights") == {
+        "name": "weights",
+        "mountPath": "/models",
+        "readOnly": True,
+    }
+    volume = next(v for v in pod["volumes"] if v["name"] == "weights")
+    assert "persistentVolumeClaim" not in volume
+    assert volume["ephemeral"]["volumeClaimTemplate"]["spec"]["accessModes"] == ["ReadWriteOnce"]
+    sized = children.deployment(REF, per_pod(), NEW, SETTINGS)
+    assert sized is not None
+    template = next(v for v in sized["spec"]["template"]["spec"]["volumes"] if v["name"] == "weights")
+    claim = template["ephemeral"]["volumeClaimTemplate"]["spec"]
+    assert (claim["resources"]["requests"]["storage"], claim["storageClassName"]) == ("40Gi", "local-nvme")
+    # replicas spread over nodes: a rolling update needs no shared volume
+    assert sized["spec"]["strategy"]["type"] == "RollingUpdate"
+
+
+def test_per_pod_mode_rolls_at_once_and_is_ready_only_when_the_pods_verified_their_bytes() -> None:
+    first = plan(REF, per_pod(), {}, trusted(NEW), Observed(), SETTINGS, NOW)
+    assert names(first.apply) == [
+        ("ConfigMap", manifests(NEW)[0]),
+        ("Deployment", "granite"),
+        ("Service", "granite"),
+    ]
+    assert conds(first.status)["WeightsReady"] == ("False", "Pulling")
+    assert conds(first.status)["Ready"][0] == "False"
+    running = plan(
+        REF,
+        per_pod(),
+        {},
+        trusted(NEW),
+        Observed(deployment=deployment_of(NEW, of=per_pod()), configmaps=manifests(NEW)),
+        SETTINGS, NOW,
+    )  # fmt: skip
+    assert running.status["phase"] == "Ready" and conds(running.status)["WeightsReady"] == ("True", "Verified")
+    assert running.status["served"]["manifestDigest"] == NEW.manifest_digest
+
+
+def test_switching_to_per_pod_removes_the_claim_and_the_pull_records_once_the_pods_run_without_them() -> None:
+    jobs = dict([pull_job(OLD, "2026-11-01T00:00:00Z")])
+    claim = {"metadata": {"name": "granite-weights"}}
+    rolling = Observed(deployment=deployment_of(OLD), jobs=jobs, pvc=claim, configmaps=manifests(OLD, NEW))
+    during = plan(REF, per_pod(), served_status(OLD), trusted(NEW), rolling, SETTINGS, NOW)
+    assert during.delete == () and during.status["phase"] == "Updating"
+    settled = Observed(
+        deployment=deployment_of(NEW, of=per_pod()), jobs=jobs, pvc=claim, configmaps=manifests(OLD, NEW)
+    )
+    after = plan(REF, per_pod(), served_status(OLD), trusted(NEW), settled, SETTINGS, NOW)
+    assert set(after.delete) == {
+        ("Job", children.pull_job_name(REF, OLD.manifest_digest)),
+        ("ConfigMap", manifests(OLD)[0]),
+        ("PersistentVolumeClaim", "granite-weights"),
+    }
+    assert not [o for o in after.apply if o["kind"] == "Job"]  # no volume of the model's to prune
+    retained = spec({"mode": "PerPod", "retain": True})
+    settled = dataclasses.replace(settled, deployment=deployment_of(NEW, of=retained))
+    kept = plan(REF, retained, served_status(OLD), trusted(NEW), settled, SETTINGS, NOW)
+    assert ("PersistentVolumeClaim", "granite-weights") not in kept.delete  # retain: the claim stays
+
+
+def test_per_pod_mode_needs_a_serving_pod() -> None:
+    with pytest.raises(ValidationError, match="PerPod"):
+        spec({"mode": "PerPod"}, runtime="none")
+    body = {
+        "apiVersion": "openmodel.io/v1alpha1",
+        "kind": "OpenModel",
+        "metadata": {"name": "m", "namespace": "ns"},
+        "spec": {"source": {"uri": "hf://org/granite"}, "storage": {"mode": "PerPod"}, "serving": {"runtime": "none"}},
+    }
+    _, errors = admit(openmodel_crd(), body)
+    assert any("PerPod" in str(e) for e in errors)
+    body["spec"]["serving"] = {"runtime": "vllm"}  # control
     assert admit(openmodel_crd(), body)[1] == []

@@ -285,6 +285,41 @@ async def _switch_and_wait(world: World, **spec: Any) -> None:
     await world.phase("Updating", timeout=10)  # the old content serves while the new one is pulled
 
 
+async def test_content_still_running_during_a_rollout_is_revoked_too(world: World, operator: Any) -> None:
+    """The new content is verified and rolling out while the old pods still run beside the new ones (no spare
+    GPU: the rollout stalls). Revoking the old signer forces the old pods down (Recreate) at once, and status
+    no longer claims they serve; an untouched rollout keeps its own strategy (control, before the revocation)."""
+    import os
+
+    newer = new_key()
+    world.publish("org/model")
+    world.publish("org/other", files={**FILES, "model.safetensors": os.urandom(4096)}, key=newer)
+    both = [
+        {"name": "old", "publicKey": world.key.public_pem.decode()},
+        {"name": "new", "publicKey": newer.public_pem.decode()},
+    ]
+    world.policy(signature={"required": True, "keys": both})
+    world.model(storage={"accessMode": "ReadWriteMany"}, serving={"rollout": {"maxSurge": 1, "maxUnavailable": 0}})
+    async with operator():
+        await world.serve()
+        old = world.status()["served"]["manifestDigest"]
+        world.kube.patch_object("openmodels", NS, "m", {"spec": {"source": {"uri": "hf://org/other"}}})
+        await world.until(lambda: len(world.jobs()) == 2, timeout=10)
+        new_job = next(j for j in world.jobs() if not (j.get("status") or {}).get("succeeded"))
+        world.kube.complete_job(NS, new_job["metadata"]["name"])
+        await world.until(lambda: (world.status().get("incoming") or {}).get("stage") == "RollingOut", timeout=10)
+        deployment = world.child("deployments", "m")
+        assert deployment["spec"]["strategy"]["type"] == "RollingUpdate"
+        assert world.status()["served"]["manifestDigest"] == old
+        world.trust_only(newer, "new")
+        await world.until(lambda: world.cond("Available") == ("False", "ServedContentRevoked"), timeout=10)
+        await world.until(lambda: world.child("deployments", "m")["spec"]["strategy"]["type"] == "Recreate")
+        assert world.cond("Ready") == ("False", "ServedContentRevoked")  # never Ready while revoked pods may run
+        world.kube.mark_deployment_available(NS, "m")  # the old pods are gone, the new ones serve (control)
+        await world.until(lambda: (world.status().get("served") or {}).get("manifestDigest") not in (None, old))
+        await world.until(lambda: world.child("deployments", "m")["spec"]["strategy"]["type"] == "RollingUpdate")
+
+
 async def test_a_restart_and_a_spec_edit_do_not_hide_the_revocation_of_served_content(
     world: World, operator: Any
 ) -> None:

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, model_validator
 
 from openmodel_operator.api.common import (
     DNS_SUBDOMAIN,
@@ -38,11 +37,13 @@ QuantityValue = int | str
 RECREATE_TAKES_NO_COUNTS = (
     "serving.rollout: maxSurge and maxUnavailable apply to strategy RollingUpdate only; remove them"
 )
+PER_POD_NEEDS_PODS = (
+    "storage.mode PerPod fills a volume per serving pod: with serving.runtime none there is no pod; use mode Claim"
+)
 ROLLOUT_ON_ONE_POD_VOLUME = (
     "serving.rollout.strategy must be Recreate with storage.accessMode ReadWriteOncePod: the claim admits one pod, "
     "so a new pod could never start beside an old one"
 )
-_COUNT_OR_PERCENT = re.compile(r"[0-9]{1,4}%?")
 
 
 class ModelSource(ApiModel):
@@ -243,29 +244,12 @@ class RolloutSpec(ApiModel):
         description="Pods that may be unavailable during a rolling update: a count or a percentage (e.g. 0, 25%).",
     )
 
-    @field_validator("max_surge", "max_unavailable")
-    @classmethod
-    def _count_or_percent(cls, value: int | str | None) -> int | str | None:
-        """The Deployment API's own rule (a count or ``N%``), checked before a Deployment is ever applied."""
-        if value is not None and not _COUNT_OR_PERCENT.fullmatch(str(value)):
-            raise ValueError(f"{value!r} is neither a pod count (e.g. 1) nor a percentage (e.g. 25%)")
-        return value
-
     @model_validator(mode="after")
-    def _can_start(self) -> RolloutSpec:
-        """Both at zero, a rolling update could neither add nor remove a pod: the Deployment API refuses it."""
+    def _counts_need_rolling(self) -> RolloutSpec:
+        """The same rule as the schema's (CEL), for a spec read without the API server (``openmodel render``)."""
         if self.strategy == "Recreate" and (self.max_surge is not None or self.max_unavailable is not None):
             raise ValueError(RECREATE_TAKES_NO_COUNTS)
-        if self.strategy == "RollingUpdate" and _is_zero(self.max_surge) and _is_zero(self.max_unavailable):
-            raise ValueError(
-                "serving.rollout: maxSurge and maxUnavailable cannot both be 0; set maxSurge: 1 for an update "
-                "without downtime"
-            )
         return self
-
-
-def _is_zero(value: int | str | None) -> bool:
-    return value is not None and str(value).rstrip("%").strip("0") == ""
 
 
 class ServingSpec(ApiModel):
@@ -321,7 +305,7 @@ class ServingSpec(ApiModel):
 
 
 class StorageSpec(ApiModel):
-    """The PersistentVolumeClaim that holds the verified weights."""
+    """Where the verified weights live: one claim of the model's (default), or a fresh volume per serving pod."""
 
     size: str = Field(
         "20Gi",
@@ -336,6 +320,14 @@ class StorageSpec(ApiModel):
         "ReadWriteOnce", description="Access mode of the claim; ReadWriteMany lets replicas spread across nodes."
     )
     retain: bool = Field(False, description="Keep the claim (and the weights) when the OpenModel is deleted.")
+    mode: Literal["Claim", "PerPod"] = Field(
+        "Claim",
+        description=(
+            "Claim: one PersistentVolumeClaim of the model, filled by a pull Job, shared by its serving pods. "
+            "PerPod: no shared claim; each serving pod gets its own ephemeral volume, filled and checked byte "
+            "for byte by an init container, so replicas spread over nodes without ReadWriteMany."
+        ),
+    )
     keep_revisions: int = Field(
         1,
         description=(
@@ -354,8 +346,15 @@ class OpenModelSpec(ApiModel):
         "json_schema_extra": k8s(
             validations=[
                 cel(
+                    "!has(self.storage) || !has(self.storage.mode) || self.storage.mode != 'PerPod' || "
+                    "!has(self.serving) || !has(self.serving.runtime) || self.serving.runtime != 'none'",
+                    PER_POD_NEEDS_PODS,
+                ),
+                cel(
                     "!has(self.serving) || !has(self.serving.rollout) || !has(self.storage) || "
-                    "self.storage.accessMode != 'ReadWriteOncePod' || self.serving.rollout.strategy == 'Recreate'",
+                    "self.storage.accessMode != 'ReadWriteOncePod' || "
+                    "(has(self.storage.mode) && self.storage.mode == 'PerPod') || "
+                    "self.serving.rollout.strategy == 'Recreate'",
                     ROLLOUT_ON_ONE_POD_VOLUME,
                 ),
             ]
@@ -379,7 +378,11 @@ class OpenModelSpec(ApiModel):
     def _rollout_fits_volume(self) -> OpenModelSpec:
         """A ReadWriteOncePod claim admits one pod: a surge pod would wait for it forever."""
         rollout = self.serving.rollout
-        if rollout is not None and rollout.strategy != "Recreate" and self.storage.access_mode == "ReadWriteOncePod":
+        per_pod = self.storage.mode == "PerPod"
+        if per_pod and self.serving.runtime == "none":
+            raise ValueError(PER_POD_NEEDS_PODS)
+        one_pod = self.storage.access_mode == "ReadWriteOncePod" and not per_pod
+        if rollout is not None and rollout.strategy != "Recreate" and one_pod:
             raise ValueError(ROLLOUT_ON_ONE_POD_VOLUME)
         return self
 

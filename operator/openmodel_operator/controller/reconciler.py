@@ -59,6 +59,7 @@ from openmodel_operator.planning.planner import (
     plan,
     plan_failure,
     plan_invalid_spec,
+    rollout_complete,
     served_digest,
     status_patch,
 )
@@ -155,19 +156,24 @@ class ChildInventory:
     def observed(self, ref: children.ModelRef) -> Observed:
         names = children.child_names(ref, None)
         jobs = {name: body for (kind, name), body in self.objects.items() if kind == "Job"}
-        manifests = tuple(
-            sorted(
-                name
-                for (kind, name), body in self.objects.items()
-                if kind == "ConfigMap"
-                and ((body.get("metadata") or {}).get("labels") or {}).get(children.COMPONENT_LABEL) == "manifest"
-            )
-        )
+        manifests = {
+            name: (body.get("metadata") or {})
+            for (kind, name), body in self.objects.items()
+            if kind == "ConfigMap"
+            and ((body.get("metadata") or {}).get("labels") or {}).get(children.COMPONENT_LABEL) == "manifest"
+        }
         return Observed(
             deployment=self.get("Deployment", names["Deployment"]),
             jobs=jobs,
             pvc=self.get("PersistentVolumeClaim", names["PersistentVolumeClaim"]),
-            configmaps=manifests,
+            configmaps=tuple(sorted(manifests)),
+            recorded=tuple(
+                sorted(
+                    n
+                    for n, meta in manifests.items()
+                    if children.RECORDED_ANNOTATION in (meta.get("annotations") or {})
+                )
+            ),
         )
 
 
@@ -292,6 +298,7 @@ class Reconciler:
         spec: OpenModelSpec,
         policies: Sequence[Policy],
         configmap_name: str | None,
+        legacy_name: str | None = None,
     ) -> Examination | None:
         """The recorded evidence read back from the manifest ConfigMap (after a restart), checked against status.
 
@@ -310,6 +317,9 @@ class Reconciler:
             return self._decide_offline(_request_for(held, spec, signature_path), held, spec, policies)
         try:
             configmap = await self.kube.get("ConfigMap", namespace, configmap_name)
+            if configmap is None and legacy_name is not None:
+                # written before revision slots: the same record under the model's single manifest name
+                configmap = await self.kube.get("ConfigMap", namespace, legacy_name)
         except KubeError:
             return None
         if configmap is None:
@@ -375,13 +385,19 @@ class Reconciler:
         trust: TrustResult,
         observed: Observed,
         policies_changed: bool,
+        status: OpenModelStatus,
     ) -> TrustResult:
-        """While new content is pulled the Deployment still serves the old: it must still pass today's policies.
+        """While new content is pulled or rolled out the old still runs: it must still pass today's policies.
 
         Decided offline from the examination the served content was rolled from; without one (a restarted
         operator), a policy change fails closed for it.
         """
         served = served_digest(observed.deployment)
+        previous = status.served.manifest_digest if status.served is not None else None
+        pinned = trust.pinned.manifest_digest if trust.pinned is not None else None
+        rolling = served is not None and served == pinned and not rollout_complete(observed.deployment)
+        if rolling and previous not in (None, served):
+            served = previous  # rolling out: the previous revision's pods still run beside the new ones
         if not trust.trusted or trust.pinned is None or served is None or served == trust.pinned.manifest_digest:
             return trust
         kept = memory.served
@@ -415,6 +431,7 @@ class Reconciler:
         uid: str | None = None,
         inputs: Mapping[str, str] | None = None,
         configmap_name: str | None = None,
+        legacy_name: str | None = None,
     ) -> tuple[TrustResult, UpdateInfo | None]:
         """Decide without the network first (policies, endpoint, serving, recorded evidence), then examine.
 
@@ -439,7 +456,7 @@ class Reconciler:
             offline = (
                 self._redecide(kept, spec, policies)
                 if kept is not None
-                else await self._rebuilt(namespace, status, spec, policies, configmap_name)
+                else await self._rebuilt(namespace, status, spec, policies, configmap_name, legacy_name)
             )
         if offline is not None and due is Due.SPEC_CHANGED and not _same_signature_source(offline, spec):
             offline = None  # another bundle is named now: only an examination can read it
@@ -635,6 +652,7 @@ class Reconciler:
                 uid=ref.uid,
                 inputs=inputs,
                 configmap_name=_record_name(ref, status),
+                legacy_name=children.legacy_manifest_name(ref),
             )
             memory.retry = (
                 after_failure(
@@ -653,7 +671,7 @@ class Reconciler:
         if due is not None:
             # compared with what status recorded before this pass: a spec edit in the same pass cannot hide it
             changed = not policies_unchanged(status, policies, inputs)
-            trust = self._check_served(memory, ref, spec, policies, trust, observed, changed)
+            trust = self._check_served(memory, ref, spec, policies, trust, observed, changed, status)
         result = plan(ref, spec, status, trust, observed, self.child_settings, now, update)
         if planned is not None:
             planned.append(result.status)
@@ -688,6 +706,8 @@ class Reconciler:
             return None
         name = _record_name(ref, status)
         cm = inventory.get("ConfigMap", name) if name is not None else None
+        if cm is None and name is not None:
+            cm = inventory.get("ConfigMap", children.legacy_manifest_name(ref))  # written before revision slots
         if cm is None:
             # just applied by this process, not yet seen by the watch: no need to re-examine the source for it
             cached = memory.pinned
@@ -717,11 +737,11 @@ class Reconciler:
         ref, status = state.ref, state.status
         deployment = next((o for o in result.apply if o["kind"] == "Deployment"), None)
         kept = memory.recorded
-        if deployment is not None and kept is not None:
-            rolled = (deployment["metadata"].get("annotations") or {}).get(children.DIGEST_ANNOTATION)
-            if rolled == kept.digest:
-                # what the Deployment serves, with the spec it was rolled with: decided again while another is pulled
-                memory.served = dataclasses.replace(kept, spec=state.spec)
+        served = result.status.served
+        if deployment is not None and kept is not None and served is not None and served.manifest_digest == kept.digest:
+            # what the pods run (every one of them, or the first rollout), with the spec it was rolled with: decided
+            # again while another is pulled or rolled out; the previous revision's evidence is kept until then
+            memory.served = dataclasses.replace(kept, spec=state.spec)
         for kind, name in result.delete:
             # records of revisions no longer kept, before the prune Job that removes their directories is made
             if inventory.get(kind, name) is not None:

@@ -36,6 +36,7 @@ from typing import Any, Literal
 from openmodel_operator.api.common import API_VERSION
 from openmodel_operator.api.openmodel import OpenModelSpec
 from openmodel_operator.evidence.pinned import CONFIGMAP_KEY, PinnedManifest
+from openmodel_operator.evidence.text import printable
 from openmodel_operator.planning.recorded import as_binary_data, recorded_digest
 
 KIND = "OpenModel"
@@ -48,6 +49,7 @@ INSTANCE_LABEL = "app.kubernetes.io/instance"
 REVISION_ANNOTATION = "openmodel.io/revision"
 DIGEST_ANNOTATION = "openmodel.io/manifest-digest"
 SOURCE_ANNOTATION = "openmodel.io/source"
+LAYOUT_ANNOTATION = "openmodel.io/weights"  # on the pod template: which slot (or "per-pod") the pods read
 RECORDED_ANNOTATION = "openmodel.io/recorded-evidence"  # digest of binaryData (not kept in the watch index)
 DEFAULT_CONTAINER_ANNOTATION = "kubectl.kubernetes.io/default-container"
 Component = Literal["manifest", "weights", "fetch", "prune", "server"]
@@ -72,6 +74,7 @@ _DNS1035 = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?")
 _LABEL_VALUE = re.compile(r"([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]")
 _HEX = re.compile(r"[0-9a-f]+")
 _HASHED_TAIL = re.compile(r"-[0-9a-f]{8}$")
+_COUNT_OR_PERCENT = re.compile(r"[0-9]{1,5}%?")
 # Server environment the user may not override: the server must never fetch weights or code
 # other than the verified files on the volume.
 _FORCED_SERVER_ENV = (("HF_HUB_OFFLINE", "1"), ("TRANSFORMERS_OFFLINE", "1"))
@@ -249,6 +252,12 @@ def manifest_configmap_name(ref: ModelRef, digest: str) -> str:
     return child_name(ref.name, f"-manifest-{hex_of(digest)[:10]}")
 
 
+def legacy_manifest_name(ref: ModelRef) -> str:
+    """The single manifest ConfigMap of operators before revision slots: read back once after an upgrade (its
+    recorded evidence keeps a served model deciding offline), then removed like any record not kept."""
+    return child_name(ref.name, "-manifest")
+
+
 def prune_job_name(ref: ModelRef, keep: Sequence[str], removed: Sequence[str] = ()) -> str:
     """``<name>-prune-<hash>`` of the kept slots and the records removed with it: a prune made for other
     records is another Job (a finished one may still be there, its name taken)."""
@@ -350,6 +359,24 @@ def _weights_volume(ref: ModelRef, read_only: bool) -> dict[str, Any]:
     if read_only:
         claim["readOnly"] = True
     return {"name": "weights", "persistentVolumeClaim": claim}
+
+
+_NONROOT_CONTAINER = {"runAsNonRoot": True, "runAsUser": NONROOT_ID, "runAsGroup": NONROOT_ID}
+
+
+def _pod_volume(ref: ModelRef, spec: OpenModelSpec) -> dict[str, Any]:
+    """``storage.mode: PerPod``: a generic ephemeral volume per serving pod (created and deleted with the pod),
+    sized and classed like the model's claim would be."""
+    storage = spec.storage
+    claim: dict[str, Any] = {
+        "accessModes": ["ReadWriteOncePod" if storage.access_mode == "ReadWriteOncePod" else "ReadWriteOnce"],
+        "volumeMode": "Filesystem",
+        "resources": {"requests": {"storage": storage.size}},
+    }
+    if storage.storage_class_name:
+        claim["storageClassName"] = storage.storage_class_name
+    template = {"metadata": {"labels": labels(ref, "weights")}, "spec": claim}
+    return {"name": "weights", "ephemeral": {"volumeClaimTemplate": template}}
 
 
 def _pvc_source(uri: str) -> tuple[str, str]:
@@ -457,16 +484,15 @@ def _near_the_server(ref: ModelRef) -> dict[str, Any]:
     }
 
 
-def fetch_job(ref: ModelRef, spec: OpenModelSpec, pinned: PinnedManifest, settings: ChildSettings) -> dict[str, Any]:
-    """Job that puts exactly the pinned files in their own slot on the volume, checking every byte (``openmodel
-    fetch``); the slot the server reads is another directory, never written here.
-
-    Retries are bounded twice: ``backoffLimit`` for operational failures (exit 2: network, Hub
-    down) and a pod failure policy that fails the Job at once on exit 1 (bytes that do not match
-    the signed digests: another attempt would fetch the same bytes). Pods evicted by a node drain do
-    not count. ``ttlSecondsAfterFinished`` is not set: the reconciler reads the finished Job's status.
-    """
+def _pull_container(
+    ref: ModelRef, spec: OpenModelSpec, pinned: PinnedManifest, settings: ChildSettings, *, per_pod: bool
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The ``openmodel fetch`` container that pulls a revision (and the volumes it needs besides ``weights``):
+    into its slot of the model's claim (the pull Job), or into a serving pod's own volume (``storage.mode:
+    PerPod``, an init container). Only this container sees the Hub token."""
     command = _fetch_command(pinned, settings, verify_only=False)
+    if per_pod:
+        command[command.index("--dest") + 1] = MODELS_DIR
     env: list[dict[str, Any]] = _env(
         [
             ("HOME", TMP_DIR),
@@ -484,12 +510,11 @@ def fetch_job(ref: ModelRef, spec: OpenModelSpec, pinned: PinnedManifest, settin
         env.append({"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {"name": token.name, "key": token.key}}})
     mounts: list[dict[str, Any]] = [
         {"name": "manifest", "mountPath": MANIFEST_DIR, "readOnly": True},
-        {"name": "weights", "mountPath": VOLUME_DIR},
+        {"name": "weights", "mountPath": MODELS_DIR if per_pod else VOLUME_DIR},
         {"name": "tmp", "mountPath": TMP_DIR},
     ]
     volumes: list[dict[str, Any]] = [
         _manifest_volume(ref, pinned.manifest_digest),
-        _weights_volume(ref, read_only=False),
         {"name": "tmp", "emptyDir": {"sizeLimit": "1Gi"}},
     ]
     if pinned.source.startswith("pvc://"):
@@ -500,8 +525,20 @@ def fetch_job(ref: ModelRef, spec: OpenModelSpec, pinned: PinnedManifest, settin
             mount["subPath"] = path
         mounts.append(mount)
         volumes.append({"name": "source", "persistentVolumeClaim": {"claimName": claim, "readOnly": True}})
+    return _operator_container("fetch", command, env, mounts, settings), volumes
 
-    container = _operator_container("fetch", command, env, mounts, settings)
+
+def fetch_job(ref: ModelRef, spec: OpenModelSpec, pinned: PinnedManifest, settings: ChildSettings) -> dict[str, Any]:
+    """Job that puts exactly the pinned files in their own slot on the volume, checking every byte (``openmodel
+    fetch``); the slot the server reads is another directory, never written here.
+
+    Retries are bounded twice: ``backoffLimit`` for operational failures (exit 2: network, Hub
+    down) and a pod failure policy that fails the Job at once on exit 1 (bytes that do not match
+    the signed digests: another attempt would fetch the same bytes). Pods evicted by a node drain do
+    not count. ``ttlSecondsAfterFinished`` is not set: the reconciler reads the finished Job's status.
+    """
+    container, volumes = _pull_container(ref, spec, pinned, settings, per_pod=False)
+    volumes = [_weights_volume(ref, read_only=False), *volumes]
     pod_spec: dict[str, Any] = {
         **_pod_common(settings),
         "restartPolicy": "Never",
@@ -669,7 +706,7 @@ def _strategy(spec: OpenModelSpec) -> dict[str, Any]:
     """
     rollout = spec.serving.rollout
     if rollout is None:
-        if spec.storage.access_mode != "ReadWriteMany":
+        if spec.storage.access_mode != "ReadWriteMany" and spec.storage.mode != "PerPod":
             return {"type": "Recreate"}
         return {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": min(spec.serving.gpus, 1)}}
     if rollout.strategy == "Recreate":
@@ -677,8 +714,33 @@ def _strategy(spec: OpenModelSpec) -> dict[str, Any]:
     surge: int | str = rollout.max_surge if rollout.max_surge is not None else 1
     unavailable = rollout.max_unavailable
     if unavailable is None:
-        unavailable = 1 if str(surge).rstrip("%").strip("0") == "" else 0
+        unavailable = 1 if _count_or_percent("maxSurge", surge) == 0 else 0
+    if _count_or_percent("maxSurge", surge) == 0 and _count_or_percent("maxUnavailable", unavailable) == 0:
+        raise ChildrenError(
+            "spec.serving.rollout: maxSurge and maxUnavailable cannot both be 0 (the rollout could never start); "
+            "set maxSurge: 1 for an update without downtime"
+        )
+    if isinstance(unavailable, str) and _count_or_percent("maxUnavailable", unavailable) > 100:
+        raise ChildrenError(f"spec.serving.rollout.maxUnavailable {unavailable!r} is more than 100%")
     return {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": surge, "maxUnavailable": unavailable}}
+
+
+def _count_or_percent(field: str, value: int | str) -> int:
+    """A rollout count or percentage as the Deployment API reads it (its number), or a ChildrenError naming
+    the field: refused here, the content already serving keeps serving (a spec the CRD admitted)."""
+    text = str(value)
+    if not _COUNT_OR_PERCENT.fullmatch(text):
+        raise ChildrenError(
+            f"spec.serving.rollout.{field} {printable(text, 40)!r} is neither a pod count (e.g. 1) nor a "
+            "percentage (e.g. 25%)"
+        )
+    return int(text.rstrip("%"))
+
+
+def weights_layout(spec: OpenModelSpec, digest: str) -> str:
+    """What the pods of one revision read: its slot of the claim, or their own volume. A template of the layout
+    before slots has none, so it is never taken for one that reads a verified slot."""
+    return "per-pod" if spec.storage.mode == "PerPod" else slot_dir(digest)
 
 
 def deployment(
@@ -687,20 +749,26 @@ def deployment(
     pinned: PinnedManifest,
     settings: ChildSettings,
     scale_to_zero: bool = False,
+    recreate: bool = False,
 ) -> dict[str, Any] | None:
     """Deployment ``<name>`` running the vLLM OpenAI server on the verified, read-only volume.
 
     None for ``runtime: none``. ``scale_to_zero`` keeps the Deployment (for forensics) with no pods,
     for a model that is no longer trusted. The revision and manifest digest annotations sit on the
-    pod template too, so new verified content is a rollout. With ``verifyOnStart`` an init container
-    re-hashes the volume against the manifest (and the digest this template was made for) before the
-    server may read it.
+    pod template too, so new verified content is a rollout. ``recreate`` stops every old pod before a new
+    one starts, whatever ``serving.rollout`` says (the previous revision was revoked mid-rollout). With
+    ``verifyOnStart`` an init container re-hashes the volume against the manifest (and the digest this
+    template was made for) before the server may read it.
     """
     serving = spec.serving
     if serving.runtime == "none":
         return None
     content = _content_annotations(pinned)
     slot = slot_dir(pinned.manifest_digest)
+    per_pod = spec.storage.mode == "PerPod"
+    weights_mount: dict[str, Any] = {"name": "weights", "mountPath": MODELS_DIR, "readOnly": True}
+    if not per_pod:
+        weights_mount["subPath"] = slot
     server: dict[str, Any] = {"name": "server"}
     _image(server, serving.image or settings.vllm_image, settings)
     server.update(
@@ -710,7 +778,7 @@ def deployment(
         env=_server_env(spec, settings),
         resources=_server_resources(spec),
         volumeMounts=[
-            {"name": "weights", "mountPath": MODELS_DIR, "subPath": slot, "readOnly": True},
+            weights_mount,
             {"name": "dshm", "mountPath": "/dev/shm"},
             {"name": "tmp", "mountPath": TMP_DIR},
         ],
@@ -718,7 +786,7 @@ def deployment(
         securityContext=_container_security_context(settings.server_read_only_root),
     )
     volumes: list[dict[str, Any]] = [
-        _weights_volume(ref, read_only=True),
+        _pod_volume(ref, spec) if per_pod else _weights_volume(ref, read_only=True),
         # NCCL and vLLM's worker processes exchange tensors through /dev/shm; the runtime default is 64Mi.
         # Memory-backed: counts against the pod's memory limit.
         {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": settings.shm_size}},
@@ -728,7 +796,14 @@ def deployment(
         **_pod_common(settings),
         "securityContext": _pod_security_context(settings.server_run_as_user),
     }
-    if serving.verify_on_start:
+    if per_pod:
+        # the pod's own volume starts empty: its init container pulls and checks every byte, every start
+        pull, pull_volumes = _pull_container(ref, spec, pinned, settings, per_pod=True)
+        if settings.server_run_as_user is None:
+            pull["securityContext"] = {**pull["securityContext"], **_NONROOT_CONTAINER}
+        pod_spec["initContainers"] = [pull]
+        volumes += [v for v in pull_volumes if v["name"] != "tmp"]
+    elif serving.verify_on_start:
         verify = _operator_container(
             "verify",
             _fetch_command(pinned, settings, verify_only=True),
@@ -742,12 +817,7 @@ def deployment(
         )
         if settings.server_run_as_user is None:
             # the pod runs as the image's user; the check itself needs no root
-            verify["securityContext"] = {
-                **verify["securityContext"],
-                "runAsNonRoot": True,
-                "runAsUser": NONROOT_ID,
-                "runAsGroup": NONROOT_ID,
-            }
+            verify["securityContext"] = {**verify["securityContext"], **_NONROOT_CONTAINER}
         pod_spec["initContainers"] = [verify]
         volumes.append(_manifest_volume(ref, pinned.manifest_digest))
     pod_spec["containers"] = [server]
@@ -766,14 +836,18 @@ def deployment(
         "spec": {
             "replicas": 0 if scale_to_zero else serving.replicas,
             "selector": {"matchLabels": selector_labels(ref, "server")},
-            "strategy": _strategy(spec),
+            "strategy": {"type": "Recreate"} if recreate else _strategy(spec),
             "revisionHistoryLimit": 3,
             # the default 600 s would mark a rollout failed while the weights are still loading
             "progressDeadlineSeconds": settings.server_startup_seconds + 600,
             "template": {
                 "metadata": {
                     "labels": labels(ref, "server"),
-                    "annotations": {**content, DEFAULT_CONTAINER_ANNOTATION: "server"},
+                    "annotations": {
+                        **content,
+                        LAYOUT_ANNOTATION: weights_layout(spec, pinned.manifest_digest),
+                        DEFAULT_CONTAINER_ANNOTATION: "server",
+                    },
                 },
                 "spec": pod_spec,
             },
@@ -813,11 +887,13 @@ def all_children(
     settings: ChildSettings,
     scale_to_zero: bool = False,
 ) -> list[dict[str, Any]]:
-    """Every child in apply order: the manifest and the volume before the Job that uses them."""
+    """Every child in apply order: the manifest and the volume before the Job that uses them (no claim and no
+    Job with ``storage.mode: PerPod``: each serving pod pulls into its own volume)."""
+    claim = spec.storage.mode != "PerPod"
     objects: list[dict[str, Any] | None] = [
         pinned_manifest_configmap(ref, spec, pinned, settings),
-        weights_pvc(ref, spec, pinned, settings),
-        fetch_job(ref, spec, pinned, settings),
+        weights_pvc(ref, spec, pinned, settings) if claim else None,
+        fetch_job(ref, spec, pinned, settings) if claim else None,
         deployment(ref, spec, pinned, settings, scale_to_zero=scale_to_zero),
         service(ref, spec, pinned, settings),
     ]

@@ -48,6 +48,7 @@ class Observed:
     jobs: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)  # by name
     pvc: Mapping[str, Any] | None = None
     configmaps: tuple[str, ...] = ()  # names of the model's manifest ConfigMaps
+    recorded: tuple[str, ...] = ()  # those of them that carry recorded evidence
 
 
 @dataclasses.dataclass(frozen=True)
@@ -163,6 +164,15 @@ def rollout_stalled(deployment: Mapping[str, Any] | None) -> str | None:
     return None
 
 
+def runs_layout(deployment: Mapping[str, Any] | None, spec: OpenModelSpec, digest: str) -> bool:
+    """Whether the Deployment's pod template is the one planned for ``digest``: its content and the volume
+    layout it reads (a template of an older layout or another storage mode, with the same digest, is not)."""
+    if served_digest(deployment) != digest:
+        return False
+    template = (((deployment or {}).get("spec") or {}).get("template") or {}).get("metadata") or {}
+    return (template.get("annotations") or {}).get(children.LAYOUT_ANNOTATION) == children.weights_layout(spec, digest)
+
+
 def _served_record(deployment: Mapping[str, Any] | None) -> ContentRecord | None:
     """What the existing Deployment's pod template runs (its content annotations)."""
     digest = served_digest(deployment)
@@ -225,14 +235,21 @@ def plan(
         pinned = trust.pinned
         digest = pinned.manifest_digest
         slots = revision_slots.slots(ref, observed.jobs)
+        per_pod = spec.storage.mode == "PerPod"
         apply.append(children.pinned_manifest_configmap(ref, spec, pinned, settings, trust.recorded))
-        apply.append(children.weights_pvc(ref, spec, pinned, settings))
         job = children.fetch_job(ref, spec, pinned, settings)
-        state, reason, message = job_state(observed.jobs.get(job["metadata"]["name"]))
+        if per_pod:
+            # no claim and no Job: each serving pod pulls and checks every byte into its own volume at start
+            state, reason, message = JobState.SUCCEEDED, "", ""
+        else:
+            apply.append(children.weights_pvc(ref, spec, pinned, settings))
+            state, reason, message = job_state(observed.jobs.get(job["metadata"]["name"]))
         currently_served = served_digest(observed.deployment)
         pruning = revision_slots.prune_running(observed.jobs)
         incoming_stage = "Pulling"
-        if state is JobState.SUCCEEDED:
+        if per_pod:
+            pass  # WeightsReady follows the pods, below
+        elif state is JobState.SUCCEEDED:
             conds.append(
                 Cond(
                     WEIGHTS_READY,
@@ -275,20 +292,26 @@ def plan(
             served = revision_slots.content_record(digest, pinned.revision) if ready else None
             incoming = None if ready else revision_slots.content_record(digest, pinned.revision, incoming_stage)
         elif state is JobState.SUCCEEDED:
+            rolled = runs_layout(observed.deployment, spec, digest)
+            complete = rolled and rollout_complete(observed.deployment)
+            previous = status.served if status.served is not None and status.served.manifest_digest != digest else None
+            if currently_served is not None and currently_served != digest and previous is None:
+                previous = _served_record(observed.deployment)
+            # the previous revision, revoked while its pods still run beside the new ones: they go first
+            revoked_previous = (
+                trust.served_revoked or _still_revoked(status, previous.manifest_digest, digest)
+                if previous is not None and not complete
+                else None
+            )
             apply.extend(
                 obj
                 for obj in (
-                    children.deployment(ref, spec, pinned, settings),
+                    children.deployment(ref, spec, pinned, settings, recreate=revoked_previous is not None),
                     children.service(ref, spec, pinned, settings),
                 )
                 if obj is not None
             )
-            rolled = currently_served == digest
             available, dreason, dmessage = deployment_state(observed.deployment if rolled else None)
-            complete = rolled and rollout_complete(observed.deployment)
-            previous = status.served if status.served is not None and status.served.manifest_digest != digest else None
-            if currently_served is not None and not rolled and previous is None:
-                previous = _served_record(observed.deployment)
             if spec.serving.replicas == 0:
                 # as a Deployment with zero replicas is Available: the user asked for no server
                 available, dreason, dmessage = (
@@ -305,13 +328,27 @@ def plan(
                 available = live_available
                 dreason = ConditionReason.ROLLOUT_STALLED if stalled else ConditionReason.ROLLING_OUT
                 dmessage = stalled or f"rolling out {digest}: {live_message}"
+            if revoked_previous is not None:
+                available, dreason, dmessage = False, SERVED_REVOKED, revoked_previous
             conds.append(Cond(AVAILABLE, "True" if available else "False", dreason, dmessage))
+            if per_pod:
+                pulled = complete or (rolled and available)
+                conds.append(
+                    Cond(
+                        WEIGHTS_READY,
+                        "True" if pulled else "False",
+                        ConditionReason.VERIFIED if pulled else ConditionReason.PULLING,
+                        f"each serving pod pulled and verified every byte of {digest} into its own volume"
+                        if pulled
+                        else f"the new pods pull and verify every byte of {digest} into their own volumes",
+                    )
+                )
             endpoint = children.endpoint_url(ref, spec)
             settled = complete
             if complete or (rolled and previous is None and available):
                 served, incoming = revision_slots.content_record(digest, pinned.revision), None
             else:
-                served = previous
+                served = previous  # revoked or not, its pods run until the rollout replaced them (Ready says which)
                 incoming = revision_slots.content_record(digest, pinned.revision, incoming_stage)
             if previous is not None and not complete:
                 phase = Phase.UPDATING
@@ -346,9 +383,7 @@ def plan(
                 scale_to_zero = True
                 conds.append(Cond(AVAILABLE, "False", SERVED_REVOKED, revoked))
                 phase = Phase.FAILED if state is JobState.FAILED else Phase.PULLING
-                conds.append(
-                    Cond(READY, "False", ConditionReason.WEIGHTS_NOT_READY, "waiting for verified weights")
-                )
+                conds.append(Cond(READY, "False", ConditionReason.WEIGHTS_NOT_READY, "waiting for verified weights"))
             elif observed.deployment is not None and currently_served is not None:
                 available, dreason, dmessage = deployment_state(observed.deployment)
                 served = _served_record(observed.deployment)
@@ -383,18 +418,27 @@ def plan(
                     )
                 )
 
-        kept_slots = revision_slots.kept(slots, digest, spec.storage.keep_revisions) if settled else []
+        keep = 0 if per_pod else spec.storage.keep_revisions
+        kept_slots = revision_slots.kept(slots, digest, keep) if settled else []
         if settled:
+            # the record written before revision slots may hold the only copy of the recorded evidence (what decides
+            # offline when the source is down): kept until this revision's own record carries it
+            current = children.manifest_configmap_name(ref, digest)
+            hold = set() if current in observed.recorded else {children.legacy_manifest_name(ref)}
             cleanup = revision_slots.cleanup(
                 ref,
                 observed.jobs,
-                observed.configmaps,
+                [name for name in observed.configmaps if name not in hold],
                 [digest, *(slot.digest for slot in kept_slots)],
                 settings,
+                on_claim=not per_pod,
             )
             delete.extend(cleanup.delete)
             if cleanup.prune is not None:
                 apply.append(cleanup.prune)
+            if per_pod and observed.pvc is not None and not spec.storage.retain:
+                # the claim of mode Claim, served from until every pod ran with its own volume
+                delete.append(("PersistentVolumeClaim", children.child_names(ref, None)["PersistentVolumeClaim"]))
         kept_records = [slot.record() for slot in kept_slots] or None
 
     if trust.degraded is not None:

@@ -119,11 +119,13 @@ def cleanup(
     configmaps: Iterable[str],
     keep_digests: Iterable[str],
     settings: children.ChildSettings,
+    on_claim: bool = True,
 ) -> Cleanup:
     """The records of every slot not kept, and a prune Job that keeps only the kept slots, once settled.
 
     A finished prune Job is removed; an unfinished one is waited for (nothing else goes meanwhile). The
-    manifest ConfigMaps and pull Jobs of the layout before slots are records of no slot: they go too.
+    manifest ConfigMaps and pull Jobs of the layout before slots are records of no slot: they go too. Without
+    a claim (``on_claim`` False: each pod has its own volume) there are records to remove but no directory.
     """
     keep = sorted(set(keep_digests))
     wanted_jobs = {children.pull_job_name(ref, d) for d in keep}
@@ -138,5 +140,5 @@ def cleanup(
         elif _component(job) == "fetch" and name not in wanted_jobs:
             stale.append(("Job", name))
     stale += [("ConfigMap", name) for name in sorted(configmaps) if name not in wanted_maps]
-    prune = children.prune_job(ref, keep, settings, [name for _, name in stale]) if stale else None
+    prune = children.prune_job(ref, keep, settings, [name for _, name in stale]) if stale and on_claim else None
     return Cleanup(tuple(stale + finished_prunes), prune)
