@@ -46,8 +46,16 @@ def spec(storage: dict[str, Any] | None = None, **serving: Any) -> OpenModelSpec
 def pull_job(pinned: PinnedManifest, created: str, ok: bool | None = True) -> tuple[str, dict[str, Any]]:
     """A pull Job as the watch shows it (no spec: the cache keeps none), finished when ``ok`` is not None."""
     job = children.fetch_job(REF, spec(), pinned, SETTINGS)
-    body = {"metadata": {**job["metadata"], "creationTimestamp": created}, **(completed(ok) if ok is not None else {})}
+    meta = {**job["metadata"], "creationTimestamp": created, "uid": "uid-" + pinned.manifest_digest[7:19]}
+    body = {"metadata": meta, **(completed(ok) if ok is not None else {})}
     return job["metadata"]["name"], body
+
+
+def seen(**observed: Any) -> Observed:
+    """Children as the watch shows them, every Job among them made by this operator process."""
+    jobs = observed.get("jobs") or {}
+    made = frozenset(str(j["metadata"]["uid"]) for j in jobs.values() if "uid" in j["metadata"])
+    return Observed(**observed, made_jobs=made)
 
 
 def deployment_of(
@@ -119,7 +127,7 @@ def test_a_digest_that_is_not_sha256_names_no_directory() -> None:
 
 def test_while_a_new_revision_is_pulled_the_previous_one_keeps_serving_untouched() -> None:
     old_job, new_job = pull_job(OLD, "2026-11-01T00:00:00Z"), pull_job(NEW, "2026-11-02T00:00:00Z", ok=None)
-    observed = Observed(deployment=deployment_of(OLD), jobs=dict([old_job, new_job]), configmaps=manifests(OLD, NEW))
+    observed = seen(deployment=deployment_of(OLD), jobs=dict([old_job, new_job]), configmaps=manifests(OLD, NEW))
     result = plan(REF, spec(), served_status(OLD), trusted(NEW), observed, SETTINGS, NOW)
     assert ("Deployment", "granite") not in names(result.apply)  # the served pod template is left as it is
     assert result.delete == ()  # nothing goes during an update: the served revision's records stay
@@ -131,11 +139,12 @@ def test_while_a_new_revision_is_pulled_the_previous_one_keeps_serving_untouched
         "shortRevision": NEW.revision[:12],
         "manifestDigest": NEW.manifest_digest,
         "stage": "Pulling",
+        "pullJobUid": "uid-" + NEW.manifest_digest[7:19],  # the operator's own Job: status keeps its uid
     }
 
 
 def test_a_new_revision_that_fails_its_pull_never_replaces_the_one_serving() -> None:
-    observed = Observed(
+    observed = seen(
         deployment=deployment_of(OLD),
         jobs=dict([pull_job(OLD, "2026-11-01T00:00:00Z"), pull_job(NEW, "2026-11-02T00:00:00Z", ok=False)]),
         configmaps=manifests(OLD, NEW),
@@ -150,7 +159,7 @@ def test_a_new_revision_that_fails_its_pull_never_replaces_the_one_serving() -> 
 
 def test_once_verified_the_server_rolls_and_shows_the_previous_revision_until_every_pod_runs_the_new() -> None:
     jobs = dict([pull_job(OLD, "2026-11-01T00:00:00Z"), pull_job(NEW, "2026-11-02T00:00:00Z")])
-    observed = Observed(deployment=deployment_of(NEW, rolled_out=False), jobs=jobs, configmaps=manifests(OLD, NEW))
+    observed = seen(deployment=deployment_of(NEW, rolled_out=False), jobs=jobs, configmaps=manifests(OLD, NEW))
     result = plan(REF, spec(), served_status(OLD), trusted(NEW), observed, SETTINGS, NOW)
     rolled = next(o for o in result.apply if o["kind"] == "Deployment")
     assert rolled["spec"]["template"]["metadata"]["annotations"][children.DIGEST_ANNOTATION] == NEW.manifest_digest
@@ -167,7 +176,7 @@ def test_a_stalled_rollout_says_why_and_how_to_fix_it() -> None:
     stalled["status"]["conditions"].append(
         {"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded", "message": "no GPU"}
     )
-    observed = Observed(deployment=stalled, jobs=jobs, configmaps=manifests(OLD, NEW))
+    observed = seen(deployment=stalled, jobs=jobs, configmaps=manifests(OLD, NEW))
     result = plan(REF, spec(), served_status(OLD), trusted(NEW), observed, SETTINGS, NOW)
     assert result.status["incoming"]["stage"] == "RolloutStalled"
     message = next(c["message"] for c in result.status["conditions"] if c["type"] == "Available")
@@ -182,7 +191,7 @@ def test_when_every_pod_runs_the_new_revision_the_previous_is_kept_and_older_one
             pull_job(NEW, "2026-11-02T00:00:00Z"),
         ]
     )
-    observed = Observed(deployment=deployment_of(NEW), jobs=jobs, configmaps=manifests(OLDEST, OLD, NEW))
+    observed = seen(deployment=deployment_of(NEW), jobs=jobs, configmaps=manifests(OLDEST, OLD, NEW))
     result = plan(REF, spec(), served_status(OLD), trusted(NEW), observed, SETTINGS, NOW)
     assert result.status["phase"] == "Ready" and result.status["incoming"] is None
     assert result.status["served"]["manifestDigest"] == NEW.manifest_digest
@@ -197,7 +206,7 @@ def test_when_every_pod_runs_the_new_revision_the_previous_is_kept_and_older_one
 
 def test_keep_revisions_zero_keeps_only_what_serves() -> None:
     jobs = dict([pull_job(OLD, "2026-11-01T00:00:00Z"), pull_job(NEW, "2026-11-02T00:00:00Z")])
-    observed = Observed(deployment=deployment_of(NEW), jobs=jobs, configmaps=manifests(OLD, NEW))
+    observed = seen(deployment=deployment_of(NEW), jobs=jobs, configmaps=manifests(OLD, NEW))
     result = plan(REF, spec({"keepRevisions": 0}), served_status(OLD), trusted(NEW), observed, SETTINGS, NOW)
     assert set(result.delete) == {
         ("Job", children.pull_job_name(REF, OLD.manifest_digest)),
@@ -208,7 +217,7 @@ def test_keep_revisions_zero_keeps_only_what_serves() -> None:
 
 def test_a_settled_model_with_nothing_to_remove_makes_no_prune_job() -> None:
     jobs = dict([pull_job(OLD, "2026-11-01T00:00:00Z"), pull_job(NEW, "2026-11-02T00:00:00Z")])
-    observed = Observed(deployment=deployment_of(NEW), jobs=jobs, configmaps=manifests(OLD, NEW))
+    observed = seen(deployment=deployment_of(NEW), jobs=jobs, configmaps=manifests(OLD, NEW))
     result = plan(REF, spec(), served_status(NEW), trusted(NEW), observed, SETTINGS, NOW)
     assert result.delete == ()
     assert not [o for o in result.apply if o["metadata"]["name"].startswith("granite-prune-")]
@@ -233,7 +242,7 @@ def test_the_layout_before_slots_is_replaced_without_downtime_then_removed() -> 
         for mount in container["volumeMounts"]:
             mount.pop("subPath", None)
     jobs = {legacy_job["metadata"]["name"]: legacy_job}
-    legacy_records = Observed(deployment=legacy_deployment, jobs=jobs, configmaps=("granite-manifest",))
+    legacy_records = seen(deployment=legacy_deployment, jobs=jobs, configmaps=("granite-manifest",))
     pulling = plan(REF, spec(), served_status(NEW), trusted(NEW), legacy_records, SETTINGS, NOW)
     # the same content is pulled again into its slot: the legacy Job is not taken for a slot's record
     assert ("Job", children.pull_job_name(REF, NEW.manifest_digest)) in names(pulling.apply)
@@ -248,7 +257,7 @@ def test_the_layout_before_slots_is_replaced_without_downtime_then_removed() -> 
         spec(),
         served_status(NEW),
         trusted(NEW),
-        Observed(deployment=legacy_deployment, jobs=jobs, configmaps=maps, recorded=manifests(NEW)),
+        seen(deployment=legacy_deployment, jobs=jobs, configmaps=maps, recorded=manifests(NEW)),
         SETTINGS,
         NOW,
     )
@@ -262,7 +271,7 @@ def test_the_layout_before_slots_is_replaced_without_downtime_then_removed() -> 
         spec(),
         served_status(NEW),
         trusted(NEW),
-        Observed(deployment=deployment_of(NEW), jobs=jobs, configmaps=maps, recorded=manifests(NEW)),
+        seen(deployment=deployment_of(NEW), jobs=jobs, configmaps=maps, recorded=manifests(NEW)),
         SETTINGS,
         NOW,
     )
@@ -274,7 +283,7 @@ def test_the_layout_before_slots_is_replaced_without_downtime_then_removed() -> 
         spec(),
         served_status(NEW),
         trusted(NEW),
-        Observed(deployment=deployment_of(NEW), jobs=jobs, configmaps=maps),
+        seen(deployment=deployment_of(NEW), jobs=jobs, configmaps=maps),
         SETTINGS,
         NOW,
     )
@@ -283,7 +292,7 @@ def test_the_layout_before_slots_is_replaced_without_downtime_then_removed() -> 
 
 def test_a_rollback_to_a_kept_revision_rolls_at_once_without_a_download() -> None:
     jobs = dict([pull_job(OLD, "2026-11-01T00:00:00Z"), pull_job(NEW, "2026-11-02T00:00:00Z")])
-    observed = Observed(deployment=deployment_of(NEW), jobs=jobs, configmaps=manifests(OLD, NEW))
+    observed = seen(deployment=deployment_of(NEW), jobs=jobs, configmaps=manifests(OLD, NEW))
     result = plan(REF, spec(), served_status(NEW), trusted(OLD), observed, SETTINGS, NOW)
     applied = names(result.apply)
     assert ("Job", children.pull_job_name(REF, OLD.manifest_digest)) not in applied  # its slot is verified already
@@ -299,7 +308,7 @@ def test_no_pull_starts_while_a_prune_job_runs() -> None:
     prune = children.prune_job(REF, [OLD.manifest_digest], SETTINGS, ["x"])
     jobs = dict([pull_job(OLD, "2026-11-01T00:00:00Z")])
     jobs[prune["metadata"]["name"]] = {"metadata": prune["metadata"], "status": {"active": 1}}
-    observed = Observed(deployment=deployment_of(OLD), jobs=jobs, configmaps=manifests(OLD))
+    observed = seen(deployment=deployment_of(OLD), jobs=jobs, configmaps=manifests(OLD))
     result = plan(REF, spec(), served_status(OLD), trusted(NEW), observed, SETTINGS, NOW)
     assert ("Job", children.pull_job_name(REF, NEW.manifest_digest)) not in names(result.apply)
     assert prune["metadata"]["name"] in next(
@@ -311,16 +320,51 @@ def test_no_pull_starts_while_a_prune_job_runs() -> None:
         spec(),
         served_status(OLD),
         trusted(NEW),
-        Observed(deployment=deployment_of(OLD), jobs=jobs, configmaps=manifests(OLD)),
+        seen(deployment=deployment_of(OLD), jobs=jobs, configmaps=manifests(OLD)),
         SETTINGS,
         NOW,
     )
     assert ("Job", children.pull_job_name(REF, NEW.manifest_digest)) in names(after.apply)
 
 
+def test_a_pull_job_the_operator_did_not_create_proves_nothing() -> None:
+    """A tenant creates a Job with a pull Job's name and labels whose pod writes anything and succeeds: it is
+    neither the current pull (replaced by the operator's own) nor a kept revision a rollback may use."""
+    forged_name, forged = pull_job(NEW, "2026-11-03T00:00:00Z")
+    forged["metadata"]["uid"] = "tenant-made"
+    own = dict([pull_job(OLD, "2026-11-01T00:00:00Z")])
+    mine = frozenset({str(own[next(iter(own))]["metadata"]["uid"])})
+    observed = Observed(deployment=deployment_of(OLD), jobs={**own, forged_name: forged}, made_jobs=mine)
+    result = plan(REF, spec(), served_status(OLD), trusted(NEW), observed, SETTINGS, NOW)
+    assert ("Job", forged_name) in result.delete  # replaced by the operator's own pull
+    assert ("Deployment", "granite") not in names(result.apply)  # nothing rolls onto its slot
+    assert result.status["incoming"]["stage"] == "Pulling"
+    # as a kept revision: a rollback to it pulls again instead of trusting the slot
+    settled = Observed(deployment=deployment_of(OLD), jobs={**own, forged_name: forged}, made_jobs=mine)
+    back = plan(REF, spec(), served_status(OLD), trusted(OLD), settled, SETTINGS, NOW)
+    assert back.status["keptRevisions"] is None
+    assert ("Job", forged_name) in back.delete
+    # control: the same Job, made by the operator (its uid in status), is a slot a rollback uses
+    recorded = {
+        "phase": "Ready",
+        "served": {"manifestDigest": OLD.manifest_digest, "revision": OLD.revision, "pullJobUid": next(iter(mine))},
+        "keptRevisions": [{"manifestDigest": NEW.manifest_digest, "pullJobUid": "tenant-made"}],
+    }
+    trusted_back = plan(
+        REF,
+        spec(),
+        recorded,
+        trusted(OLD),
+        Observed(deployment=deployment_of(OLD), jobs={**own, forged_name: forged}),
+        SETTINGS,
+        NOW,
+    )
+    assert [k["manifestDigest"] for k in trusted_back.status["keptRevisions"]] == [NEW.manifest_digest]
+
+
 def test_a_revoked_served_revision_stops_even_while_its_replacement_is_pulled() -> None:
     jobs = dict([pull_job(OLD, "2026-11-01T00:00:00Z"), pull_job(NEW, "2026-11-02T00:00:00Z", ok=None)])
-    observed = Observed(deployment=deployment_of(OLD), jobs=jobs, configmaps=manifests(OLD, NEW))
+    observed = seen(deployment=deployment_of(OLD), jobs=jobs, configmaps=manifests(OLD, NEW))
     revoked = TrustResult(True, TRUSTED_CONDS, trusted(NEW).provenance, NEW, served_revoked="key revoked")
     result = plan(REF, spec(), served_status(OLD), revoked, observed, SETTINGS, NOW)
     assert result.scale_to_zero is True
@@ -460,7 +504,7 @@ def test_per_pod_mode_has_no_claim_and_no_job_each_pod_pulls_into_its_own_volume
 
 
 def test_per_pod_mode_rolls_at_once_and_is_ready_only_when_the_pods_verified_their_bytes() -> None:
-    first = plan(REF, per_pod(), {}, trusted(NEW), Observed(), SETTINGS, NOW)
+    first = plan(REF, per_pod(), {}, trusted(NEW), seen(), SETTINGS, NOW)
     assert names(first.apply) == [
         ("ConfigMap", manifests(NEW)[0]),
         ("Deployment", "granite"),
@@ -473,7 +517,7 @@ def test_per_pod_mode_rolls_at_once_and_is_ready_only_when_the_pods_verified_the
         per_pod(),
         {},
         trusted(NEW),
-        Observed(deployment=deployment_of(NEW, of=per_pod()), configmaps=manifests(NEW)),
+        seen(deployment=deployment_of(NEW, of=per_pod()), configmaps=manifests(NEW)),
         SETTINGS, NOW,
     )  # fmt: skip
     assert running.status["phase"] == "Ready" and conds(running.status)["WeightsReady"] == ("True", "Verified")
@@ -483,12 +527,10 @@ def test_per_pod_mode_rolls_at_once_and_is_ready_only_when_the_pods_verified_the
 def test_switching_to_per_pod_removes_the_claim_and_the_pull_records_once_the_pods_run_without_them() -> None:
     jobs = dict([pull_job(OLD, "2026-11-01T00:00:00Z")])
     claim = {"metadata": {"name": "granite-weights"}}
-    rolling = Observed(deployment=deployment_of(OLD), jobs=jobs, pvc=claim, configmaps=manifests(OLD, NEW))
+    rolling = seen(deployment=deployment_of(OLD), jobs=jobs, pvc=claim, configmaps=manifests(OLD, NEW))
     during = plan(REF, per_pod(), served_status(OLD), trusted(NEW), rolling, SETTINGS, NOW)
     assert during.delete == () and during.status["phase"] == "Updating"
-    settled = Observed(
-        deployment=deployment_of(NEW, of=per_pod()), jobs=jobs, pvc=claim, configmaps=manifests(OLD, NEW)
-    )
+    settled = seen(deployment=deployment_of(NEW, of=per_pod()), jobs=jobs, pvc=claim, configmaps=manifests(OLD, NEW))
     after = plan(REF, per_pod(), served_status(OLD), trusted(NEW), settled, SETTINGS, NOW)
     assert set(after.delete) == {
         ("Job", children.pull_job_name(REF, OLD.manifest_digest)),

@@ -477,6 +477,11 @@ class ContentRecord(StatusModel):
     stage: Literal["Pulling", "PullFailed", "RollingOut", "RolloutStalled"] | None = Field(
         None, description="Incoming content only: where its preparation is."
     )
+    pull_job_uid: str | None = Field(
+        None,
+        description="uid of the pull Job the operator created for this revision's slot: only its success counts.",
+        max_length=64,
+    )
 
 
 class OpenModelStatus(ApiModel):

@@ -92,21 +92,21 @@ class Kube:
         except httpx2.HTTPStatusError as exc:
             raise _error(exc) from None
 
-    async def create(self, obj: Mapping[str, Any]) -> bool:
-        """Create a child that must not exist yet (POST); False when the name is taken (409).
+    async def create(self, obj: Mapping[str, Any]) -> str | None:
+        """Create a child that must not exist yet (POST): the new object's uid, None when the name is taken (409).
 
         For the kinds the operator never updates (a Job, a claim): a create cannot take over an object
-        somebody else made, as a server-side apply would.
+        somebody else made, as a server-side apply would. The uid tells the operator's own Jobs from others.
         """
         resource: Any = codecs.from_dict(dict(obj))  # the typed object of a built-in kind
         try:
             async with self._writes:
-                await self.client.create(resource, field_manager=FIELD_MANAGER)
+                created: Any = await self.client.create(resource, field_manager=FIELD_MANAGER)
         except httpx2.HTTPStatusError as exc:
             if _code(exc) == 409:
-                return False
+                return None
             raise _error(exc) from None
-        return True
+        return str(getattr(getattr(created, "metadata", None), "uid", None) or "")
 
     async def create_event(self, event: Mapping[str, Any]) -> bool:
         """Create one core/v1 Event; False when its name is taken (409), so the caller picks another."""

@@ -176,6 +176,9 @@ class ModelMemory:
     parsed: tuple[str, PinnedManifest] | None = None
     # children applied in the last seconds and not yet shown by the watch: (kind, name) -> (monotonic, object)
     applied: dict[tuple[str, str], tuple[float, Mapping[str, Any]]] = dataclasses.field(default_factory=dict)
+    # uids of the Jobs this process created for the model (the newest few): a pull Job counts only if the
+    # operator made it, known from here until status records it
+    made_jobs: tuple[str, ...] = ()
     # the examination the recorded decision came from, to re-decide offline when the policies change
     recorded: KeptExamination | None = None
     # the examination of the content the Deployment serves (differs from ``recorded`` during a rollout)

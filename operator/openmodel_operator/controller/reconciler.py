@@ -667,7 +667,7 @@ class Reconciler:
                 else None
             )
 
-        observed = inventory.observed(ref)
+        observed = dataclasses.replace(inventory.observed(ref), made_jobs=frozenset(memory.made_jobs))
         if due is not None:
             # compared with what status recorded before this pass: a spec edit in the same pass cannot hide it
             changed = not policies_unchanged(status, policies, inputs)
@@ -749,7 +749,7 @@ class Reconciler:
             memory.applied.pop((kind, name), None)
         for obj in drifted(result.apply, self._with_recent_applies(memory, inventory)):
             missing = inventory.get(obj["kind"], obj["metadata"]["name"]) is None
-            if not missing or await self._create(ref, obj):
+            if not missing or await self._create(ref, obj, memory):
                 await self.kube.apply(obj)
             memory.applied[(obj["kind"], obj["metadata"]["name"])] = (time.monotonic(), obj)
         pinned_cm = next((o for o in result.apply if o["kind"] == "ConfigMap"), None)
@@ -770,7 +770,7 @@ class Reconciler:
         if live is not None and (live.get("spec") or {}).get("replicas") != 0:
             await self.kube.scale_to_zero(ref.namespace, name)
 
-    async def _create(self, ref: children.ModelRef, obj: Mapping[str, Any]) -> bool:
+    async def _create(self, ref: children.ModelRef, obj: Mapping[str, Any], memory: ModelMemory) -> bool:
         """A child the watch index does not show: never take over an object that is not this model's own.
 
         A create-only kind (Job, claim) is created with POST, which fails on a taken name; for the others
@@ -780,7 +780,10 @@ class Reconciler:
         """
         kind, name = obj["kind"], obj["metadata"]["name"]
         if kind in CREATE_ONLY:
-            if await self.kube.create(obj):
+            uid = await self.kube.create(obj)
+            if uid is not None:
+                if kind == "Job" and uid:
+                    memory.made_jobs = (*memory.made_jobs[-(MADE_JOBS_KEPT - 1) :], uid)
                 return False  # created: nothing to apply
             existing = await self.kube.get(kind, ref.namespace, name)
         else:
@@ -825,6 +828,9 @@ class Reconciler:
                 if await self.kube.delete(kind, namespace, child):
                     removed.append(f"{kind}/{child}")
         return removed
+
+
+MADE_JOBS_KEPT = 16  # Job uids remembered per model: status records them after the next pass
 
 
 def _record_name(ref: children.ModelRef, status: OpenModelStatus) -> str | None:

@@ -49,6 +49,7 @@ class Observed:
     pvc: Mapping[str, Any] | None = None
     configmaps: tuple[str, ...] = ()  # names of the model's manifest ConfigMaps
     recorded: tuple[str, ...] = ()  # those of them that carry recorded evidence
+    made_jobs: frozenset[str] = frozenset()  # uids of the Jobs this process created for the model
 
 
 @dataclasses.dataclass(frozen=True)
@@ -173,11 +174,14 @@ def runs_layout(deployment: Mapping[str, Any] | None, spec: OpenModelSpec, diges
     return (template.get("annotations") or {}).get(children.LAYOUT_ANNOTATION) == children.weights_layout(spec, digest)
 
 
-def _served_record(deployment: Mapping[str, Any] | None) -> ContentRecord | None:
-    """What the existing Deployment's pod template runs (its content annotations)."""
+def _served_record(deployment: Mapping[str, Any] | None, recorded: ContentRecord | None) -> ContentRecord | None:
+    """What the existing Deployment's pod template runs (its content annotations); status's record of it when
+    that is the same content (it names the pull Job that verified it)."""
     digest = served_digest(deployment)
     if digest is None:
         return None
+    if recorded is not None and recorded.manifest_digest == digest:
+        return recorded
     template = (((deployment or {}).get("spec") or {}).get("template") or {}).get("metadata") or {}
     revision = (template.get("annotations") or {}).get(children.REVISION_ANNOTATION)
     try:
@@ -234,8 +238,14 @@ def plan(
     else:
         pinned = trust.pinned
         digest = pinned.manifest_digest
-        slots = revision_slots.slots(ref, observed.jobs)
+        known = revision_slots.known_jobs(
+            [status.served, status.incoming, *(status.kept_revisions or [])], observed.made_jobs
+        )
+        slots = revision_slots.slots(ref, observed.jobs, known)
+        current_slot = slots.get(digest)
+        own_uid = current_slot.uid if current_slot is not None and current_slot.known else None
         per_pod = spec.storage.mode == "PerPod"
+        foreign = False
         apply.append(children.pinned_manifest_configmap(ref, spec, pinned, settings, trust.recorded))
         job = children.fetch_job(ref, spec, pinned, settings)
         if per_pod:
@@ -243,7 +253,12 @@ def plan(
             state, reason, message = JobState.SUCCEEDED, "", ""
         else:
             apply.append(children.weights_pvc(ref, spec, pinned, settings))
-            state, reason, message = job_state(observed.jobs.get(job["metadata"]["name"]))
+            slot = slots.get(digest)
+            foreign = slot is not None and not slot.known and slot.job == job["metadata"]["name"]
+            state, reason, message = job_state(None if foreign else observed.jobs.get(job["metadata"]["name"]))
+            if foreign:
+                # a Job of this name the operator has no record of creating: its success would prove nothing
+                delete.append(("Job", job["metadata"]["name"]))
         currently_served = served_digest(observed.deployment)
         pruning = revision_slots.prune_running(observed.jobs)
         incoming_stage = "Pulling"
@@ -272,6 +287,15 @@ def plan(
                     f"waiting for Job {pruning} to remove unused revisions before pulling {digest}",
                 )
             )
+        elif foreign:
+            conds.append(
+                Cond(
+                    WEIGHTS_READY,
+                    "False",
+                    ConditionReason.PULLING,
+                    f"replacing Job {job['metadata']['name']}, which the operator did not create, with its own pull",
+                )
+            )
         else:
             apply.append(job)
             conds.append(Cond(WEIGHTS_READY, "False", ConditionReason.PULLING, message or "the fetch Job was created"))
@@ -289,14 +313,16 @@ def plan(
                     "runtime none: the verified weights are on the volume" if ready else "weights are not ready",
                 )
             )
-            served = revision_slots.content_record(digest, pinned.revision) if ready else None
-            incoming = None if ready else revision_slots.content_record(digest, pinned.revision, incoming_stage)
+            served = revision_slots.content_record(digest, pinned.revision, None, own_uid) if ready else None
+            incoming = (
+                None if ready else revision_slots.content_record(digest, pinned.revision, incoming_stage, own_uid)
+            )
         elif state is JobState.SUCCEEDED:
             rolled = runs_layout(observed.deployment, spec, digest)
             complete = rolled and rollout_complete(observed.deployment)
             previous = status.served if status.served is not None and status.served.manifest_digest != digest else None
             if currently_served is not None and currently_served != digest and previous is None:
-                previous = _served_record(observed.deployment)
+                previous = _served_record(observed.deployment, status.served)
             # the previous revision, revoked while its pods still run beside the new ones: they go first
             revoked_previous = (
                 trust.served_revoked or _still_revoked(status, previous.manifest_digest, digest)
@@ -346,10 +372,10 @@ def plan(
             endpoint = children.endpoint_url(ref, spec)
             settled = complete
             if complete or (rolled and previous is None and available):
-                served, incoming = revision_slots.content_record(digest, pinned.revision), None
+                served, incoming = revision_slots.content_record(digest, pinned.revision, None, own_uid), None
             else:
                 served = previous  # revoked or not, its pods run until the rollout replaced them (Ready says which)
-                incoming = revision_slots.content_record(digest, pinned.revision, incoming_stage)
+                incoming = revision_slots.content_record(digest, pinned.revision, incoming_stage, own_uid)
             if previous is not None and not complete:
                 phase = Phase.UPDATING
                 if available:
@@ -378,7 +404,7 @@ def plan(
             # verified in their own directory, as long as that content still passes today's policies
             revoked = trust.served_revoked or _still_revoked(status, currently_served, digest)
             served = None
-            incoming = revision_slots.content_record(digest, pinned.revision, incoming_stage)
+            incoming = revision_slots.content_record(digest, pinned.revision, incoming_stage, own_uid)
             if observed.deployment is not None and revoked:
                 scale_to_zero = True
                 conds.append(Cond(AVAILABLE, "False", SERVED_REVOKED, revoked))
@@ -386,7 +412,7 @@ def plan(
                 conds.append(Cond(READY, "False", ConditionReason.WEIGHTS_NOT_READY, "waiting for verified weights"))
             elif observed.deployment is not None and currently_served is not None:
                 available, dreason, dmessage = deployment_state(observed.deployment)
-                served = _served_record(observed.deployment)
+                served = _served_record(observed.deployment, status.served)
                 endpoint = children.endpoint_url(ref, spec) if available else None
                 conds.append(
                     Cond(

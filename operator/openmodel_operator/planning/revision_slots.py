@@ -2,7 +2,9 @@
 
 Every verified revision lives in its own directory of the volume, named by its manifest digest
 (``children.slot_dir``). The record that a slot holds verified content is its pull Job having
-succeeded: the Job checked every byte into that directory and into no other. Pure functions over the
+succeeded: the Job checked every byte into that directory and into no other. Only a Job the operator
+created counts (its uid is in status, or this process made it): a tenant can create a Job of the same
+name and labels whose pod writes anything and succeeds. Pure functions over the
 children the watch shows; the planner calls them.
 
 The rules:
@@ -36,19 +38,29 @@ class Slot:
     job: str
     succeeded: bool
     finished: bool
+    uid: str | None = None
+    known: bool = False  # the operator created this Job
 
     def record(self, stage: str | None = None) -> ContentRecord:
-        return content_record(self.digest, self.revision, stage)
+        return content_record(self.digest, self.revision, stage, self.uid if self.known else None)
 
 
-def content_record(digest: str, revision: str | None, stage: str | None = None) -> ContentRecord:
+def content_record(
+    digest: str, revision: str | None, stage: str | None = None, pull_job_uid: str | None = None
+) -> ContentRecord:
     """A status record of one content."""
     return ContentRecord(
         revision=revision,
         short_revision=revision[:SHORT_REVISION] if revision else None,
         manifest_digest=digest,
         stage=stage,  # type: ignore[arg-type]
+        pull_job_uid=pull_job_uid,
     )
+
+
+def known_jobs(records: Iterable[ContentRecord | None], made: Iterable[str]) -> frozenset[str]:
+    """uids of the pull Jobs the operator created: recorded in status, or made by this process."""
+    return frozenset(r.pull_job_uid for r in records if r is not None and r.pull_job_uid) | frozenset(made)
 
 
 def _annotations(obj: Mapping[str, Any]) -> Mapping[str, str]:
@@ -70,7 +82,9 @@ def job_finished(job: Mapping[str, Any]) -> tuple[bool, bool]:
     return False, False
 
 
-def slots(ref: children.ModelRef, jobs: Mapping[str, Mapping[str, Any]]) -> dict[str, Slot]:
+def slots(
+    ref: children.ModelRef, jobs: Mapping[str, Mapping[str, Any]], known: frozenset[str] = frozenset()
+) -> dict[str, Slot]:
     """The model's slots by digest, from its pull Jobs (a Job of the layout before slots is not one: it wrote
     into the top of the volume, and its name does not match the digest it claims)."""
     found: dict[str, Slot] = {}
@@ -84,15 +98,19 @@ def slots(ref: children.ModelRef, jobs: Mapping[str, Mapping[str, Any]]) -> dict
         except children.ChildrenError:
             continue
         finished, succeeded = job_finished(job)
-        created = str((job.get("metadata") or {}).get("creationTimestamp") or "")
+        meta = job.get("metadata") or {}
+        created = str(meta.get("creationTimestamp") or "")
         revision = _annotations(job).get(children.REVISION_ANNOTATION) or None
-        found[digest] = Slot(digest, revision, created, name, succeeded, finished)
+        uid = str(meta.get("uid") or "") or None
+        found[digest] = Slot(
+            digest, revision, created, name, succeeded, finished, uid, uid is not None and uid in known
+        )
     return found
 
 
 def kept(all_slots: Mapping[str, Slot], current: str, keep_revisions: int) -> list[Slot]:
     """The previous revisions kept for a rollback: the most recently pulled verified ones, newest first."""
-    previous = [s for d, s in all_slots.items() if d != current and s.succeeded]
+    previous = [s for d, s in all_slots.items() if d != current and s.succeeded and s.known]
     previous.sort(key=lambda s: (s.created, s.job), reverse=True)
     return previous[:keep_revisions]
 
