@@ -91,9 +91,16 @@ async def test_an_auto_update_never_touches_the_served_revision_and_a_restarted_
         assert updating["incoming"]["manifestDigest"] == second and updating["incoming"]["stage"] == "Pulling"
         assert next(c for c in updating["conditions"] if c["type"] == "Ready")["status"] == "True"
 
-        # a serving pod restarting mid-pull checks and mounts exactly the revision it served
+        # the pull's first attempt dies midway (the mirror hangs up on the weights): the new slot is half
+        # written; a serving pod restarting now checks and mounts exactly the revision it served
+        world.hub.inject_fault("org/model", "model.safetensors", "hangup")
+        job = pull_jobs(world)[second]["metadata"]["name"]
+        assert await asyncio.to_thread(kubelet.run_job, NS, job) == 2
+        assert slot(kubelet, second).is_dir()
         assert await asyncio.to_thread(kubelet.start_server_pod, NS, "m") == 0
-        await pull(world, kubelet, second)
+        assert tree_digest(slot(kubelet, first)) == served_bytes
+        world.hub.clear_faults()
+        await pull(world, kubelet, second)  # the Job's next attempt
         assert tree_digest(slot(kubelet, first)) == served_bytes  # the pull wrote only into its own slot
         await world.until(lambda: served_digest(world) == second, timeout=10)
         assert await asyncio.to_thread(kubelet.start_server_pod, NS, "m") == 0

@@ -557,3 +557,18 @@ def test_per_pod_mode_needs_a_serving_pod() -> None:
     assert any("PerPod" in str(e) for e in errors)
     body["spec"]["serving"] = {"runtime": "vllm"}  # control
     assert admit(openmodel_crd(), body)[1] == []
+
+
+def test_kept_revisions_are_shown_during_an_update_without_the_one_serving() -> None:
+    jobs = dict(
+        [
+            pull_job(OLDEST, "2026-10-01T00:00:00Z"),
+            pull_job(OLD, "2026-11-01T00:00:00Z"),
+            pull_job(NEW, "2026-11-02T00:00:00Z", ok=None),
+        ]
+    )
+    observed = seen(deployment=deployment_of(OLD), jobs=jobs, configmaps=manifests(OLDEST, OLD, NEW))
+    result = plan(REF, spec(), served_status(OLD), trusted(NEW), observed, SETTINGS, NOW)
+    assert result.status["served"]["manifestDigest"] == OLD.manifest_digest
+    assert [k["manifestDigest"] for k in result.status["keptRevisions"]] == [OLDEST.manifest_digest]
+    assert result.delete == ()  # shown, not removed: nothing goes during an update

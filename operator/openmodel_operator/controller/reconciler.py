@@ -667,7 +667,10 @@ class Reconciler:
                 else None
             )
 
-        observed = dataclasses.replace(inventory.observed(ref), made_jobs=frozenset(memory.made_jobs))
+        observed = inventory.observed(ref)
+        observed = dataclasses.replace(
+            observed, made_jobs=frozenset(memory.made_jobs), jobs=_with_recent_prunes(observed.jobs, memory)
+        )
         if due is not None:
             # compared with what status recorded before this pass: a spec edit in the same pass cannot hide it
             changed = not policies_unchanged(status, policies, inputs)
@@ -828,6 +831,21 @@ class Reconciler:
                 if await self.kube.delete(kind, namespace, child):
                     removed.append(f"{kind}/{child}")
         return removed
+
+
+def _with_recent_prunes(
+    jobs: Mapping[str, Mapping[str, Any]], memory: ModelMemory
+) -> Mapping[str, Mapping[str, Any]]:
+    """The model's Jobs, plus a prune Job this process just created and the watch has not shown yet: no pull
+    may start beside it (the pass woken by its records' deletion would not see it otherwise)."""
+    recent = {
+        name: obj
+        for (kind, name), (_, obj) in memory.applied.items()
+        if kind == "Job"
+        and name not in jobs
+        and ((obj.get("metadata") or {}).get("labels") or {}).get(children.COMPONENT_LABEL) == "prune"
+    }
+    return {**jobs, **recent} if recent else jobs
 
 
 MADE_JOBS_KEPT = 16  # Job uids remembered per model: status records them after the next pass

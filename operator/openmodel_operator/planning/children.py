@@ -601,6 +601,15 @@ def prune_job(
         "spec": {
             "backoffLimit": settings.fetch_backoff_limit,
             "activeDeadlineSeconds": 3600,
+            "podFailurePolicy": {
+                "rules": [
+                    {
+                        "action": "FailJob",
+                        "onExitCodes": {"containerName": "prune", "operator": "In", "values": [1]},
+                        "onPodConditions": [],
+                    }
+                ]
+            },
             "template": {
                 "metadata": {"labels": labels(ref, "prune")},
                 "spec": {

@@ -445,7 +445,9 @@ def plan(
                 )
 
         keep = 0 if per_pod else spec.storage.keep_revisions
-        kept_slots = revision_slots.kept(slots, digest, keep) if settled else []
+        # shown during an update too; only a settled model removes what is not kept
+        running = served.manifest_digest if served is not None else None
+        kept_slots = [s for s in revision_slots.kept(slots, digest, keep + 1) if s.digest != running][:keep]
         if settled:
             # the record written before revision slots may hold the only copy of the recorded evidence (what decides
             # offline when the source is down): kept until this revision's own record carries it
