@@ -7,6 +7,8 @@ import json
 import os
 from pathlib import Path
 
+import pytest
+
 from openmodel_operator.cli import build_parser
 from openmodel_operator.commands import prune
 
@@ -76,3 +78,50 @@ def test_only_slot_names_can_be_kept(tmp_path: Path) -> None:
     code, lines = run(volume, "..")
     assert code == 2 and "--keep" in str(lines[-1]["message"])
     assert (volume / KEEP).exists()  # nothing was removed
+
+
+def run_shared(volume: Path, ref: str, *keep: str) -> tuple[int, list[dict[str, object]]]:
+    out = io.StringIO()
+    argv = ["prune", "--volume", str(volume), "--ref", ref]
+    for kept in keep:
+        argv += ["--keep", kept]
+    code = prune.run(build_parser().parse_args(argv), stream=out)
+    return code, [json.loads(line) for line in out.getvalue().splitlines()]
+
+
+def test_on_a_shared_claim_a_model_drops_only_its_references_and_the_last_one_removes_the_slot(
+    tmp_path: Path,
+) -> None:
+    from openmodel_operator.sources import shared_slots
+
+    volume = tmp_path / "cache"
+    slot(volume, KEEP)
+    slot(volume, GONE)
+    (volume / "someone-elses-file").write_text("not ours")
+    for model in ("uid-a", "uid-b"):
+        shared_slots.add_ref(volume, GONE, model)
+    shared_slots.add_ref(volume, KEEP, "uid-a")
+    code, _ = run_shared(volume, "uid-a", KEEP)
+    assert code == 0
+    assert (volume / GONE).is_dir()  # uid-b still references it
+    assert (volume / "someone-elses-file").exists()  # a shared claim: nothing unreferenced by us is touched
+    assert shared_slots.slots_of(volume, "uid-a") == [KEEP]
+    code, lines = run_shared(volume, "uid-b")
+    assert code == 0 and not (volume / GONE).exists()  # the last reference: the slot goes
+    assert (volume / KEEP).is_dir()  # control: still uid-a's
+    assert any(line["event"] == "removed" and line["path"] == GONE for line in lines)
+
+
+def test_a_link_planted_for_the_shared_bookkeeping_is_refused(tmp_path: Path) -> None:
+    volume, outside = tmp_path / "cache", tmp_path / "outside"
+    slot(volume, GONE)
+    outside.mkdir()
+    (outside / "precious").write_text("keep me")
+    (volume / ".openmodel").symlink_to(outside, target_is_directory=True)
+    code, _ = run_shared(volume, "uid-a")
+    assert code == 0  # nothing of uid-a to release: the link is not followed
+    assert (outside / "precious").read_text() == "keep me" and (volume / GONE).is_dir()
+    from openmodel_operator.sources import shared_slots
+
+    with pytest.raises(shared_slots.SharedSlotError):
+        shared_slots.add_ref(volume, GONE, "uid-a")

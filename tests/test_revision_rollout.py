@@ -233,3 +233,46 @@ async def test_a_rollout_value_the_deployment_api_refuses_fails_the_pass_and_wha
         assert world.status()["phase"] == "Degraded"
         world.kube.patch_object("openmodels", NS, "m", {"spec": {"serving": {"rollout": {"maxSurge": 1}}}})
         await world.until(lambda: world.cond("Reconciled") != ("False", "ChildRejected"), timeout=10)  # control
+
+
+async def test_models_of_one_content_on_a_shared_claim_download_it_once_and_free_it_with_the_last(
+    world: World, operator: Any, tmp_path: Path
+) -> None:
+    """Ten OpenModels of the same content on the namespace's claim: their pull Jobs run at once, one writes,
+    the others wait and only re-hash; the bytes come from the Hub once. A deleted model drops its reference;
+    the slot goes with the last one."""
+    kubelet = Kubelet(world.kube, tmp_path / "node")
+    world.publish()
+    world.policy()
+    names = [f"m{i}" for i in range(10)]
+    for name in names:
+        world.model(name, storage={"claimName": "model-cache"})
+    async with operator():
+        await world.until(lambda: all(world.jobs(n) for n in names), timeout=20)
+        assert all(world.child("persistentvolumeclaims", f"{n}-weights") is None for n in names)  # never made
+        jobs = [world.jobs(n)[0]["metadata"]["name"] for n in names]
+        codes = await asyncio.gather(*(asyncio.to_thread(kubelet.run_job, NS, job) for job in jobs))
+        assert codes == [0] * 10, kubelet.logs
+        assert world.hub.download_count("org/model", "model.safetensors") == 1  # 1x, not 10x
+        cache = kubelet.claim(NS, "model-cache")
+        (slot_name,) = [e for e in os.listdir(cache) if e.startswith("sha256-")]
+        assert len(os.listdir(cache / ".openmodel" / "refs" / slot_name)) == 10
+        for job in jobs:
+            world.kube.complete_job(NS, job)
+        await world.until(lambda: all(world.child("deployments", n) for n in names), timeout=20)
+        deployment = world.child("deployments", "m0")
+        volume = next(v for v in deployment["spec"]["template"]["spec"]["volumes"] if v["name"] == "weights")
+        assert volume["persistentVolumeClaim"] == {"claimName": "model-cache", "readOnly": True}
+        assert await asyncio.to_thread(kubelet.start_server_pod, NS, "m0") == 0
+
+        for name in names:
+            world.kube.delete_object("openmodels", NS, name)
+        await world.until(lambda: all(world.kube.get("openmodels", NS, n) is None for n in names), timeout=20)
+        releases = world.kube.list("jobs", NS, labels={children.COMPONENT_LABEL: "release"})
+        assert len(releases) == 10
+        for release in releases[:-1]:
+            assert await asyncio.to_thread(kubelet.run_job, NS, release["metadata"]["name"]) == 0
+            assert (cache / slot_name / "model.safetensors").exists()  # still referenced by another model
+        assert await asyncio.to_thread(kubelet.run_job, NS, releases[-1]["metadata"]["name"]) == 0
+        assert not (cache / slot_name).exists()  # the last reference gone: the slot goes
+        assert world.kube.get("persistentvolumeclaims", NS, "model-cache") is None  # never created, never touched

@@ -572,3 +572,42 @@ def test_kept_revisions_are_shown_during_an_update_without_the_one_serving() -> 
     assert result.status["served"]["manifestDigest"] == OLD.manifest_digest
     assert [k["manifestDigest"] for k in result.status["keptRevisions"]] == [OLDEST.manifest_digest]
     assert result.delete == ()  # shown, not removed: nothing goes during an update
+
+
+# ---------------------------------------------------------------- storage.claimName: a shared claim
+
+
+def test_a_shared_claim_is_used_never_made_and_its_jobs_carry_the_models_reference() -> None:
+    shared = spec({"claimName": "model-cache"})
+    first = plan(REF, shared, {}, trusted(NEW), seen(), SETTINGS, NOW)
+    assert [kind for kind, _ in names(first.apply)] == ["ConfigMap", "Job"]  # no claim of the model's own
+    job = next(o for o in first.apply if o["kind"] == "Job")
+    pod = job["spec"]["template"]["spec"]
+    assert next(v for v in pod["volumes"] if v["name"] == "weights")["persistentVolumeClaim"]["claimName"] == (
+        "model-cache"
+    )
+    command = pod["containers"][0]["command"]
+    assert command[command.index("--ref") + 1] == REF.uid
+    prune = children.prune_job(REF, [NEW.manifest_digest], SETTINGS, ["x"], "model-cache")
+    prune_command = prune["spec"]["template"]["spec"]["containers"][0]["command"]
+    assert prune_command[prune_command.index("--ref") + 1] == REF.uid  # drops only this model's references
+    release = children.release_job(REF, "model-cache", SETTINGS)
+    assert "ownerReferences" not in release["metadata"]  # outlives the model
+    assert children.NAME_LABEL not in release["metadata"]["labels"]  # not deleted with the model's children
+    assert release["spec"]["ttlSecondsAfterFinished"] > 0
+    own = plan(REF, spec(), {}, trusted(NEW), seen(), SETTINGS, NOW)  # control: the model's own claim
+    assert ("PersistentVolumeClaim", "granite-weights") in names(own.apply)
+
+
+def test_a_shared_claim_and_per_pod_volumes_exclude_each_other() -> None:
+    with pytest.raises(ValidationError, match="claimName"):
+        spec({"claimName": "model-cache", "mode": "PerPod"})
+    body = {
+        "apiVersion": "openmodel.io/v1alpha1",
+        "kind": "OpenModel",
+        "metadata": {"name": "m", "namespace": "ns"},
+        "spec": {"source": {"uri": "hf://org/granite"}, "storage": {"claimName": "model-cache", "mode": "PerPod"}},
+    }
+    assert any("claimName" in str(e) for e in admit(openmodel_crd(), body)[1])
+    body["spec"]["storage"] = {"claimName": "model-cache"}  # control
+    assert admit(openmodel_crd(), body)[1] == []

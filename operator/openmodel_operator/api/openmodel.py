@@ -37,6 +37,10 @@ QuantityValue = int | str
 RECREATE_TAKES_NO_COUNTS = (
     "serving.rollout: maxSurge and maxUnavailable apply to strategy RollingUpdate only; remove them"
 )
+SHARED_CLAIM_IS_NOT_PER_POD = (
+    "storage.claimName names a claim shared by the namespace's models; with mode PerPod each pod has its own "
+    "volume: set one or the other"
+)
 PER_POD_NEEDS_PODS = (
     "storage.mode PerPod fills a volume per serving pod: with serving.runtime none there is no pod; use mode Claim"
 )
@@ -328,6 +332,16 @@ class StorageSpec(ApiModel):
             "for byte by an init container, so replicas spread over nodes without ReadWriteMany."
         ),
     )
+    claim_name: str | None = Field(
+        None,
+        description=(
+            "An existing PersistentVolumeClaim of the namespace used as a content-addressed cache shared by "
+            "OpenModels: a revision another model already pulled there is not downloaded again. The operator never "
+            "creates, resizes or deletes it (size, storageClassName, accessMode and retain do not apply)."
+        ),
+        max_length=253,
+        pattern=DNS_SUBDOMAIN,
+    )
     keep_revisions: int = Field(
         1,
         description=(
@@ -345,6 +359,11 @@ class OpenModelSpec(ApiModel):
     model_config = {
         "json_schema_extra": k8s(
             validations=[
+                cel(
+                    "!has(self.storage) || !has(self.storage.claimName) || !has(self.storage.mode) || "
+                    "self.storage.mode != 'PerPod'",
+                    SHARED_CLAIM_IS_NOT_PER_POD,
+                ),
                 cel(
                     "!has(self.storage) || !has(self.storage.mode) || self.storage.mode != 'PerPod' || "
                     "!has(self.serving) || !has(self.serving.runtime) || self.serving.runtime != 'none'",
@@ -379,6 +398,8 @@ class OpenModelSpec(ApiModel):
         """A ReadWriteOncePod claim admits one pod: a surge pod would wait for it forever."""
         rollout = self.serving.rollout
         per_pod = self.storage.mode == "PerPod"
+        if per_pod and self.storage.claim_name is not None:
+            raise ValueError(SHARED_CLAIM_IS_NOT_PER_POD)
         if per_pod and self.serving.runtime == "none":
             raise ValueError(PER_POD_NEEDS_PODS)
         one_pod = self.storage.access_mode == "ReadWriteOncePod" and not per_pod

@@ -35,6 +35,7 @@ from openmodel_operator.evidence.errors import PullError, SourceError
 from openmodel_operator.evidence.pinned import PinnedManifest, PinnedManifestError
 from openmodel_operator.evidence.records import Reason, ResolvedSource
 from openmodel_operator.evidence.text import clean
+from openmodel_operator.sources import shared_slots
 from openmodel_operator.sources.directory import hash_file
 from openmodel_operator.sources.hub import check_endpoint, parse_hf_uri
 from openmodel_operator.sources.pull import DEFAULT_MIN_RATE, LOST_FOUND, pull, remove_unlisted
@@ -266,6 +267,23 @@ def verify_directory(dest: Path, pinned: PinnedManifest, workers: int) -> list[t
 # ---------------------------------------------------------------- modes
 
 
+def _fetch_shared(
+    args: argparse.Namespace, pinned: PinnedManifest, dest: Path, token: str | None, log: JsonLog
+) -> None:
+    """A slot of a claim shared by models: pulled under the slot's lock (one writer; a second pull of the same
+    content waits, then finds every file in place and only re-hashes), with this model's reference added."""
+    try:
+        with shared_slots.slot_lock(dest.parent, dest.name) as held:
+            assert held
+            shared_slots.add_ref(dest.parent, dest.name, args.ref)
+            log("locked", path=dest.name, message=f"slot {dest.name} is this pull's alone; reference {args.ref}")
+            _fetch(args, pinned, dest, token, log)
+    except shared_slots.SharedSlotError as exc:
+        raise Failure(EXIT_VERIFY_FAILED, Reason.UNSAFE_PATH, str(exc)) from None
+    except OSError as exc:
+        raise Failure(EXIT_ERROR, Reason.DOWNLOAD_FAILED, f"the shared claim failed: {exc.strerror or exc}") from None
+
+
 def _fetch(args: argparse.Namespace, pinned: PinnedManifest, dest: Path, token: str | None, log: JsonLog) -> None:
     resolved, source_dir = resolved_source(pinned, args.source_dir)
     if dest.is_symlink():
@@ -375,6 +393,8 @@ def run(args: argparse.Namespace, stream: TextIO | None = None) -> int:
         pinned = load_manifest(args.manifest, args.expect_digest)
         if args.verify_only:
             _verify_only(args, pinned, dest, log)
+        elif args.ref:
+            _fetch_shared(args, pinned, dest, token, log)
         else:
             _fetch(args, pinned, dest, token, log)
     except Failure as exc:
@@ -412,6 +432,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="fail unless the manifest has this digest (the one the Job or pod was made for)",
     )
     parser.add_argument("--source-dir", metavar="DIR", help="where a pvc:// source is mounted (directory sources only)")
+    parser.add_argument(
+        "--ref",
+        metavar="MODEL_UID",
+        help="DIR is a slot of a claim shared by models: pull under the slot's lock and record this model's reference",
+    )
     parser.add_argument("--retries", type=int, default=2, metavar="N", help="extra attempts per file (default 2)")
     parser.add_argument(
         "--min-rate",

@@ -4,7 +4,8 @@ A volume holds one directory per verified revision (``sha256-<manifest digest>``
 serves, the operator keeps it, the previous ones ``storage.keepRevisions`` asks for, and removes the rest
 with this command. Everything at the top of the volume that is not a kept slot goes (older layouts' files,
 half-written slots), except ``lost+found``. Links are removed, never followed, so a link planted on the
-volume cannot make the Job delete anything outside it.
+volume cannot make the Job delete anything outside it. On a claim shared by models (``--ref``) it only
+drops this model's references, and removes a slot no model references (``sources.shared_slots``).
 
 Output is one JSON object per line, like ``openmodel fetch``. Exit codes: 0 done, 1 a kept slot is not a
 directory (the server would not find its files: someone else writes to this volume), 2 an operational error.
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import TextIO
 
 from openmodel_operator.commands.fetch import EXIT_ERROR, EXIT_OK, EXIT_VERIFY_FAILED, JsonLog
+from openmodel_operator.sources import shared_slots
 from openmodel_operator.sources.pull import LOST_FOUND
 
 _SLOT = re.compile(r"sha256-[0-9a-f]{64}")
@@ -53,6 +55,24 @@ def prune_volume(volume: Path, keep: set[str], log: JsonLog) -> tuple[list[str],
     return removed, broken
 
 
+def release_shared(volume: Path, keep: set[str], ref: str, log: JsonLog) -> list[str]:
+    """On a shared claim: drop model ``ref``'s references on the slots it does not keep, and remove a slot
+    that no model references any more (under its lock: never while a pull writes it)."""
+    removed = []
+    for slot in shared_slots.slots_of(volume, ref):
+        if slot in keep:
+            continue
+        with shared_slots.slot_lock(volume, slot):
+            if shared_slots.drop_ref(volume, slot, ref):
+                log("released", path=slot, message="still referenced by another model: kept")
+                continue
+            if os.path.lexists(volume / slot):
+                _remove(volume / slot)
+            removed.append(slot)
+            log("removed", path=slot)
+    return removed
+
+
 def run(args: argparse.Namespace, stream: TextIO | None = None) -> int:
     """Run ``openmodel prune``; returns the exit code."""
     log = JsonLog(stream or sys.stdout)
@@ -66,7 +86,14 @@ def run(args: argparse.Namespace, stream: TextIO | None = None) -> int:
         if not volume.is_dir() or volume.is_symlink():
             log("failed", reason="InvalidSource", message=f"{volume} is not a directory: is the volume mounted?")
             return EXIT_ERROR
-        removed, broken = prune_volume(volume, keep, log)
+        broken: list[str] = []
+        if args.ref:
+            removed = release_shared(volume, keep, args.ref, log)
+        else:
+            removed, broken = prune_volume(volume, keep, log)
+    except shared_slots.SharedSlotError as exc:
+        log("failed", reason="UnsafePath", message=str(exc), exit=EXIT_VERIFY_FAILED)
+        return EXIT_VERIFY_FAILED
     except OSError as exc:
         log("failed", reason="VolumeError", message=f"the volume failed: {exc.strerror or exc}", exit=EXIT_ERROR)
         return EXIT_ERROR
@@ -94,4 +121,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     parser.add_argument("--volume", required=True, metavar="DIR", help="where the model's claim is mounted")
     parser.add_argument("--keep", action="append", metavar="SLOT", help="a slot to keep (repeatable)")
+    parser.add_argument(
+        "--ref",
+        metavar="MODEL_UID",
+        help="the volume is a claim shared by models: drop this model's references only, and remove a slot "
+        "no model references",
+    )
     parser.set_defaults(func=run)

@@ -332,8 +332,11 @@ def build_registry(
         # The children go whether or not our finalizer is still there: a tenant who takes it off and deletes
         # the model (held by a finalizer of its own, or gone at once) must not leave a Deployment serving
         # that no revocation reaches any more (review of issue 13). Only children of this incarnation (uid).
-        retain = bool(((body.get("spec") or {}).get("storage") or {}).get("retain", False))
+        storage = (body.get("spec") or {}).get("storage") or {}
+        retain = bool(storage.get("retain", False))
         removed = await state["reconciler"].delete_children(namespace, name, retain, uid=meta.get("uid"))
+        if storage.get("claimName") and storage.get("mode") != "PerPod" and meta.get("uid"):
+            await state["reconciler"].release_shared_claim(namespace, name, meta["uid"], str(storage["claimName"]))
         log.info("children removed", extra={"namespace": namespace, "openmodel": name, "removed": removed})
         if FINALIZER in finalizers and meta.get("resourceVersion"):
             remaining = [finalizer for finalizer in finalizers if finalizer != FINALIZER]

@@ -809,6 +809,12 @@ class Reconciler:
             "the operator never takes it over: rename the OpenModel or remove that object"
         )
 
+    async def release_shared_claim(self, namespace: str, name: str, uid: str, claim: str) -> None:
+        """A deleted model's references on a shared claim go with a Job of their own (its slots stay while another
+        model references them): created once, it outlives the model and is not waited for."""
+        job = children.release_job(children.ModelRef(name, namespace, uid, 0), claim, self.child_settings)
+        await self.kube.create(job)
+
     async def delete_children(
         self, namespace: str, name: str, retain_storage: bool, uid: str | None = None
     ) -> list[str]:

@@ -52,7 +52,7 @@ SOURCE_ANNOTATION = "openmodel.io/source"
 LAYOUT_ANNOTATION = "openmodel.io/weights"  # on the pod template: which slot (or "per-pod") the pods read
 RECORDED_ANNOTATION = "openmodel.io/recorded-evidence"  # digest of binaryData (not kept in the watch index)
 DEFAULT_CONTAINER_ANNOTATION = "kubectl.kubernetes.io/default-container"
-Component = Literal["manifest", "weights", "fetch", "prune", "server"]
+Component = Literal["manifest", "weights", "fetch", "prune", "release", "server"]
 
 # paths inside the pods
 MANIFEST_DIR = "/etc/openmodel"
@@ -354,8 +354,9 @@ def _manifest_volume(ref: ModelRef, digest: str) -> dict[str, Any]:
     return {"name": "manifest", "configMap": {"name": manifest_configmap_name(ref, digest)}}
 
 
-def _weights_volume(ref: ModelRef, read_only: bool) -> dict[str, Any]:
-    claim: dict[str, Any] = {"claimName": child_name(ref.name, "-weights")}
+def _weights_volume(ref: ModelRef, read_only: bool, shared: str | None = None) -> dict[str, Any]:
+    """The model's own claim, or the namespace's shared one (``storage.claimName``)."""
+    claim: dict[str, Any] = {"claimName": shared or child_name(ref.name, "-weights")}
     if read_only:
         claim["readOnly"] = True
     return {"name": "weights", "persistentVolumeClaim": claim}
@@ -493,6 +494,8 @@ def _pull_container(
     command = _fetch_command(pinned, settings, verify_only=False)
     if per_pod:
         command[command.index("--dest") + 1] = MODELS_DIR
+    elif spec.storage.claim_name:
+        command += ["--ref", ref.uid]  # a shared claim: one writer per slot, and this model's reference on it
     env: list[dict[str, Any]] = _env(
         [
             ("HOME", TMP_DIR),
@@ -538,7 +541,7 @@ def fetch_job(ref: ModelRef, spec: OpenModelSpec, pinned: PinnedManifest, settin
     not count. ``ttlSecondsAfterFinished`` is not set: the reconciler reads the finished Job's status.
     """
     container, volumes = _pull_container(ref, spec, pinned, settings, per_pod=False)
-    volumes = [_weights_volume(ref, read_only=False), *volumes]
+    volumes = [_weights_volume(ref, read_only=False, shared=spec.storage.claim_name), *volumes]
     pod_spec: dict[str, Any] = {
         **_pod_common(settings),
         "restartPolicy": "Never",
@@ -575,17 +578,24 @@ def fetch_job(ref: ModelRef, spec: OpenModelSpec, pinned: PinnedManifest, settin
 
 
 def prune_job(
-    ref: ModelRef, keep_digests: Sequence[str], settings: ChildSettings, removed: Sequence[str] = ()
+    ref: ModelRef,
+    keep_digests: Sequence[str],
+    settings: ChildSettings,
+    removed: Sequence[str] = (),
+    shared: str | None = None,
 ) -> dict[str, Any]:
     """Job that removes from the volume every slot (and any other entry) but those of ``keep_digests``.
 
     Created only once the current revision serves; it never touches a kept slot, so it can run beside the
     server. Exit 1 is not retried (a kept slot that is not a directory: someone else writes to the volume).
+    On a ``shared`` claim it only drops this model's references, and removes a slot nobody references.
     """
     keep = sorted(slot_dir(digest) for digest in keep_digests)
     command = ["openmodel", "prune", "--volume", VOLUME_DIR]
     for slot in keep:
         command += ["--keep", slot]
+    if shared:
+        command += ["--ref", ref.uid]
     container = _operator_container(
         "prune",
         command,
@@ -618,11 +628,28 @@ def prune_job(
                     "securityContext": _pod_security_context(NONROOT_ID),
                     "affinity": _near_the_server(ref),
                     "containers": [container],
-                    "volumes": [_weights_volume(ref, read_only=False)],
+                    "volumes": [_weights_volume(ref, read_only=False, shared=shared)],
                 },
             },
         },
     }
+
+
+def release_job(ref: ModelRef, shared: str, settings: ChildSettings) -> dict[str, Any]:
+    """A deleted model's references on a shared claim, dropped (and the slots nobody else references
+    removed): a prune that keeps nothing of this model's. It outlives the model (no ownerReference, no owner
+    label: nothing deletes it with the model's children) and goes on its own after it finished."""
+    job = prune_job(ref, [], settings, shared=shared)
+    meta = job["metadata"]
+    meta["name"] = child_name(ref.name, f"-release-{hashlib.sha256(ref.uid.encode()).hexdigest()[:10]}")
+    meta.pop("ownerReferences", None)
+    meta["labels"] = {k: v for k, v in meta["labels"].items() if k != NAME_LABEL}
+    meta["labels"][COMPONENT_LABEL] = "release"
+    template = job["spec"]["template"]
+    template["metadata"]["labels"] = {k: v for k, v in template["metadata"]["labels"].items() if k != NAME_LABEL}
+    template["spec"].pop("affinity", None)
+    job["spec"]["ttlSecondsAfterFinished"] = 600
+    return job
 
 
 def _has_flag(args: Sequence[str], flags: Sequence[str]) -> bool:
@@ -795,7 +822,7 @@ def deployment(
         securityContext=_container_security_context(settings.server_read_only_root),
     )
     volumes: list[dict[str, Any]] = [
-        _pod_volume(ref, spec) if per_pod else _weights_volume(ref, read_only=True),
+        _pod_volume(ref, spec) if per_pod else _weights_volume(ref, read_only=True, shared=spec.storage.claim_name),
         # NCCL and vLLM's worker processes exchange tensors through /dev/shm; the runtime default is 64Mi.
         # Memory-backed: counts against the pod's memory limit.
         {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": settings.shm_size}},

@@ -245,6 +245,7 @@ def plan(
         current_slot = slots.get(digest)
         own_uid = current_slot.uid if current_slot is not None and current_slot.known else None
         per_pod = spec.storage.mode == "PerPod"
+        shared = None if per_pod else spec.storage.claim_name  # the namespace's claim, not the model's own
         foreign = False
         apply.append(children.pinned_manifest_configmap(ref, spec, pinned, settings, trust.recorded))
         job = children.fetch_job(ref, spec, pinned, settings)
@@ -252,7 +253,8 @@ def plan(
             # no claim and no Job: each serving pod pulls and checks every byte into its own volume at start
             state, reason, message = JobState.SUCCEEDED, "", ""
         else:
-            apply.append(children.weights_pvc(ref, spec, pinned, settings))
+            if shared is None:
+                apply.append(children.weights_pvc(ref, spec, pinned, settings))
             slot = slots.get(digest)
             foreign = slot is not None and not slot.known and slot.job == job["metadata"]["name"]
             state, reason, message = job_state(None if foreign else observed.jobs.get(job["metadata"]["name"]))
@@ -460,12 +462,13 @@ def plan(
                 [digest, *(slot.digest for slot in kept_slots)],
                 settings,
                 on_claim=not per_pod,
+                shared=shared,
             )
             delete.extend(cleanup.delete)
             if cleanup.prune is not None:
                 apply.append(cleanup.prune)
-            if per_pod and observed.pvc is not None and not spec.storage.retain:
-                # the claim of mode Claim, served from until every pod ran with its own volume
+            if (per_pod or shared) and observed.pvc is not None and not spec.storage.retain:
+                # the model's own claim, served from until every pod ran with its own volume or the shared one
                 delete.append(("PersistentVolumeClaim", children.child_names(ref, None)["PersistentVolumeClaim"]))
         kept_records = [slot.record() for slot in kept_slots] or None
 

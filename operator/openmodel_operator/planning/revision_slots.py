@@ -138,6 +138,7 @@ def cleanup(
     keep_digests: Iterable[str],
     settings: children.ChildSettings,
     on_claim: bool = True,
+    shared: str | None = None,
 ) -> Cleanup:
     """The records of every slot not kept, and a prune Job that keeps only the kept slots, once settled.
 
@@ -158,5 +159,6 @@ def cleanup(
         elif _component(job) == "fetch" and name not in wanted_jobs:
             stale.append(("Job", name))
     stale += [("ConfigMap", name) for name in sorted(configmaps) if name not in wanted_maps]
-    prune = children.prune_job(ref, keep, settings, [name for _, name in stale]) if stale and on_claim else None
+    removed = [name for _, name in stale]
+    prune = children.prune_job(ref, keep, settings, removed, shared) if stale and on_claim else None
     return Cleanup(tuple(stale + finished_prunes), prune)
