@@ -52,6 +52,7 @@ FULL_PASS_EVERY = 10  # resync intervals: a quiet model still has a full pass th
 MANAGED_BY = {"app.kubernetes.io/managed-by": "openmodel-operator"}
 MANAGED_BY_SELECTOR = ",".join(f"{key}={value}" for key, value in MANAGED_BY.items())
 FINALIZER = "openmodel.io/cleanup"
+LIST_PAGE = 500  # objects per page of Kopf's listings
 CHILD_KINDS = (
     ("batch", "v1", "jobs", "Job"),
     ("apps", "v1", "deployments", "Deployment"),
@@ -479,6 +480,9 @@ def configure_kopf(settings: kopf.OperatorSettings) -> None:
     settings.persistence.diffbase_storage = kopf.StatusDiffBaseStorage(field="status.operator.lastApplied")
     settings.persistence.progress_storage = kopf.StatusProgressStorage(field="status.operator.progress")
     settings.watching.server_timeout = 300
+    # Lists come in pages: one answer of 10,000 OpenModels is ~30 MB of JSON and many times that decoded at once,
+    # the peak of a restart's memory (issue 13); pages are decoded and handed on one at a time.
+    settings.watching.chunk_size = LIST_PAGE
     # Only the operator's own children are listed and watched: the API server filters them (labelSelector), so
     # neither the cost of a restart nor memory follows the cluster's other ConfigMaps, Jobs or Deployments.
     for group, version, plural, _kind in CHILD_KINDS:
