@@ -9,7 +9,7 @@ import pytest
 
 from kube_fixtures import kube, run_operator
 from openmodel_operator.controller import handlers
-from test_operator import NS, World, operator, world
+from test_operator import World, operator, world
 
 __all__ = ["kube", "operator", "run_operator", "world"]
 
