@@ -23,6 +23,7 @@ from openmodel_operator.planning.trust_result import TrustResult, from_error
 from openmodel_operator.trust.policies import BUILTIN_DEFAULT
 
 NOW = "2026-11-24T12:00:00Z"
+OWN_UID = "uid-of-the-operators-own-pull-job"
 LATER = "2026-11-24T12:05:00Z"
 
 
@@ -39,6 +40,8 @@ def _time(stamp: str) -> datetime.datetime:
 def plan(
     ref: Any, spec: Any, status: Any, trust: Any, observed: Any, settings: Any, now: str, update: Any = None
 ) -> Any:
+    # the pull Job of own() is one the operator made (tests/test_revision_slots.py has the strangers')
+    observed = dataclasses.replace(observed, made_jobs=observed.made_jobs | {OWN_UID})
     result = planner.plan(ref, spec, _typed(status), trust, observed, settings, _time(now), update)
     return dataclasses.replace(result, status=status_patch(result.status))
 
@@ -109,9 +112,18 @@ def completed(ok: bool = True) -> dict[str, Any]:
     }
 
 
+def own(job_status: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The pull Job of PINNED as the operator made it (its uid known), with ``job_status``."""
+    job = children.fetch_job(REF, spec(), PINNED, SETTINGS)
+    return {job["metadata"]["name"]: {"metadata": {**job["metadata"], "uid": OWN_UID}, **job_status}}
+
+
 def available_deployment(digest: str = PINNED.manifest_digest, ok: bool = True) -> dict[str, Any]:
     """A Deployment the operator made for ``digest`` (its pod template names the content and its slot)."""
-    template = {children.DIGEST_ANNOTATION: digest, children.LAYOUT_ANNOTATION: children.slot_dir(digest)}
+    template = {
+        children.DIGEST_ANNOTATION: digest,
+        children.LAYOUT_ANNOTATION: f"{children.child_name(REF.name, '-weights')}/{children.slot_dir(digest)}",
+    }
     return {
         "metadata": {"generation": 1, "annotations": {children.DIGEST_ANNOTATION: digest}},
         "spec": {"replicas": 1, "template": {"metadata": {"annotations": template}}},
@@ -139,7 +151,7 @@ def test_trusted_model_first_pulls_without_serving() -> None:
 
 
 def test_weights_ready_rolls_the_deployment_and_service() -> None:
-    result = plan(REF, spec(), {}, TRUSTED, Observed(jobs={job_name(): completed()}), SETTINGS, NOW)
+    result = plan(REF, spec(), {}, TRUSTED, Observed(jobs=own(completed())), SETTINGS, NOW)
     assert kinds(result.apply) == ["ConfigMap", "PersistentVolumeClaim", "Deployment", "Service"]
     deployment = result.apply[2]
     assert deployment["metadata"]["annotations"][children.DIGEST_ANNOTATION] == PINNED.manifest_digest
@@ -148,7 +160,7 @@ def test_weights_ready_rolls_the_deployment_and_service() -> None:
 
 
 def test_available_deployment_makes_the_model_ready() -> None:
-    observed = Observed(jobs={job_name(): completed()}, deployment=available_deployment())
+    observed = Observed(jobs=own(completed()), deployment=available_deployment())
     result = plan(REF, spec(), {}, TRUSTED, observed, SETTINGS, NOW)
     assert result.status["phase"] == "Ready"
     assert conds(result.status)["Ready"] == ("True", "Serving")
@@ -156,19 +168,19 @@ def test_available_deployment_makes_the_model_ready() -> None:
 
 
 def test_zero_replicas_is_ready_but_not_serving() -> None:
-    result = plan(REF, spec(replicas=0), {}, TRUSTED, Observed(jobs={job_name(): completed()}), SETTINGS, NOW)
+    result = plan(REF, spec(replicas=0), {}, TRUSTED, Observed(jobs=own(completed())), SETTINGS, NOW)
     assert result.status["phase"] == "Ready"
     assert conds(result.status)["Ready"] == ("True", "ScaledToZero")
 
 
 def test_runtime_none_is_ready_once_weights_are_verified() -> None:
-    result = plan(REF, spec(runtime="none"), {}, TRUSTED, Observed(jobs={job_name(): completed()}), SETTINGS, NOW)
+    result = plan(REF, spec(runtime="none"), {}, TRUSTED, Observed(jobs=own(completed())), SETTINGS, NOW)
     assert kinds(result.apply) == ["ConfigMap", "PersistentVolumeClaim"]
     assert result.status["phase"] == "Ready" and result.status["endpoint"] is None
 
 
 def test_failed_job_fails_the_model_with_the_jobs_reason() -> None:
-    result = plan(REF, spec(), {}, TRUSTED, Observed(jobs={job_name(): completed(ok=False)}), SETTINGS, NOW)
+    result = plan(REF, spec(), {}, TRUSTED, Observed(jobs=own(completed(ok=False))), SETTINGS, NOW)
     assert result.status["phase"] == "Failed"
     assert conds(result.status)["WeightsReady"] == ("False", "BackoffLimitExceeded")
     assert "Deployment" not in kinds(result.apply)
@@ -183,14 +195,14 @@ def test_rejected_model_creates_nothing() -> None:
 
 
 def test_model_that_becomes_untrusted_is_scaled_to_zero_not_deleted() -> None:
-    observed = Observed(jobs={job_name(): completed()}, deployment=available_deployment())
+    observed = Observed(jobs=own(completed()), deployment=available_deployment())
     result = plan(REF, spec(), {"phase": "Ready"}, REJECTED, observed, SETTINGS, NOW)
     assert result.scale_to_zero and result.apply == ()
     assert conds(result.status)["Available"] == ("False", "ScaledToZero")
 
 
 def test_source_outage_keeps_serving_verified_content() -> None:
-    observed = Observed(jobs={job_name(): completed()}, deployment=available_deployment())
+    observed = Observed(jobs=own(completed()), deployment=available_deployment())
     previous = plan(REF, spec(), {}, TRUSTED, observed, SETTINGS, NOW).status
     outage = from_error(SourceError(Reason.ENDPOINT_UNREACHABLE, "cannot reach the Hub"), transient=True)
     result = plan(REF, spec(), previous, outage, observed, SETTINGS, LATER)
@@ -225,7 +237,7 @@ def test_conditions_keep_their_transition_time_while_unchanged() -> None:
     times = {c["type"]: c["lastTransitionTime"] for c in second.status["conditions"]}
     assert set(times.values()) == {NOW}
     assert second.events == ()  # nothing changed: no events
-    third = plan(REF, spec(), second.status, TRUSTED, Observed(jobs={job_name(): completed()}), SETTINGS, LATER)
+    third = plan(REF, spec(), second.status, TRUSTED, Observed(jobs=own(completed())), SETTINGS, LATER)
     moved = {c["type"]: c["lastTransitionTime"] for c in third.status["conditions"]}
     assert moved["WeightsReady"] == LATER and moved["Trusted"] == NOW
     assert [e.reason for e in third.events if e.message.startswith("WeightsReady")] == ["Verified"]

@@ -125,3 +125,14 @@ def test_a_link_planted_for_the_shared_bookkeeping_is_refused(tmp_path: Path) ->
 
     with pytest.raises(shared_slots.SharedSlotError):
         shared_slots.add_ref(volume, GONE, "uid-a")
+
+
+def test_a_shared_claim_is_never_pruned_as_a_models_own(tmp_path: Path) -> None:
+    from openmodel_operator.sources import shared_slots
+
+    volume = tmp_path / "cache"
+    slot(volume, KEEP)
+    slot(volume, GONE)
+    shared_slots.add_ref(volume, GONE, "uid-b")
+    code, _ = run(volume, KEEP)
+    assert code == 1 and (volume / GONE).is_dir()  # another model's slot survives a prune without --ref

@@ -242,6 +242,14 @@ async def test_models_of_one_content_on_a_shared_claim_download_it_once_and_free
     the others wait and only re-hash; the bytes come from the Hub once. A deleted model drops its reference;
     the slot goes with the last one."""
     kubelet = Kubelet(world.kube, tmp_path / "node")
+    world.kube.create_object(  # the namespace's cache, made by its admin
+        {
+            "apiVersion": "v1",
+            "kind": "PersistentVolumeClaim",
+            "metadata": {"name": "model-cache", "namespace": NS},
+            "spec": {"accessModes": ["ReadWriteMany"], "resources": {"requests": {"storage": "1Ti"}}},
+        }
+    )
     world.publish()
     world.policy()
     names = [f"m{i}" for i in range(10)]
@@ -275,4 +283,5 @@ async def test_models_of_one_content_on_a_shared_claim_download_it_once_and_free
             assert (cache / slot_name / "model.safetensors").exists()  # still referenced by another model
         assert await asyncio.to_thread(kubelet.run_job, NS, releases[-1]["metadata"]["name"]) == 0
         assert not (cache / slot_name).exists()  # the last reference gone: the slot goes
-        assert world.kube.get("persistentvolumeclaims", NS, "model-cache") is None  # never created, never touched
+        cache_claim = world.kube.get("persistentvolumeclaims", NS, "model-cache")
+        assert cache_claim is not None and "openmodel.io/name" not in (cache_claim["metadata"].get("labels") or {})

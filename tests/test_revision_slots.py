@@ -262,8 +262,8 @@ def test_the_layout_before_slots_is_replaced_without_downtime_then_removed() -> 
         NOW,
     )
     rolled = next(o for o in rolling.apply if o["kind"] == "Deployment")
-    assert rolled["spec"]["template"]["metadata"]["annotations"][children.LAYOUT_ANNOTATION] == children.slot_dir(
-        NEW.manifest_digest
+    assert rolled["spec"]["template"]["metadata"]["annotations"][children.LAYOUT_ANNOTATION] == (
+        "granite-weights/" + children.slot_dir(NEW.manifest_digest)
     )
     assert rolling.delete == () and not any(o["metadata"]["name"].startswith("granite-prune-") for o in rolling.apply)
     settled = plan(
@@ -611,3 +611,81 @@ def test_a_shared_claim_and_per_pod_volumes_exclude_each_other() -> None:
     assert any("claimName" in str(e) for e in admit(openmodel_crd(), body)[1])
     body["spec"]["storage"] = {"claimName": "model-cache"}  # control
     assert admit(openmodel_crd(), body)[1] == []
+
+
+# ---------------------------------------------------------------- the storage changes, the content does not
+
+
+def test_moving_to_a_shared_claim_pulls_again_and_keeps_the_old_claim_until_the_pods_left_it() -> None:
+    """Same content, other volume: the Job that filled the model's own claim says nothing about the shared one."""
+    jobs = dict([pull_job(NEW, "2026-11-01T00:00:00Z")])
+    claim = {"metadata": {"name": "granite-weights"}}
+    shared = spec({"claimName": "model-cache"})
+    before = seen(deployment=deployment_of(NEW), jobs=jobs, pvc=claim, configmaps=manifests(NEW))
+    result = plan(REF, shared, served_status(NEW), trusted(NEW), before, SETTINGS, NOW)
+    old_job = children.pull_job_name(REF, NEW.manifest_digest)
+    assert ("Job", old_job) in result.delete  # replaced by a pull into the shared claim
+    assert ("Deployment", "granite") not in names(result.apply)  # the pods stay on the old claim meanwhile
+    assert ("PersistentVolumeClaim", "granite-weights") not in result.delete
+    assert result.status["phase"] == "Updating"
+    assert result.status["served"]["manifestDigest"] == NEW.manifest_digest  # what the old pods serve
+    # the new pull (into the shared claim) succeeded: the template moves; nothing of the old claim goes yet
+    new_job = {
+        **pull_job(NEW, "2026-11-02T00:00:00Z")[1],
+    }
+    new_job["metadata"] = {
+        **new_job["metadata"],
+        "uid": "uid-shared",
+        "annotations": {**new_job["metadata"]["annotations"], children.VOLUME_ANNOTATION: "model-cache"},
+    }
+    moving = Observed(
+        deployment=deployment_of(NEW),
+        jobs={old_job: new_job},
+        pvc=claim,
+        configmaps=manifests(NEW),
+        made_jobs=frozenset({"uid-shared"}),
+    )
+    rolling = plan(REF, shared, served_status(NEW), trusted(NEW), moving, SETTINGS, NOW)
+    rolled = next(o for o in rolling.apply if o["kind"] == "Deployment")
+    assert rolled["spec"]["template"]["metadata"]["annotations"][children.LAYOUT_ANNOTATION].startswith("model-cache/")
+    assert rolling.delete == ()  # the old template (same digest, old claim) is not taken for the new one
+    settled = dataclasses.replace(moving, deployment=deployment_of(NEW, of=shared))
+    done = plan(REF, shared, served_status(NEW), trusted(NEW), settled, SETTINGS, NOW)
+    assert ("PersistentVolumeClaim", "granite-weights") in done.delete  # only once every pod left it
+
+
+def test_a_claim_the_operator_makes_cannot_be_named_as_the_shared_one() -> None:
+    with pytest.raises(ValidationError, match="-weights"):
+        spec({"claimName": "other-model-weights"})
+    body = {
+        "apiVersion": "openmodel.io/v1alpha1",
+        "kind": "OpenModel",
+        "metadata": {"name": "m", "namespace": "ns"},
+        "spec": {"source": {"uri": "hf://org/granite"}, "storage": {"claimName": "m-weights"}},
+    }
+    assert any("-weights" in str(e) for e in admit(openmodel_crd(), body)[1])
+    body["spec"]["storage"] = {"claimName": "weights-cache"}  # control
+    assert admit(openmodel_crd(), body)[1] == []
+
+
+def test_an_outage_or_a_rejection_keeps_the_records_of_the_verified_slots() -> None:
+    """Without them a later pass would take the operator's own Jobs for strangers' and pull into served slots."""
+    from openmodel_operator.evidence.errors import SourceError
+    from openmodel_operator.evidence.records import Reason
+    from openmodel_operator.planning.trust_result import from_error
+
+    recorded = {
+        "phase": "Ready",
+        "served": {"manifestDigest": NEW.manifest_digest, "revision": NEW.revision, "pullJobUid": "uid-new"},
+        "keptRevisions": [{"manifestDigest": OLD.manifest_digest, "pullJobUid": "uid-old"}],
+    }
+    down = from_error(SourceError(Reason.ENDPOINT_UNREACHABLE, "down"), transient=True)
+    observed = Observed(deployment=deployment_of(NEW))
+    outage = plan(REF, spec(), recorded, down, observed, SETTINGS, NOW)
+    assert outage.status["phase"] == "Degraded"
+    assert outage.status["served"]["pullJobUid"] == "uid-new"
+    assert outage.status["keptRevisions"][0]["pullJobUid"] == "uid-old"
+    rejected = TrustResult(False, (), None, None)
+    revoked = plan(REF, spec(), recorded, rejected, observed, SETTINGS, NOW)
+    assert revoked.scale_to_zero and revoked.status["served"] is None
+    assert [k["pullJobUid"] for k in revoked.status["keptRevisions"]] == ["uid-new", "uid-old"]

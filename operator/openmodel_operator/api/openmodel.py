@@ -37,6 +37,10 @@ QuantityValue = int | str
 RECREATE_TAKES_NO_COUNTS = (
     "serving.rollout: maxSurge and maxUnavailable apply to strategy RollingUpdate only; remove them"
 )
+CLAIM_OF_A_MODEL = (
+    "storage.claimName must not name a claim ending in -weights: that is how the operator names a model's own "
+    "claim, which it deletes with the model; create a claim of another name for the shared cache"
+)
 SHARED_CLAIM_IS_NOT_PER_POD = (
     "storage.claimName names a claim shared by the namespace's models; with mode PerPod each pod has its own "
     "volume: set one or the other"
@@ -341,6 +345,7 @@ class StorageSpec(ApiModel):
         ),
         max_length=253,
         pattern=DNS_SUBDOMAIN,
+        json_schema_extra=k8s(validations=[cel("!self.endsWith('-weights')", CLAIM_OF_A_MODEL)]),
     )
     keep_revisions: int = Field(
         1,
@@ -398,6 +403,8 @@ class OpenModelSpec(ApiModel):
         """A ReadWriteOncePod claim admits one pod: a surge pod would wait for it forever."""
         rollout = self.serving.rollout
         per_pod = self.storage.mode == "PerPod"
+        if (self.storage.claim_name or "").endswith("-weights"):
+            raise ValueError(CLAIM_OF_A_MODEL)
         if per_pod and self.storage.claim_name is not None:
             raise ValueError(SHARED_CLAIM_IS_NOT_PER_POD)
         if per_pod and self.serving.runtime == "none":

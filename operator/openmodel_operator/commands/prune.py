@@ -89,6 +89,14 @@ def run(args: argparse.Namespace, stream: TextIO | None = None) -> int:
         broken: list[str] = []
         if args.ref:
             removed = release_shared(volume, keep, args.ref, log)
+        elif os.path.lexists(volume / shared_slots.META):
+            log(
+                "failed",
+                reason="SharedClaim",
+                message=f"{volume} holds other models' slots ({shared_slots.META}): only --ref prunes a shared claim",
+                exit=EXIT_VERIFY_FAILED,
+            )
+            return EXIT_VERIFY_FAILED
         else:
             removed, broken = prune_volume(volume, keep, log)
     except shared_slots.SharedSlotError as exc:

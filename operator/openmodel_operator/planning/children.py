@@ -49,7 +49,8 @@ INSTANCE_LABEL = "app.kubernetes.io/instance"
 REVISION_ANNOTATION = "openmodel.io/revision"
 DIGEST_ANNOTATION = "openmodel.io/manifest-digest"
 SOURCE_ANNOTATION = "openmodel.io/source"
-LAYOUT_ANNOTATION = "openmodel.io/weights"  # on the pod template: which slot (or "per-pod") the pods read
+LAYOUT_ANNOTATION = "openmodel.io/weights"  # on the pod template: which claim and slot (or "per-pod") pods read
+VOLUME_ANNOTATION = "openmodel.io/weights-volume"  # on a pull Job: the claim it wrote its slot into
 RECORDED_ANNOTATION = "openmodel.io/recorded-evidence"  # digest of binaryData (not kept in the watch index)
 DEFAULT_CONTAINER_ANNOTATION = "kubectl.kubernetes.io/default-container"
 Component = Literal["manifest", "weights", "fetch", "prune", "release", "server"]
@@ -554,7 +555,12 @@ def fetch_job(ref: ModelRef, spec: OpenModelSpec, pinned: PinnedManifest, settin
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
-        "metadata": _metadata(ref, job_name(ref, pinned), "fetch", {**annotations, SOURCE_ANNOTATION: pinned.source}),
+        "metadata": _metadata(
+            ref,
+            job_name(ref, pinned),
+            "fetch",
+            {**annotations, SOURCE_ANNOTATION: pinned.source, VOLUME_ANNOTATION: weights_volume(ref, spec)},
+        ),
         "spec": {
             "backoffLimit": settings.fetch_backoff_limit,
             "activeDeadlineSeconds": settings.fetch_active_deadline_seconds,
@@ -773,10 +779,19 @@ def _count_or_percent(field: str, value: int | str) -> int:
     return int(text.rstrip("%"))
 
 
-def weights_layout(spec: OpenModelSpec, digest: str) -> str:
-    """What the pods of one revision read: its slot of the claim, or their own volume. A template of the layout
-    before slots has none, so it is never taken for one that reads a verified slot."""
-    return "per-pod" if spec.storage.mode == "PerPod" else slot_dir(digest)
+def weights_volume(ref: ModelRef, spec: OpenModelSpec) -> str:
+    """The volume a revision is pulled into: the model's own claim, the shared one, or each pod's own."""
+    if spec.storage.mode == "PerPod":
+        return "per-pod"
+    return spec.storage.claim_name or child_name(ref.name, "-weights")
+
+
+def weights_layout(ref: ModelRef, spec: OpenModelSpec, digest: str) -> str:
+    """What the pods of one revision read: its slot of a claim (which claim included), or their own volume. A
+    template of the layout before slots has none, and one of another claim differs, so neither is ever taken
+    for a template that reads the verified slot of the current volume."""
+    volume = weights_volume(ref, spec)
+    return volume if volume == "per-pod" else f"{volume}/{slot_dir(digest)}"
 
 
 def deployment(
@@ -881,7 +896,7 @@ def deployment(
                     "labels": labels(ref, "server"),
                     "annotations": {
                         **content,
-                        LAYOUT_ANNOTATION: weights_layout(spec, pinned.manifest_digest),
+                        LAYOUT_ANNOTATION: weights_layout(ref, spec, pinned.manifest_digest),
                         DEFAULT_CONTAINER_ANNOTATION: "server",
                     },
                 },

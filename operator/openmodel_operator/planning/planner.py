@@ -165,13 +165,16 @@ def rollout_stalled(deployment: Mapping[str, Any] | None) -> str | None:
     return None
 
 
-def runs_layout(deployment: Mapping[str, Any] | None, spec: OpenModelSpec, digest: str) -> bool:
+def runs_layout(
+    deployment: Mapping[str, Any] | None, ref: children.ModelRef, spec: OpenModelSpec, digest: str
+) -> bool:
     """Whether the Deployment's pod template is the one planned for ``digest``: its content and the volume
     layout it reads (a template of an older layout or another storage mode, with the same digest, is not)."""
     if served_digest(deployment) != digest:
         return False
     template = (((deployment or {}).get("spec") or {}).get("template") or {}).get("metadata") or {}
-    return (template.get("annotations") or {}).get(children.LAYOUT_ANNOTATION) == children.weights_layout(spec, digest)
+    layout = children.weights_layout(ref, spec, digest)
+    return (template.get("annotations") or {}).get(children.LAYOUT_ANNOTATION) == layout
 
 
 def _served_record(deployment: Mapping[str, Any] | None, recorded: ContentRecord | None) -> ContentRecord | None:
@@ -214,13 +217,19 @@ def plan(
 
     if not trust.trusted or trust.pinned is None:
         # Nothing new is created for an untrusted or unexamined model; a running server stops serving it.
+        # the records of the slots (with the uids of the Jobs that filled them) outlive this: a later pass that
+        # trusts again finds its verified slots, instead of taking their Jobs for strangers' and pulling again
+        kept_records = [r for r in (status.kept_revisions or []) if r is not None] or None
         if trust.transient and trust.error is not None and observed.deployment is not None:
             # a transient source outage does not take down content that was verified before
             phase = Phase.DEGRADED
+            served, incoming = status.served, status.incoming
             conds.append(
                 Cond(READY, "False", trust.error.reason.value, "re-verification failed: " + trust.error.message)
             )
         else:
+            if status.served is not None:  # scaled to zero: no longer served, still on the volume
+                kept_records = [status.served, *(kept_records or [])][:8]
             phase = Phase.FAILED if trust.error is not None else Phase.REJECTED
             # the Deployment is kept for forensics, scaled to zero by a replicas-only patch
             scale_to_zero = observed.deployment is not None
@@ -241,7 +250,7 @@ def plan(
         known = revision_slots.known_jobs(
             [status.served, status.incoming, *(status.kept_revisions or [])], observed.made_jobs
         )
-        slots = revision_slots.slots(ref, observed.jobs, known)
+        slots = revision_slots.slots(ref, observed.jobs, known, children.weights_volume(ref, spec))
         current_slot = slots.get(digest)
         own_uid = current_slot.uid if current_slot is not None and current_slot.known else None
         per_pod = spec.storage.mode == "PerPod"
@@ -255,8 +264,11 @@ def plan(
         else:
             if shared is None:
                 apply.append(children.weights_pvc(ref, spec, pinned, settings))
+            # a Job of this name the operator did not create, or that filled another volume (the storage changed,
+            # the content did not): its success says nothing about the slot the pods would read
+            held = observed.jobs.get(job["metadata"]["name"])
             slot = slots.get(digest)
-            foreign = slot is not None and not slot.known and slot.job == job["metadata"]["name"]
+            foreign = held is not None and (slot is None or not slot.known or slot.job != job["metadata"]["name"])
             state, reason, message = job_state(None if foreign else observed.jobs.get(job["metadata"]["name"]))
             if foreign:
                 # a Job of this name the operator has no record of creating: its success would prove nothing
@@ -320,10 +332,11 @@ def plan(
                 None if ready else revision_slots.content_record(digest, pinned.revision, incoming_stage, own_uid)
             )
         elif state is JobState.SUCCEEDED:
-            rolled = runs_layout(observed.deployment, spec, digest)
+            rolled = runs_layout(observed.deployment, ref, spec, digest)
             complete = rolled and rollout_complete(observed.deployment)
             previous = status.served if status.served is not None and status.served.manifest_digest != digest else None
-            if currently_served is not None and currently_served != digest and previous is None:
+            if previous is None and currently_served is not None and not rolled:
+                # another revision, or the same one on another volume (the storage changed): its pods serve
                 previous = _served_record(observed.deployment, status.served)
             # the previous revision, revoked while its pods still run beside the new ones: they go first
             revoked_previous = (
@@ -359,7 +372,16 @@ def plan(
             if revoked_previous is not None:
                 available, dreason, dmessage = False, SERVED_REVOKED, revoked_previous
             conds.append(Cond(AVAILABLE, "True" if available else "False", dreason, dmessage))
-            if per_pod:
+            if per_pod and spec.serving.replicas == 0:
+                conds.append(
+                    Cond(
+                        WEIGHTS_READY,
+                        "False",
+                        ConditionReason.SCALED_TO_ZERO,
+                        "spec.serving.replicas is 0: no pod has pulled the weights",
+                    )
+                )
+            elif per_pod:
                 pulled = complete or (rolled and available)
                 conds.append(
                     Cond(
@@ -463,6 +485,7 @@ def plan(
                 settings,
                 on_claim=not per_pod,
                 shared=shared,
+                kept_jobs=[slot.job for d, slot in slots.items() if slot.known and (d == digest or slot in kept_slots)],
             )
             delete.extend(cleanup.delete)
             if cleanup.prune is not None:

@@ -83,7 +83,10 @@ def job_finished(job: Mapping[str, Any]) -> tuple[bool, bool]:
 
 
 def slots(
-    ref: children.ModelRef, jobs: Mapping[str, Mapping[str, Any]], known: frozenset[str] = frozenset()
+    ref: children.ModelRef,
+    jobs: Mapping[str, Mapping[str, Any]],
+    known: frozenset[str] = frozenset(),
+    volume: str | None = None,
 ) -> dict[str, Slot]:
     """The model's slots by digest, from its pull Jobs (a Job of the layout before slots is not one: it wrote
     into the top of the volume, and its name does not match the digest it claims)."""
@@ -92,6 +95,8 @@ def slots(
         digest = _annotations(job).get(children.DIGEST_ANNOTATION)
         if _component(job) != "fetch" or not digest:
             continue
+        if volume is not None and _annotations(job).get(children.VOLUME_ANNOTATION) != volume:
+            continue  # it filled another volume (the storage changed): not a slot of this one
         try:
             if children.pull_job_name(ref, digest) != name:
                 continue
@@ -139,6 +144,7 @@ def cleanup(
     settings: children.ChildSettings,
     on_claim: bool = True,
     shared: str | None = None,
+    kept_jobs: Iterable[str] = (),
 ) -> Cleanup:
     """The records of every slot not kept, and a prune Job that keeps only the kept slots, once settled.
 
@@ -147,7 +153,7 @@ def cleanup(
     a claim (``on_claim`` False: each pod has its own volume) there are records to remove but no directory.
     """
     keep = sorted(set(keep_digests))
-    wanted_jobs = {children.pull_job_name(ref, d) for d in keep}
+    wanted_jobs = set(kept_jobs)  # the Jobs of the kept slots of the current volume, made by the operator
     wanted_maps = {children.manifest_configmap_name(ref, d) for d in keep}
     finished_prunes: list[tuple[str, str]] = []
     stale: list[tuple[str, str]] = []
