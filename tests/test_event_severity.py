@@ -11,7 +11,7 @@ from openmodel_operator.planning.conditions import Cond
 from openmodel_operator.planning.event_severity import NORMAL, WARNING, event_type, event_type_of
 from openmodel_operator.planning.planner import Observed
 from test_operator import NS, World, operator, world
-from test_planner import NOW, REF, REJECTED, SETTINGS, TRUSTED, available_deployment, completed, job_name, plan, spec
+from test_planner import NOW, REF, REJECTED, SETTINGS, TRUSTED, available_deployment, completed, own, plan, spec
 
 pytest_plugins = ["kube_fixtures"]
 FIXTURES = (operator, world)  # the operator test world of tests/test_operator.py
@@ -90,10 +90,10 @@ def _walk(steps: list[tuple[Any, Observed]]) -> list[tuple[str, str, str]]:
     return seen
 
 
-PULLED = {job_name(): completed()}
+PULLED = own(completed())
 ORDINARY = [
     (TRUSTED, Observed()),  # verified: ConfigMap, claim and fetch Job
-    (TRUSTED, Observed(jobs={job_name(): {"status": {"active": 1}}})),
+    (TRUSTED, Observed(jobs=own({"status": {"active": 1}}))),
     (TRUSTED, Observed(jobs=PULLED)),  # weights verified: the Deployment is created
     (TRUSTED, Observed(jobs=PULLED, deployment=available_deployment(ok=False))),  # its pods start
     (TRUSTED, Observed(jobs=PULLED, deployment=available_deployment())),
@@ -113,7 +113,7 @@ def test_a_served_model_losing_its_server_or_its_trust_posts_warnings() -> None:
     revoked = _walk([*ORDINARY, (REJECTED, Observed(jobs=PULLED, deployment=available_deployment()))])
     assert ("Trusted", "SignatureMissing", WARNING) in revoked, revoked
     assert ("Available", "ScaledToZero", WARNING) in revoked, revoked
-    failed = _walk([*ORDINARY[:2], (TRUSTED, Observed(jobs={job_name(): completed(ok=False)}))])
+    failed = _walk([*ORDINARY[:2], (TRUSTED, Observed(jobs=own(completed(ok=False))))])
     assert ("WeightsReady", "BackoffLimitExceeded", WARNING) in failed, failed
 
 

@@ -70,14 +70,25 @@ def run(args: argparse.Namespace) -> int:
         operator_image=args.operator_image or op.operator_image, vllm_image=args.vllm_image or op.vllm_image
     )
     pulling = plan(ref, spec, OpenModelStatus(), trust, Observed(), settings, utcnow())
-    job_name = children.child_names(ref, trust.pinned)["Job"]
-    done_job = {"status": {"conditions": [{"type": "Complete", "status": "True"}]}}
-    serving = plan(ref, spec, OpenModelStatus(), trust, Observed(jobs={job_name: done_job}), settings, utcnow())
+    # the plan once its pull Job (the operator's own: its uid known) has completed
+    pull = next((o for o in pulling.apply if o["kind"] == "Job"), None)
+    jobs: dict[str, Any] = {}
+    if pull is not None:
+        done = {"type": "Complete", "status": "True"}
+        jobs[pull["metadata"]["name"]] = {
+            "metadata": {**pull["metadata"], "uid": RENDERED_UID},
+            "status": {"conditions": [done]},
+        }
+    pulled = Observed(jobs=jobs, made_jobs=frozenset({RENDERED_UID}))
+    serving = plan(ref, spec, OpenModelStatus(), trust, pulled, settings, utcnow())
     objects: dict[tuple[str, str], dict[str, Any]] = {}
     for obj in [*pulling.apply, *serving.apply]:
         objects.setdefault((obj["kind"], obj["metadata"]["name"]), obj)
     sys.stdout.write(yaml.safe_dump_all(list(objects.values()), sort_keys=False))
     return 0
+
+
+RENDERED_UID = "rendered"  # the uid of the pull Job in the rendered plan: none exists
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
