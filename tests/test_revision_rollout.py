@@ -64,6 +64,33 @@ def roll_halfway(kube: KubeEmulator) -> None:
     )
 
 
+def two_revisions(world: World, **spec: Any) -> tuple[str, str]:
+    """Two signed commits of the model, a policy, and the model pinned to the first."""
+    one = world.publish()
+    two = world.publish(files={**FILES, "model.safetensors": os.urandom(4096)})
+    world.policy()
+    world.model(source={"revision": one}, **spec)
+    return one, two
+
+
+async def serve_then_move(world: World, kubelet: Kubelet, revision: str) -> tuple[str, str]:
+    """Serve the first revision, move the model to ``revision``, restart a serving pod mid-pull and pull it;
+    returns (first digest, second digest) once the Deployment names the second."""
+    await world.until(lambda: pull_jobs(world), timeout=10)
+    (first,) = pull_jobs(world)
+    await pull(world, kubelet, first)
+    await world.until(lambda: world.child("deployments", "m"), timeout=10)
+    world.kube.mark_deployment_available(NS, "m")
+    await world.phase("Ready")
+    world.kube.patch_object("openmodels", NS, "m", {"spec": {"source": {"revision": revision}}})
+    await world.until(lambda: len(pull_jobs(world)) == 2, timeout=10)
+    (second,) = set(pull_jobs(world)) - {first}
+    assert await asyncio.to_thread(kubelet.start_server_pod, NS, "m") == 0  # a restart mid-pull
+    await pull(world, kubelet, second)
+    await world.until(lambda: served_digest(world) == second, timeout=10)
+    return first, second
+
+
 async def test_an_auto_update_never_touches_the_served_revision_and_a_restarted_pod_still_verifies(
     world: World, operator: Any, tmp_path: Path
 ) -> None:
@@ -123,24 +150,9 @@ async def test_a_manual_update_rolls_back_without_a_download_and_prunes_what_is_
     world: World, operator: Any, tmp_path: Path
 ) -> None:
     kubelet = Kubelet(world.kube, tmp_path / "node")
-    one = world.publish()
-    two = world.publish(files={**FILES, "model.safetensors": os.urandom(4096)})
-    world.policy()
-    world.model(source={"revision": one}, storage={"keepRevisions": 0})
+    one, two = two_revisions(world, storage={"keepRevisions": 0})
     async with operator():
-        await world.until(lambda: pull_jobs(world), timeout=10)
-        (first,) = pull_jobs(world)
-        await pull(world, kubelet, first)
-        await world.until(lambda: world.child("deployments", "m"), timeout=10)
-        world.kube.mark_deployment_available(NS, "m")
-        await world.phase("Ready")
-
-        world.kube.patch_object("openmodels", NS, "m", {"spec": {"source": {"revision": two}}})
-        await world.until(lambda: len(pull_jobs(world)) == 2, timeout=10)
-        (second,) = set(pull_jobs(world)) - {first}
-        assert await asyncio.to_thread(kubelet.start_server_pod, NS, "m") == 0  # a restart mid-pull
-        await pull(world, kubelet, second)
-        await world.until(lambda: served_digest(world) == second, timeout=10)
+        first, second = await serve_then_move(world, kubelet, two)
         # Recreate (ReadWriteOnce): the old pod is gone before the new one starts; nothing claims to serve it
         world.kube.mark_deployment_available(NS, "m")
         await world.until(lambda: world.status()["served"]["manifestDigest"] == second, timeout=10)
@@ -164,22 +176,9 @@ async def test_a_manual_update_rolls_back_without_a_download_and_prunes_what_is_
 
 async def test_a_rollback_to_a_kept_revision_downloads_nothing(world: World, operator: Any, tmp_path: Path) -> None:
     kubelet = Kubelet(world.kube, tmp_path / "node")
-    one = world.publish()
-    two = world.publish(files={**FILES, "model.safetensors": os.urandom(4096)})
-    world.policy()
-    world.model(source={"revision": one})
+    one, two = two_revisions(world)
     async with operator():
-        await world.until(lambda: pull_jobs(world), timeout=10)
-        (first,) = pull_jobs(world)
-        await pull(world, kubelet, first)
-        await world.until(lambda: world.child("deployments", "m"), timeout=10)
-        world.kube.mark_deployment_available(NS, "m")
-        await world.phase("Ready")
-        world.kube.patch_object("openmodels", NS, "m", {"spec": {"source": {"revision": two}}})
-        await world.until(lambda: len(pull_jobs(world)) == 2, timeout=10)
-        (second,) = set(pull_jobs(world)) - {first}
-        await pull(world, kubelet, second)
-        await world.until(lambda: served_digest(world) == second, timeout=10)
+        first, _ = await serve_then_move(world, kubelet, two)
         world.kube.mark_deployment_available(NS, "m")
         await world.until(lambda: (world.status().get("keptRevisions") or [{}])[0].get("manifestDigest") == first)
 

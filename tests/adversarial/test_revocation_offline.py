@@ -289,16 +289,7 @@ async def test_content_still_running_during_a_rollout_is_revoked_too(world: Worl
     """The new content is verified and rolling out while the old pods still run beside the new ones (no spare
     GPU: the rollout stalls). Revoking the old signer forces the old pods down (Recreate) at once, and status
     no longer claims they serve; an untouched rollout keeps its own strategy (control, before the revocation)."""
-    import os
-
-    newer = new_key()
-    world.publish("org/model")
-    world.publish("org/other", files={**FILES, "model.safetensors": os.urandom(4096)}, key=newer)
-    both = [
-        {"name": "old", "publicKey": world.key.public_pem.decode()},
-        {"name": "new", "publicKey": newer.public_pem.decode()},
-    ]
-    world.policy(signature={"required": True, "keys": both})
+    newer = _switching(world)
     world.model(storage={"accessMode": "ReadWriteMany"}, serving={"rollout": {"maxSurge": 1, "maxUnavailable": 0}})
     async with operator():
         await world.serve()
