@@ -636,14 +636,15 @@ class Case:
             self.policies.append(name)
         return name
 
-    def model(self, repo: str, name: str = "m", retain: bool = False) -> None:
+    def model(self, repo: str, name: str = "m", retain: bool = False, revision: str | None = None) -> None:
+        source = {"uri": f"hf://{repo}", "endpoint": self.hub.url, **({"revision": revision} if revision else {})}
         self.kubectl.apply(
             {
                 "apiVersion": GROUP_VERSION,
                 "kind": "OpenModel",
                 "metadata": {"name": name, "namespace": self.namespace},
                 "spec": {
-                    "source": {"uri": f"hf://{repo}", "endpoint": self.hub.url},
+                    "source": source,
                     "serving": {"replicas": self.config.serving_replicas, "gpus": 0},
                     "storage": {"size": "1Gi", "retain": retain},
                 },

@@ -172,3 +172,43 @@ def test_deleting_the_model_removes_its_children(case: Case, publish: Any, signi
     else:
         # gone, or held by kubernetes.io/pvc-protection (removed by kube-controller-manager, absent on envtest)
         assert claim is None or claim["metadata"].get("deletionTimestamp"), claim
+
+
+def test_an_update_keeps_the_previous_revision_serving_then_rolls_back_without_a_pull(
+    case: Case, publish: Any, signing_key: KeyPair
+) -> None:
+    """Issue 9: a new revision is pulled into its own slot while the previous one serves (SERVING / INCOMING),
+    the previous one is kept, and going back to it needs no new pull Job."""
+    one = publish(repo_of(case))
+    two = publish(repo_of(case))
+    case.policy(public_pem=signing_key.public_pem)
+    case.model(repo_of(case), revision=one)
+    first = case.bring_to_ready()["provenance"]["manifestDigest"]
+
+    case.kubectl.patch("openmodels", "m", case.namespace, {"spec": {"source": {"revision": two}}})
+    if case.config.simulate:  # with a kubelet the small pull may finish before the phase is seen
+        updating = case.wait_phase("Updating")
+        assert updating["served"]["manifestDigest"] == first and updating["incoming"]["revision"] == two
+        assert case.condition("Ready") == ("True", "Serving")  # the previous revision serves meanwhile
+        row = case.row()
+        assert (row["SERVING"], row["INCOMING"]) == (one[:12], two[:12]), row
+
+    done = case.bring_to_ready()
+    second = done["provenance"]["manifestDigest"]
+    assert done["served"]["revision"] == two and done.get("incoming") is None
+    assert [k["revision"] for k in done["keptRevisions"]] == [one]
+    jobs = sorted(j["metadata"]["name"] for j in case.children().get("Job", []))
+    assert jobs == sorted(f"m-pull-{d[7:17]}" for d in (first, second))
+    manifests = sorted(c["metadata"]["name"] for c in case.children().get("ConfigMap", []))
+    assert manifests == sorted(f"m-manifest-{d[7:17]}" for d in (first, second))
+
+    case.kubectl.patch("openmodels", "m", case.namespace, {"spec": {"source": {"revision": one}}})
+    def rolled_back() -> bool | None:
+        deployment = (case.children().get("Deployment") or [{}])[0]
+        template = deployment.get("spec", {}).get("template", {}).get("metadata", {})
+        return True if template.get("annotations", {}).get("openmodel.io/manifest-digest") == first else None
+
+    case.wait("the rollback to reach the Deployment", rolled_back)
+    assert sorted(j["metadata"]["name"] for j in case.children().get("Job", [])) == jobs  # no new pull
+    back = case.bring_to_ready()
+    assert back["served"]["revision"] == one and [k["revision"] for k in back["keptRevisions"]] == [two]

@@ -689,3 +689,22 @@ def test_an_outage_or_a_rejection_keeps_the_records_of_the_verified_slots() -> N
     revoked = plan(REF, spec(), recorded, rejected, observed, SETTINGS, NOW)
     assert revoked.scale_to_zero and revoked.status["served"] is None
     assert [k["pullJobUid"] for k in revoked.status["keptRevisions"]] == ["uid-new", "uid-old"]
+
+
+@pytest.mark.parametrize(
+    "storage",
+    [{}, {"mode": "PerPod"}, {"claimName": "model-cache", "accessMode": "ReadWriteMany"}],
+)
+def test_every_new_child_is_valid_for_a_1_28_api_server(storage: dict[str, Any]) -> None:
+    """The pull, prune and release Jobs and the Deployment of each storage layout, against the Kubernetes 1.28
+    OpenAPI schemas (unknown fields refused) and its name rules."""
+    from test_children import check_valid
+
+    of = spec(storage, rollout={"maxSurge": "25%", "maxUnavailable": 0})
+    objects = [
+        *children.all_children(REF, of, NEW, SETTINGS),
+        children.prune_job(REF, [NEW.manifest_digest, OLD.manifest_digest], SETTINGS, ["a"], of.storage.claim_name),
+        children.release_job(REF, "model-cache", SETTINGS),
+    ]
+    for obj in objects:
+        check_valid(obj)
