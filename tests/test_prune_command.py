@@ -136,3 +136,16 @@ def test_a_shared_claim_is_never_pruned_as_a_models_own(tmp_path: Path) -> None:
     shared_slots.add_ref(volume, GONE, "uid-b")
     code, _ = run(volume, KEEP)
     assert code == 1 and (volume / GONE).is_dir()  # another model's slot survives a prune without --ref
+
+
+def test_a_pull_waits_for_the_slots_lock_only_so_long(tmp_path: Path) -> None:
+    from openmodel_operator.sources import shared_slots
+
+    volume = tmp_path / "cache"
+    volume.mkdir()
+    with shared_slots.slot_lock(volume, KEEP) as held:
+        assert held
+        with shared_slots.slot_lock(volume, KEEP, timeout=0.2) as second:
+            assert second is False  # taken: given up after the timeout, not held
+        with shared_slots.slot_lock(volume, GONE, timeout=0.2) as other:
+            assert other is True  # control: another slot's lock is free

@@ -273,8 +273,13 @@ def _fetch_shared(
     """A slot of a claim shared by models: pulled under the slot's lock (one writer; a second pull of the same
     content waits, then finds every file in place and only re-hashes), with this model's reference added."""
     try:
-        with shared_slots.slot_lock(dest.parent, dest.name) as held:
-            assert held
+        with shared_slots.slot_lock(dest.parent, dest.name, args.lock_timeout) as held:
+            if not held:
+                raise Failure(
+                    EXIT_ERROR,
+                    Reason.DOWNLOAD_FAILED,
+                    f"another pull held slot {dest.name} for {args.lock_timeout:.0f} s; the Job tries again",
+                )
             shared_slots.add_ref(dest.parent, dest.name, args.ref)
             log("locked", path=dest.name, message=f"slot {dest.name} is this pull's alone; reference {args.ref}")
             _fetch(args, pinned, dest, token, log)
@@ -436,6 +441,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--ref",
         metavar="MODEL_UID",
         help="DIR is a slot of a claim shared by models: pull under the slot's lock and record this model's reference",
+    )
+    parser.add_argument(
+        "--lock-timeout",
+        type=float,
+        default=3600.0,
+        metavar="SECONDS",
+        help="with --ref: how long to wait for another pull of the same slot (default 3600; exit 2 after)",
     )
     parser.add_argument("--retries", type=int, default=2, metavar="N", help="extra attempts per file (default 2)")
     parser.add_argument(

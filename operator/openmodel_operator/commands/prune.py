@@ -27,6 +27,7 @@ from openmodel_operator.sources import shared_slots
 from openmodel_operator.sources.pull import LOST_FOUND
 
 _SLOT = re.compile(r"sha256-[0-9a-f]{64}")
+PRUNE_LOCK_TIMEOUT = 600.0  # seconds a prune waits for a pull of a slot it would release
 
 
 def _remove(path: Path) -> None:
@@ -62,7 +63,10 @@ def release_shared(volume: Path, keep: set[str], ref: str, log: JsonLog) -> list
     for slot in shared_slots.slots_of(volume, ref):
         if slot in keep:
             continue
-        with shared_slots.slot_lock(volume, slot):
+        with shared_slots.slot_lock(volume, slot, PRUNE_LOCK_TIMEOUT) as held:
+            if not held:
+                log("busy", path=slot, message="another pull holds it: left for the next prune")
+                continue
             if shared_slots.drop_ref(volume, slot, ref):
                 log("released", path=slot, message="still referenced by another model: kept")
                 continue

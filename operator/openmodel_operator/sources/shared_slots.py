@@ -23,12 +23,14 @@ import fcntl
 import os
 import re
 import stat
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 META = ".openmodel"
 SLOT = re.compile(r"sha256-[0-9a-f]{64}")
 REF = re.compile(r"[A-Za-z0-9][-A-Za-z0-9]{0,63}")
+LOCK_POLL = 0.5  # seconds between tries of a taken lock
 
 
 class SharedSlotError(Exception):
@@ -52,19 +54,29 @@ def _check(slot: str, ref: str | None = None) -> None:
 
 
 @contextlib.contextmanager
-def slot_lock(root: Path, slot: str, wait: bool = True) -> Iterator[bool]:
-    """Hold the slot's exclusive lock; yields False (without holding it) when ``wait`` is off and it is taken."""
+def slot_lock(root: Path, slot: str, timeout: float | None = None) -> Iterator[bool]:
+    """Hold the slot's exclusive lock; yields False (without holding it) when it stayed taken ``timeout``
+    seconds (None: wait as long as it takes)."""
     _check(slot)
     locks = _directory(_directory(root / META) / "locks")
     fd = os.open(locks / slot, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
-        except OSError as exc:
-            if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN) and not wait:
-                yield False
-                return
-            raise
+        if timeout is None:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield True
+            return
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError as exc:
+                if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN):
+                    raise
+                if time.monotonic() >= deadline:
+                    yield False
+                    return
+                time.sleep(min(LOCK_POLL, max(0.0, deadline - time.monotonic())))
         yield True
     finally:
         os.close(fd)  # closing releases the lock
