@@ -708,3 +708,15 @@ def test_every_new_child_is_valid_for_a_1_28_api_server(storage: dict[str, Any])
     ]
     for obj in objects:
         check_valid(obj)
+
+
+def test_a_failed_prune_job_stays_for_inspection_and_a_succeeded_one_goes() -> None:
+    jobs = dict([pull_job(OLD, "2026-11-01T00:00:00Z"), pull_job(NEW, "2026-11-02T00:00:00Z")])
+    failed = children.prune_job(REF, [OLD.manifest_digest, NEW.manifest_digest], SETTINGS, ["x"])
+    done = children.prune_job(REF, [OLD.manifest_digest, NEW.manifest_digest], SETTINGS, ["y"])
+    jobs[failed["metadata"]["name"]] = {"metadata": failed["metadata"], **completed(ok=False)}
+    jobs[done["metadata"]["name"]] = {"metadata": done["metadata"], **completed()}
+    observed = seen(deployment=deployment_of(NEW), jobs=jobs, configmaps=manifests(OLD, NEW))
+    result = plan(REF, spec(), served_status(NEW), trusted(NEW), observed, SETTINGS, NOW)
+    assert ("Job", done["metadata"]["name"]) in result.delete
+    assert ("Job", failed["metadata"]["name"]) not in result.delete

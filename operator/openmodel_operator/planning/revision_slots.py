@@ -148,7 +148,8 @@ def cleanup(
 ) -> Cleanup:
     """The records of every slot not kept, and a prune Job that keeps only the kept slots, once settled.
 
-    A finished prune Job is removed; an unfinished one is waited for (nothing else goes meanwhile). The
+    A prune Job that succeeded is removed, one that failed is kept for inspection (`kubectl logs job/...`: the
+    directories it could not remove stay until a later prune); an unfinished one is waited for. The
     manifest ConfigMaps and pull Jobs of the layout before slots are records of no slot: they go too. Without
     a claim (``on_claim`` False: each pod has its own volume) there are records to remove but no directory.
     """
@@ -159,9 +160,11 @@ def cleanup(
     stale: list[tuple[str, str]] = []
     for name, job in sorted(jobs.items()):
         if _component(job) == "prune":
-            if not job_finished(job)[0]:
+            finished, succeeded = job_finished(job)
+            if not finished:
                 return Cleanup((), None)  # one prune at a time; the records it was made for are gone already
-            finished_prunes.append(("Job", name))
+            if succeeded:
+                finished_prunes.append(("Job", name))  # a failed one stays, with its pod's log, for a person
         elif _component(job) == "fetch" and name not in wanted_jobs:
             stale.append(("Job", name))
     stale += [("ConfigMap", name) for name in sorted(configmaps) if name not in wanted_maps]
