@@ -636,7 +636,14 @@ class Case:
             self.policies.append(name)
         return name
 
-    def model(self, repo: str, name: str = "m", retain: bool = False, revision: str | None = None) -> None:
+    def model(
+        self,
+        repo: str,
+        name: str = "m",
+        retain: bool = False,
+        revision: str | None = None,
+        storage: JsonDict | None = None,
+    ) -> None:
         source = {"uri": f"hf://{repo}", "endpoint": self.hub.url, **({"revision": revision} if revision else {})}
         self.kubectl.apply(
             {
@@ -646,7 +653,7 @@ class Case:
                 "spec": {
                     "source": source,
                     "serving": {"replicas": self.config.serving_replicas, "gpus": 0},
-                    "storage": {"size": "1Gi", "retain": retain},
+                    "storage": {"size": "1Gi", "retain": retain, **(storage or {})},
                 },
             }
         )

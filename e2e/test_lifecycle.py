@@ -212,3 +212,35 @@ def test_an_update_keeps_the_previous_revision_serving_then_rolls_back_without_a
     assert sorted(j["metadata"]["name"] for j in case.children().get("Job", [])) == jobs  # no new pull
     back = case.bring_to_ready()
     assert back["served"]["revision"] == one and [k["revision"] for k in back["keptRevisions"]] == [two]
+
+
+def test_per_pod_volumes_and_a_shared_claim_make_the_children_they_promise(
+    case: Case, publish: Any, signing_key: KeyPair
+) -> None:
+    """Issue 9: PerPod has no claim and no Job (an ephemeral volume and a pulling init container per pod); two
+    models on a shared claim pull with their own references and never create or own that claim."""
+    publish(repo_of(case))
+    case.policy(public_pem=signing_key.public_pem)
+    case.model(repo_of(case), name="per-pod", storage={"mode": "PerPod"})
+    case.model(repo_of(case), name="a", storage={"claimName": "model-cache", "accessMode": "ReadWriteMany"})
+    case.model(repo_of(case), name="b", storage={"claimName": "model-cache", "accessMode": "ReadWriteMany"})
+
+    case.wait("the PerPod Deployment", lambda: case.children("per-pod").get("Deployment"))
+    kids = case.children("per-pod")
+    assert "Job" not in kids and "PersistentVolumeClaim" not in kids, list(kids)
+    pod = kids["Deployment"][0]["spec"]["template"]["spec"]
+    assert next(v for v in pod["volumes"] if v["name"] == "weights")["ephemeral"]["volumeClaimTemplate"]
+    (pull,) = pod["initContainers"]
+    assert pull["command"][:2] == ["openmodel", "fetch"] and "--verify-only" not in pull["command"]
+    assert case.bring_to_ready("per-pod")["served"]["manifestDigest"]
+
+    for name in ("a", "b"):
+        case.wait(f"{name}'s pull Job", lambda name=name: case.children(name).get("Job"))
+        job = case.children(name)["Job"][0]
+        command = job["spec"]["template"]["spec"]["containers"][0]["command"]
+        uid = case.get(name)["metadata"]["uid"]  # type: ignore[index]
+        assert command[command.index("--ref") + 1] == uid
+        volume = next(v for v in job["spec"]["template"]["spec"]["volumes"] if v["name"] == "weights")
+        assert volume["persistentVolumeClaim"]["claimName"] == "model-cache"
+        assert "PersistentVolumeClaim" not in case.children(name)
+        case.bring_to_ready(name)
