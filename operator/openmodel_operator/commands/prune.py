@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import shutil
 import stat
 import sys
@@ -26,7 +25,6 @@ from openmodel_operator.commands.fetch import EXIT_ERROR, EXIT_OK, EXIT_VERIFY_F
 from openmodel_operator.sources import shared_slots
 from openmodel_operator.sources.pull import LOST_FOUND
 
-_SLOT = re.compile(r"sha256-[0-9a-f]{64}")
 PRUNE_LOCK_TIMEOUT = 600.0  # seconds a prune waits for a pull of a slot it would release
 
 
@@ -82,7 +80,7 @@ def run(args: argparse.Namespace, stream: TextIO | None = None) -> int:
     log = JsonLog(stream or sys.stdout)
     volume = Path(args.volume)
     keep = set(args.keep or [])
-    bad = sorted(slot for slot in keep if not _SLOT.fullmatch(slot))
+    bad = sorted(slot for slot in keep if not shared_slots.SLOT.fullmatch(slot))
     if bad:
         log("failed", reason="InvalidArgument", message=f"--keep takes slot names (sha256-<64 hex>), not {bad[:3]}")
         return EXIT_ERROR

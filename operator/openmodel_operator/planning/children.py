@@ -253,6 +253,11 @@ def manifest_configmap_name(ref: ModelRef, digest: str) -> str:
     return child_name(ref.name, f"-manifest-{hex_of(digest)[:10]}")
 
 
+def own_claim_name(ref: ModelRef) -> str:
+    """``<name>-weights``: the claim the operator makes for a model (and deletes with it)."""
+    return child_name(ref.name, "-weights")
+
+
 def legacy_manifest_name(ref: ModelRef) -> str:
     """The single manifest ConfigMap of operators before revision slots: read back once after an upgrade (its
     recorded evidence keeps a served model deciding offline), then removed like any record not kept."""
@@ -273,7 +278,7 @@ def child_names(ref: ModelRef, pinned: PinnedManifest | None) -> dict[str, str]:
     after a runtime change.
     """
     names = {
-        "PersistentVolumeClaim": child_name(ref.name, "-weights"),
+        "PersistentVolumeClaim": own_claim_name(ref),
         "Deployment": child_name(ref.name),
         "Service": child_name(ref.name),
     }
@@ -357,7 +362,7 @@ def _manifest_volume(ref: ModelRef, digest: str) -> dict[str, Any]:
 
 def _weights_volume(ref: ModelRef, read_only: bool, shared: str | None = None) -> dict[str, Any]:
     """The model's own claim, or the namespace's shared one (``storage.claimName``)."""
-    claim: dict[str, Any] = {"claimName": shared or child_name(ref.name, "-weights")}
+    claim: dict[str, Any] = {"claimName": shared or own_claim_name(ref)}
     if read_only:
         claim["readOnly"] = True
     return {"name": "weights", "persistentVolumeClaim": claim}
@@ -450,7 +455,7 @@ def weights_pvc(ref: ModelRef, spec: OpenModelSpec, pinned: PinnedManifest, sett
     return {
         "apiVersion": "v1",
         "kind": "PersistentVolumeClaim",
-        "metadata": _metadata(ref, child_name(ref.name, "-weights"), "weights", owned=not storage.retain),
+        "metadata": _metadata(ref, own_claim_name(ref), "weights", owned=not storage.retain),
         "spec": claim,
     }
 
@@ -754,10 +759,11 @@ def _strategy(spec: OpenModelSpec) -> dict[str, Any]:
     if rollout.strategy == "Recreate":
         return {"type": "Recreate"}
     surge: int | str = rollout.max_surge if rollout.max_surge is not None else 1
+    surge_count = _count_or_percent("maxSurge", surge)
     unavailable = rollout.max_unavailable
     if unavailable is None:
-        unavailable = 1 if _count_or_percent("maxSurge", surge) == 0 else 0
-    if _count_or_percent("maxSurge", surge) == 0 and _count_or_percent("maxUnavailable", unavailable) == 0:
+        unavailable = 1 if surge_count == 0 else 0
+    if surge_count == 0 and _count_or_percent("maxUnavailable", unavailable) == 0:
         raise ChildrenError(
             "spec.serving.rollout: maxSurge and maxUnavailable cannot both be 0 (the rollout could never start); "
             "set maxSurge: 1 for an update without downtime"
@@ -783,7 +789,7 @@ def weights_volume(ref: ModelRef, spec: OpenModelSpec) -> str:
     """The volume a revision is pulled into: the model's own claim, the shared one, or each pod's own."""
     if spec.storage.mode == "PerPod":
         return "per-pod"
-    return spec.storage.claim_name or child_name(ref.name, "-weights")
+    return spec.storage.claim_name or own_claim_name(ref)
 
 
 def weights_layout(ref: ModelRef, spec: OpenModelSpec, digest: str) -> str:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 import datetime
 from collections.abc import Mapping, Sequence
-from enum import StrEnum
 from typing import Any
 
 from openmodel_operator.api.common import Condition
@@ -34,9 +33,10 @@ from openmodel_operator.planning.conditions import (
 )
 from openmodel_operator.planning.event_severity import event_type_of
 from openmodel_operator.planning.examination_plan import UpdateInfo
+from openmodel_operator.planning.revision_slots import JobState, job_state
 from openmodel_operator.planning.trust_result import TrustResult
 
-SHORT_REVISION = 12
+SHORT_REVISION = revision_slots.SHORT_REVISION
 SERVED_REVOKED = ConditionReason.SERVED_CONTENT_REVOKED
 
 
@@ -72,35 +72,6 @@ class Plan:
     delete: tuple[tuple[str, str], ...] = ()  # (kind, name) of children no revision needs, removed before applying
 
 
-class JobState(StrEnum):
-    """Where the fetch Job is."""
-
-    MISSING = "Missing"
-    RUNNING = "Running"
-    SUCCEEDED = "Succeeded"
-    FAILED = "Failed"
-
-
-def job_state(job: Mapping[str, Any] | None) -> tuple[JobState, str, str]:
-    """(state, reason, message) of a fetch Job: Missing, Running, Succeeded or Failed."""
-    if job is None:
-        return JobState.MISSING, "", ""
-    status = job.get("status") or {}
-    for cond in status.get("conditions") or []:
-        if cond.get("type") == "Complete" and cond.get("status") == "True":
-            return JobState.SUCCEEDED, ConditionReason.COMPLETE, cond.get("message") or "the fetch Job completed"
-        if cond.get("type") == "Failed" and cond.get("status") == "True":
-            reason = cond.get("reason") or ConditionReason.JOB_FAILED
-            return JobState.FAILED, reason, cond.get("message") or "the fetch Job failed"
-    if (status.get("succeeded") or 0) >= 1:
-        return JobState.SUCCEEDED, ConditionReason.COMPLETE, "the fetch Job completed"
-    return (
-        JobState.RUNNING,
-        ConditionReason.PULLING,
-        f"pulling and verifying (active pods: {status.get('active') or 0})",
-    )
-
-
 def deployment_state(deployment: Mapping[str, Any] | None) -> tuple[bool, str, str]:
     """(available, reason, message) of the serving Deployment as its controller reports it."""
     if deployment is None:
@@ -121,6 +92,12 @@ def deployment_state(deployment: Mapping[str, Any] | None) -> tuple[bool, str, s
     return False, ConditionReason.STARTING, "waiting for the inference server to become ready"
 
 
+def _template_annotations(deployment: Mapping[str, Any] | None) -> Mapping[str, str]:
+    """The annotations of a Deployment's pod template: what its pods run (a change of them rolls the pods)."""
+    template = (((deployment or {}).get("spec") or {}).get("template") or {}).get("metadata") or {}
+    return template.get("annotations") or {}
+
+
 def served_digest(deployment: Mapping[str, Any] | None) -> str | None:
     """The manifest digest the existing Deployment serves: its pod template's annotation.
 
@@ -129,8 +106,7 @@ def served_digest(deployment: Mapping[str, Any] | None) -> str | None:
     """
     if deployment is None:
         return None
-    template = ((deployment.get("spec") or {}).get("template") or {}).get("metadata") or {}
-    value = (template.get("annotations") or {}).get(children.DIGEST_ANNOTATION)
+    value = _template_annotations(deployment).get(children.DIGEST_ANNOTATION)
     if not value:
         value = ((deployment.get("metadata") or {}).get("annotations") or {}).get(children.DIGEST_ANNOTATION)
     return str(value) if value else None
@@ -172,9 +148,9 @@ def runs_layout(
     layout it reads (a template of an older layout or another storage mode, with the same digest, is not)."""
     if served_digest(deployment) != digest:
         return False
-    template = (((deployment or {}).get("spec") or {}).get("template") or {}).get("metadata") or {}
-    layout = children.weights_layout(ref, spec, digest)
-    return (template.get("annotations") or {}).get(children.LAYOUT_ANNOTATION) == layout
+    return _template_annotations(deployment).get(children.LAYOUT_ANNOTATION) == children.weights_layout(
+        ref, spec, digest
+    )
 
 
 def _served_record(deployment: Mapping[str, Any] | None, recorded: ContentRecord | None) -> ContentRecord | None:
@@ -185,12 +161,8 @@ def _served_record(deployment: Mapping[str, Any] | None, recorded: ContentRecord
         return None
     if recorded is not None and recorded.manifest_digest == digest:
         return recorded
-    template = (((deployment or {}).get("spec") or {}).get("template") or {}).get("metadata") or {}
-    revision = (template.get("annotations") or {}).get(children.REVISION_ANNOTATION)
-    try:
-        return revision_slots.content_record(digest, str(revision) if revision else None)
-    except ValueError:
-        return None
+    revision = _template_annotations(deployment).get(children.REVISION_ANNOTATION)
+    return revision_slots.content_record(digest, str(revision) if revision else None)
 
 
 def plan(
@@ -219,7 +191,7 @@ def plan(
         # Nothing new is created for an untrusted or unexamined model; a running server stops serving it.
         # the records of the slots (with the uids of the Jobs that filled them) outlive this: a later pass that
         # trusts again finds its verified slots, instead of taking their Jobs for strangers' and pulling again
-        kept_records = [r for r in (status.kept_revisions or []) if r is not None] or None
+        kept_records = list(status.kept_revisions or []) or None
         if trust.transient and trust.error is not None and observed.deployment is not None:
             # a transient source outage does not take down content that was verified before
             phase = Phase.DEGRADED
@@ -258,6 +230,7 @@ def plan(
         foreign = False
         apply.append(children.pinned_manifest_configmap(ref, spec, pinned, settings, trust.recorded))
         job = children.fetch_job(ref, spec, pinned, settings)
+        job_name = job["metadata"]["name"]
         if per_pod:
             # no claim and no Job: each serving pod pulls and checks every byte into its own volume at start
             state, reason, message = JobState.SUCCEEDED, "", ""
@@ -266,13 +239,12 @@ def plan(
                 apply.append(children.weights_pvc(ref, spec, pinned, settings))
             # a Job of this name the operator did not create, or that filled another volume (the storage changed,
             # the content did not): its success says nothing about the slot the pods would read
-            held = observed.jobs.get(job["metadata"]["name"])
-            slot = slots.get(digest)
-            foreign = held is not None and (slot is None or not slot.known or slot.job != job["metadata"]["name"])
-            state, reason, message = job_state(None if foreign else observed.jobs.get(job["metadata"]["name"]))
+            held = observed.jobs.get(job_name)
+            foreign = held is not None and (current_slot is None or own_uid is None or current_slot.job != job_name)
+            state, reason, message = job_state(None if foreign else held)
             if foreign:
                 # a Job of this name the operator has no record of creating: its success would prove nothing
-                delete.append(("Job", job["metadata"]["name"]))
+                delete.append(("Job", job_name))
         currently_served = served_digest(observed.deployment)
         pruning = revision_slots.prune_running(observed.jobs)
         incoming_stage = "Pulling"
@@ -307,7 +279,7 @@ def plan(
                     WEIGHTS_READY,
                     "False",
                     ConditionReason.PULLING,
-                    f"replacing Job {job['metadata']['name']}, which the operator did not create, with its own pull",
+                    f"replacing Job {job_name}, which the operator did not create, with its own pull",
                 )
             )
         else:
@@ -492,7 +464,7 @@ def plan(
                 apply.append(cleanup.prune)
             if (per_pod or shared) and observed.pvc is not None and not spec.storage.retain:
                 # the model's own claim, served from until every pod ran with its own volume or the shared one
-                delete.append(("PersistentVolumeClaim", children.child_names(ref, None)["PersistentVolumeClaim"]))
+                delete.append(("PersistentVolumeClaim", children.own_claim_name(ref)))
         kept_records = [slot.record() for slot in kept_slots] or None
 
     if trust.degraded is not None:

@@ -20,9 +20,11 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable, Mapping
+from enum import StrEnum
 from typing import Any
 
 from openmodel_operator.api.openmodel import ContentRecord
+from openmodel_operator.api.vocabulary import ConditionReason
 from openmodel_operator.planning import children
 
 SHORT_REVISION = 12
@@ -71,15 +73,39 @@ def _component(obj: Mapping[str, Any]) -> str | None:
     return ((obj.get("metadata") or {}).get("labels") or {}).get(children.COMPONENT_LABEL)
 
 
-def job_finished(job: Mapping[str, Any]) -> tuple[bool, bool]:
-    """(finished, succeeded) of a Job as its controller reports it."""
+class JobState(StrEnum):
+    """Where the fetch Job is."""
+
+    MISSING = "Missing"
+    RUNNING = "Running"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+
+
+def job_state(job: Mapping[str, Any] | None) -> tuple[JobState, str, str]:
+    """(state, reason, message) of a fetch Job: Missing, Running, Succeeded or Failed."""
+    if job is None:
+        return JobState.MISSING, "", ""
     status = job.get("status") or {}
     for cond in status.get("conditions") or []:
-        if cond.get("status") == "True" and cond.get("type") in ("Complete", "Failed"):
-            return True, cond.get("type") == "Complete"
+        if cond.get("type") == "Complete" and cond.get("status") == "True":
+            return JobState.SUCCEEDED, ConditionReason.COMPLETE, cond.get("message") or "the fetch Job completed"
+        if cond.get("type") == "Failed" and cond.get("status") == "True":
+            reason = cond.get("reason") or ConditionReason.JOB_FAILED
+            return JobState.FAILED, reason, cond.get("message") or "the fetch Job failed"
     if (status.get("succeeded") or 0) >= 1:
-        return True, True
-    return False, False
+        return JobState.SUCCEEDED, ConditionReason.COMPLETE, "the fetch Job completed"
+    return (
+        JobState.RUNNING,
+        ConditionReason.PULLING,
+        f"pulling and verifying (active pods: {status.get('active') or 0})",
+    )
+
+
+def job_finished(job: Mapping[str, Any]) -> tuple[bool, bool]:
+    """(finished, succeeded) of a Job as its controller reports it."""
+    state = job_state(job)[0]
+    return state in (JobState.SUCCEEDED, JobState.FAILED), state is JobState.SUCCEEDED
 
 
 def slots(
