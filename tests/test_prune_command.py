@@ -117,10 +117,13 @@ def test_a_link_planted_for_the_shared_bookkeeping_is_refused(tmp_path: Path) ->
     slot(volume, GONE)
     outside.mkdir()
     (outside / "precious").write_text("keep me")
+    (outside / "refs" / GONE).mkdir(parents=True)
+    (outside / "refs" / GONE / "uid-a").write_text("")  # as if uid-a referenced GONE, behind the link
     (volume / ".openmodel").symlink_to(outside, target_is_directory=True)
-    code, _ = run_shared(volume, "uid-a")
-    assert code == 0  # nothing of uid-a to release: the link is not followed
+    code, lines = run_shared(volume, "uid-a")
+    assert code == 1 and lines[-1]["reason"] == "UnsafePath"  # refused, not followed
     assert (outside / "precious").read_text() == "keep me" and (volume / GONE).is_dir()
+    assert (outside / "refs" / GONE / "uid-a").exists()
     from openmodel_operator.sources import shared_slots
 
     with pytest.raises(shared_slots.SharedSlotError):

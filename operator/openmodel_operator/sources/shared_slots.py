@@ -46,8 +46,8 @@ def _directory(path: Path) -> Path:
     return path
 
 
-def _check(slot: str, ref: str | None = None) -> None:
-    if not SLOT.fullmatch(slot):
+def _check(slot: str | None, ref: str | None = None) -> None:
+    if slot is not None and not SLOT.fullmatch(slot):
         raise SharedSlotError(f"{slot!r} is not a slot name (sha256-<64 hex>)")
     if ref is not None and not REF.fullmatch(ref):
         raise SharedSlotError(f"{ref!r} is not a model uid")
@@ -89,11 +89,24 @@ def add_ref(root: Path, slot: str, ref: str) -> None:
     os.close(os.open(refs / ref, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o644))
 
 
+def _existing(root: Path, *parts: str) -> Path | None:
+    """``root/parts...`` when every step is a real directory, None when a step is missing; a link or a file
+    on the way is refused (a planted ``.openmodel`` link must not point a prune at another directory)."""
+    path = root
+    for part in parts:
+        path = path / part
+        if not os.path.lexists(path):
+            return None
+        if not stat.S_ISDIR(os.lstat(path).st_mode):
+            raise SharedSlotError(f"{path} is not a directory (a link or a file): refusing to use it")
+    return path
+
+
 def slots_of(root: Path, ref: str) -> list[str]:
     """The slots model ``ref`` holds a reference on."""
-    _check("sha256-" + "0" * 64, ref)
-    refs = root / META / "refs"
-    if not refs.is_dir() or refs.is_symlink():
+    _check(None, ref)
+    refs = _existing(root, META, "refs")
+    if refs is None:
         return []
     return sorted(slot for slot in os.listdir(refs) if SLOT.fullmatch(slot) and os.path.lexists(refs / slot / ref))
 
@@ -101,15 +114,12 @@ def slots_of(root: Path, ref: str) -> list[str]:
 def drop_ref(root: Path, slot: str, ref: str) -> bool:
     """Drop model ``ref``'s reference on ``slot`` (lock held); whether any other model still references it."""
     _check(slot, ref)
-    refs = root / META / "refs" / slot
-    if os.path.lexists(refs) and not stat.S_ISDIR(os.lstat(refs).st_mode):
-        raise SharedSlotError(f"{refs} is not a directory (a link or a file): refusing to use it")
+    refs = _existing(root, META, "refs", slot)
+    if refs is None:
+        return False
     with contextlib.suppress(FileNotFoundError):
         os.unlink(refs / ref)
-    try:
-        left = os.listdir(refs)
-    except FileNotFoundError:
-        return False
+    left = os.listdir(refs)
     if not left:
         with contextlib.suppress(OSError):
             os.rmdir(refs)
