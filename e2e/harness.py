@@ -643,8 +643,14 @@ class Case:
         retain: bool = False,
         revision: str | None = None,
         storage: JsonDict | None = None,
+        adapters: dict[str, str] | None = None,
     ) -> None:
+        """An OpenModel of ``repo`` on the Hub stand-in; ``adapters``: LoRA adapter name -> its repo there."""
         source = {"uri": f"hf://{repo}", "endpoint": self.hub.url, **({"revision": revision} if revision else {})}
+        loras = [
+            {"name": adapter, "source": {"uri": f"hf://{where}", "endpoint": self.hub.url}}
+            for adapter, where in (adapters or {}).items()
+        ]
         self.kubectl.apply(
             {
                 "apiVersion": GROUP_VERSION,
@@ -654,6 +660,7 @@ class Case:
                     "source": source,
                     "serving": {"replicas": self.config.serving_replicas, "gpus": 0},
                     "storage": {"size": "1Gi", "retain": retain, **(storage or {})},
+                    **({"adapters": loras} if loras else {}),
                 },
             }
         )

@@ -244,3 +244,39 @@ def test_per_pod_volumes_and_a_shared_claim_make_the_children_they_promise(
         assert volume["persistentVolumeClaim"]["claimName"] == "model-cache"
         assert "PersistentVolumeClaim" not in case.children(name)
         case.bring_to_ready(name)
+
+
+def test_a_signed_adapter_is_loaded_and_an_unsigned_one_is_refused_while_the_base_serves(
+    case: Case, publish: Any, signing_key: KeyPair
+) -> None:
+    """Issue 9: each LoRA adapter is decided under the same policy as the base model; the signed one is pulled
+    into its own slot and loaded, the unsigned one is never pulled nor loaded, and the base model serves."""
+    publish(repo_of(case))
+    publish(repo_of(case) + "-sql")
+    publish(repo_of(case) + "-unsigned", signed=False)
+    case.policy(public_pem=signing_key.public_pem)
+    case.model(repo_of(case), adapters={"sql": repo_of(case) + "-sql", "unsigned": repo_of(case) + "-unsigned"})
+
+    def refused() -> dict[str, Any] | None:
+        adapters = {a["name"]: a for a in (case.status().get("provenance") or {}).get("adapters") or []}
+        return adapters if adapters.get("unsigned", {}).get("verdict") == "Untrusted" else None
+
+    adapters = case.wait("the unsigned adapter to be refused", refused)
+    assert adapters["sql"]["verdict"] == "Trusted" and adapters["sql"]["signature"]["identity"] == "e2e-release"
+    assert case.condition("AdaptersReady") == ("False", "AdapterRejected")
+
+    def loaded() -> list[str] | None:
+        case.simulate_once()
+        deployment = (case.children().get("Deployment") or [{}])[0]
+        containers = deployment.get("spec", {}).get("template", {}).get("spec", {}).get("containers") or [{}]
+        args = list(containers[0].get("args") or [])
+        return args if "--lora-modules" in args else None
+
+    args = case.wait("the signed adapter in the serving pods", loaded)
+    assert args[args.index("--lora-modules") + 1] == "sql=/adapters/sql"
+    assert not any("unsigned" in arg for arg in args)
+    jobs = case.children().get("Job", [])
+    pulled = [j["metadata"].get("annotations", {}).get("openmodel.io/adapter") for j in jobs]
+    assert [name for name in pulled if name] == ["sql"]
+    warnings = _reasons(case).get("Warning", set())
+    assert "AdapterRejected" in warnings, warnings

@@ -49,15 +49,15 @@ class Kubelet:
         assert obj is not None, f"no Deployment {namespace}/{deployment}"
         return self.run_pod(namespace, obj["spec"]["template"]["spec"], main_containers=False)
 
-    def server_sees(self, namespace: str, deployment: str) -> Path:
-        """The directory the server container's /models is."""
+    def server_sees(self, namespace: str, deployment: str, path: str = "/models") -> Path:
+        """The directory behind a mount path of the server container (/models, /adapters/<name>)."""
         obj = self.kube.get("deployments", namespace, deployment)
         assert obj is not None
         spec = obj["spec"]["template"]["spec"]
         server = next(c for c in spec["containers"] if c["name"] == "server")
         with tempfile.TemporaryDirectory() as scratch:
             mounts = self._mounts(namespace, spec, server, Path(scratch))
-        return mounts["/models"]
+        return mounts[path]
 
     def run_pod(self, namespace: str, spec: Mapping[str, Any], main_containers: bool = True) -> int:
         containers = list(spec.get("initContainers") or []) + (list(spec["containers"]) if main_containers else [])

@@ -157,6 +157,41 @@ class TrustSpec(ApiModel):
     )
 
 
+ADAPTER_NAME = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+ADAPTERS_NEED_A_CLAIM = (
+    "spec.adapters are pulled into slots of a claim: storage.mode PerPod has none; use mode Claim (or a shared "
+    "claimName) for a model with adapters"
+)
+ADAPTER_NAMES_UNIQUE = "spec.adapters: each adapter needs its own name (it is the model name clients ask for)"
+
+
+class AdapterSpec(ApiModel):
+    """A LoRA adapter served beside the base model: resolved, verified and pulled like a model of its own."""
+
+    model_config = {
+        "json_schema_extra": k8s(
+            validations=[
+                cel(
+                    "self.source.uri.startsWith('hf://')",
+                    "adapters[].source.uri must be an hf://<org>/<name> repository (or one on a mirror endpoint)",
+                ),
+            ]
+        )
+    }
+
+    name: str = Field(
+        description=(
+            "The name clients ask for (the `model` of an OpenAI request) and vLLM's LoRA module name; a DNS label, "
+            "different from the OpenModel's own name."
+        ),
+        min_length=1,
+        max_length=40,
+        pattern=ADAPTER_NAME,
+    )
+    source: ModelSource = Field(description="Where the adapter comes from: a repository and revision, like a model's.")
+    trust: TrustSpec = Field(default_factory=TrustSpec, description="Where the adapter's signature lives.")
+
+
 class Toleration(ApiModel):
     """A pod toleration, passed through to the serving pods."""
 
@@ -375,6 +410,11 @@ class OpenModelSpec(ApiModel):
                     PER_POD_NEEDS_PODS,
                 ),
                 cel(
+                    "!has(self.adapters) || size(self.adapters) == 0 || !has(self.storage) || "
+                    "!has(self.storage.mode) || self.storage.mode != 'PerPod'",
+                    ADAPTERS_NEED_A_CLAIM,
+                ),
+                cel(
                     "!has(self.serving) || !has(self.serving.rollout) || !has(self.storage) || "
                     "self.storage.accessMode != 'ReadWriteOncePod' || "
                     "(has(self.storage.mode) && self.storage.mode == 'PerPod') || "
@@ -389,6 +429,15 @@ class OpenModelSpec(ApiModel):
     trust: TrustSpec = Field(default_factory=TrustSpec, description="Where the model's signature lives.")
     serving: ServingSpec = Field(default_factory=ServingSpec, description="How the model is served.")
     storage: StorageSpec = Field(default_factory=StorageSpec, description="The volume that holds the weights.")
+    adapters: list[AdapterSpec] | None = Field(
+        None,
+        description=(
+            "LoRA adapters served with the base model (vLLM --lora-modules). Each is verified under the same "
+            "policies; one that fails is not loaded and the base model keeps serving."
+        ),
+        max_length=8,
+        json_schema_extra=k8s(list_type="map", list_map_keys=["name"]),
+    )
     update_policy: Literal["Manual", "Auto"] = Field(
         "Manual",
         description=(
@@ -409,6 +458,11 @@ class OpenModelSpec(ApiModel):
             raise ValueError(SHARED_CLAIM_IS_NOT_PER_POD)
         if per_pod and self.serving.runtime == "none":
             raise ValueError(PER_POD_NEEDS_PODS)
+        if per_pod and self.adapters:
+            raise ValueError(ADAPTERS_NEED_A_CLAIM)
+        names = [adapter.name for adapter in self.adapters or []]
+        if len(set(names)) != len(names):
+            raise ValueError(ADAPTER_NAMES_UNIQUE)
         one_pod = self.storage.access_mode == "ReadWriteOncePod" and not per_pod
         if rollout is not None and rollout.strategy != "Recreate" and one_pod:
             raise ValueError(ROLLOUT_ON_ONE_POD_VOLUME)
@@ -463,8 +517,8 @@ class PolicyRecord(StatusModel):
     )
 
 
-class Provenance(StatusModel):
-    """What runs and why it is trusted."""
+class ContentProvenance(StatusModel):
+    """Where one content (a model or an adapter) comes from and why it is trusted."""
 
     source: str = Field(description="The source URI that was resolved.")
     endpoint: str | None = Field(
@@ -494,6 +548,29 @@ class Provenance(StatusModel):
         None, description="Every policy that governed the model.", max_length=256
     )
     verified_at: UtcDateTime | None = Field(None, description="When the trust decision was last made (RFC 3339).")
+
+
+class AdapterProvenance(ContentProvenance):
+    """One LoRA adapter: its own decision, and whether the serving pods load it."""
+
+    name: str = Field(description="The adapter's name (spec.adapters[].name).", max_length=40)
+    verdict: Literal["Trusted", "Untrusted", "Unknown"] = Field(
+        description="Trusted: passes every Enforce policy. Untrusted: refused. Unknown: not examined yet."
+    )
+    reason: str | None = Field(None, description="Why it is not loaded (a reason code), when it is not.", max_length=64)
+    message: str | None = Field(None, description="The decision's explanation.", max_length=1024)
+    pull_job_uid: str | None = Field(
+        None, description="uid of the pull Job the operator created for the adapter's slot.", max_length=64
+    )
+    loaded: bool = Field(False, description="Whether every serving pod runs with this adapter's verified content.")
+
+
+class Provenance(ContentProvenance):
+    """What runs and why it is trusted."""
+
+    adapters: list[AdapterProvenance] | None = Field(
+        None, description="The decision on each LoRA adapter of spec.adapters.", max_length=8
+    )
 
 
 class ContentRecord(StatusModel):

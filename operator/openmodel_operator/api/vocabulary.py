@@ -40,6 +40,7 @@ class ConditionType(StrEnum):
     UPDATE_AVAILABLE = "UpdateAvailable"
     SOURCE_AVAILABLE = "SourceAvailable"  # False while the source cannot be re-examined (content still verified)
     RECONCILED = "Reconciled"  # False when a pass failed (an API refusal, an internal error)
+    ADAPTERS_READY = "AdaptersReady"  # every LoRA adapter of spec.adapters verified and loaded
     READY = "Ready"
     ACCEPTED = "Accepted"  # ModelTrustPolicy: whether its spec is usable
 
@@ -74,6 +75,10 @@ class ConditionReason(StrEnum):
     SERVED_CONTENT_REVOKED = "ServedContentRevoked"
     ROLLING_OUT = "RollingOut"
     ROLLOUT_STALLED = "RolloutStalled"
+    # LoRA adapters
+    ADAPTERS_LOADED = "AdaptersLoaded"
+    ADAPTER_REJECTED = "AdapterRejected"
+    ADAPTERS_LOADING = "AdaptersLoading"
     # upstream
     NEW_REVISION = "NewRevision"
     UPDATE_REJECTED = "UpdateRejected"

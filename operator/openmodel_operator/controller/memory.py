@@ -15,6 +15,7 @@ evidence stand for another content.
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import hashlib
 import json
 import weakref
@@ -24,6 +25,7 @@ from typing import Any
 from openmodel_operator.api.openmodel import OpenModelSpec, OpenModelStatus, Provenance
 from openmodel_operator.evidence.pinned import PinnedManifest
 from openmodel_operator.planning.retry import RetryState
+from openmodel_operator.planning.trust_result import TrustResult
 from openmodel_operator.trust.decision import Evidence
 from openmodel_operator.trust.examination import Examination, ModelRequest
 
@@ -52,6 +54,16 @@ class KeptExamination:
             external = evidence.bundle  # the same bytes once
         request = dataclasses.replace(request, token=None, external_bundle=external)
         return cls(uid, request, evidence, digest)
+
+
+@dataclasses.dataclass(frozen=True)
+class HeldAdapter:
+    """This process's decision on one LoRA adapter, for the adapter spec it was made for."""
+
+    key: str  # the adapter's spec as JSON: another spec is another decision
+    result: TrustResult
+    at: datetime.datetime  # when it was made (a failed examination is retried after a while)
+    kept: KeptExamination | None = None  # what a trusted decision came from: decided again offline
 
 
 _EVIDENCE: weakref.WeakValueDictionary[str, Evidence] = weakref.WeakValueDictionary()
@@ -183,6 +195,8 @@ class ModelMemory:
     recorded: KeptExamination | None = None
     # the examination of the content the Deployment serves (differs from ``recorded`` during a rollout)
     served: KeptExamination | None = None
+    # the decision on each LoRA adapter of the spec, by name (``controller.adapter_trust``)
+    adapters: dict[str, HeldAdapter] = dataclasses.field(default_factory=dict)
     # the last failed examination and when the source may be asked again
     retry: RetryState | None = None
     # passes that failed in a row (the next one waits 2, 4 ... 32 s, never more than the resync interval)

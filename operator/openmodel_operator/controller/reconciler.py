@@ -18,9 +18,10 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from openmodel_operator.api.openmodel import OpenModelSpec, OpenModelStatus
+from openmodel_operator.api.openmodel import AdapterProvenance, OpenModelSpec, OpenModelStatus
 from openmodel_operator.api.time import utcnow
 from openmodel_operator.api.vocabulary import SERVING_PHASES, ConditionReason
+from openmodel_operator.controller.adapter_trust import decide_adapters
 from openmodel_operator.controller.decision_memo import DecisionMemo
 from openmodel_operator.controller.kube import Kube, KubeError
 from openmodel_operator.controller.memory import (
@@ -39,6 +40,7 @@ from openmodel_operator.evidence.pinned import CONFIGMAP_KEY, PinnedManifest, Pi
 from openmodel_operator.evidence.records import Reason
 from openmodel_operator.evidence.text import printable
 from openmodel_operator.planning import children
+from openmodel_operator.planning.adapters import AdapterDecision
 from openmodel_operator.planning.conditions import UPDATE_AVAILABLE, WEIGHTS_READY, find, is_true
 from openmodel_operator.planning.examination_plan import (
     Due,
@@ -675,12 +677,68 @@ class Reconciler:
             # compared with what status recorded before this pass: a spec edit in the same pass cannot hide it
             changed = not policies_unchanged(status, policies, inputs)
             trust = self._check_served(memory, ref, spec, policies, trust, observed, changed, status)
-        result = plan(ref, spec, status, trust, observed, self.child_settings, now, update)
+        adapters = await self._adapters(ref, spec, status, trust, due, memory, policies, inventory, inputs)
+        result = plan(ref, spec, status, trust, observed, self.child_settings, now, update, adapters)
         if planned is not None:
             planned.append(result.status)
         await self._carry_out(body, state, result, inventory, memory)
         METRICS.reconcile_seconds.observe(time.monotonic() - started)
         return result
+
+    async def _adapters(
+        self,
+        ref: children.ModelRef,
+        spec: OpenModelSpec,
+        status: OpenModelStatus,
+        trust: TrustResult,
+        due: Due | None,
+        memory: ModelMemory,
+        policies: Sequence[Policy],
+        inventory: ChildInventory,
+        inputs: Mapping[str, str],
+    ) -> list[AdapterDecision]:
+        """The decision on each LoRA adapter, for a trusted base model only (none is loaded without it)."""
+        if not spec.adapters:
+            memory.adapters = {}
+            return []
+        if not trust.trusted or trust.pinned is None:
+            return [AdapterDecision(adapter, None) for adapter in spec.adapters]
+
+        def manifest_of(digest: str) -> PinnedManifest | None:
+            try:
+                configmap = inventory.get("ConfigMap", children.manifest_configmap_name(ref, digest))
+                return (
+                    parsed_manifest(((configmap or {}).get("data") or {}).get(CONFIGMAP_KEY, "")) if configmap else None
+                )
+            except (PinnedManifestError, children.ChildrenError):
+                return None
+
+        async def examine(own: OpenModelSpec, revision: str) -> Examination:
+            return await self._examine(ref.namespace, own, revision, policies)
+
+        def redecide(kept: KeptExamination, own: OpenModelSpec) -> Examination:
+            return self._decide_offline(kept.request, kept.evidence, own, policies)
+
+        async def rebuild(record: AdapterProvenance, own: OpenModelSpec) -> Examination | None:
+            """The adapter's recorded evidence read back (one GET: the watch index keeps no binaryData)."""
+            signature_path = own.trust.signature.path or "model.sig"
+            try:
+                name = children.manifest_configmap_name(ref, record.manifest_digest or "")
+                configmap = await self.kube.get("ConfigMap", ref.namespace, name)
+                if configmap is None:
+                    return None
+                pinned = parsed_manifest((configmap.get("data") or {}).get(CONFIGMAP_KEY, ""))
+            except (KubeError, PinnedManifestError, children.ChildrenError):
+                return None
+            binary = from_binary_data(configmap.get("binaryData"))
+            evidence = rebuild_evidence(pinned, binary, record, signature_path, own.source.digest)
+            if evidence is None:
+                return None
+            return self._decide_offline(_request_for(evidence, own, signature_path), evidence, own, policies)
+
+        return await decide_adapters(
+            spec, status, due, memory, ref.uid, manifest_of, examine, redecide, rebuild, self.clock(), inputs
+        )
 
     def _with_recent_applies(
         self, memory: ModelMemory, inventory: ChildInventory
@@ -839,9 +897,7 @@ class Reconciler:
         return removed
 
 
-def _with_recent_prunes(
-    jobs: Mapping[str, Mapping[str, Any]], memory: ModelMemory
-) -> Mapping[str, Mapping[str, Any]]:
+def _with_recent_prunes(jobs: Mapping[str, Mapping[str, Any]], memory: ModelMemory) -> Mapping[str, Mapping[str, Any]]:
     """The model's Jobs, plus a prune Job this process just created and the watch has not shown yet: no pull
     may start beside it (the pass woken by its records' deletion would not see it otherwise)."""
     recent = {

@@ -53,12 +53,15 @@ LAYOUT_ANNOTATION = "openmodel.io/weights"  # on the pod template: which claim a
 VOLUME_ANNOTATION = "openmodel.io/weights-volume"  # on a pull Job: the claim it wrote its slot into
 RECORDED_ANNOTATION = "openmodel.io/recorded-evidence"  # digest of binaryData (not kept in the watch index)
 DEFAULT_CONTAINER_ANNOTATION = "kubectl.kubernetes.io/default-container"
+ADAPTER_ANNOTATION = "openmodel.io/adapter"  # on an adapter's pull Job and manifest ConfigMap: the adapter's name
+ADAPTERS_ANNOTATION = "openmodel.io/adapters"  # on the pod template: the adapters its pods load (name=digest ...)
 Component = Literal["manifest", "weights", "fetch", "prune", "release", "server"]
 
 # paths inside the pods
 MANIFEST_DIR = "/etc/openmodel"
 MANIFEST_PATH = f"{MANIFEST_DIR}/{CONFIGMAP_KEY}"
 MODELS_DIR = "/models"
+ADAPTERS_DIR = "/adapters"  # each verified adapter's slot, read-only, at /adapters/<name>
 VOLUME_DIR = "/volume"  # the whole claim, in the pull and prune Jobs only
 SOURCE_DIR = "/source"
 SLOT_PREFIX = "sha256-"
@@ -124,6 +127,32 @@ class ChildSettings:
     image_pull_policy: Literal["Always", "IfNotPresent", "Never"] | None = None
     image_pull_secrets: tuple[str, ...] = ()
     cluster_domain: str = "cluster.local"
+
+
+@dataclasses.dataclass(frozen=True)
+class ServedAdapter:
+    """A LoRA adapter the serving pods load: its name and the verified content of its slot."""
+
+    name: str
+    digest: str
+
+
+def adapters_annotation(adapters: Sequence[ServedAdapter]) -> str:
+    """``name=digest`` of each loaded adapter, sorted: on the pod template, so a change of them rolls the pods
+    and what the pods load is read from the template, not from anything a tenant can edit beside it."""
+    return " ".join(f"{a.name}={a.digest}" for a in sorted(adapters, key=lambda a: a.name))
+
+
+def loaded_adapters(deployment: Mapping[str, Any] | None) -> dict[str, str]:
+    """name -> digest of the adapters a Deployment's pod template loads (its annotation)."""
+    template = (((deployment or {}).get("spec") or {}).get("template") or {}).get("metadata") or {}
+    value = (template.get("annotations") or {}).get(ADAPTERS_ANNOTATION) or ""
+    out: dict[str, str] = {}
+    for item in str(value).split():
+        name, _, digest = item.partition("=")
+        if name and digest:
+            out[name] = digest
+    return out
 
 
 # ---------------------------------------------------------------- names and metadata
@@ -667,7 +696,7 @@ def _has_flag(args: Sequence[str], flags: Sequence[str]) -> bool:
     return any(arg == flag or arg.startswith(f"{flag}=") for arg in args for flag in flags)
 
 
-def server_args(ref: ModelRef, spec: OpenModelSpec) -> list[str]:
+def server_args(ref: ModelRef, spec: OpenModelSpec, adapters: Sequence[ServedAdapter] = ()) -> list[str]:
     """Arguments of ``vllm serve``: the volume as the model, served under the OpenModel's name.
 
     The container command is ``vllm serve`` (the CLI vLLM documents and the ``vllm/vllm-openai``
@@ -681,6 +710,12 @@ def server_args(ref: ModelRef, spec: OpenModelSpec) -> list[str]:
     args = [MODELS_DIR, "--served-model-name", ref.name, "--host", "0.0.0.0", "--port", str(serving.port)]
     if serving.gpus > 1 and not _has_flag(extra, _TP_FLAGS):
         args += ["--tensor-parallel-size", str(serving.gpus)]
+    if adapters:
+        # only the verified slots: a policy refuses --lora-modules in serving.args, and the runtime loading API
+        # stays off (VLLM_ALLOW_RUNTIME_LORA_UPDATING is refused too)
+        args += ["--enable-lora", "--lora-modules", *(f"{a.name}={ADAPTERS_DIR}/{a.name}" for a in adapters)]
+        if not _has_flag(extra, ("--max-loras",)):
+            args += ["--max-loras", str(len(adapters))]
     return args + extra
 
 
@@ -807,6 +842,7 @@ def deployment(
     settings: ChildSettings,
     scale_to_zero: bool = False,
     recreate: bool = False,
+    adapters: Sequence[ServedAdapter] = (),
 ) -> dict[str, Any] | None:
     """Deployment ``<name>`` running the vLLM OpenAI server on the verified, read-only volume.
 
@@ -815,7 +851,8 @@ def deployment(
     pod template too, so new verified content is a rollout. ``recreate`` stops every old pod before a new
     one starts, whatever ``serving.rollout`` says (the previous revision was revoked mid-rollout). With
     ``verifyOnStart`` an init container re-hashes the volume against the manifest (and the digest this
-    template was made for) before the server may read it.
+    template was made for) before the server may read it. ``adapters``: the verified LoRA adapters to load,
+    each its own slot mounted read-only at ``/adapters/<name>`` and checked like the model at start.
     """
     serving = spec.serving
     if serving.runtime == "none":
@@ -830,12 +867,13 @@ def deployment(
     _image(server, serving.image or settings.vllm_image, settings)
     server.update(
         command=["vllm", "serve"],
-        args=server_args(ref, spec),
+        args=server_args(ref, spec, adapters),
         ports=[{"name": "http", "containerPort": serving.port, "protocol": "TCP"}],
         env=_server_env(spec, settings),
         resources=_server_resources(spec),
         volumeMounts=[
             weights_mount,
+            *(_adapter_mount(a) for a in adapters),
             {"name": "dshm", "mountPath": "/dev/shm"},
             {"name": "tmp", "mountPath": TMP_DIR},
         ],
@@ -875,8 +913,9 @@ def deployment(
         if settings.server_run_as_user is None:
             # the pod runs as the image's user; the check itself needs no root
             verify["securityContext"] = {**verify["securityContext"], **_NONROOT_CONTAINER}
-        pod_spec["initContainers"] = [verify]
+        pod_spec["initContainers"] = [verify, *_adapter_checks(ref, adapters, settings)]
         volumes.append(_manifest_volume(ref, pinned.manifest_digest))
+        volumes += [_adapter_manifest_volume(ref, index, a) for index, a in enumerate(adapters)]
     pod_spec["containers"] = [server]
     pod_spec["volumes"] = volumes
     if serving.node_selector:
@@ -904,12 +943,52 @@ def deployment(
                         **content,
                         LAYOUT_ANNOTATION: weights_layout(ref, spec, pinned.manifest_digest),
                         DEFAULT_CONTAINER_ANNOTATION: "server",
+                        **({ADAPTERS_ANNOTATION: adapters_annotation(adapters)} if adapters else {}),
                     },
                 },
                 "spec": pod_spec,
             },
         },
     }
+
+
+def _adapter_mount(adapter: ServedAdapter) -> dict[str, Any]:
+    """The adapter's slot, read-only, where ``--lora-modules`` points the server."""
+    path = f"{ADAPTERS_DIR}/{adapter.name}"
+    return {"name": "weights", "mountPath": path, "subPath": slot_dir(adapter.digest), "readOnly": True}
+
+
+def _adapter_manifest_volume(ref: ModelRef, index: int, adapter: ServedAdapter) -> dict[str, Any]:
+    return {"name": f"adapter-manifest-{index}", "configMap": {"name": manifest_configmap_name(ref, adapter.digest)}}
+
+
+def _adapter_checks(ref: ModelRef, adapters: Sequence[ServedAdapter], settings: ChildSettings) -> list[dict[str, Any]]:
+    """One verify-on-start init container per adapter: its slot re-hashed against its own manifest (and the
+    digest this template was made for) before the server may load it."""
+    checks = []
+    for index, adapter in enumerate(adapters):
+        command = [
+            "openmodel", "fetch", "--verify-only",
+            "--manifest", MANIFEST_PATH,
+            "--dest", MODELS_DIR,
+            "--expect-digest", adapter.digest,
+            "--workers", str(settings.fetch_workers),
+        ]  # fmt: skip
+        check = _operator_container(
+            f"verify-adapter-{index}",
+            command,
+            _env([("HOME", TMP_DIR), ("PYTHONUNBUFFERED", "1")]),
+            [
+                {"name": f"adapter-manifest-{index}", "mountPath": MANIFEST_DIR, "readOnly": True},
+                {"name": "weights", "mountPath": MODELS_DIR, "subPath": slot_dir(adapter.digest), "readOnly": True},
+                {"name": "tmp", "mountPath": TMP_DIR},
+            ],
+            settings,
+        )
+        if settings.server_run_as_user is None:
+            check["securityContext"] = {**check["securityContext"], **_NONROOT_CONTAINER}
+        checks.append(check)
+    return checks
 
 
 def service(

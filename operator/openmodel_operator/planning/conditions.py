@@ -21,6 +21,7 @@ UPDATE_AVAILABLE = ConditionType.UPDATE_AVAILABLE
 READY = ConditionType.READY
 SOURCE_AVAILABLE = ConditionType.SOURCE_AVAILABLE
 RECONCILED = ConditionType.RECONCILED
+ADAPTERS_READY = ConditionType.ADAPTERS_READY
 
 # the order `kubectl describe` shows them in: the trust chain first, the summary Ready last
 ORDER: tuple[str, ...] = (
@@ -30,6 +31,7 @@ ORDER: tuple[str, ...] = (
     TRUSTED,
     WEIGHTS_READY,
     AVAILABLE,
+    ADAPTERS_READY,
     UPDATE_AVAILABLE,
     SOURCE_AVAILABLE,
     RECONCILED,

@@ -23,7 +23,14 @@ NORMAL = EventType.NORMAL
 MINIMUM_REPLICAS_UNAVAILABLE = "MinimumReplicasUnavailable"
 
 # False on the way to Ready, whatever came before: the operator's own progress
-PROGRESS = frozenset({ConditionReason.PULLING, ConditionReason.WEIGHTS_NOT_READY, ConditionReason.ROLLOUT_PENDING})
+PROGRESS = frozenset(
+    {
+        ConditionReason.PULLING,
+        ConditionReason.WEIGHTS_NOT_READY,
+        ConditionReason.ROLLOUT_PENDING,
+        ConditionReason.ADAPTERS_LOADING,
+    }
+)
 # False while a server starts; after the condition was True the same reason means the server went away
 STARTING = frozenset({ConditionReason.NOT_CREATED, ConditionReason.STARTING, MINIMUM_REPLICAS_UNAVAILABLE})
 # False but admitted: unsigned content pinned by spec.source.digest (a trust tier, not a failure)

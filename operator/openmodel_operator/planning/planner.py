@@ -15,7 +15,9 @@ from openmodel_operator.api.common import Condition
 from openmodel_operator.api.openmodel import ContentRecord, OpenModelSpec, OpenModelStatus
 from openmodel_operator.api.vocabulary import SERVING_PHASES, ConditionReason, EventType, Phase
 from openmodel_operator.planning import children, revision_slots
+from openmodel_operator.planning.adapters import AdapterDecision, AdapterPlan, plan_adapters
 from openmodel_operator.planning.conditions import (
+    ADAPTERS_READY,
     AVAILABLE,
     OPENNESS_VERIFIED,
     READY,
@@ -141,9 +143,7 @@ def rollout_stalled(deployment: Mapping[str, Any] | None) -> str | None:
     return None
 
 
-def runs_layout(
-    deployment: Mapping[str, Any] | None, ref: children.ModelRef, spec: OpenModelSpec, digest: str
-) -> bool:
+def runs_layout(deployment: Mapping[str, Any] | None, ref: children.ModelRef, spec: OpenModelSpec, digest: str) -> bool:
     """Whether the Deployment's pod template is the one planned for ``digest``: its content and the volume
     layout it reads (a template of an older layout or another storage mode, with the same digest, is not)."""
     if served_digest(deployment) != digest:
@@ -174,9 +174,13 @@ def plan(
     settings: children.ChildSettings,
     now: datetime.datetime,
     update: UpdateInfo | None = None,
+    adapters: Sequence[AdapterDecision] = (),
 ) -> Plan:
-    """Decide children, status and events for one OpenModel."""
+    """Decide children, status and events for one OpenModel (``adapters``: the decision on each LoRA adapter
+    of ``spec.adapters``, gathered by the shell when the base model is trusted)."""
     conds: list[Cond] = list(trust.conditions)
+    adapter_plan = AdapterPlan()
+    provenance = trust.provenance if trust.provenance is not None else status.provenance
     apply: list[dict[str, Any]] = []
     delete: list[tuple[str, str]] = []
     scale_to_zero = False
@@ -192,6 +196,9 @@ def plan(
         # the records of the slots (with the uids of the Jobs that filled them) outlive this: a later pass that
         # trusts again finds its verified slots, instead of taking their Jobs for strangers' and pulling again
         kept_records = list(status.kept_revisions or []) or None
+        if spec.adapters:
+            why = "no adapter is loaded: the base model is not trusted"
+            conds.append(Cond(ADAPTERS_READY, "False", ConditionReason.NOT_TRUSTED, why))
         if trust.transient and trust.error is not None and observed.deployment is not None:
             # a transient source outage does not take down content that was verified before
             phase = Phase.DEGRADED
@@ -247,6 +254,25 @@ def plan(
                 delete.append(("Job", job_name))
         currently_served = served_digest(observed.deployment)
         pruning = revision_slots.prune_running(observed.jobs)
+        adapter_plan = plan_adapters(
+            ref,
+            spec,
+            digest,
+            adapters,
+            status,
+            observed.jobs,
+            observed.made_jobs,
+            observed.deployment,
+            rollout_complete(observed.deployment),
+            settings,
+            pruning,
+        )
+        apply.extend(adapter_plan.apply)
+        delete.extend(adapter_plan.delete)
+        if adapter_plan.condition is not None:
+            conds.append(adapter_plan.condition)
+        if adapter_plan.records and provenance is not None:
+            provenance = provenance.model_copy(update={"adapters": list(adapter_plan.records)})
         incoming_stage = "Pulling"
         if per_pod:
             pass  # WeightsReady follows the pods, below
@@ -319,7 +345,14 @@ def plan(
             apply.extend(
                 obj
                 for obj in (
-                    children.deployment(ref, spec, pinned, settings, recreate=revoked_previous is not None),
+                    children.deployment(
+                        ref,
+                        spec,
+                        pinned,
+                        settings,
+                        recreate=revoked_previous is not None or adapter_plan.revoked is not None,
+                        adapters=adapter_plan.load,
+                    ),
                     children.service(ref, spec, pinned, settings),
                 )
                 if obj is not None
@@ -398,7 +431,7 @@ def plan(
         else:
             # the running server (if any) keeps serving the content it was rolled to until new weights are
             # verified in their own directory, as long as that content still passes today's policies
-            revoked = trust.served_revoked or _still_revoked(status, currently_served, digest)
+            revoked = trust.served_revoked or _still_revoked(status, currently_served, digest) or adapter_plan.revoked
             served = None
             incoming = revision_slots.content_record(digest, pinned.revision, incoming_stage, own_uid)
             if observed.deployment is not None and revoked:
@@ -453,11 +486,14 @@ def plan(
                 ref,
                 observed.jobs,
                 [name for name in observed.configmaps if name not in hold],
-                [digest, *(slot.digest for slot in kept_slots)],
+                [digest, *(slot.digest for slot in kept_slots), *adapter_plan.keep_digests],
                 settings,
                 on_claim=not per_pod,
                 shared=shared,
-                kept_jobs=[slot.job for d, slot in slots.items() if slot.known and (d == digest or slot in kept_slots)],
+                kept_jobs=[
+                    *(slot.job for d, slot in slots.items() if slot.known and (d == digest or slot in kept_slots)),
+                    *adapter_plan.keep_jobs,
+                ],
             )
             delete.extend(cleanup.delete)
             if cleanup.prune is not None:
@@ -471,6 +507,8 @@ def plan(
         conds.append(trust.degraded)
         if phase == Phase.READY:
             phase = Phase.DEGRADED
+    if adapter_plan.rejected and phase == Phase.READY:
+        phase = Phase.DEGRADED  # the base model serves; an adapter asked for is refused (AdaptersReady says which)
     if update is not None:
         conds.append(Cond(UPDATE_AVAILABLE, "True", update.reason, update.message))
 
@@ -480,7 +518,7 @@ def plan(
         observed_generation=ref.generation,
         conditions=merged,
         short_revision=trust.revision[:SHORT_REVISION] if trust.revision else None,
-        provenance=trust.provenance if trust.provenance is not None else status.provenance,
+        provenance=provenance,
         endpoint=endpoint,
         update_available=update.revision if update is not None else None,
         served=served,

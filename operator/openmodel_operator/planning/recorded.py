@@ -19,7 +19,7 @@ import hashlib
 from collections.abc import Mapping
 from typing import Any
 
-from openmodel_operator.api.openmodel import Provenance
+from openmodel_operator.api.openmodel import ContentProvenance
 from openmodel_operator.evidence.pinned import PinnedManifest
 from openmodel_operator.evidence.records import ResolvedSource
 from openmodel_operator.trust.decision import Evidence
@@ -72,7 +72,7 @@ def from_binary_data(binary: Mapping[str, Any] | None) -> dict[str, bytes]:
     return out
 
 
-def matches_provenance(pinned: PinnedManifest, provenance: Provenance | None) -> bool:
+def matches_provenance(pinned: PinnedManifest, provenance: ContentProvenance | None) -> bool:
     """Whether a pinned manifest read back from the ConfigMap is what status records in every field.
 
     The manifest digest binds the files only; its source, commit and endpoint are bound here to the
@@ -94,7 +94,7 @@ def _sha256(data: bytes) -> str:
 def rebuild_evidence(
     pinned: PinnedManifest,
     recorded: Mapping[str, bytes],
-    provenance: Provenance | None,
+    provenance: ContentProvenance | None,
     signature_path: str,
     pinned_digest: str | None,
 ) -> Evidence | None:

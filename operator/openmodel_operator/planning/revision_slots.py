@@ -119,8 +119,8 @@ def slots(
     found: dict[str, Slot] = {}
     for name, job in jobs.items():
         digest = _annotations(job).get(children.DIGEST_ANNOTATION)
-        if _component(job) != "fetch" or not digest:
-            continue
+        if _component(job) != "fetch" or not digest or children.ADAPTER_ANNOTATION in _annotations(job):
+            continue  # an adapter's slot is not a revision of the model (planning.adapters keeps it)
         if volume is not None and _annotations(job).get(children.VOLUME_ANNOTATION) != volume:
             continue  # it filled another volume (the storage changed): not a slot of this one
         try:
