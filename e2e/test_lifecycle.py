@@ -151,6 +151,23 @@ def test_deleted_service_is_restored(case: Case, publish: Any, signing_key: KeyP
     assert case.status()["phase"] == "Ready"
 
 
+def test_the_singular_and_short_names_name_one_resource_in_kubectl(case: Case, publish: Any, signing_key: KeyPair) -> None:
+    """kubectl expands a CRD category before a resource name: a category equal to ``openmodel`` made
+    ``kubectl get openmodel NAME`` act on both kinds (seen on a real apiserver). Each name names one kind."""
+    publish(repo_of(case))
+    case.policy(public_pem=signing_key.public_pem)
+    case.model(repo_of(case))
+    for name in ("openmodel", "openmodels", "om", "openmodel.openmodel.io"):
+        shown = case.kubectl.run("get", name, "m", "-n", case.namespace, "-o", "name").stdout.split()
+        assert shown == ["openmodel.openmodel.io/m"], (name, shown)
+    described = case.kubectl.run("describe", "openmodel", "m", "-n", case.namespace).stdout
+    assert "Kind:         OpenModel" in described and "ModelTrustPolicy" not in described.split("Spec:")[0]
+    # the category still lists both kinds in one command
+    listed = case.kubectl.run("get", "openmodel-all", "-A", "-o", "name").stdout.split()
+    assert "openmodel.openmodel.io/m" in listed
+    assert any(item.startswith("modeltrustpolicy.openmodel.io/") for item in listed), listed
+
+
 @pytest.mark.parametrize("retain", [False, True], ids=["retain-false", "retain-true"])
 def test_deleting_the_model_removes_its_children(case: Case, publish: Any, signing_key: KeyPair, retain: bool) -> None:
     _ready(case, publish, signing_key, retain=retain)

@@ -135,7 +135,8 @@ def _validate(schema: Schema, value: Any, path: str, errors: list[str]) -> None:
             program = _PROGRAMS[rule["rule"]] = _CEL.program(_CEL.compile(rule["rule"]))
         result = program.evaluate({"self": celpy.json_to_cel(value)})
         if not (isinstance(result, celpy.celtypes.BoolType) and bool(result)):
-            errors.append(f"{path}: Invalid value: {_quote(value)}: {rule['message']}")
+            # as a v1.28 apiserver reports a CEL failure: the schema's type in place of the value
+            errors.append(f"{path}: Invalid value: \"{schema.get('type') or 'object'}\": {rule['message']}")
 
 
 def admit(crd: dict[str, Any], obj: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:

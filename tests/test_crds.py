@@ -102,6 +102,20 @@ def test_names_and_scopes() -> None:
     assert (mtp["scope"], mtp["names"]["shortNames"]) == ("Cluster", ["mtp"])
 
 
+def test_no_category_equals_a_name_kubectl_would_resolve() -> None:
+    """kubectl expands a category before a resource name (a real apiserver showed ``kubectl get openmodel NAME``
+    acting on both kinds while ``openmodel`` was a category): a category never equals a singular, plural or
+    short name of any of the operator's kinds."""
+    names: set[str] = set()
+    categories: set[str] = set()
+    for crd in all_crds():
+        spec_names = crd["spec"]["names"]
+        names |= {spec_names["singular"], spec_names["plural"], *spec_names.get("shortNames", [])}
+        categories |= set(spec_names.get("categories", []))
+    assert categories and not categories & names, categories & names
+    assert all(set(c["spec"]["names"]["categories"]) == categories for c in all_crds())  # one command lists both
+
+
 def test_no_free_form_fields_beyond_the_documented_ones() -> None:
     found: list[str] = []
 

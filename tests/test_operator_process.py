@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import logging
 import pathlib
@@ -10,12 +11,15 @@ import pathlib
 import pytest
 import yaml
 
+from kube_emulator import KubeEmulator
+from kube_fixtures import kube
 from openmodel_operator.cli import build_parser, main
-from openmodel_operator.commands.run import settings_from
+from openmodel_operator.commands.run import reach_cluster, settings_from
 from openmodel_operator.controller.logs import JsonFormatter, RedactingFormatter
 from openmodel_operator.controller.settings import OperatorSettings
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
+__all__ = ["kube"]  # the fixture this module uses
 
 
 def run_args(*argv: str) -> argparse.Namespace:
@@ -109,6 +113,46 @@ def test_run_can_log_in_to_a_real_cluster(monkeypatch: pytest.MonkeyPatch, extra
 
     monkeypatch.setattr(kopf, "operator", fake_operator)
     monkeypatch.setattr("openmodel_operator.controller.logs.configure_logging", lambda *_a, **_k: None)
+    monkeypatch.setattr("openmodel_operator.commands.run.reach_cluster", lambda *_a: None)
     assert main(["run", "--standalone", "--metrics-port", "0", "--health-port", "0", *extra]) == 0
     activities = registries[0]._activities.get_all_handlers()
     assert any(str(h.activity) == "authentication" for h in activities)
+
+
+def _no_cluster(monkeypatch: pytest.MonkeyPatch, tmp_path: pathlib.Path) -> None:
+    monkeypatch.delenv("KUBECONFIG", raising=False)
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setattr("openmodel_operator.controller.logs.configure_logging", lambda *_a, **_k: None)
+
+
+def test_run_without_any_cluster_configuration_exits_2_and_says_what_to_set(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Kopf alone would retry forever; a person starting the operator by hand gets the reason at once."""
+    _no_cluster(monkeypatch, tmp_path)
+    assert main(["run", "--standalone", "--metrics-port", "0", "--health-port", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "no Kubernetes cluster configuration" in err and "KUBECONFIG" in err and "--server" in err
+
+
+def test_run_against_a_server_that_never_answers_exits_2_after_the_connect_timeout(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _no_cluster(monkeypatch, tmp_path)
+    kubeconfig = tmp_path / "config"
+    kubeconfig.write_text(
+        "apiVersion: v1\nkind: Config\ncurrent-context: x\n"
+        "clusters: [{name: c, cluster: {server: 'https://127.0.0.1:1'}}]\n"
+        "users: [{name: u, user: {}}]\ncontexts: [{name: x, context: {cluster: c, user: u}}]\n"
+    )
+    monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
+    argv = ["run", "--standalone", "--metrics-port", "0", "--health-port", "0", "--connect-timeout", "1"]
+    assert main(argv) == 2
+    assert "did not answer within 1 s" in capsys.readouterr().err
+
+
+async def test_a_server_that_answers_is_reached(kube: KubeEmulator) -> None:
+    """Control: the emulator answers (even a 404 or 403 is an answer), so the operator starts."""
+    assert await asyncio.to_thread(reach_cluster, kube.base_url, 5) is None
+    assert await asyncio.to_thread(reach_cluster, "http://127.0.0.1:1", 0.5) is not None

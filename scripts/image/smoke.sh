@@ -141,4 +141,7 @@ in_pod verify-tampered-volume 1 '"reason": *"PulledDigestMismatch"' --volume "$w
 grep -q 'the server will not start on it' "$work/verify-tampered-volume.out" \
     || die "verify-tampered-volume: exit 1, but no refusal message: $(cat "$work/verify-tampered-volume.out")"
 
+# 4. the operator itself, with no cluster to talk to: a clear message and exit 2, not retries forever
+in_pod run-no-cluster 2 'no Kubernetes cluster configuration' -- "$IMAGE" run --standalone
+
 echo "smoke: all $passed checks of $IMAGE passed"

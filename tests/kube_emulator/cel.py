@@ -33,7 +33,8 @@ def _cel_rules(value: Any, schema: JsonDict, path: str, errors: list[FieldError]
         if old is not MISSING:
             activation['oldSelf'] = json_to_cel(old)
         field = path + (rule.get('fieldPath') or '')
-        shown = value if not isinstance(value, (dict, list)) else ('object' if isinstance(value, dict) else 'array')
+        # a real apiserver (v1.28) shows the schema's type, not the value: `Invalid value: "string": <message>`
+        shown = schema.get('type') or _json_type(value)
         try:
             result = program.evaluate(activation)
         except celpy.evaluation.CELEvalError as e:
@@ -46,6 +47,17 @@ def _cel_rules(value: Any, schema: JsonDict, path: str, errors: list[FieldError]
             kind = {'FieldValueForbidden': 'Forbidden', 'FieldValueRequired': 'Required',
                     'FieldValueDuplicate': 'Duplicate'}.get(rule.get('reason', ''), 'Invalid')
             errors.append(FieldError(field, kind, message, shown))
+
+
+def _json_type(value: Any) -> str:
+    """The JSON Schema type name of a value (for a node whose schema names none, e.g. int-or-string)."""
+    if isinstance(value, bool):
+        return 'boolean'
+    if isinstance(value, int):
+        return 'integer'
+    if isinstance(value, float):
+        return 'number'
+    return {dict: 'object', list: 'array'}.get(type(value), 'string')
 
 
 def schema_cel(value: Any, schema: JsonDict | None, path: str, errors: list[FieldError], old: Any = MISSING) -> None:

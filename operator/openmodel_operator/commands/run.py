@@ -9,9 +9,11 @@ import logging
 import os
 import random
 import sys
+import time
 from typing import Any
 
 from openmodel_operator.controller.settings import POLICY_STATUS_MODES, policy_status_mode
+from openmodel_operator.evidence.text import printable
 
 
 def _policy_status(value: str) -> str:
@@ -54,6 +56,43 @@ def settings_from(args: argparse.Namespace) -> Any:
     return dataclasses.replace(settings, **overrides)
 
 
+NO_CLUSTER = (
+    "error: no Kubernetes cluster configuration: not in a pod with a ServiceAccount, and no kubeconfig "
+    "(KUBECONFIG or ~/.kube/config): {why}. Run it in the cluster, set KUBECONFIG, or pass --server URL"
+)
+UNREACHABLE = (
+    "error: the Kubernetes API server did not answer within {seconds:g} s ({why}); check the kubeconfig's server "
+    "address and the network, or --server (--connect-timeout sets the wait)"
+)
+
+
+def reach_cluster(server: str | None, seconds: float) -> str | None:
+    """None once the API server answers, else the message to exit 2 with: Kopf itself retries a missing or
+    unreachable cluster forever, which a person starting the operator by hand never sees the end of."""
+    from openmodel_operator.controller.kube import Kube, client_for
+
+    try:
+        client = client_for(server)
+    except Exception as exc:  # lightkube's ConfigError and the parse errors of a broken kubeconfig
+        return NO_CLUSTER.format(why=printable(str(exc), 200))
+
+    async def probe() -> str | None:
+        kube = Kube(client)
+        deadline = time.monotonic() + seconds
+        why: str | None = "no attempt"
+        while time.monotonic() < deadline:
+            try:
+                why = await asyncio.wait_for(kube.reachable(), max(0.1, deadline - time.monotonic()))
+            except TimeoutError:
+                why = "no answer"
+            if why is None:
+                return None
+            await asyncio.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
+        return UNREACHABLE.format(seconds=seconds, why=why)
+
+    return asyncio.run(probe())
+
+
 def run(args: argparse.Namespace) -> int:
     import kopf
     from prometheus_client import start_http_server
@@ -71,6 +110,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     configure_logging(settings.json_logs, logging.DEBUG if args.verbose else logging.INFO)
+    unreachable = reach_cluster(args.server, args.connect_timeout)
+    if unreachable is not None:
+        print(unreachable, file=sys.stderr)
+        return 2
     if settings.policy_status == "only":  # a policy-status writer beside namespace shards: no models
         registry = build_policy_status_registry(settings, lambda: Kube(client_for(args.server)))
     else:
@@ -184,5 +227,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     parser.add_argument("--log-format", choices=["text", "json"], help="log format (default text)")
     parser.add_argument("--server", help="API server URL without credentials (development against an emulator)")
+    parser.add_argument(
+        "--connect-timeout",
+        type=float,
+        default=30.0,
+        help="seconds to wait for the API server at start before exiting 2 (default 30)",
+    )
     parser.add_argument("--verbose", "-v", action="store_true", help="debug logging")
     parser.set_defaults(func=run)

@@ -23,6 +23,7 @@ from lightkube.resources.core_v1 import ConfigMap, Event, PersistentVolumeClaim,
 from lightkube.types import CascadeType, PatchType
 
 from openmodel_operator.api.common import GROUP, VERSION
+from openmodel_operator.evidence.text import printable
 
 FIELD_MANAGER = "openmodel-operator"
 MAX_CONCURRENT_WRITES = 32  # below lightkube's pool of connections, with room for reads and Kopf's own calls
@@ -202,6 +203,19 @@ class Kube:
                 return None
             raise _error(exc) from None
         return dict(obj.to_dict())
+
+    async def reachable(self) -> str | None:
+        """None when the API server answers (any HTTP status: a 403 or a missing CRD is an answer), else why not.
+
+        One list of at most one ModelTrustPolicy: cluster-scoped and granted to the operator."""
+        try:
+            async for _ in self.client.list(PolicyResource, chunk_size=1):
+                break
+        except httpx2.HTTPStatusError:
+            return None
+        except (httpx2.TransportError, OSError) as exc:
+            return f"{type(exc).__name__}: {printable(str(exc), 200)}"
+        return None
 
     async def list_children(self, kind: str, namespace: str, owner: str) -> list[dict[str, Any]]:
         """Children of one OpenModel by its owner label value (used on deletion, when the watch index may lag)."""

@@ -99,6 +99,9 @@ POLICY_COLUMNS: list[dict[str, Any]] = [
 ]
 
 
+CATEGORY = "openmodel-all"  # `kubectl get openmodel-all -A`: every OpenModel and ModelTrustPolicy
+
+
 def _root_schema(kind: str, description: str, spec: JsonSchema, status: JsonSchema) -> JsonSchema:
     return {
         "type": "object",
@@ -142,7 +145,9 @@ def _crd(
                 "plural": plural,
                 "singular": kind.lower(),
                 "shortNames": [short],
-                "categories": ["openmodel", "ai"],
+                # kubectl expands a category before a resource name: a category must never equal a singular,
+                # plural or short name (``openmodel`` did, and ``kubectl get openmodel NAME`` acted on both kinds)
+                "categories": [CATEGORY, "ai"],
             },
             "versions": [
                 {
