@@ -409,6 +409,8 @@ def test_peered_replicas_get_distinct_priorities(monkeypatch: pytest.MonkeyPatch
         calls.append(kwargs)
 
     monkeypatch.setattr(kopf, "operator", fake_operator)
+
+    monkeypatch.setattr("openmodel_operator.commands.run.reach_cluster", lambda *_a: None)  # no cluster here
     monkeypatch.setattr("openmodel_operator.controller.logs.configure_logging", lambda *_a, **_k: None)
     for _ in range(2):  # two replicas of the ha overlay: same args, same env
         assert main(["run", "--all-namespaces", "--metrics-port", "0", "--health-port", "0"]) == 0

@@ -88,6 +88,8 @@ def test_openmodel_run_listens_on_loopback_by_default(monkeypatch: pytest.Monkey
         seen["kwargs"] = kwargs
 
     monkeypatch.setattr(kopf, "operator", fake_operator)
+
+    monkeypatch.setattr("openmodel_operator.commands.run.reach_cluster", lambda *_a: None)  # no cluster here
     assert main(["run", "--standalone", "--health-port", str(health_port), "--metrics-port", str(metrics_port)]) == 0
     assert metrics == [(metrics_port, "127.0.0.1")] and bound == ["127.0.0.1"]
     assert seen["before"] == (503, {"status": "starting"})
