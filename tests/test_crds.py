@@ -162,7 +162,14 @@ def test_minimal_openmodel_gets_documented_defaults() -> None:
     assert errors == []
     spec = stored["spec"]
     assert spec["source"]["revision"] == "main"
-    assert spec["serving"] == {"runtime": "vllm", "replicas": 1, "gpus": 1, "verifyOnStart": True, "port": 8000}
+    assert spec["serving"] == {
+        "runtime": "vllm",
+        "replicas": 1,
+        "gpus": 1,
+        "verifyOnStart": True,
+        "port": 8000,
+        "access": {"apiKey": False},  # the own namespace only (a NetworkPolicy), no key
+    }
     assert spec["storage"] == {
         "size": "20Gi",
         "accessMode": "ReadWriteOnce",

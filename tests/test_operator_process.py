@@ -81,6 +81,7 @@ def test_render_shows_the_objects_before_they_exist(capsys: pytest.CaptureFixtur
     assert set(objects) == {
         ("ConfigMap", f"granite-3b-manifest-{digest[7:17]}"),
         ("PersistentVolumeClaim", "granite-3b-weights"),
+        ("NetworkPolicy", "granite-3b"),  # the endpoint answers its own namespace only
         ("Deployment", "granite-3b"),
         ("Service", "granite-3b"),
         *[k for k in objects if k[0] == "Job"],

@@ -143,7 +143,7 @@ def available_deployment(digest: str = PINNED.manifest_digest, ok: bool = True) 
 
 def test_trusted_model_first_pulls_without_serving() -> None:
     result = plan(REF, spec(), {}, TRUSTED, Observed(), SETTINGS, NOW)
-    assert kinds(result.apply) == ["ConfigMap", "PersistentVolumeClaim", "Job"]
+    assert kinds(result.apply) == ["ConfigMap", "NetworkPolicy", "PersistentVolumeClaim", "Job"]
     assert result.status["phase"] == "Pulling"
     assert conds(result.status)["WeightsReady"] == ("False", "Pulling")
     assert result.status["shortRevision"] == "c" * 12
@@ -152,8 +152,8 @@ def test_trusted_model_first_pulls_without_serving() -> None:
 
 def test_weights_ready_rolls_the_deployment_and_service() -> None:
     result = plan(REF, spec(), {}, TRUSTED, Observed(jobs=own(completed())), SETTINGS, NOW)
-    assert kinds(result.apply) == ["ConfigMap", "PersistentVolumeClaim", "Deployment", "Service"]
-    deployment = result.apply[2]
+    assert kinds(result.apply) == ["ConfigMap", "NetworkPolicy", "PersistentVolumeClaim", "Deployment", "Service"]
+    deployment = next(o for o in result.apply if o["kind"] == "Deployment")
     assert deployment["metadata"]["annotations"][children.DIGEST_ANNOTATION] == PINNED.manifest_digest
     assert result.status["phase"] == "Deploying"
     assert result.status["endpoint"] == "http://granite.models.svc.cluster.local/v1"

@@ -507,6 +507,7 @@ def test_per_pod_mode_rolls_at_once_and_is_ready_only_when_the_pods_verified_the
     first = plan(REF, per_pod(), {}, trusted(NEW), seen(), SETTINGS, NOW)
     assert names(first.apply) == [
         ("ConfigMap", manifests(NEW)[0]),
+        ("NetworkPolicy", "granite"),
         ("Deployment", "granite"),
         ("Service", "granite"),
     ]
@@ -580,7 +581,7 @@ def test_kept_revisions_are_shown_during_an_update_without_the_one_serving() -> 
 def test_a_shared_claim_is_used_never_made_and_its_jobs_carry_the_models_reference() -> None:
     shared = spec({"claimName": "model-cache"})
     first = plan(REF, shared, {}, trusted(NEW), seen(), SETTINGS, NOW)
-    assert [kind for kind, _ in names(first.apply)] == ["ConfigMap", "Job"]  # no claim of the model's own
+    assert [kind for kind, _ in names(first.apply)] == ["ConfigMap", "NetworkPolicy", "Job"]  # no claim of its own
     job = next(o for o in first.apply if o["kind"] == "Job")
     pod = job["spec"]["template"]["spec"]
     assert next(v for v in pod["volumes"] if v["name"] == "weights")["persistentVolumeClaim"]["claimName"] == (

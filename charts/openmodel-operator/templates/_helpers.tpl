@@ -71,10 +71,14 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 - apiGroups: [batch]
   resources: [jobs]
   verbs: [get, list, watch, create, patch, delete]
-# Hub tokens named by spec.source.tokenSecretRef: read by name only
+- apiGroups: [networking.k8s.io]
+  resources: [networkpolicies]
+  verbs: [get, list, watch, create, patch, delete]
+# Secrets, by name only, never listed or watched: Hub tokens named by spec.source.tokenSecretRef (get), and the
+# API key the operator generates for spec.serving.access.apiKey (created once, deleted with the model)
 - apiGroups: [""]
   resources: [secrets]
-  verbs: [get]
+  verbs: [get, create, delete]
 {{- end -}}
 
 {{/* Cluster-scoped rules, needed in every watch scope and role. */}}

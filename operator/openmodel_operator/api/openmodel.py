@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import re
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, StringConstraints, field_validator, model_validator
 
 from openmodel_operator.api.common import (
     DNS_SUBDOMAIN,
@@ -295,6 +296,64 @@ class RolloutSpec(ApiModel):
         return self
 
 
+DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+_DNS_SEGMENT = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+_LABEL_NAME = re.compile(r"[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?")
+LABEL_VALUE = r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$"
+NamespaceName = Annotated[str, StringConstraints(max_length=63, pattern=DNS_LABEL)]
+LabelValue = Annotated[str, StringConstraints(max_length=63, pattern=LABEL_VALUE)]
+
+
+class MatchLabels(ApiModel):
+    """A label selector by equality (a Kubernetes LabelSelector's matchLabels)."""
+
+    match_labels: dict[str, LabelValue] = Field(
+        description="Labels the selected objects carry, all of them.", min_length=1, max_length=16
+    )
+
+    @field_validator("match_labels")
+    @classmethod
+    def _label_keys(cls, value: dict[str, str]) -> dict[str, str]:
+        """Keys are checked here, not by a CEL rule: a regex over each key of a map costs more than a real
+        apiserver's CEL budget estimate admits; the NetworkPolicy's own validation is the backstop."""
+        for key in value:
+            prefix, slash, name = key.rpartition("/")
+            ok = 0 < len(name) <= 63 and len(prefix) <= 253 and _LABEL_NAME.fullmatch(name) is not None
+            if ok and slash:
+                ok = all(_DNS_SEGMENT.fullmatch(part) for part in prefix.split("."))
+            if not ok:
+                raise ValueError(f"matchLabels key {key[:80]!r} is not a label key ([prefix/]name, name <= 63)")
+        return value
+
+
+class AccessSpec(ApiModel):
+    """Who may call the served model: a NetworkPolicy per model and an optional API key."""
+
+    namespaces: list[NamespaceName] | None = Field(
+        None,
+        description=(
+            "Other namespaces whose pods may call the endpoint, by name. The model's own namespace is always "
+            "allowed; nothing else is unless listed here or selected by namespaceSelector."
+        ),
+        max_length=64,
+        json_schema_extra=k8s(list_type="set"),
+    )
+    namespace_selector: MatchLabels | None = Field(
+        None, description="Namespaces whose pods may call the endpoint, by label (e.g. an ingress controller's)."
+    )
+    pod_selector: MatchLabels | None = Field(
+        None,
+        description="Only pods with these labels may call the endpoint (in every allowed namespace). Default: any pod.",
+    )
+    api_key: bool = Field(
+        False,
+        description=(
+            "Generate an API key (Secret <name>-api-key, key api-key) that the server requires on every /v1 "
+            "request (vLLM's VLLM_API_KEY); status.access names the Secret. Delete the Secret to rotate it."
+        ),
+    )
+
+
 class ServingSpec(ApiModel):
     """How the verified weights are served."""
 
@@ -336,6 +395,13 @@ class ServingSpec(ApiModel):
         description="Extra environment variables for the server.",
         max_length=128,
         json_schema_extra=k8s(list_type="map", list_map_keys=["name"]),
+    )
+    access: AccessSpec = Field(
+        default_factory=AccessSpec,
+        description=(
+            "Who may call the endpoint: by default only pods of the model's own namespace (a NetworkPolicy), "
+            "with no API key."
+        ),
     )
     rollout: RolloutSpec | None = Field(
         None,
@@ -589,6 +655,18 @@ class ContentRecord(StatusModel):
     )
 
 
+class AccessRecord(StatusModel):
+    """The objects that guard the endpoint, by reference only (never the key)."""
+
+    network_policy: str | None = Field(None, description="The NetworkPolicy that admits the allowed callers.")
+    allowed_namespaces: list[str] | None = Field(
+        None, description="Namespaces allowed by name (the model's own first).", max_length=65
+    )
+    api_key_secret: SecretKeyRef | None = Field(
+        None, description="The Secret and key holding the API key clients send as 'Authorization: Bearer <key>'."
+    )
+
+
 class OpenModelStatus(ApiModel):
     """Observed state, written by the operator only."""
 
@@ -625,6 +703,9 @@ class OpenModelStatus(ApiModel):
         max_length=8,
     )
     endpoint: str | None = Field(None, description="In-cluster OpenAI-compatible base URL of the served model.")
+    access: AccessRecord | None = Field(
+        None, description="What guards the endpoint: the NetworkPolicy and, with an API key, the Secret that holds it."
+    )
     update_available: str | None = Field(
         None, description="A newer commit on the source branch, not yet verified or rolled."
     )

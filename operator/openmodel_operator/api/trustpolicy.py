@@ -275,6 +275,14 @@ class ServingRules(ApiModel):
         False,
         description="true: admit --trust-remote-code (runs Python code shipped with the model).",
     )
+    require_api_key: bool = Field(
+        False,
+        alias="requireAPIKey",
+        description=(
+            "true: a model must set spec.serving.access.apiKey, so its endpoint answers only callers with the key "
+            "(besides the NetworkPolicy every served model gets)."
+        ),
+    )
 
 
 class ModelTrustPolicySpec(ApiModel):

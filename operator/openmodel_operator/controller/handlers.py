@@ -59,6 +59,7 @@ CHILD_KINDS = (
     ("", "v1", "configmaps", "ConfigMap"),
     ("", "v1", "services", "Service"),
     ("", "v1", "persistentvolumeclaims", "PersistentVolumeClaim"),
+    ("networking.k8s.io", "v1", "networkpolicies", "NetworkPolicy"),
 )
 
 

@@ -20,6 +20,7 @@ from lightkube.generic_resource import create_global_resource, create_namespaced
 from lightkube.resources.apps_v1 import Deployment
 from lightkube.resources.batch_v1 import Job
 from lightkube.resources.core_v1 import ConfigMap, Event, PersistentVolumeClaim, Secret, Service
+from lightkube.resources.networking_v1 import NetworkPolicy
 from lightkube.types import CascadeType, PatchType
 
 from openmodel_operator.api.common import GROUP, VERSION
@@ -38,6 +39,7 @@ KINDS: dict[str, Any] = {
     "Job": Job,
     "Deployment": Deployment,
     "Service": Service,
+    "NetworkPolicy": NetworkPolicy,
 }
 
 
@@ -227,6 +229,39 @@ class Kube:
         except httpx2.HTTPStatusError as exc:
             raise _error(exc) from None
         return items
+
+    async def create_secret(self, obj: Mapping[str, Any]) -> bool:
+        """Create the generated API key Secret (POST); False when the name is taken (409). Secrets are handled
+        by name only: never listed, watched or patched."""
+        try:
+            async with self._writes:
+                await self.client.create(cast(Secret, Secret.from_dict(dict(obj))), field_manager=FIELD_MANAGER)
+        except httpx2.HTTPStatusError as exc:
+            if _code(exc) == 409:
+                return False
+            raise _error(exc) from None
+        return True
+
+    async def secret_metadata(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """A Secret's metadata only (its data is dropped at once: it is never needed here), None when missing."""
+        try:
+            secret = await self.client.get(Secret, name, namespace=namespace)
+        except httpx2.HTTPStatusError as exc:
+            if _code(exc) == 404:
+                return None
+            raise _error(exc) from None
+        return dict(secret.metadata.to_dict()) if secret.metadata is not None else {}
+
+    async def delete_secret(self, namespace: str, name: str) -> bool:
+        """Delete the generated API key Secret; False when it was already gone."""
+        try:
+            async with self._writes:
+                await self.client.delete(Secret, name, namespace=namespace)
+        except httpx2.HTTPStatusError as exc:
+            if _code(exc) == 404:
+                return False
+            raise _error(exc) from None
+        return True
 
     async def read_secret_key(self, namespace: str, name: str, key: str) -> str:
         """One key of a Secret, decoded; raises KubeError(404) naming what is missing (never the value)."""

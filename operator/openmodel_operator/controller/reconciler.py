@@ -9,10 +9,12 @@ The shell only fetches (Secrets, the Hub in the examination threads, the manifes
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import dataclasses
 import datetime
 import logging
+import secrets
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -91,6 +93,7 @@ from openmodel_operator.trust.precheck import pre_network_violations
 log = logging.getLogger(__name__)
 CREATE_ONLY = frozenset({"Job", "PersistentVolumeClaim"})
 RECENT_APPLY_SECONDS = 60.0
+KEY_CHECK_SECONDS = 600.0  # the API key Secret (not watched) is looked for again this often
 
 Examiner = Callable[[ModelRequest, Sequence[Policy]], Examination]
 EventPoster = Callable[[Mapping[str, Any], Event], None]
@@ -805,10 +808,15 @@ class Reconciler:
             memory.served = dataclasses.replace(kept, spec=state.spec)
         for kind, name in result.delete:
             # records of revisions no longer kept, before the prune Job that removes their directories is made
-            if inventory.get(kind, name) is not None:
+            if kind == "Secret":
+                await self._delete_key(ref, name, memory)
+            elif inventory.get(kind, name) is not None:
                 await self.kube.delete(kind, ref.namespace, name)
             memory.applied.pop((kind, name), None)
-        for obj in drifted(result.apply, self._with_recent_applies(memory, inventory)):
+        for secret in (o for o in result.apply if o["kind"] == "Secret"):
+            await self._ensure_key(ref, secret, memory)
+        watched = [o for o in result.apply if o["kind"] != "Secret"]
+        for obj in drifted(watched, self._with_recent_applies(memory, inventory)):
             missing = inventory.get(obj["kind"], obj["metadata"]["name"]) is None
             if not missing or await self._create(ref, obj, memory):
                 await self.kube.apply(obj)
@@ -823,6 +831,37 @@ class Reconciler:
             provenance = result.status.provenance
             METRICS.bytes_verified.inc((provenance.total_bytes if provenance is not None else None) or 0)
         await self._write_status(body, state, result, memory)
+
+    async def _ensure_key(self, ref: children.ModelRef, secret: Mapping[str, Any], memory: ModelMemory) -> None:
+        """The generated API key Secret exists and is this model's own: created once with a fresh random key
+        (never read back, never rewritten). Secrets are not watched, so it is looked for every few minutes;
+        a deleted one is made again with a new key (a rotation)."""
+        now = time.monotonic()
+        if memory.key_checked is not None and now - memory.key_checked < KEY_CHECK_SECONDS:
+            return
+        obj = {**secret, "data": {children.API_KEY: base64.b64encode(secrets.token_urlsafe(32).encode()).decode()}}
+        if not await self.kube.create_secret(obj):  # the name is taken: ours, or a stranger's never used
+            name = secret["metadata"]["name"]
+            meta = await self.kube.secret_metadata(ref.namespace, name)
+            if meta is not None and not self._ours(ref, meta):
+                raise self._conflict(ref, "Secret", name, (meta.get("labels") or {}).get(children.NAME_LABEL))
+        memory.key_checked = now
+
+    async def _delete_key(self, ref: children.ModelRef, name: str, memory: ModelMemory) -> None:
+        """The key Secret, no longer asked for, goes, if it is this model's own."""
+        meta = await self.kube.secret_metadata(ref.namespace, name)
+        if meta is not None and self._ours(ref, meta):
+            await self.kube.delete_secret(ref.namespace, name)
+        memory.key_checked = None
+
+    @staticmethod
+    def _ours(ref: children.ModelRef, meta: Mapping[str, Any]) -> bool:
+        """Whether an object's metadata says it is this model's child, made by the operator."""
+        labels = meta.get("labels") or {}
+        return bool(
+            labels.get(children.NAME_LABEL) == children.label_value(ref.name)
+            and labels.get("app.kubernetes.io/managed-by") == children.FIELD_MANAGER
+        )
 
     async def _scale_to_zero(self, ref: children.ModelRef, inventory: ChildInventory) -> None:
         """A replicas-only patch of the serving Deployment (kept for forensics), unless it is already at zero."""
@@ -852,10 +891,7 @@ class Reconciler:
             if existing is None:
                 return True
         labels = ((existing or {}).get("metadata") or {}).get("labels") or {}
-        ours = labels.get(children.NAME_LABEL) == children.label_value(ref.name) and (
-            labels.get("app.kubernetes.io/managed-by") == children.FIELD_MANAGER
-        )
-        if existing is not None and not ours:
+        if existing is not None and not self._ours(ref, existing.get("metadata") or {}):
             raise self._conflict(ref, kind, name, labels.get(children.NAME_LABEL))
         return kind not in CREATE_ONLY
 
@@ -880,7 +916,14 @@ class Reconciler:
         ``uid``, a child that names another OpenModel incarnation as its owner is left alone (a model created
         again under the same name keeps its own children)."""
         removed = []
-        for kind in ("Deployment", "Service", "Job", "ConfigMap", "PersistentVolumeClaim"):
+        owner = children.ModelRef(name, namespace, uid or "", 0)
+        key = children.api_key_secret_name(owner)
+        meta = await self.kube.secret_metadata(namespace, key)  # by name: Secrets are never listed
+        if meta is not None and self._ours(owner, meta):
+            owners = [r.get("uid") for r in (meta.get("ownerReferences") or [])]
+            if not (uid and owners and uid not in owners) and await self.kube.delete_secret(namespace, key):
+                removed.append(f"Secret/{key}")
+        for kind in ("Deployment", "Service", "NetworkPolicy", "Job", "ConfigMap", "PersistentVolumeClaim"):
             if kind == "PersistentVolumeClaim" and retain_storage:
                 continue
             for obj in await self.kube.list_children(kind, namespace, children.label_value(name)):

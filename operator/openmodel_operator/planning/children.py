@@ -55,7 +55,7 @@ RECORDED_ANNOTATION = "openmodel.io/recorded-evidence"  # digest of binaryData (
 DEFAULT_CONTAINER_ANNOTATION = "kubectl.kubernetes.io/default-container"
 ADAPTER_ANNOTATION = "openmodel.io/adapter"  # on an adapter's pull Job and manifest ConfigMap: the adapter's name
 ADAPTERS_ANNOTATION = "openmodel.io/adapters"  # on the pod template: the adapters its pods load (name=digest ...)
-Component = Literal["manifest", "weights", "fetch", "prune", "release", "server"]
+Component = Literal["manifest", "weights", "fetch", "prune", "release", "server", "access"]
 
 # paths inside the pods
 MANIFEST_DIR = "/etc/openmodel"
@@ -719,8 +719,9 @@ def server_args(ref: ModelRef, spec: OpenModelSpec, adapters: Sequence[ServedAda
     return args + extra
 
 
-def _server_env(spec: OpenModelSpec, settings: ChildSettings) -> list[dict[str, Any]]:
-    """Defaults the user may override, the user's variables, then the offline switches nobody overrides."""
+def _server_env(ref: ModelRef, spec: OpenModelSpec, settings: ChildSettings) -> list[dict[str, Any]]:
+    """Defaults the user may override, the user's variables, then the offline switches and (with
+    ``access.apiKey``) the generated key, which nobody overrides."""
     defaults = [
         ("HOME", TMP_DIR),  # the root filesystem is read-only: caches (torch, triton, vLLM) go to /tmp
         ("HF_HOME", f"{TMP_DIR}/hf"),
@@ -730,13 +731,18 @@ def _server_env(spec: OpenModelSpec, settings: ChildSettings) -> list[dict[str, 
     ]
     if settings.server_run_as_user is not None:
         defaults.append(("USER", "openmodel"))  # getpass.getuser() fails for a uid without a passwd entry
-    forced = dict(_FORCED_SERVER_ENV)
+    forced = {name for name, _ in _FORCED_SERVER_ENV}
+    key: list[dict[str, Any]] = []
+    if spec.serving.access.api_key:
+        forced.add(API_KEY_ENV)
+        key = [{"name": API_KEY_ENV, "valueFrom": {"secretKeyRef": {"name": api_key_secret_name(ref), "key": API_KEY}}}]
     user = [env.to_wire() for env in spec.serving.env or [] if env.name not in forced]
     user_names = {env["name"] for env in user}
     return (
         _env([(name, value) for name, value in defaults if name not in user_names])
         + user
         + _env(list(_FORCED_SERVER_ENV))
+        + key
     )
 
 
@@ -869,7 +875,7 @@ def deployment(
         command=["vllm", "serve"],
         args=server_args(ref, spec, adapters),
         ports=[{"name": "http", "containerPort": serving.port, "protocol": "TCP"}],
-        env=_server_env(spec, settings),
+        env=_server_env(ref, spec, settings),
         resources=_server_resources(spec),
         volumeMounts=[
             weights_mount,
@@ -1005,6 +1011,59 @@ def service(
             "type": "ClusterIP",
             "selector": selector_labels(ref, "server"),
             "ports": [{"name": "http", "port": SERVICE_PORT, "targetPort": "http", "protocol": "TCP"}],
+        },
+    }
+
+
+API_KEY = "api-key"  # the key of the generated Secret
+API_KEY_ENV = "VLLM_API_KEY"  # vLLM requires it as a bearer token on every /v1 route (not on /health)
+GENERATED_ANNOTATION = "openmodel.io/generated"  # on the API key Secret: its data is made by the operator
+
+
+def api_key_secret_name(ref: ModelRef) -> str:
+    """``<name>-api-key``: the Secret that holds the model's generated API key."""
+    return child_name(ref.name, "-api-key")
+
+
+def api_key_secret(ref: ModelRef) -> dict[str, Any]:
+    """The API key Secret without its data: the shell adds a fresh random key when it creates it (the core draws
+    no random numbers), once; the operator never reads it back nor rewrites it, so deleting it rotates the key."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "Opaque",
+        "metadata": _metadata(ref, api_key_secret_name(ref), "access", {GENERATED_ANNOTATION: API_KEY}),
+    }
+
+
+def network_policy(ref: ModelRef, spec: OpenModelSpec) -> dict[str, Any] | None:
+    """NetworkPolicy ``<name>``: only the allowed callers reach the serving pods' port (None for ``runtime: none``).
+
+    Default: pods of the model's own namespace. A tenant namespace is the unit a cluster admin grants and
+    audits; the endpoint serves whatever verified model it runs without asking who calls, so another namespace
+    (another tenant, an ingress controller) must be named. With no NetworkPolicy controller in the cluster
+    the object is inert (the API key still applies).
+    """
+    if spec.serving.runtime == "none":
+        return None
+    access = spec.serving.access
+    pods: dict[str, Any] = {"matchLabels": dict(access.pod_selector.match_labels)} if access.pod_selector else {}
+    peers: list[dict[str, Any]] = [{"podSelector": pods}]  # the model's own namespace (the policy's namespace)
+    if access.namespaces:
+        names = {"key": "kubernetes.io/metadata.name", "operator": "In", "values": sorted(access.namespaces)}
+        peers.append({"namespaceSelector": {"matchExpressions": [names]}, "podSelector": pods})
+    if access.namespace_selector is not None:
+        peers.append(
+            {"namespaceSelector": {"matchLabels": dict(access.namespace_selector.match_labels)}, "podSelector": pods}
+        )
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": _metadata(ref, child_name(ref.name), "access"),
+        "spec": {
+            "podSelector": {"matchLabels": selector_labels(ref, "server")},
+            "policyTypes": ["Ingress"],
+            "ingress": [{"from": peers, "ports": [{"protocol": "TCP", "port": spec.serving.port}]}],
         },
     }
 

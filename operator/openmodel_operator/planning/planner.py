@@ -11,8 +11,8 @@ import datetime
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from openmodel_operator.api.common import Condition
-from openmodel_operator.api.openmodel import ContentRecord, OpenModelSpec, OpenModelStatus
+from openmodel_operator.api.common import Condition, SecretKeyRef
+from openmodel_operator.api.openmodel import AccessRecord, ContentRecord, OpenModelSpec, OpenModelStatus
 from openmodel_operator.api.vocabulary import SERVING_PHASES, ConditionReason, EventType, Phase
 from openmodel_operator.planning import children, revision_slots
 from openmodel_operator.planning.adapters import AdapterDecision, AdapterPlan, plan_adapters
@@ -181,6 +181,7 @@ def plan(
     conds: list[Cond] = list(trust.conditions)
     adapter_plan = AdapterPlan()
     provenance = trust.provenance if trust.provenance is not None else status.provenance
+    access = status.access
     apply: list[dict[str, Any]] = []
     delete: list[tuple[str, str]] = []
     scale_to_zero = False
@@ -236,6 +237,9 @@ def plan(
         shared = None if per_pod else spec.storage.claim_name  # the namespace's claim, not the model's own
         foreign = False
         apply.append(children.pinned_manifest_configmap(ref, spec, pinned, settings, trust.recorded))
+        access, access_apply, access_delete = _access(ref, spec, status)
+        apply.extend(access_apply)
+        delete.extend(access_delete)
         job = children.fetch_job(ref, spec, pinned, settings)
         job_name = job["metadata"]["name"]
         if per_pod:
@@ -524,9 +528,41 @@ def plan(
         served=served,
         incoming=incoming,
         kept_revisions=kept_records,
+        access=access,
     )
     events = tuple(_events_for(status.conditions, merged))
     return Plan(tuple(apply), new_status, events, scale_to_zero, tuple(delete))
+
+
+def _access(
+    ref: children.ModelRef, spec: OpenModelSpec, status: OpenModelStatus
+) -> tuple[AccessRecord | None, list[dict[str, Any]], list[tuple[str, str]]]:
+    """What guards a trusted model's endpoint: (status record, objects to apply, objects to delete).
+
+    The NetworkPolicy and the key Secret come before the Deployment, so no pod ever serves unguarded; a key
+    no longer asked for is deleted (the pods roll without it, as their template changed)."""
+    apply: list[dict[str, Any]] = []
+    delete: list[tuple[str, str]] = []
+    policy = children.network_policy(ref, spec)
+    if policy is None:
+        delete.append(("NetworkPolicy", children.child_name(ref.name)))
+    else:
+        apply.append(policy)
+    wants_key = spec.serving.runtime != "none" and spec.serving.access.api_key
+    had_key = status.access is not None and status.access.api_key_secret is not None
+    if wants_key:
+        apply.append(children.api_key_secret(ref))
+    elif had_key:
+        delete.append(("Secret", children.api_key_secret_name(ref)))
+    if policy is None:
+        return None, apply, delete
+    key = SecretKeyRef(name=children.api_key_secret_name(ref), key=children.API_KEY) if wants_key else None
+    record = AccessRecord(
+        network_policy=policy["metadata"]["name"],
+        allowed_namespaces=[ref.namespace, *sorted(set(spec.serving.access.namespaces or []) - {ref.namespace})],
+        api_key_secret=key,
+    )
+    return record, apply, delete
 
 
 def _still_revoked(status: OpenModelStatus, served: str | None, pinned: str) -> str | None:
@@ -551,6 +587,7 @@ _OWNED_FIELDS = (
     "served",
     "incoming",
     "keptRevisions",
+    "access",
     "observedGeneration",
     "conditions",
     "shortRevision",

@@ -448,6 +448,11 @@ def serving_violations(policy: Policy, serving: ServingSpec, runtime_image: str 
             else "it would make the server load or do something other than serve the verified files"
         )
         offences.append(f"spec.serving.args[{index}] {_show(arg)} is refused as {hit} ({why})")
+    if rules.require_api_key and not serving.access.api_key:
+        offences.append(
+            "spec.serving.access.apiKey is false but the policy requires an API key on every endpoint "
+            "(spec.serving.requireAPIKey); set spec.serving.access.apiKey: true"
+        )
     denied_env = [*BUILTIN_DENIED_ENV, *(rules.denied_env or [])]
     for index, env in enumerate(serving.env or []):
         glob = _matches_any(denied_env, env.name)
