@@ -151,7 +151,9 @@ def test_deleted_service_is_restored(case: Case, publish: Any, signing_key: KeyP
     assert case.status()["phase"] == "Ready"
 
 
-def test_the_singular_and_short_names_name_one_resource_in_kubectl(case: Case, publish: Any, signing_key: KeyPair) -> None:
+def test_the_singular_and_short_names_name_one_resource_in_kubectl(
+    case: Case, publish: Any, signing_key: KeyPair
+) -> None:
     """kubectl expands a CRD category before a resource name: a category equal to ``openmodel`` made
     ``kubectl get openmodel NAME`` act on both kinds (seen on a real apiserver). Each name names one kind."""
     publish(repo_of(case))
