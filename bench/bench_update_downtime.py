@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import multiprocessing
 import multiprocessing.connection
@@ -259,6 +260,8 @@ async def one_run(
                     await asyncio.sleep(0.2)
                 finally:
                     sampler.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await sampler
                 bytes_pulled = hub.bytes_served - bytes_before
                 errors = list(cluster.errors)
             second = status()["served"]["manifestDigest"]
@@ -334,6 +337,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--grace-s", type=float, default=1.0, help="a deleted pod holds its GPU this long")
     parser.add_argument("--sample-ms", type=float, default=50.0, help="period of the ready-pod sampler")
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds a run may wait for a phase")
+    parser.add_argument("--out", default="update_downtime.json", help="file name under bench/results/")
     parser.add_argument("--scenarios", default=",".join(SCENARIOS), help=f"comma-separated, of {list(SCENARIOS)}")
     args = parser.parse_args(argv)
     scenarios = [s for s in args.scenarios.split(",") if s]
@@ -360,7 +364,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     print_table(title, rows)
     path = benchlib.write_json(
-        "update_downtime.json",
+        args.out,
         {
             "args": vars(args),
             "runs": runs,

@@ -11,8 +11,10 @@ Each case that must show a window of no ready replica (Recreate, one replica wit
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +32,7 @@ SIZE = 4 * 1024 * 1024
 STARTUP = 0.3  # the server's load time after its check: makes a Recreate window visible at 20 ms sampling
 
 
-def revision_of(pod: dict[str, Any]) -> str:
+def revision_of(pod: Mapping[str, Any]) -> str:
     return str(pod["metadata"]["annotations"][children.DIGEST_ANNOTATION])
 
 
@@ -56,12 +58,14 @@ async def update(world: World, cluster: Cluster, replicas: int, timeout: float =
         await asyncio.sleep(0.1)
     finally:
         sampler.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sampler
     second = world.status()["served"]["manifestDigest"]
     assert not cluster.errors, cluster.errors
     return samples, first, second
 
 
-CASES = {
+CASES: dict[str, tuple[dict[str, Any], dict[str, Any], int, bool]] = {
     # name: (storage, serving, GPUs on the node, a window of no ready replica expected)
     "rwx-spare-gpu": ({"accessMode": "ReadWriteMany"}, {"replicas": 2}, 3, False),
     "rwx-no-spare-gpu": ({"accessMode": "ReadWriteMany"}, {"replicas": 2}, 2, False),
