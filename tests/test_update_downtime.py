@@ -118,7 +118,8 @@ async def test_a_surge_without_a_spare_gpu_waits_and_the_old_revision_keeps_serv
     )
     kubelet = Kubelet(world.kube, tmp_path / "node")
     async with operator(), Cluster(world.kube, kubelet, gpus=1, startup_seconds=STARTUP) as cluster:
-        with pytest.raises(TimeoutError):
+        await world.until(lambda: world.status().get("phase") == "Ready" and ready_pods(world.kube, NS), timeout=30)
+        with pytest.raises(TimeoutError):  # the update itself never completes
             await update(world, cluster, 1, timeout=4)
         served = world.status()["served"]["manifestDigest"]
         assert world.status()["phase"] == "Updating"
