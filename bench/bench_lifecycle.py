@@ -12,8 +12,8 @@ process) against the Hub stand-in of the tests (in this process, from memory):
 
 Reported: bytes the Hub served (the goal of issue 9 is 1x the model for the shared claim), wall time, and
 that every pull exited 0 with the slot complete. Variants alternate, median of ``--reps``. Writes
-``bench/results/lifecycle.json``. The downtime of an update is not measured here: no kubelet or Deployment
-controller runs on this machine (see docs/lifecycle.md for what the rollout strategy decides).
+``bench/results/lifecycle.json``. The downtime of an update is measured by ``bench/bench_update_downtime.py``,
+with the Deployment controller and a kubelet played by ``tests/cluster_player.py``.
 """
 
 from __future__ import annotations

@@ -20,7 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from kube_emulator import KubeEmulator
-from openmodel_operator.cli import main
+from openmodel_operator.cli import build_parser, main
+
+_STREAMED = frozenset({"fetch", "prune"})  # subcommands whose run() takes the log stream
 
 
 class Kubelet:
@@ -69,8 +71,14 @@ class Kubelet:
                 mounts = self._mounts(namespace, spec, container, Path(scratch))
                 argv = [_rewrite(arg, mounts) for arg in command[1:]]
                 out = io.StringIO()
-                with contextlib.redirect_stdout(out):
-                    code = main(argv)
+                if argv and argv[0] in _STREAMED:
+                    # the log goes to this pod's own stream: redirect_stdout is process-wide, and pods of
+                    # cluster_player run in several threads at once
+                    args = build_parser().parse_args(argv)
+                    code = int(args.func(args, stream=out))
+                else:
+                    with contextlib.redirect_stdout(out):
+                        code = main(argv)
                 self.logs.append(out.getvalue())
             if code != 0:
                 return code
