@@ -703,20 +703,24 @@ def server_args(ref: ModelRef, spec: OpenModelSpec, adapters: Sequence[ServedAda
     image's own ENTRYPOINT), set explicitly so images with another entrypoint behave the same; the
     legacy ``python -m vllm.entrypoints.openai.api_server --model`` form is not used.
     With more than one GPU the tensor-parallel size defaults to the GPU count (otherwise vLLM would
-    use one GPU and leave the rest idle) unless the user's args set it. User args come last.
+    use one GPU and leave the rest idle) unless the user's args set it. User args come after the operator's,
+    except the LoRA modules, which end the list.
     """
     serving = spec.serving
     extra = list(serving.args or [])
     args = [MODELS_DIR, "--served-model-name", ref.name, "--host", "0.0.0.0", "--port", str(serving.port)]
     if serving.gpus > 1 and not _has_flag(extra, _TP_FLAGS):
         args += ["--tensor-parallel-size", str(serving.gpus)]
+    lora: list[str] = []
     if adapters:
         # only the verified slots: a policy refuses --lora-modules in serving.args, and the runtime loading API
-        # stays off (VLLM_ALLOW_RUNTIME_LORA_UPDATING is refused too)
-        args += ["--enable-lora", "--lora-modules", *(f"{a.name}={ADAPTERS_DIR}/{a.name}" for a in adapters)]
+        # stays off (VLLM_ALLOW_RUNTIME_LORA_UPDATING is refused too). Last, after the user's args: the flag takes
+        # every value up to the next flag (argparse nargs='+'), so a value the user's args begin with would
+        # otherwise join the list as another module
         if not _has_flag(extra, ("--max-loras",)):
-            args += ["--max-loras", str(len(adapters))]
-    return args + extra
+            lora += ["--max-loras", str(len(adapters))]
+        lora += ["--enable-lora", "--lora-modules", *(f"{a.name}={ADAPTERS_DIR}/{a.name}" for a in adapters)]
+    return args + extra + lora
 
 
 def _server_env(spec: OpenModelSpec, settings: ChildSettings) -> list[dict[str, Any]]:
