@@ -191,10 +191,16 @@ def plan_adapters(
         foreign = held is not None and (
             uid is None or uid not in known or annotations.get(children.VOLUME_ANNOTATION) != volume
         )
-        state, _, job_message = job_state(None if foreign else held)
+        # the name keeps 10 hex of the digest: a Job the operator made for another content with that prefix proves
+        # nothing about this slot, and is another content's record (not deleted here)
+        taken = held is not None and not foreign and annotations.get(children.DIGEST_ANNOTATION) != digest
+        state, _, job_message = job_state(None if foreign or taken else held)
         if foreign:
             delete.append(("Job", name))  # a Job of this name the operator did not make: its success proves nothing
             waiting.append(f"adapter {adapter.name}: replacing Job {name}, which the operator did not create")
+        elif taken:
+            apply.remove(configmap)  # its manifest ConfigMap has the same name: the other content's record stays
+            failed.append(f"adapter {adapter.name}: Job {name} is the pull of another content, not of {digest}")
         elif state is JobState.SUCCEEDED:
             keep_jobs.append(name)
         elif state is JobState.FAILED:
@@ -207,13 +213,13 @@ def plan_adapters(
             apply.append(job)
             keep_jobs.append(name)
             waiting.append(f"adapter {adapter.name}: pulling and verifying {digest}")
-        pulled = state is JobState.SUCCEEDED and not foreign
+        pulled = state is JobState.SUCCEEDED and not foreign and not taken
         if pulled:
             load.append(children.ServedAdapter(adapter.name, digest))
         loaded = pulled and (not serving or (live.get(adapter.name) == digest and rollout_done))
         if pulled and serving and not loaded:
             waiting.append(f"adapter {adapter.name}: rolling out the serving pods with {digest}")
-        job_uid = uid if held is not None and not foreign else None
+        job_uid = uid if held is not None and not foreign and not taken else None
         records.append(_record(adapter, result, "Trusted", job_uid=job_uid, loaded=loaded))
     revoked_message = None
     if revoked and serving:
