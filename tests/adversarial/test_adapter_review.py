@@ -3,20 +3,33 @@
 Each hostile case sits next to its legitimate control:
 - a positional value in ``serving.args`` joins vLLM's ``--lora-modules`` list (argparse ``nargs='+'``);
 - a pull Job the operator made for another content whose name coincides (the first 10 hex of the digest) is
-  taken as the adapter's verified slot.
+  taken as the adapter's verified slot;
+- after a restart, a periodic re-verification that cannot reach a verified adapter's source revokes it and
+  restarts every serving pod (Recreate), though the base model keeps serving in the same outage;
+- after a restart, a policy change goes to the source for an adapter a previous pass held from its record.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+from typing import Any
 
-from openmodel_operator.api.openmodel import OpenModelSpec
+from openmodel_operator.api.openmodel import OpenModelSpec, OpenModelStatus, Provenance
+from openmodel_operator.controller.adapter_trust import decide_adapters
+from openmodel_operator.controller.memory import ModelMemory
+from openmodel_operator.evidence.errors import SourceError, TrustError
+from openmodel_operator.evidence.pinned import PinnedManifest
+from openmodel_operator.evidence.records import Reason
 from openmodel_operator.planning import children
+from openmodel_operator.planning.examination_plan import Due
 from openmodel_operator.trust.decision import serving_violations
 from openmodel_operator.trust.policies import BUILTIN_DEFAULT
 from test_adapter_planning import (
     LORA,
     LORA2,
+    NOW,
+    _rolled,
     adapter_job,
     adapter_spec,
     adapter_trusted,
@@ -26,7 +39,7 @@ from test_adapter_planning import (
     serving_base,
     status_serving,
 )
-from test_planner import REF, SETTINGS
+from test_planner import PROVENANCE, REF, SETTINGS
 from test_revision_slots import NEW, trusted
 
 # ---------------------------------------------------------------- vLLM's arguments
@@ -107,3 +120,105 @@ def test_an_operator_job_for_other_content_with_the_same_name_does_not_load_an_a
     )
     deployment = next(o for o in result.apply if o["kind"] == "Deployment")
     assert "--lora-modules" in deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+
+
+# ---------------------------------------------------------------- decisions after a restart
+
+
+def _record(verdict: str, **extra: Any) -> dict[str, Any]:
+    return {
+        **PROVENANCE,
+        "name": "sql",
+        "source": LORA.source,
+        "requestedRevision": "main",
+        "resolvedRevision": LORA.revision,
+        "manifestDigest": LORA.manifest_digest,
+        "verdict": verdict,
+        "loaded": verdict == "Trusted",
+        **extra,
+    }
+
+
+def _status(record: dict[str, Any]) -> OpenModelStatus:
+    provenance = Provenance.model_validate({**PROVENANCE, "adapters": [record]})
+    return status_serving().model_copy(update={"provenance": provenance})
+
+
+class Source:
+    """The adapter's source: raises ``error`` when set; records the revisions asked for."""
+
+    def __init__(self, error: TrustError | None = None) -> None:
+        self.error = error
+        self.asked: list[str] = []
+        self.rebuilt: list[str] = []  # adapters decided again from the evidence their ConfigMap recorded
+
+    async def examine(self, own: OpenModelSpec, revision: str) -> Any:
+        self.asked.append(revision)
+        if self.error is not None:
+            raise self.error
+        raise AssertionError("not expected to succeed in these tests")
+
+
+def _decide(
+    the_spec: OpenModelSpec, status: OpenModelStatus, due: Due | None, source: Source, memory: ModelMemory
+) -> Any:
+    def manifest_of(digest: str) -> PinnedManifest | None:
+        return LORA if digest == LORA.manifest_digest else None
+
+    async def rebuild(record: Any, own: Any) -> None:
+        source.rebuilt.append(record.name)
+        return None  # e.g. evidence the ConfigMap no longer holds: then the source is asked
+
+    def redecide(kept: Any, own: Any) -> Any:
+        raise AssertionError("nothing is kept after a restart")
+
+    return asyncio.run(
+        decide_adapters(the_spec, status, due, memory, REF.uid, manifest_of, source.examine, redecide, rebuild, NOW)
+    )
+
+
+def test_a_source_outage_after_a_restart_does_not_revoke_a_verified_adapter_nor_restart_the_pods() -> None:
+    the_spec = adapter_spec("sql")
+    status = _status(_record("Trusted"))
+    down = Source(SourceError(Reason.ENDPOINT_UNREACHABLE, "connection refused"))
+    # the restarted operator's periodic re-verification under unchanged policies: the source is down
+    (decision,) = _decide(the_spec, status, Due.PERIODIC, down, ModelMemory())
+    assert down.asked  # the source was asked (periodic)
+    assert decision.result is not None and decision.result.trusted  # ... its outage alone revokes nothing
+    name, body = adapter_job(the_spec, 0, LORA)
+    loading = children.deployment(
+        REF, the_spec, NEW, SETTINGS, adapters=[children.ServedAdapter("sql", LORA.manifest_digest)]
+    )
+    assert loading is not None
+    observed = serving_base(the_spec, {name: body}, deployment=_rolled(loading))
+    result = plan(the_spec, status, trusted(NEW), observed, adapters=[decision])
+    deployment = next(o for o in result.apply if o["kind"] == "Deployment")
+    assert "--lora-modules" in deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert result.status.phase == "Ready"
+    assert conds(result)["AdaptersReady"][0] == "True"
+    # control: after a policy change nothing recorded can be decided offline here, and the source is down:
+    # the adapter is not loaded (fail closed)
+    (decision,) = _decide(the_spec, status, Due.POLICIES_CHANGED, down, ModelMemory())
+    assert decision.result is not None and not decision.result.trusted
+    # control: an adapter recorded as refused stays refused in the outage
+    (decision,) = _decide(
+        the_spec, _status(_record("Untrusted", reason="UntrustedSigner")), Due.PERIODIC, down, ModelMemory()
+    )
+    assert decision.result is not None and not decision.result.trusted
+
+
+def test_a_policy_change_after_a_restart_decides_an_adapter_held_from_its_record_offline() -> None:
+    """After a restart the first pass holds the adapter's recorded decision (nothing kept to decide again from);
+    a policy change later must still be decided from the evidence its ConfigMap recorded, not from the source."""
+    the_spec = adapter_spec("sql")
+    status = _status(_record("Trusted"))
+    down = Source(SourceError(Reason.REPOSITORY_NOT_FOUND, "the publisher deleted the repository"))
+    memory = ModelMemory()
+    (decision,) = _decide(the_spec, status, None, down, memory)  # the first pass after the restart: as recorded
+    assert decision.result is not None and decision.result.trusted and not down.asked
+    _decide(the_spec, status, Due.POLICIES_CHANGED, down, memory)
+    assert down.rebuilt == ["sql"]
+    # control: a restart straight into a policy change did so already
+    fresh = Source(down.error)
+    _decide(the_spec, status, Due.POLICIES_CHANGED, fresh, ModelMemory())
+    assert fresh.rebuilt == ["sql"]

@@ -17,7 +17,14 @@ from __future__ import annotations
 import datetime
 from collections.abc import Awaitable, Callable, Mapping
 
-from openmodel_operator.api.openmodel import AdapterProvenance, AdapterSpec, OpenModelSpec, OpenModelStatus, Provenance
+from openmodel_operator.api.openmodel import (
+    AdapterProvenance,
+    AdapterSpec,
+    ContentProvenance,
+    OpenModelSpec,
+    OpenModelStatus,
+    Provenance,
+)
 from openmodel_operator.controller.memory import HeldAdapter, KeptExamination, ModelMemory
 from openmodel_operator.evidence.errors import TrustError
 from openmodel_operator.evidence.pinned import PinnedManifest
@@ -59,6 +66,15 @@ def _from_record(record: AdapterProvenance, manifest_of: ManifestOf) -> TrustRes
     return TrustResult(True, (Cond(TRUSTED, "True", "PoliciesPassed", message),), provenance, pinned)
 
 
+def _same_policies(record: AdapterProvenance, provenance: Provenance | None) -> bool:
+    """Whether the adapter's record was decided under the policies (and inputs) the base model's record was."""
+
+    def fingerprint(content: ContentProvenance | None) -> list[tuple[str, int | None, str | None]]:
+        return [(p.name, p.generation, p.inputs_digest) for p in (content.policies if content else None) or []]
+
+    return provenance is not None and fingerprint(record) == fingerprint(provenance)
+
+
 async def decide_adapters(
     spec: OpenModelSpec,
     status: OpenModelStatus,
@@ -92,8 +108,9 @@ async def decide_adapters(
             result = from_examination(redecide(kept, own), now, adapter.source.revision, inputs)
         elif held is None and due is None and record is not None:
             result = _from_record(record, manifest_of)
-        elif held is None and due in OFFLINE_REASONS and record is not None and record.verdict == "Trusted":
-            # a restart, then a policy change: decided from the evidence its ConfigMap recorded, not the source
+        elif kept is None and due in OFFLINE_REASONS and record is not None and record.verdict == "Trusted":
+            # a restart, then a policy change (straight away, or after passes that held the recorded decision,
+            # which keeps no evidence): decided from the evidence its ConfigMap recorded, not the source
             rebuilt = await rebuild(record, own) if adapter.trust.signature.config_map_ref is None else None
             if rebuilt is not None:
                 result = from_examination(rebuilt, now, adapter.source.revision, inputs)
@@ -109,7 +126,12 @@ async def decide_adapters(
                 if kept is not None:
                     # the source is down: the adapter stays what its kept evidence says under today's policies
                     result = from_examination(redecide(kept, own), now, adapter.source.revision, inputs)
-                else:
+                elif due is Due.PERIODIC and record is not None and _same_policies(record, provenance):
+                    # a restart, then a periodic check the source cannot answer, under the very policies the
+                    # recorded decision was made under: it stands (as the base model keeps serving); a policy or
+                    # spec change never comes here, so revocation does not wait for the source
+                    result = _from_record(record, manifest_of)
+                if result is None:
                     result = from_error(exc)
             else:
                 result = from_examination(exam, now, adapter.source.revision, inputs)
