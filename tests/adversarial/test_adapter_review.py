@@ -6,6 +6,8 @@ Each hostile case sits next to its legitimate control:
   taken as the adapter's verified slot;
 - after a restart, a periodic re-verification that cannot reach a verified adapter's source revokes it and
   restarts every serving pod (Recreate), though the base model keeps serving in the same outage;
+- under ``updatePolicy: Manual`` an adapter recorded as refused (or not examined) follows its branch to a newer
+  commit;
 - after a restart, a policy change goes to the source for an adapter a previous pass held from its record.
 """
 
@@ -205,6 +207,41 @@ def test_a_source_outage_after_a_restart_does_not_revoke_a_verified_adapter_nor_
         the_spec, _status(_record("Untrusted", reason="UntrustedSigner")), Due.PERIODIC, down, ModelMemory()
     )
     assert decision.result is not None and not decision.result.trusted
+
+
+def test_manual_keeps_the_recorded_commit_of_an_adapter_whatever_its_last_verdict() -> None:
+    the_spec = adapter_spec("sql")
+    down = Source(SourceError(Reason.ENDPOINT_UNREACHABLE, "connection refused"))
+    # refused when last decided (e.g. a key not yet trusted); the policy changes after a restart: the recorded
+    # commit is examined again, not whatever the branch points to now
+    status = _status(_record("Untrusted", reason="UntrustedSigner"))
+    _decide(the_spec, status, Due.POLICIES_CHANGED, down, ModelMemory())
+    assert down.asked == [LORA.revision]
+    # control: under Auto the branch is followed
+    auto = the_spec.model_copy(update={"update_policy": "Auto"})
+    down.asked.clear()
+    _decide(auto, status, Due.POLICIES_CHANGED, down, ModelMemory())
+    assert down.asked == ["main"]
+    # control: a Trusted record under Manual examines its commit (as before)
+    down.asked.clear()
+    _decide(the_spec, _status(_record("Trusted")), Due.POLICIES_CHANGED, down, ModelMemory())
+    assert down.asked == [LORA.revision]
+
+
+def test_an_adapter_that_could_not_be_examined_keeps_its_pinned_commit_on_status() -> None:
+    """An examination that fails records the adapter as Unknown; the commit it was pinned to must survive, or the
+    next examination under Manual follows the branch."""
+    the_spec = adapter_spec("sql")
+    status = _status(_record("Trusted"))
+    down = Source(SourceError(Reason.REPOSITORY_NOT_FOUND, "gone"))
+    decided = _decide(the_spec, status, Due.POLICIES_CHANGED, down, ModelMemory())
+    result = plan(the_spec, status, trusted(NEW), serving_base(the_spec, {}), adapters=decided)
+    (record,) = result.status.provenance.adapters  # type: ignore[union-attr]
+    assert record.verdict == "Unknown"
+    assert record.resolved_revision == LORA.revision
+    down.asked.clear()
+    _decide(the_spec, result.status, Due.PERIODIC, down, ModelMemory())
+    assert down.asked == [LORA.revision]
 
 
 def test_a_policy_change_after_a_restart_decides_an_adapter_held_from_its_record_offline() -> None:

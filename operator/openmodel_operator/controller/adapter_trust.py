@@ -117,8 +117,9 @@ async def decide_adapters(
                 if result.trusted and result.pinned is not None:
                     kept = KeptExamination.of(uid, rebuilt, result.pinned.manifest_digest)
         if result is None:
-            pinned_commit = record.resolved_revision if record is not None and record.verdict == "Trusted" else None
-            # Manual: the recorded commit is re-examined, never the branch's newer one (as for the base model)
+            # Manual: the recorded commit is re-examined, never the branch's newer one (as for the base model),
+            # whatever the last verdict on it was
+            pinned_commit = record.resolved_revision if record is not None else None
             revision = pinned_commit if spec.update_policy == "Manual" and pinned_commit else adapter.source.revision
             try:
                 exam = await examine(own, revision)

@@ -102,10 +102,18 @@ def _record(
     message: str | None = None,
     job_uid: str | None = None,
     loaded: bool = False,
+    before: AdapterProvenance | None = None,
 ) -> AdapterProvenance:
     base: dict[str, Any] = {"source": adapter.source.uri, "requested_revision": adapter.source.revision}
     if result is not None and result.provenance is not None:
         base = result.provenance.model_dump(exclude={"adapters"}, exclude_none=True)
+    elif before is not None and (before.source, before.requested_revision) == (
+        base["source"],
+        base["requested_revision"],
+    ):
+        # not examined this time: the commit it was pinned to stays recorded (Manual re-examines it, not the
+        # branch's newer one)
+        base["resolved_revision"] = before.resolved_revision
     return AdapterProvenance(
         **base,
         name=adapter.name,
@@ -160,6 +168,7 @@ def plan_adapters(
     volume = children.weights_volume(ref, spec)
     known = _known_jobs(status, made_jobs)
     live = children.loaded_adapters(deployment)
+    previous = {r.name: r for r in (status.provenance.adapters if status.provenance is not None else None) or []}
     apply: list[dict[str, Any]] = []
     delete: list[tuple[str, str]] = []
     load: list[children.ServedAdapter] = []
@@ -175,7 +184,9 @@ def plan_adapters(
         refusal = _refused(ref, adapter, result, base_digest)
         if refusal is not None or result is None or result.pinned is None:
             reason, message = refusal or _refusal(result)
-            records.append(_record(adapter, result, _verdict(result), reason, message))
+            records.append(
+                _record(adapter, result, _verdict(result), reason, message, before=previous.get(adapter.name))
+            )
             refused.append(f"adapter {adapter.name}: {reason}: {message}")
             if adapter.name in live:
                 revoked.append(adapter.name)
