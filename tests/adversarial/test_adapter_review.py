@@ -8,15 +8,22 @@ Each hostile case sits next to its legitimate control:
   restarts every serving pod (Recreate), though the base model keeps serving in the same outage;
 - under ``updatePolicy: Manual`` an adapter recorded as refused (or not examined) follows its branch to a newer
   commit;
-- after a restart, a policy change goes to the source for an adapter a previous pass held from its record.
+- after a restart, a policy change goes to the source for an adapter a previous pass held from its record;
+- an adapter's endpoint is contacted before the policies' endpoint allow-list is checked (the base model's is
+  checked first), and an endpoint edited after the adapter was decided is where its next pull Job goes.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import socket
+import threading
+from pathlib import Path
 from typing import Any
 
+from kube_fixtures import kube, run_operator
+from kubelet_player import Kubelet
 from openmodel_operator.api.openmodel import OpenModelSpec, OpenModelStatus, Provenance
 from openmodel_operator.controller.adapter_trust import decide_adapters
 from openmodel_operator.controller.memory import ModelMemory
@@ -41,8 +48,12 @@ from test_adapter_planning import (
     serving_base,
     status_serving,
 )
+from test_adapters import LORA_FILES, adapter_jobs, adapters_of, serve_base
+from test_operator import World, operator, world
 from test_planner import PROVENANCE, REF, SETTINGS
 from test_revision_slots import NEW, trusted
+
+__all__ = ["kube", "operator", "run_operator", "world"]  # the fixtures this module uses
 
 # ---------------------------------------------------------------- vLLM's arguments
 
@@ -259,3 +270,65 @@ def test_a_policy_change_after_a_restart_decides_an_adapter_held_from_its_record
     fresh = Source(down.error)
     _decide(the_spec, status, Due.POLICIES_CHANGED, fresh, ModelMemory())
     assert fresh.rebuilt == ["sql"]
+
+
+# ---------------------------------------------------------------- what the operator contacts for an adapter
+
+
+class Listener:
+    """A TCP port that counts who connects (an internal service a tenant names as an adapter's endpoint)."""
+
+    def __init__(self) -> None:
+        self.server = socket.socket()
+        self.server.bind(("127.0.0.1", 0))
+        self.server.listen(8)
+        self.server.settimeout(0.2)
+        self.connections = 0
+        self.running = True
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.getsockname()[1]}"
+
+    def _serve(self) -> None:
+        while self.running:
+            try:
+                conn, _ = self.server.accept()
+            except OSError:
+                continue
+            self.connections += 1
+            conn.close()
+
+    def close(self) -> None:
+        self.running = False
+        self.thread.join()
+        self.server.close()
+
+
+async def test_an_adapter_on_an_endpoint_no_policy_allows_is_refused_before_the_operator_contacts_it(
+    world: World, operator: Any, tmp_path: Path
+) -> None:
+    """The base model's endpoint is checked against the policies before any request (pre_network_violations); an
+    adapter's must be too, or a tenant makes the operator (and its pull Jobs) call any host it names."""
+    kubelet = Kubelet(world.kube, tmp_path / "node")
+    internal = Listener()
+    try:
+        world.publish()
+        world.publish("org/sql-lora", LORA_FILES)
+        world.policy()  # allows the Hub stand-in's endpoint only
+        lora = {"uri": "hf://org/sql-lora", "endpoint": world.hub.url}
+        hidden = {"uri": "hf://org/sql-lora", "endpoint": internal.url}
+        world.model(adapters=[{"name": "sql", "source": lora}, {"name": "probe", "source": hidden}])
+        async with operator():
+            await serve_base(world, kubelet)
+            await world.until(lambda: "probe" in adapters_of(world) and "sql" in adapter_jobs(world), timeout=10)
+            probe = adapters_of(world)["probe"]
+            assert (probe["verdict"], probe["reason"]) == ("Untrusted", "EndpointNotAllowed")
+            assert "probe" not in adapter_jobs(world)
+            assert internal.connections == 0  # nobody asked it anything
+            # control: the allowed endpoint's adapter was examined and is being pulled
+            assert adapters_of(world)["sql"]["verdict"] == "Trusted"
+    finally:
+        internal.close()

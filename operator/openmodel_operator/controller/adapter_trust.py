@@ -41,6 +41,7 @@ Examine = Callable[[OpenModelSpec, str], Awaitable[Examination]]
 Redecide = Callable[[KeptExamination, OpenModelSpec], Examination]
 ManifestOf = Callable[[str], PinnedManifest | None]
 Rebuild = Callable[[AdapterProvenance, OpenModelSpec], Awaitable[Examination | None]]
+Precheck = Callable[[OpenModelSpec], TrustResult | None]  # refused from the spec and the policies alone
 
 
 def _same_source(record: AdapterProvenance, adapter: AdapterSpec) -> bool:
@@ -87,6 +88,7 @@ async def decide_adapters(
     rebuild: Rebuild,
     now: datetime.datetime,
     inputs: Mapping[str, str] | None = None,
+    precheck: Precheck | None = None,
 ) -> list[AdapterDecision]:
     """The decision on each adapter of a trusted base model (held, recorded, re-decided or examined)."""
     provenance = status.provenance
@@ -100,9 +102,13 @@ async def decide_adapters(
         held = held if held is not None and held.key == key else None
         record = records.get(adapter.name)
         record = record if record is not None and _same_source(record, adapter) else None
-        result: TrustResult | None = None
+        # the adapter's endpoint and source against the policies before anything is asked or believed (as for the
+        # base model): a tenant's adapter never makes the operator, or its pull Job, call a host no policy allows
+        result: TrustResult | None = precheck(own) if precheck is not None else None
         kept = held.kept if held is not None else None
-        if held is not None and due is None and (held.result.error is None or now - held.at < RETRY_AFTER):
+        if result is not None:
+            pass
+        elif held is not None and due is None and (held.result.error is None or now - held.at < RETRY_AFTER):
             result = held.result
         elif held is not None and kept is not None and due in OFFLINE_REASONS:
             result = from_examination(redecide(kept, own), now, adapter.source.revision, inputs)

@@ -736,8 +736,12 @@ class Reconciler:
                 return None
             return self._decide_offline(_request_for(evidence, own, signature_path), evidence, own, policies)
 
+        def precheck(own: OpenModelSpec) -> TrustResult | None:
+            early = pre_network_violations(policies, own, self.runtime_image(own), self.settings.default_endpoint)
+            return from_violations(early) if any(v.enforced for v in early) else None
+
         return await decide_adapters(
-            spec, status, due, memory, ref.uid, manifest_of, examine, redecide, rebuild, self.clock(), inputs
+            spec, status, due, memory, ref.uid, manifest_of, examine, redecide, rebuild, self.clock(), inputs, precheck
         )
 
     def _with_recent_applies(
