@@ -332,3 +332,47 @@ async def test_an_adapter_on_an_endpoint_no_policy_allows_is_refused_before_the_
             assert adapters_of(world)["sql"]["verdict"] == "Trusted"
     finally:
         internal.close()
+
+
+async def test_an_adapter_waiting_for_an_examination_slot_does_not_end_the_pass() -> None:
+    """Every examination slot taken (other tenants' slow mirrors): a pass that needs one ends (ExaminationsBusy)
+    so its worker is not held. An adapter's examination must not end the whole pass: what the pass decided
+    offline (the base model's revocation of its served content, other adapters' revocations) is carried out, the
+    adapter without a slot is not loaded on a decision it could not make (fail closed), and the model is woken
+    again when a slot frees."""
+    from openmodel_operator.controller.reconciler import ChildInventory, Reconciler
+    from openmodel_operator.controller.settings import OperatorSettings
+
+    class NoConfigMaps:
+        async def get(self, kind: str, namespace: str, name: str) -> None:
+            return None
+
+    examined: list[str] = []
+
+    def examiner(request: Any, policies: Any) -> Any:
+        examined.append(request.uri)
+        raise SourceError(Reason.ENDPOINT_UNREACHABLE, "down")
+
+    reconciler = Reconciler(
+        NoConfigMaps(),  # type: ignore[arg-type]
+        OperatorSettings(max_concurrent_verifications=1),
+        lambda *_: None,
+        examiner=examiner,
+    )
+    reconciler.on_slot_free = lambda: None
+    the_spec = adapter_spec("sql")
+    status = _status(_record("Trusted"))
+    memory = ModelMemory()
+    async with reconciler._verifications:  # another model's examination holds the only slot
+        decided, busy = await reconciler._adapters(
+            REF, the_spec, status, trusted(NEW), Due.POLICIES_CHANGED, memory, [], ChildInventory(), {}
+        )
+    assert busy and examined == []
+    (decision,) = decided
+    assert decision.result is not None and not decision.result.trusted  # not decided: not loaded
+    assert "sql" not in memory.adapters  # asked again as soon as a slot frees, not after the retry delay
+    # control: with a free slot the adapter is examined, and nothing is deferred
+    decided, busy = await reconciler._adapters(
+        REF, the_spec, status, trusted(NEW), Due.POLICIES_CHANGED, ModelMemory(), [], ChildInventory(), {}
+    )
+    assert not busy and examined == ["hf://org/sql-lora"]

@@ -44,6 +44,11 @@ Rebuild = Callable[[AdapterProvenance, OpenModelSpec], Awaitable[Examination | N
 Precheck = Callable[[OpenModelSpec], TrustResult | None]  # refused from the spec and the policies alone
 
 
+class ExaminationDeferred(TrustError):
+    """No examination slot is free: the adapter is decided without its source in this pass (as after a failed
+    examination), not remembered as failed, and the pass asks again once a slot frees."""
+
+
 def _same_source(record: AdapterProvenance, adapter: AdapterSpec) -> bool:
     """Whether a status record was made for this adapter's source and requested revision."""
     return record.source == adapter.source.uri and record.requested_revision == adapter.source.revision
@@ -148,7 +153,8 @@ async def decide_adapters(
                     else None
                 )
         at = held.at if held is not None and result is held.result else now
-        held_now[adapter.name] = HeldAdapter(key, result, at, kept)
+        if not isinstance(result.error, ExaminationDeferred):  # else asked again when a slot frees, not later
+            held_now[adapter.name] = HeldAdapter(key, result, at, kept)
         decisions.append(AdapterDecision(adapter, result))
     memory.adapters = held_now  # adapters no longer in the spec are forgotten
     return decisions
