@@ -32,12 +32,14 @@ from openmodel_operator.evidence.pinned import PinnedManifest
 from openmodel_operator.evidence.records import Reason
 from openmodel_operator.planning import children
 from openmodel_operator.planning.examination_plan import Due
+from openmodel_operator.planning.trust_result import TrustResult
 from openmodel_operator.trust.decision import serving_violations
 from openmodel_operator.trust.policies import BUILTIN_DEFAULT
 from test_adapter_planning import (
     LORA,
     LORA2,
     NOW,
+    REFUSED,
     _rolled,
     adapter_job,
     adapter_spec,
@@ -376,3 +378,32 @@ async def test_an_adapter_waiting_for_an_examination_slot_does_not_end_the_pass(
         REF, the_spec, status, trusted(NEW), Due.POLICIES_CHANGED, ModelMemory(), [], ChildInventory(), {}
     )
     assert not busy and examined == ["hf://org/sql-lora"]
+
+
+def test_a_revoked_adapter_the_pods_load_under_its_old_name_is_removed_with_a_recreate() -> None:
+    """The tenant renames a loaded adapter (sql -> sql2, the same content) and keeps the new pods from becoming
+    ready, so a rolling update leaves the old pods serving it; the content is then revoked. The pods load it under
+    the old name: the refusal of the renamed adapter must still stop them (Recreate)."""
+    renamed = adapter_spec("sql2")
+    renamed = renamed.model_copy(
+        update={
+            "adapters": [
+                a.model_copy(update={"source": a.source.model_copy(update={"uri": LORA.source})})
+                for a in renamed.adapters or []
+            ]
+        }
+    )
+    revoked = TrustResult(False, REFUSED.conditions, adapter_trusted(LORA).provenance, LORA)
+    loading = children.deployment(
+        REF, renamed, NEW, SETTINGS, adapters=[children.ServedAdapter("sql", LORA.manifest_digest)]
+    )
+    assert loading is not None
+    rwx = renamed.model_copy(update={"storage": renamed.storage.model_copy(update={"access_mode": "ReadWriteMany"})})
+    observed = serving_base(rwx, {}, deployment=_rolled(loading))
+    result = plan(rwx, status_serving(), trusted(NEW), observed, adapters=decisions(rwx, revoked))
+    deployment = next(o for o in result.apply if o["kind"] == "Deployment")
+    assert deployment["spec"]["strategy"] == {"type": "Recreate"}
+    # control: the renamed adapter still trusted: an ordinary rolling update
+    result = plan(rwx, status_serving(), trusted(NEW), observed, adapters=decisions(rwx, adapter_trusted(LORA)))
+    deployment = next(o for o in result.apply if o["kind"] == "Deployment")
+    assert deployment["spec"]["strategy"]["type"] == "RollingUpdate"

@@ -179,6 +179,7 @@ def plan_adapters(
     failed: list[str] = []
     waiting: list[str] = []
     revoked: list[str] = []
+    refused_content: set[str] = set()
     for decision in decisions:
         adapter, result = decision.spec, decision.result
         refusal = _refused(ref, adapter, result, base_digest)
@@ -190,6 +191,8 @@ def plan_adapters(
             refused.append(f"adapter {adapter.name}: {reason}: {message}")
             if adapter.name in live:
                 revoked.append(adapter.name)
+            if result is not None and result.pinned is not None:
+                refused_content.add(result.pinned.manifest_digest)
             continue
         digest = result.pinned.manifest_digest
         configmap, job = adapter_children(ref, spec, adapter, result, settings)
@@ -232,6 +235,10 @@ def plan_adapters(
             waiting.append(f"adapter {adapter.name}: rolling out the serving pods with {digest}")
         job_uid = uid if held is not None and not foreign and not taken else None
         records.append(_record(adapter, result, "Trusted", job_uid=job_uid, loaded=loaded))
+    # refused content the pods load under another name (renamed while a rollout is held back): no old pod may keep
+    # serving it either, unless a trusted adapter of that name loads that very content
+    admitted = {(a.name, a.digest) for a in load}
+    revoked += [n for n, d in live.items() if d in refused_content and (n, d) not in admitted and n not in revoked]
     revoked_message = None
     if revoked and serving:
         revoked_message = (
