@@ -407,3 +407,26 @@ def test_a_revoked_adapter_the_pods_load_under_its_old_name_is_removed_with_a_re
     result = plan(rwx, status_serving(), trusted(NEW), observed, adapters=decisions(rwx, adapter_trusted(LORA)))
     deployment = next(o for o in result.apply if o["kind"] == "Deployment")
     assert deployment["spec"]["strategy"]["type"] == "RollingUpdate"
+
+
+def test_a_tampered_adapters_annotation_on_the_pod_template_does_not_stop_the_operator() -> None:
+    """``openmodel.io/adapters`` on the live pod template is read back (what the pods load, which slots to keep);
+    the tenant can edit it. A value that is not ``name=sha256:<hex>`` made every settled pass fail (the prune
+    names slots by it), so the operator stopped reconciling the model: no drift repaired, no status written."""
+    the_spec = adapter_spec("sql")
+    name, body = adapter_job(the_spec, 0, LORA)
+    loading = children.deployment(
+        REF, the_spec, NEW, SETTINGS, adapters=[children.ServedAdapter("sql", LORA.manifest_digest)]
+    )
+    assert loading is not None
+    annotations = loading["spec"]["template"]["metadata"]["annotations"]
+    annotations[children.ADAPTERS_ANNOTATION] += " x=garbage ../up=sha256:../../etc"
+    observed = serving_base(the_spec, {name: body}, deployment=_rolled(loading))
+    result = plan(
+        the_spec, status_serving(), trusted(NEW), observed, adapters=decisions(the_spec, adapter_trusted(LORA))
+    )
+    deployment = next(o for o in result.apply if o["kind"] == "Deployment")
+    assert deployment["spec"]["template"]["metadata"]["annotations"][children.ADAPTERS_ANNOTATION] == (
+        f"sql={LORA.manifest_digest}"
+    )
+    assert children.loaded_adapters(_rolled(loading)) == {"sql": LORA.manifest_digest}  # control: what is real

@@ -77,6 +77,8 @@ MAX_MANIFEST_BYTES = 1_000_000
 _DNS1035 = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?")
 _LABEL_VALUE = re.compile(r"([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]")
 _HEX = re.compile(r"[0-9a-f]+")
+_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
+_ADAPTER_ITEM_NAME = re.compile(r"[a-z0-9]([-a-z0-9]{0,38}[a-z0-9])?")  # spec.adapters[].name
 _HASHED_TAIL = re.compile(r"-[0-9a-f]{8}$")
 _COUNT_OR_PERCENT = re.compile(r"[0-9]{1,5}%?")
 # Server environment the user may not override: the server must never fetch weights or code
@@ -150,7 +152,9 @@ def loaded_adapters(deployment: Mapping[str, Any] | None) -> dict[str, str]:
     out: dict[str, str] = {}
     for item in str(value).split():
         name, _, digest = item.partition("=")
-        if name and digest:
+        # a tenant can edit the template: only what the operator writes counts (anything else names no slot, and
+        # would fail every pass that keeps slots by it)
+        if _ADAPTER_ITEM_NAME.fullmatch(name) and _DIGEST.fullmatch(digest):
             out[name] = digest
     return out
 
