@@ -30,8 +30,9 @@ from openmodel_operator.controller.memory import ModelMemory
 from openmodel_operator.evidence.errors import SourceError, TrustError
 from openmodel_operator.evidence.pinned import PinnedManifest
 from openmodel_operator.evidence.records import Reason
-from openmodel_operator.planning import children
+from openmodel_operator.planning import children, revision_slots
 from openmodel_operator.planning.examination_plan import Due
+from openmodel_operator.planning.planner import Observed
 from openmodel_operator.planning.trust_result import TrustResult
 from openmodel_operator.trust.decision import serving_violations
 from openmodel_operator.trust.policies import BUILTIN_DEFAULT
@@ -430,3 +431,42 @@ def test_a_tampered_adapters_annotation_on_the_pod_template_does_not_stop_the_op
         f"sql={LORA.manifest_digest}"
     )
     assert children.loaded_adapters(_rolled(loading)) == {"sql": LORA.manifest_digest}  # control: what is real
+
+
+def test_an_adapter_whose_content_is_a_kept_revision_of_the_base_does_not_delete_its_pull_job() -> None:
+    """The adapter's content is a revision of the base model kept for a rollback (same digest: same Job name).
+    After a restart the Job's uid is on status as the kept revision's, not as the adapter's: it is the operator's
+    own Job for that very content, so it proves the adapter's slot, and must not be deleted as a stranger's."""
+    the_spec = adapter_spec("sql")
+    kept_name, kept_body = adapter_job(the_spec, 0, LORA)
+    kept_body = {
+        **kept_body,
+        "metadata": {
+            **kept_body["metadata"],
+            "annotations": {
+                k: v for k, v in kept_body["metadata"]["annotations"].items() if k != children.ADAPTER_ANNOTATION
+            },
+        },
+    }
+    observed = serving_base(the_spec, {kept_name: kept_body})
+    restarted = Observed(**{**observed.__dict__, "made_jobs": frozenset()})  # this process made nothing
+    kept = revision_slots.content_record(LORA.manifest_digest, LORA.revision, None, kept_body["metadata"]["uid"])
+    base_uid = observed.jobs[children.pull_job_name(REF, NEW.manifest_digest)]["metadata"]["uid"]
+    status = OpenModelStatus(
+        phase="Ready",
+        served=revision_slots.content_record(NEW.manifest_digest, NEW.revision, None, base_uid),
+        kept_revisions=[kept],
+    )
+    result = plan(the_spec, status, trusted(NEW), restarted, adapters=decisions(the_spec, adapter_trusted(LORA)))
+    assert ("Job", kept_name) not in result.delete
+    deployment = next(o for o in result.apply if o["kind"] == "Deployment")
+    assert "--lora-modules" in deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    # control: a Job of that name nobody recorded is still a stranger's
+    result = plan(
+        the_spec,
+        status.model_copy(update={"kept_revisions": None}),
+        trusted(NEW),
+        restarted,
+        adapters=decisions(the_spec, adapter_trusted(LORA)),
+    )
+    assert ("Job", kept_name) in result.delete

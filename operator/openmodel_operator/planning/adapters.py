@@ -21,7 +21,7 @@ from openmodel_operator.api.openmodel import AdapterProvenance, AdapterSpec, Ope
 from openmodel_operator.api.vocabulary import ConditionReason
 from openmodel_operator.planning import children
 from openmodel_operator.planning.conditions import ADAPTERS_READY, RESOLVED, TRUSTED, Cond
-from openmodel_operator.planning.revision_slots import JobState, job_state
+from openmodel_operator.planning.revision_slots import JobState, job_state, known_jobs
 from openmodel_operator.planning.trust_result import TrustResult
 
 MAX_LISTED = 4  # adapters named in one condition message
@@ -126,9 +126,12 @@ def _record(
 
 
 def _known_jobs(status: OpenModelStatus, made: frozenset[str]) -> frozenset[str]:
-    """uids of the adapter pull Jobs the operator created: recorded on status, or made by this process."""
+    """uids of the pull Jobs the operator created: recorded on status, or made by this process."""
     records = (status.provenance.adapters if status.provenance is not None else None) or []
-    return frozenset(r.pull_job_uid for r in records if r.pull_job_uid) | made
+    # the model's own pulls count too: an adapter whose content is a revision of the model kept for a rollback
+    # shares its Job (one per content and volume), which the operator made for that very digest
+    model = known_jobs([status.served, status.incoming, *(status.kept_revisions or [])], made)
+    return frozenset(r.pull_job_uid for r in records if r.pull_job_uid) | model
 
 
 def adapter_children(
