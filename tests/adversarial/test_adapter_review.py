@@ -10,7 +10,11 @@ Each hostile case sits next to its legitimate control:
   commit;
 - after a restart, a policy change goes to the source for an adapter a previous pass held from its record;
 - an adapter's endpoint is contacted before the policies' endpoint allow-list is checked (the base model's is
-  checked first), and an endpoint edited after the adapter was decided is where its next pull Job goes.
+  checked first), and an endpoint edited after the adapter was decided is where its next pull Job goes;
+- one adapter waiting for an examination slot ends the whole pass, revocations decided offline included;
+- a loaded adapter renamed (its rollout held back) and then revoked keeps old pods serving it;
+- a tampered ``openmodel.io/adapters`` pod-template annotation makes every settled pass fail;
+- after a restart, an adapter whose content is a kept revision of the model deletes that revision's Job.
 """
 
 from __future__ import annotations
