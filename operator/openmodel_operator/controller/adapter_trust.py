@@ -17,7 +17,14 @@ from __future__ import annotations
 import datetime
 from collections.abc import Awaitable, Callable, Mapping
 
-from openmodel_operator.api.openmodel import AdapterProvenance, AdapterSpec, OpenModelSpec, OpenModelStatus, Provenance
+from openmodel_operator.api.openmodel import (
+    AdapterProvenance,
+    AdapterSpec,
+    ContentProvenance,
+    OpenModelSpec,
+    OpenModelStatus,
+    Provenance,
+)
 from openmodel_operator.controller.memory import HeldAdapter, KeptExamination, ModelMemory
 from openmodel_operator.evidence.errors import TrustError
 from openmodel_operator.evidence.pinned import PinnedManifest
@@ -34,6 +41,12 @@ Examine = Callable[[OpenModelSpec, str], Awaitable[Examination]]
 Redecide = Callable[[KeptExamination, OpenModelSpec], Examination]
 ManifestOf = Callable[[str], PinnedManifest | None]
 Rebuild = Callable[[AdapterProvenance, OpenModelSpec], Awaitable[Examination | None]]
+Precheck = Callable[[OpenModelSpec], TrustResult | None]  # refused from the spec and the policies alone
+
+
+class ExaminationDeferred(TrustError):
+    """No examination slot is free: the adapter is decided without its source in this pass (as after a failed
+    examination), not remembered as failed, and the pass asks again once a slot frees."""
 
 
 def _same_source(record: AdapterProvenance, adapter: AdapterSpec) -> bool:
@@ -59,6 +72,15 @@ def _from_record(record: AdapterProvenance, manifest_of: ManifestOf) -> TrustRes
     return TrustResult(True, (Cond(TRUSTED, "True", "PoliciesPassed", message),), provenance, pinned)
 
 
+def _same_policies(record: AdapterProvenance, provenance: Provenance | None) -> bool:
+    """Whether the adapter's record was decided under the policies (and inputs) the base model's record was."""
+
+    def fingerprint(content: ContentProvenance | None) -> list[tuple[str, int | None, str | None]]:
+        return [(p.name, p.generation, p.inputs_digest) for p in (content.policies if content else None) or []]
+
+    return provenance is not None and fingerprint(record) == fingerprint(provenance)
+
+
 async def decide_adapters(
     spec: OpenModelSpec,
     status: OpenModelStatus,
@@ -71,6 +93,7 @@ async def decide_adapters(
     rebuild: Rebuild,
     now: datetime.datetime,
     inputs: Mapping[str, str] | None = None,
+    precheck: Precheck | None = None,
 ) -> list[AdapterDecision]:
     """The decision on each adapter of a trusted base model (held, recorded, re-decided or examined)."""
     provenance = status.provenance
@@ -84,24 +107,30 @@ async def decide_adapters(
         held = held if held is not None and held.key == key else None
         record = records.get(adapter.name)
         record = record if record is not None and _same_source(record, adapter) else None
-        result: TrustResult | None = None
+        # the adapter's endpoint and source against the policies before anything is asked or believed (as for the
+        # base model): a tenant's adapter never makes the operator, or its pull Job, call a host no policy allows
+        result: TrustResult | None = precheck(own) if precheck is not None else None
         kept = held.kept if held is not None else None
-        if held is not None and due is None and (held.result.error is None or now - held.at < RETRY_AFTER):
+        if result is not None:
+            pass
+        elif held is not None and due is None and (held.result.error is None or now - held.at < RETRY_AFTER):
             result = held.result
         elif held is not None and kept is not None and due in OFFLINE_REASONS:
             result = from_examination(redecide(kept, own), now, adapter.source.revision, inputs)
         elif held is None and due is None and record is not None:
             result = _from_record(record, manifest_of)
-        elif held is None and due in OFFLINE_REASONS and record is not None and record.verdict == "Trusted":
-            # a restart, then a policy change: decided from the evidence its ConfigMap recorded, not the source
+        elif kept is None and due in OFFLINE_REASONS and record is not None and record.verdict == "Trusted":
+            # a restart, then a policy change (straight away, or after passes that held the recorded decision,
+            # which keeps no evidence): decided from the evidence its ConfigMap recorded, not the source
             rebuilt = await rebuild(record, own) if adapter.trust.signature.config_map_ref is None else None
             if rebuilt is not None:
                 result = from_examination(rebuilt, now, adapter.source.revision, inputs)
                 if result.trusted and result.pinned is not None:
                     kept = KeptExamination.of(uid, rebuilt, result.pinned.manifest_digest)
         if result is None:
-            pinned_commit = record.resolved_revision if record is not None and record.verdict == "Trusted" else None
-            # Manual: the recorded commit is re-examined, never the branch's newer one (as for the base model)
+            # Manual: the recorded commit is re-examined, never the branch's newer one (as for the base model),
+            # whatever the last verdict on it was
+            pinned_commit = record.resolved_revision if record is not None else None
             revision = pinned_commit if spec.update_policy == "Manual" and pinned_commit else adapter.source.revision
             try:
                 exam = await examine(own, revision)
@@ -109,7 +138,12 @@ async def decide_adapters(
                 if kept is not None:
                     # the source is down: the adapter stays what its kept evidence says under today's policies
                     result = from_examination(redecide(kept, own), now, adapter.source.revision, inputs)
-                else:
+                elif due is Due.PERIODIC and record is not None and _same_policies(record, provenance):
+                    # a restart, then a periodic check the source cannot answer, under the very policies the
+                    # recorded decision was made under: it stands (as the base model keeps serving); a policy or
+                    # spec change never comes here, so revocation does not wait for the source
+                    result = _from_record(record, manifest_of)
+                if result is None:
                     result = from_error(exc)
             else:
                 result = from_examination(exam, now, adapter.source.revision, inputs)
@@ -119,7 +153,8 @@ async def decide_adapters(
                     else None
                 )
         at = held.at if held is not None and result is held.result else now
-        held_now[adapter.name] = HeldAdapter(key, result, at, kept)
+        if not isinstance(result.error, ExaminationDeferred):  # else asked again when a slot frees, not later
+            held_now[adapter.name] = HeldAdapter(key, result, at, kept)
         decisions.append(AdapterDecision(adapter, result))
     memory.adapters = held_now  # adapters no longer in the spec are forgotten
     return decisions

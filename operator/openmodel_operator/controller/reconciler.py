@@ -23,7 +23,7 @@ from typing import Any
 from openmodel_operator.api.openmodel import AdapterProvenance, OpenModelSpec, OpenModelStatus
 from openmodel_operator.api.time import utcnow
 from openmodel_operator.api.vocabulary import SERVING_PHASES, ConditionReason
-from openmodel_operator.controller.adapter_trust import decide_adapters
+from openmodel_operator.controller.adapter_trust import ExaminationDeferred, decide_adapters
 from openmodel_operator.controller.decision_memo import DecisionMemo
 from openmodel_operator.controller.kube import Kube, KubeError
 from openmodel_operator.controller.memory import (
@@ -680,12 +680,16 @@ class Reconciler:
             # compared with what status recorded before this pass: a spec edit in the same pass cannot hide it
             changed = not policies_unchanged(status, policies, inputs)
             trust = self._check_served(memory, ref, spec, policies, trust, observed, changed, status)
-        adapters = await self._adapters(ref, spec, status, trust, due, memory, policies, inventory, inputs)
+        adapters, deferred = await self._adapters(ref, spec, status, trust, due, memory, policies, inventory, inputs)
         result = plan(ref, spec, status, trust, observed, self.child_settings, now, update, adapters)
         if planned is not None:
             planned.append(result.status)
         await self._carry_out(body, state, result, inventory, memory)
         METRICS.reconcile_seconds.observe(time.monotonic() - started)
+        if deferred:
+            # an adapter waits for an examination slot: what this pass decided without one is carried out (a
+            # revocation never waits for a slot); the model is woken again when one frees
+            raise ExaminationsBusy()
         return result
 
     async def _adapters(
@@ -699,13 +703,15 @@ class Reconciler:
         policies: Sequence[Policy],
         inventory: ChildInventory,
         inputs: Mapping[str, str],
-    ) -> list[AdapterDecision]:
-        """The decision on each LoRA adapter, for a trusted base model only (none is loaded without it)."""
+    ) -> tuple[list[AdapterDecision], bool]:
+        """The decision on each LoRA adapter, for a trusted base model only (none is loaded without it), and
+        whether one of them waits for an examination slot."""
         if not spec.adapters:
             memory.adapters = {}
-            return []
+            return [], False
         if not trust.trusted or trust.pinned is None:
-            return [AdapterDecision(adapter, None) for adapter in spec.adapters]
+            return [AdapterDecision(adapter, None) for adapter in spec.adapters], False
+        deferred = False
 
         def manifest_of(digest: str) -> PinnedManifest | None:
             try:
@@ -717,7 +723,14 @@ class Reconciler:
                 return None
 
         async def examine(own: OpenModelSpec, revision: str) -> Examination:
-            return await self._examine(ref.namespace, own, revision, policies)
+            nonlocal deferred
+            try:
+                return await self._examine(ref.namespace, own, revision, policies)
+            except ExaminationsBusy:
+                deferred = True
+                raise ExaminationDeferred(
+                    Reason.EXAMINATION_ERROR, "every examination slot is taken: examined when one frees"
+                ) from None
 
         def redecide(kept: KeptExamination, own: OpenModelSpec) -> Examination:
             return self._decide_offline(kept.request, kept.evidence, own, policies)
@@ -739,9 +752,14 @@ class Reconciler:
                 return None
             return self._decide_offline(_request_for(evidence, own, signature_path), evidence, own, policies)
 
-        return await decide_adapters(
-            spec, status, due, memory, ref.uid, manifest_of, examine, redecide, rebuild, self.clock(), inputs
+        def precheck(own: OpenModelSpec) -> TrustResult | None:
+            early = pre_network_violations(policies, own, self.runtime_image(own), self.settings.default_endpoint)
+            return from_violations(early) if any(v.enforced for v in early) else None
+
+        decisions = await decide_adapters(
+            spec, status, due, memory, ref.uid, manifest_of, examine, redecide, rebuild, self.clock(), inputs, precheck
         )
+        return decisions, deferred
 
     def _with_recent_applies(
         self, memory: ModelMemory, inventory: ChildInventory

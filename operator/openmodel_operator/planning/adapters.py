@@ -21,7 +21,7 @@ from openmodel_operator.api.openmodel import AdapterProvenance, AdapterSpec, Ope
 from openmodel_operator.api.vocabulary import ConditionReason
 from openmodel_operator.planning import children
 from openmodel_operator.planning.conditions import ADAPTERS_READY, RESOLVED, TRUSTED, Cond
-from openmodel_operator.planning.revision_slots import JobState, job_state
+from openmodel_operator.planning.revision_slots import JobState, job_state, known_jobs
 from openmodel_operator.planning.trust_result import TrustResult
 
 MAX_LISTED = 4  # adapters named in one condition message
@@ -102,10 +102,18 @@ def _record(
     message: str | None = None,
     job_uid: str | None = None,
     loaded: bool = False,
+    before: AdapterProvenance | None = None,
 ) -> AdapterProvenance:
     base: dict[str, Any] = {"source": adapter.source.uri, "requested_revision": adapter.source.revision}
     if result is not None and result.provenance is not None:
         base = result.provenance.model_dump(exclude={"adapters"}, exclude_none=True)
+    elif before is not None and (before.source, before.requested_revision) == (
+        base["source"],
+        base["requested_revision"],
+    ):
+        # not examined this time: the commit it was pinned to stays recorded (Manual re-examines it, not the
+        # branch's newer one)
+        base["resolved_revision"] = before.resolved_revision
     return AdapterProvenance(
         **base,
         name=adapter.name,
@@ -118,9 +126,12 @@ def _record(
 
 
 def _known_jobs(status: OpenModelStatus, made: frozenset[str]) -> frozenset[str]:
-    """uids of the adapter pull Jobs the operator created: recorded on status, or made by this process."""
+    """uids of the pull Jobs the operator created: recorded on status, or made by this process."""
     records = (status.provenance.adapters if status.provenance is not None else None) or []
-    return frozenset(r.pull_job_uid for r in records if r.pull_job_uid) | made
+    # the model's own pulls count too: an adapter whose content is a revision of the model kept for a rollback
+    # shares its Job (one per content and volume), which the operator made for that very digest
+    model = known_jobs([status.served, status.incoming, *(status.kept_revisions or [])], made)
+    return frozenset(r.pull_job_uid for r in records if r.pull_job_uid) | model
 
 
 def adapter_children(
@@ -160,6 +171,7 @@ def plan_adapters(
     volume = children.weights_volume(ref, spec)
     known = _known_jobs(status, made_jobs)
     live = children.loaded_adapters(deployment)
+    previous = {r.name: r for r in (status.provenance.adapters if status.provenance is not None else None) or []}
     apply: list[dict[str, Any]] = []
     delete: list[tuple[str, str]] = []
     load: list[children.ServedAdapter] = []
@@ -170,15 +182,20 @@ def plan_adapters(
     failed: list[str] = []
     waiting: list[str] = []
     revoked: list[str] = []
+    refused_content: set[str] = set()
     for decision in decisions:
         adapter, result = decision.spec, decision.result
         refusal = _refused(ref, adapter, result, base_digest)
         if refusal is not None or result is None or result.pinned is None:
             reason, message = refusal or _refusal(result)
-            records.append(_record(adapter, result, _verdict(result), reason, message))
+            records.append(
+                _record(adapter, result, _verdict(result), reason, message, before=previous.get(adapter.name))
+            )
             refused.append(f"adapter {adapter.name}: {reason}: {message}")
             if adapter.name in live:
                 revoked.append(adapter.name)
+            if result is not None and result.pinned is not None:
+                refused_content.add(result.pinned.manifest_digest)
             continue
         digest = result.pinned.manifest_digest
         configmap, job = adapter_children(ref, spec, adapter, result, settings)
@@ -191,10 +208,16 @@ def plan_adapters(
         foreign = held is not None and (
             uid is None or uid not in known or annotations.get(children.VOLUME_ANNOTATION) != volume
         )
-        state, _, job_message = job_state(None if foreign else held)
+        # the name keeps 10 hex of the digest: a Job the operator made for another content with that prefix proves
+        # nothing about this slot, and is another content's record (not deleted here)
+        taken = held is not None and not foreign and annotations.get(children.DIGEST_ANNOTATION) != digest
+        state, _, job_message = job_state(None if foreign or taken else held)
         if foreign:
             delete.append(("Job", name))  # a Job of this name the operator did not make: its success proves nothing
             waiting.append(f"adapter {adapter.name}: replacing Job {name}, which the operator did not create")
+        elif taken:
+            apply.remove(configmap)  # its manifest ConfigMap has the same name: the other content's record stays
+            failed.append(f"adapter {adapter.name}: Job {name} is the pull of another content, not of {digest}")
         elif state is JobState.SUCCEEDED:
             keep_jobs.append(name)
         elif state is JobState.FAILED:
@@ -207,14 +230,18 @@ def plan_adapters(
             apply.append(job)
             keep_jobs.append(name)
             waiting.append(f"adapter {adapter.name}: pulling and verifying {digest}")
-        pulled = state is JobState.SUCCEEDED and not foreign
+        pulled = state is JobState.SUCCEEDED and not foreign and not taken
         if pulled:
             load.append(children.ServedAdapter(adapter.name, digest))
         loaded = pulled and (not serving or (live.get(adapter.name) == digest and rollout_done))
         if pulled and serving and not loaded:
             waiting.append(f"adapter {adapter.name}: rolling out the serving pods with {digest}")
-        job_uid = uid if held is not None and not foreign else None
+        job_uid = uid if held is not None and not foreign and not taken else None
         records.append(_record(adapter, result, "Trusted", job_uid=job_uid, loaded=loaded))
+    # refused content the pods load under another name (renamed while a rollout is held back): no old pod may keep
+    # serving it either, unless a trusted adapter of that name loads that very content
+    admitted = {(a.name, a.digest) for a in load}
+    revoked += [n for n, d in live.items() if d in refused_content and (n, d) not in admitted and n not in revoked]
     revoked_message = None
     if revoked and serving:
         revoked_message = (

@@ -77,6 +77,8 @@ MAX_MANIFEST_BYTES = 1_000_000
 _DNS1035 = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?")
 _LABEL_VALUE = re.compile(r"([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]")
 _HEX = re.compile(r"[0-9a-f]+")
+_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
+_ADAPTER_ITEM_NAME = re.compile(r"[a-z0-9]([-a-z0-9]{0,38}[a-z0-9])?")  # spec.adapters[].name
 _HASHED_TAIL = re.compile(r"-[0-9a-f]{8}$")
 _COUNT_OR_PERCENT = re.compile(r"[0-9]{1,5}%?")
 # Server environment the user may not override: the server must never fetch weights or code
@@ -150,7 +152,9 @@ def loaded_adapters(deployment: Mapping[str, Any] | None) -> dict[str, str]:
     out: dict[str, str] = {}
     for item in str(value).split():
         name, _, digest = item.partition("=")
-        if name and digest:
+        # a tenant can edit the template: only what the operator writes counts (anything else names no slot, and
+        # would fail every pass that keeps slots by it)
+        if _ADAPTER_ITEM_NAME.fullmatch(name) and _DIGEST.fullmatch(digest):
             out[name] = digest
     return out
 
@@ -703,20 +707,24 @@ def server_args(ref: ModelRef, spec: OpenModelSpec, adapters: Sequence[ServedAda
     image's own ENTRYPOINT), set explicitly so images with another entrypoint behave the same; the
     legacy ``python -m vllm.entrypoints.openai.api_server --model`` form is not used.
     With more than one GPU the tensor-parallel size defaults to the GPU count (otherwise vLLM would
-    use one GPU and leave the rest idle) unless the user's args set it. User args come last.
+    use one GPU and leave the rest idle) unless the user's args set it. User args come after the operator's,
+    except the LoRA modules, which end the list.
     """
     serving = spec.serving
     extra = list(serving.args or [])
     args = [MODELS_DIR, "--served-model-name", ref.name, "--host", "0.0.0.0", "--port", str(serving.port)]
     if serving.gpus > 1 and not _has_flag(extra, _TP_FLAGS):
         args += ["--tensor-parallel-size", str(serving.gpus)]
+    lora: list[str] = []
     if adapters:
         # only the verified slots: a policy refuses --lora-modules in serving.args, and the runtime loading API
-        # stays off (VLLM_ALLOW_RUNTIME_LORA_UPDATING is refused too)
-        args += ["--enable-lora", "--lora-modules", *(f"{a.name}={ADAPTERS_DIR}/{a.name}" for a in adapters)]
+        # stays off (VLLM_ALLOW_RUNTIME_LORA_UPDATING is refused too). Last, after the user's args: the flag takes
+        # every value up to the next flag (argparse nargs='+'), so a value the user's args begin with would
+        # otherwise join the list as another module
         if not _has_flag(extra, ("--max-loras",)):
-            args += ["--max-loras", str(len(adapters))]
-    return args + extra
+            lora += ["--max-loras", str(len(adapters))]
+        lora += ["--enable-lora", "--lora-modules", *(f"{a.name}={ADAPTERS_DIR}/{a.name}" for a in adapters)]
+    return args + extra + lora
 
 
 def _server_env(ref: ModelRef, spec: OpenModelSpec, settings: ChildSettings) -> list[dict[str, Any]]:
