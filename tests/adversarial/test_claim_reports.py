@@ -234,3 +234,14 @@ def test_the_claim_examination_job_has_no_token_a_read_only_claim_and_bounds() -
         ref, "pvc://staging/models/granite", "model.sig", "cd" * 16, "http://op.svc:8082/claim-reports", SETTINGS, 600
     )
     assert again["metadata"]["name"] != job["metadata"]["name"]
+
+
+def test_reports_held_at_once_are_bounded_in_count_and_bytes() -> None:
+    exams = ClaimExaminations(max_pending=2, max_pending_bytes=100)
+    a, b, c = (exams.begin(("ns", m), "uid", ("pvc://c/p", "model.sig")) for m in "abc")
+    assert exams.deliver(a.nonce, b"x" * 60) == 202  # control
+    assert exams.deliver(b.nonce, b"x" * 60) == 503  # over the bytes
+    assert exams.deliver(b.nonce, b"x" * 30) == 202
+    assert exams.deliver(c.nonce, b"x") == 503  # over the count
+    exams.drop(("ns", "a"))  # decided: its bytes are released
+    assert exams.deliver(c.nonce, b"x") == 202

@@ -44,6 +44,10 @@ MAX_CONNECTIONS = 32  # at once; more are closed at once
 RATE_PER_SECOND = 20.0  # reports (and refusals) answered per second, with a burst of RATE_BURST
 RATE_BURST = 40
 MAX_WAITING = 10_000  # examinations in flight at once (one per model at most)
+# reports received and not yet decided: each waits for its model's next pass, so few are held at once; beyond
+# these the listener answers 503 and the Job tries again (a tenant cannot make the operator hold 6 MiB per model)
+MAX_PENDING_REPORTS = 64
+MAX_PENDING_BYTES = 128 * 1024 * 1024
 _REQUEST_LINE = re.compile(rb"POST (/[!-~]{0,200}) HTTP/1\.[01]")
 _NONCE_PATH = re.compile(r"/claim-reports/([0-9a-f]{32})")
 
@@ -64,9 +68,18 @@ class Waiting:
 class ClaimExaminations:
     """The examinations waiting for a report, by model and by nonce; lives in the operator's event loop."""
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic, max_waiting: int = MAX_WAITING) -> None:
+    def __init__(
+        self,
+        clock: Callable[[], float] = time.monotonic,
+        max_waiting: int = MAX_WAITING,
+        max_pending: int = MAX_PENDING_REPORTS,
+        max_pending_bytes: int = MAX_PENDING_BYTES,
+    ) -> None:
         self._clock = clock
         self._max_waiting = max_waiting
+        self._max_pending = max_pending
+        self._max_pending_bytes = max_pending_bytes
+        self._pending: dict[str, int] = {}  # nonce -> bytes of a report received and not yet taken
         self._by_key: dict[Key, Waiting] = {}
         self._by_nonce: dict[str, Waiting] = {}
         # called with the model's key when its report arrived (set by the operator: wakes the model's pass)
@@ -89,29 +102,35 @@ class ClaimExaminations:
         return entry
 
     def drop(self, key: Key) -> Waiting | None:
+        """Forget the model's examination (decided, failed, or superseded), and the report it held."""
         entry = self._by_key.pop(key, None)
         if entry is not None:
             self._by_nonce.pop(entry.nonce, None)
+            self._pending.pop(entry.nonce, None)
         return entry
 
     def elapsed(self, entry: Waiting) -> float:
         return self._clock() - entry.started
 
-    def refusal(self, nonce: str) -> int | None:
-        """None when a report for ``nonce`` would be kept; else the status it is refused with."""
-        entry = self._by_nonce.get(nonce)
-        if entry is None:
-            return 404
-        return 409 if entry.report is not None else None
-
-    def deliver(self, nonce: str, body: bytes) -> int:
-        """Keep a report for the examination ``nonce``: 202, or 404 (no such examination) / 409 (reported)."""
+    def refusal(self, nonce: str, length: int = 0) -> int | None:
+        """None when a report of ``length`` bytes for ``nonce`` would be kept; else the status it is refused with."""
         entry = self._by_nonce.get(nonce)
         if entry is None:
             return 404
         if entry.report is not None:
-            return 409  # one report per examination: a second one (forged or repeated) changes nothing
+            return 409
+        if len(self._pending) >= self._max_pending or sum(self._pending.values()) + length > self._max_pending_bytes:
+            return 503  # the passes have not caught up: the Job tries again
+        return None
+
+    def deliver(self, nonce: str, body: bytes) -> int:
+        """Keep a report for the examination ``nonce``: 202, or 404 (no such examination) / 409 (reported)."""
+        refused = self.refusal(nonce, len(body))
+        if refused is not None:
+            return refused  # 409: one report per examination, a second one (forged or repeated) changes nothing
+        entry = self._by_nonce[nonce]
         entry.report = body
+        self._pending[nonce] = len(body)
         if self.on_report is not None:
             self.on_report(entry.key)
         return 202
@@ -235,8 +254,8 @@ class ClaimReportListener:
         if length > self.max_body:
             return self._refused("size", 413)
         nonce = path.group(1)
-        refused = self.examinations.refusal(nonce)
-        if refused is not None:  # the body of a report nobody waits for is not even read
+        refused = self.examinations.refusal(nonce, length)
+        if refused is not None:  # the body of a report nobody waits for (or that cannot be held now) is not read
             return self._refused("nonce", refused)
         body = await reader.readexactly(length)
         status = self.examinations.deliver(nonce, body)
