@@ -73,7 +73,7 @@ def flag(job: dict[str, Any], name: str) -> str:
     return args[args.index(name) + 1]
 
 
-async def next_examine_job(world: World, seen: set[str] = frozenset(), timeout: float = 10) -> dict[str, Any]:  # type: ignore[assignment]
+async def next_examine_job(world: World, seen: set[str] = frozenset(), timeout: float = 30) -> dict[str, Any]:  # type: ignore[assignment]
     """The claim examination Job the operator makes next (one not in ``seen``)."""
 
     def fresh() -> dict[str, Any] | None:
@@ -212,7 +212,7 @@ async def test_a_file_changed_on_the_claim_after_the_decision_is_caught_at_pod_s
 
         third = await next_examine_job(world, {first["metadata"]["name"], second["metadata"]["name"]})
         await run_examination(world, kubelet, third)
-        await world.phase("Rejected", timeout=10)
+        await world.phase("Rejected", timeout=30)
         assert world.cond("Trusted") == ("False", "ManifestMismatch")
         signature = condition(world, "SignatureVerified")
         assert signature["reason"] == "ManifestMismatch" and "model.safetensors" in signature["message"]
@@ -231,7 +231,7 @@ async def test_a_forged_report_of_the_signed_files_cannot_serve_tampered_bytes(
     bundle = (staged / "model.sig").read_bytes()
     (staged / "model.safetensors").write_bytes(os.urandom(4096))  # tampered before the examination
     world.policy()
-    pvc_model(world)
+    pvc_model(world, serving={"verifyOnStart": False})  # the tenant turns the check off: a claim is checked anyway
     async with operator(claim_report_port=free_port()):
         job = await next_examine_job(world)
         nonce = flag(job, "--nonce")
@@ -273,7 +273,7 @@ async def test_forged_reports_are_refused_or_decided_untrusted_with_a_reason(
         assert await asyncio.to_thread(post, url, encode_report(nonce, tampered, signature=bundle)) == 202
         # a second report for the examination: 409 while it waits, 404 once it was decided; never read
         assert await asyncio.to_thread(post, url, encode_report(nonce, signed.files, signature=bundle)) in (404, 409)
-        await world.phase("Rejected", timeout=10)
+        await world.phase("Rejected", timeout=30)
         signature = condition(world, "SignatureVerified")
         assert signature["reason"] == "ManifestMismatch" and "model.safetensors" in signature["message"]
         assert world.child("deployments", "m") is None
@@ -290,7 +290,7 @@ async def test_a_report_signed_by_a_key_no_policy_trusts_is_untrusted(
     async with operator(claim_report_port=free_port()):
         job = await next_examine_job(world)
         await run_examination(world, kubelet, job)
-        await world.phase("Rejected", timeout=10)
+        await world.phase("Rejected", timeout=30)
         trusted = condition(world, "Trusted")
         assert trusted["status"] == "False" and trusted["reason"] in ("UntrustedSigner", "SignatureInvalid")
         assert world.child("deployments", "m") is None
@@ -308,7 +308,7 @@ async def test_a_malformed_report_fails_the_examination_with_a_reason(
         job = await next_examine_job(world)
         deep = b"[" * 100_000 + b"]" * 100_000
         assert await asyncio.to_thread(post, report_url(job), deep) == 202  # bounded in size: parsed in the pass
-        await world.phase("Failed", timeout=10)
+        await world.phase("Failed", timeout=30)
         resolved = condition(world, "Resolved")
         assert resolved["reason"] == "ClaimReportInvalid" and job["metadata"]["name"] in resolved["message"]
         assert world.child("deployments", "m") is None
@@ -326,7 +326,7 @@ async def test_a_job_that_never_reports_or_fails_leaves_a_clear_status_and_nothi
     pvc_model(world)
     async with operator(claim_report_port=free_port(), claim_examination_deadline=1):
         await next_examine_job(world)  # never run: no node picks it up
-        await world.phase("Failed", timeout=10)
+        await world.phase("Failed", timeout=30)
         resolved = condition(world, "Resolved")
         assert resolved["reason"] == "ClaimNotReported" and "did not report" in resolved["message"]
         assert world.child("deployments", "m") is None
@@ -344,7 +344,7 @@ async def test_without_the_listener_a_pvc_source_fails_with_a_clear_message(worl
     world.policy()
     pvc_model(world)
     async with operator():  # claim_report_port=0
-        await world.phase("Failed", timeout=10)
+        await world.phase("Failed", timeout=30)
         resolved = condition(world, "Resolved")
         assert resolved["reason"] == "InvalidSource" and "claim report listener" in resolved["message"]
         assert world.jobs() == []

@@ -380,6 +380,9 @@ class Reconciler:
 
             return await self._examined_in_thread(ref.namespace, request, policies, decide_report)
         live = await self.kube.get("Job", ref.namespace, entry.job)
+        if entry.report is not None and self.claims.waiting(key) is entry:
+            # reported while the Job was read (it may show finished now): decide the report, never drop it
+            return await self._examine_claim(ref, request, policies)
         state, _, message = job_state(live)
         elapsed = self.claims.elapsed(entry)
         limit = self.settings.claim_examination_deadline
