@@ -489,6 +489,9 @@ class LocalOperator(Operator):
             str(self.health_port),
             "--metrics-port",
             str(self.metrics_port),
+            # pvc:// sources: a port of its own per process (the Jobs' pods report to it where they can run)
+            "--claim-report-port",
+            str(free_port()),
             "--verbose",
             *config.operator_args,
         ]
@@ -611,7 +614,7 @@ class Case:
 
     # ------------------------------------------------------------ writing
 
-    def policy(self, mode: str = "Enforce", public_pem: bytes = b"") -> str:
+    def policy(self, mode: str = "Enforce", public_pem: bytes = b"", allow: Sequence[str] = ("hf://e2e/*",)) -> str:
         """A ModelTrustPolicy that governs only this namespace and trusts the test's signing key."""
         name = self.namespace
         self.kubectl.apply(
@@ -623,7 +626,7 @@ class Case:
                     "mode": mode,
                     "namespaceSelector": {"matchLabels": {CASE_LABEL: self.namespace}},
                     # the Hub stand-in is a mirror, not the public Hub: allow its origin
-                    "sources": {"allow": ["hf://e2e/*"], "endpoints": {"allow": [self.hub.url]}},
+                    "sources": {"allow": list(allow), "endpoints": {"allow": [self.hub.url]}},
                     "signature": {
                         "required": True,
                         "keys": [{"name": "e2e-release", "publicKey": public_pem.decode()}],

@@ -299,3 +299,40 @@ def test_a_signed_adapter_is_loaded_and_an_unsigned_one_is_refused_while_the_bas
     assert [name for name in pulled if name] == ["sql"]
     warnings = _reasons(case).get("Warning", set())
     assert "AdapterRejected" in warnings, warnings
+
+
+def test_a_pvc_source_is_examined_by_a_job_without_a_token_and_waits_for_its_report(
+    case: Case, signing_key: KeyPair
+) -> None:
+    """Issue 9: a pvc:// source makes a claim examination Job (no API token, the claim read-only, bounded) and the
+    model stays Verifying, saying which Job it waits for, until that Job reports; nothing is served meanwhile. On a
+    cluster without a kubelet (or without the claim) the Job never reports, so this holds against any cluster."""
+    case.policy(public_pem=signing_key.public_pem, allow=["pvc://staging-weights/*"])
+    case.kubectl.apply(
+        {
+            "apiVersion": "openmodel.io/v1alpha1",
+            "kind": "OpenModel",
+            "metadata": {"name": "staged", "namespace": case.namespace},
+            "spec": {"source": {"uri": "pvc://staging-weights/models/tiny"}, "serving": {"gpus": 0}},
+        }
+    )
+    job = case.wait("the claim examination Job", lambda: (case.children("staged").get("Job") or [None])[0])
+    assert job["metadata"]["name"].startswith("staged-examine-")
+    pod = job["spec"]["template"]["spec"]
+    assert pod["automountServiceAccountToken"] is False
+    (container,) = pod["containers"]
+    assert container["command"][:2] == ["openmodel", "report-claim"]
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert all("valueFrom" not in env for env in container.get("env") or [])
+    claim = next(v for v in pod["volumes"] if v["name"] == "claim")["persistentVolumeClaim"]
+    assert claim == {"claimName": "staging-weights", "readOnly": True}
+    mount = next(m for m in container["volumeMounts"] if m["name"] == "claim")
+    assert mount["readOnly"] is True and mount["subPath"] == "models/tiny"
+    assert job["spec"]["activeDeadlineSeconds"] > 0 and job["spec"]["backoffLimit"] <= 1
+
+    status = case.wait_phase("Verifying", name="staged")
+    ready = next(c for c in status["conditions"] if c["type"] == "Ready")
+    assert job["metadata"]["name"] in ready["message"], ready
+    assert case.condition("Trusted", name="staged") == ("Unknown", "Examining")
+    kids = case.children("staged")
+    assert "Deployment" not in kids and "PersistentVolumeClaim" not in kids, list(kids)

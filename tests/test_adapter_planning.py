@@ -368,13 +368,15 @@ def test_runtime_none_verifies_adapters_on_the_volume_without_serving() -> None:
         ([{"name": "a", "source": {"uri": "hf://o/a"}}, {"name": "a", "source": {"uri": "hf://o/b"}}], {}, "own name"),
         ([{"name": "a", "source": {"uri": "hf://o/a"}}], {"mode": "PerPod"}, "PerPod"),
         ([{"name": "Not_A_Label", "source": {"uri": "hf://o/a"}}], {}, "pattern"),
+        ([{"name": "a", "source": {"uri": "hf://o/a"}}], {"base": "pvc://staged/model"}, "served in place"),
     ],
 )
 def test_adapters_the_operator_could_not_serve_are_refused_by_the_api(
     adapters: list[dict[str, Any]], storage: dict[str, Any], error: str
 ) -> None:
+    base = storage.pop("base", "hf://org/granite")
     with pytest.raises(ValidationError, match=error):
-        OpenModelSpec.model_validate({"source": {"uri": "hf://org/granite"}, "adapters": adapters, "storage": storage})
+        OpenModelSpec.model_validate({"source": {"uri": base}, "adapters": adapters, "storage": storage})
     control = [{"name": "a", "source": {"uri": "hf://o/a"}}, {"name": "b", "source": {"uri": "hf://o/b"}}]
     OpenModelSpec.model_validate({"source": {"uri": "hf://org/granite"}, "adapters": control})
 

@@ -244,11 +244,11 @@ def test_cluster_wide_ha_uses_the_cluster_peering(chart: Any) -> None:
 
 def test_metrics_off_disables_the_endpoint_and_the_service(chart: Any) -> None:
     objs = render(chart, {"metrics": {"enabled": False}})
-    assert by_kind(objs, "Service") == []
+    assert [s["metadata"]["name"] for s in by_kind(objs, "Service")] == [f"{RELEASE}-claim-reports"]
     _, container = operator_container(objs)
     _, settings = container_settings(container)
     assert settings.metrics_port == 0
-    assert [p["name"] for p in container["ports"]] == ["health"]
+    assert [p["name"] for p in container["ports"]] == ["health", "claim-reports"]
 
 
 def test_image_digest_wins_and_release_names_scope_cluster_objects(chart: Any) -> None:

@@ -237,7 +237,10 @@ def assert_operator_pod(objs: list[Obj], service_account: str) -> OperatorSettin
 def assert_metrics_service(objs: list[Obj]) -> Obj:
     """The /metrics Service selects the operator pods on the container's metrics port."""
     deployment, container = operator_container(objs)
-    service = one(objs, "Service")
+    service = one(
+        [s for s in by_kind(objs, "Service") if not s["metadata"]["name"].endswith("-claim-reports")], "Service"
+    )
+    assert_claim_reports_service(objs)
     pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
     assert service["spec"]["selector"].items() <= pod_labels.items()
     assert deployment["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()
@@ -245,6 +248,31 @@ def assert_metrics_service(objs: list[Obj]) -> Obj:
     assert port["name"] == "metrics" and port["targetPort"] == "metrics"
     assert any(p["name"] == "metrics" for p in container["ports"])
     return service
+
+
+def metrics_services(objs: list[Obj]) -> list[Obj]:
+    """The Services but the claim reports one (pvc:// sources)."""
+    return [s for s in by_kind(objs, "Service") if "-claim-reports" not in s["metadata"]["name"]]
+
+
+def assert_claim_reports_service(objs: list[Obj]) -> None:
+    """The claim reports Service selects the operator pods on the listener's port, and the URL the Jobs are given
+    names that Service and port (pvc:// sources)."""
+    deployment, container = operator_container(objs)
+    found = [s for s in by_kind(objs, "Service") if "-claim-reports" in s["metadata"]["name"]]
+    _, settings = container_settings(container)
+    if not found:  # a process that reconciles no model (the policy-status writer) serves no claim reports
+        assert settings.claim_report_port == 0 and "claim-reports" not in {p["name"] for p in container["ports"]}
+        return
+    (service,) = found
+    assert service["spec"]["selector"].items() <= deployment["spec"]["template"]["metadata"]["labels"].items()
+    (port,) = service["spec"]["ports"]
+    assert port["targetPort"] == "claim-reports"
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports["claim-reports"] == settings.claim_report_port
+    assert not ipaddress.ip_address(settings.claim_report_address).is_loopback, "the Jobs reach the pod IP"
+    name, namespace = service["metadata"]["name"], service["metadata"]["namespace"]
+    assert settings.claim_report_url == f"http://{name}.{namespace}.svc:{port['port']}/claim-reports"
 
 
 def generated_crds() -> dict[str, str]:
@@ -281,7 +309,7 @@ def test_root_renders_the_base(base: list[Obj]) -> None:
     assert base == kustomize(MANIFESTS / "base")
     kinds = sorted(o["kind"] for o in base)
     assert kinds == sorted(
-        ["Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Deployment", "Service"]
+        ["Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Deployment", "Service", "Service"]
         + ["CustomResourceDefinition"] * 4
     )
     crds = {o["metadata"]["name"] for o in by_kind(base, "CustomResourceDefinition")}

@@ -190,6 +190,7 @@ def operator_settings_for(world: World, **overrides: Any) -> OperatorSettings:
         reverify_interval=3600,
         metrics_port=0,
         health_port=0,
+        claim_report_port=0,  # the pvc:// tests turn it on (on a free port)
         operator_image="op:test",
         vllm_image="vllm:test",
         default_endpoint=world.hub.url,  # the cluster's Hub, as an admin of an air-gapped cluster sets it

@@ -202,6 +202,7 @@ async def production_operator(world: World, namespaces: tuple[str, ...]) -> Asyn
         resync_interval=0.5,
         metrics_port=0,
         health_port=0,
+        claim_report_port=0,
         operator_image="op:test",
         vllm_image="vllm:test",
         default_endpoint=world.hub.url,

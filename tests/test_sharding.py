@@ -43,6 +43,7 @@ from test_install_manifests import (
     by_kind,
     effective_permissions,
     kustomize,
+    metrics_services,
     one,
     operator_container,
     validate_objects,
@@ -381,7 +382,7 @@ def test_kustomize_shard_and_policy_status_overlays() -> None:
         assert_least_privilege(objs)
     # the shard brings no CRD and no namespace (the writer's overlay does), and names everything its own
     assert sorted(o["kind"] for o in shard) == sorted(
-        ["ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Deployment", "Service"]
+        ["ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Deployment", "Service", "Service"]
     )
     assert all(o["metadata"]["name"].endswith("-shard-a") for o in shard)
     assert len(by_kind(writer, "CustomResourceDefinition")) == 4 and one(writer, "Namespace")
@@ -399,9 +400,12 @@ def test_kustomize_shard_and_policy_status_overlays() -> None:
     (shard_deployment, _), (writer_deployment, _) = operator_container(shard), operator_container(writer)
     shard_pods = shard_deployment["spec"]["template"]["metadata"]["labels"]
     writer_pods = writer_deployment["spec"]["template"]["metadata"]["labels"]
-    for selector in (writer_deployment["spec"]["selector"]["matchLabels"], one(writer, "Service")["spec"]["selector"]):
+    writer_service = one(metrics_services(writer), "Service")
+    for selector in (writer_deployment["spec"]["selector"]["matchLabels"], writer_service["spec"]["selector"]):
         assert not selector.items() <= shard_pods.items()
-    for selector in (shard_deployment["spec"]["selector"]["matchLabels"], one(shard, "Service")["spec"]["selector"]):
+    for service in by_kind(shard, "Service"):  # the metrics and the claim reports Services
+        assert not service["spec"]["selector"].items() <= writer_pods.items()
+    for selector in (shard_deployment["spec"]["selector"]["matchLabels"],):
         assert not selector.items() <= writer_pods.items()
 
 

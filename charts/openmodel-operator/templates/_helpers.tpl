@@ -125,3 +125,13 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- fail (printf "watch.scope=%s needs at least one entry in watch.namespaces" .Values.watch.scope) -}}
 {{- end -}}
 {{- end -}}
+
+{{/* The claim reports Service: a DNS label of at most 63 characters. */}}
+{{- define "openmodel.claimReportsService" -}}
+{{- printf "%s-claim-reports" (include "openmodel.fullname" . | trunc 49 | trimSuffix "-") -}}
+{{- end -}}
+
+{{/* Whether this release serves claim reports: it reconciles models (not role policyStatus) and it is enabled. */}}
+{{- define "openmodel.claimReports" -}}
+{{- if and .Values.claimReports.enabled (ne .Values.role "policyStatus") -}}true{{- end -}}
+{{- end -}}

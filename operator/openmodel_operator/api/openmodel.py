@@ -163,6 +163,10 @@ ADAPTERS_NEED_A_CLAIM = (
     "spec.adapters are pulled into slots of a claim: storage.mode PerPod has none; use mode Claim (or a shared "
     "claimName) for a model with adapters"
 )
+ADAPTERS_NEED_A_PULLED_BASE = (
+    "spec.adapters are pulled beside the base model on its volume: a pvc:// model is served in place from its "
+    "claim and has none; stage the adapters with the model, or use an hf:// source"
+)
 ADAPTER_NAMES_UNIQUE = "spec.adapters: each adapter needs its own name (it is the model name clients ask for)"
 
 
@@ -481,6 +485,10 @@ class OpenModelSpec(ApiModel):
                     ADAPTERS_NEED_A_CLAIM,
                 ),
                 cel(
+                    "!has(self.adapters) || size(self.adapters) == 0 || self.source.uri.startsWith('hf://')",
+                    ADAPTERS_NEED_A_PULLED_BASE,
+                ),
+                cel(
                     "!has(self.serving) || !has(self.serving.rollout) || !has(self.storage) || "
                     "self.storage.accessMode != 'ReadWriteOncePod' || "
                     "(has(self.storage.mode) && self.storage.mode == 'PerPod') || "
@@ -526,6 +534,8 @@ class OpenModelSpec(ApiModel):
             raise ValueError(PER_POD_NEEDS_PODS)
         if per_pod and self.adapters:
             raise ValueError(ADAPTERS_NEED_A_CLAIM)
+        if self.adapters and not self.source.uri.startswith("hf://"):
+            raise ValueError(ADAPTERS_NEED_A_PULLED_BASE)
         names = [adapter.name for adapter in self.adapters or []]
         if len(set(names)) != len(names):
             raise ValueError(ADAPTER_NAMES_UNIQUE)

@@ -57,6 +57,7 @@ class ConditionReason(StrEnum):
     AUDIT_VIOLATIONS = "AuditViolations"
     NOT_TRUSTED = "NotTrusted"
     INVALID_SPEC = "InvalidSpec"
+    EXAMINING = "Examining"  # a claim examination Job runs (pvc:// sources)
     # weights
     VERIFIED = "Verified"
     PULLING = "Pulling"

@@ -232,8 +232,14 @@ def prune(dest: Path, keep: Iterable[str], log: JsonLog) -> list[str]:
         ) from None
 
 
-def verify_directory(dest: Path, pinned: PinnedManifest, workers: int) -> list[tuple[str, Reason, str, int | None]]:
-    """Problems that keep ``dest`` from being exactly the manifest: (path, reason, message, size)."""
+def verify_directory(
+    dest: Path, pinned: PinnedManifest, workers: int, signature_file: str | None = None
+) -> list[tuple[str, Reason, str, int | None]]:
+    """Problems that keep ``dest`` from being exactly the manifest: (path, reason, message, size).
+
+    ``signature_file``: a claim served in place also holds its signature bundle, which no manifest lists (it
+    signs the manifest); that one regular file is let through, nothing else is.
+    """
     expected = pinned.expected
     sizes = {f.path: f.size for f in pinned.files}
     problems: list[tuple[str, Reason, str, int | None]] = []
@@ -241,6 +247,8 @@ def verify_directory(dest: Path, pinned: PinnedManifest, workers: int) -> list[t
     for rel, abs_path, regular in _entries(dest):
         if not regular:
             problems.append((rel, Reason.MANIFEST_MISMATCH, "not a regular file (a link or a device)", None))
+        elif rel == signature_file and rel not in expected:
+            continue
         elif rel not in expected:
             problems.append((rel, Reason.MANIFEST_MISMATCH, "not in the manifest", os.lstat(abs_path).st_size))
         else:
@@ -355,7 +363,7 @@ def _verify_only(args: argparse.Namespace, pinned: PinnedManifest, dest: Path, l
         raise Failure(EXIT_ERROR, Reason.INVALID_SOURCE, f"{dest} is not a directory: is the volume mounted?")
     started = time.monotonic()
     try:
-        problems = verify_directory(dest, pinned, args.workers)
+        problems = verify_directory(dest, pinned, args.workers, args.signature_file)
     except OSError as exc:
         raise Failure(
             EXIT_ERROR,
@@ -435,6 +443,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--expect-digest",
         metavar="sha256:HEX",
         help="fail unless the manifest has this digest (the one the Job or pod was made for)",
+    )
+    parser.add_argument(
+        "--signature-file",
+        metavar="PATH",
+        help="with --verify-only: DIR is a claim served in place, which also holds this signature file (not listed)",
     )
     parser.add_argument("--source-dir", metavar="DIR", help="where a pvc:// source is mounted (directory sources only)")
     parser.add_argument(

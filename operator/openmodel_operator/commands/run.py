@@ -45,6 +45,9 @@ def settings_from(args: argparse.Namespace) -> Any:
         ("health_port", "health_port"),
         ("metrics_address", "metrics_address"),
         ("health_address", "health_address"),
+        ("claim_report_port", "claim_report_port"),
+        ("claim_report_address", "claim_report_address"),
+        ("claim_report_url", "claim_report_url"),
     ):
         value = getattr(args, flag)
         if value is not None:
@@ -224,6 +227,17 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.add_argument(
         "--health-address",
         help="address /healthz listens on (default 127.0.0.1; 0.0.0.0 in a pod: the kubelet probes the pod IP)",
+    )
+    parser.add_argument(
+        "--claim-report-port", type=int, help="port claim examination Jobs report to (default 8082, 0 disables pvc://)"
+    )
+    parser.add_argument(
+        "--claim-report-address", help="address the claim report listener binds (default 127.0.0.1; 0.0.0.0 in a pod)"
+    )
+    parser.add_argument(
+        "--claim-report-url",
+        help="URL the claim examination Jobs POST to, e.g. http://openmodel-operator.openmodel-system.svc:8082/"
+        "claim-reports (default: the listener's own address)",
     )
     parser.add_argument("--log-format", choices=["text", "json"], help="log format (default text)")
     parser.add_argument("--server", help="API server URL without credentials (development against an emulator)")

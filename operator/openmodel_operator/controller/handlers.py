@@ -29,6 +29,8 @@ from openmodel_operator.api.vocabulary import Phase
 from openmodel_operator.controller import gc_tuning, kopf_readiness, kopf_watch
 from openmodel_operator.controller.background import stop_tasks
 from openmodel_operator.controller.child_cache import ChildCache, ChildStream
+from openmodel_operator.controller.claim_reports import PATH as CLAIM_REPORT_PATH
+from openmodel_operator.controller.claim_reports import ClaimReportListener
 from openmodel_operator.controller.events import EventPoster
 from openmodel_operator.controller.kopf_indexes import store_values
 from openmodel_operator.controller.kube import Kube, KubeError
@@ -125,12 +127,45 @@ def build_registry(
         state["kube"] = kube
         state["reconciler"] = Reconciler(kube, _settings, post_event or poster)
         state["reconciler"].on_slot_free = slot_freed
+        await start_claim_listener(state["reconciler"])
+
+    async def start_claim_listener(reconciler: Reconciler) -> None:
+        """The listener claim examination Jobs report to (pvc:// sources); a report wakes its model at once."""
+        if not _settings.claim_report_port:
+            return
+
+        def report_arrived(key: Key) -> None:
+            if models.body(key) is not None:
+                models.memory(key).settled = None  # nothing the pass reads changed but the report: never skipped
+                queue.add(key, Lane.URGENT)
+
+        reconciler.claims.on_report = report_arrived
+        listener = ClaimReportListener(reconciler.claims)
+        try:
+            await listener.start(_settings.claim_report_address, _settings.claim_report_port)
+        except OSError as exc:  # the operator runs on; pvc:// models say the listener is not running
+            log.error(
+                "cannot serve claim reports: pvc:// sources cannot be examined",
+                extra={
+                    "address": _settings.claim_report_address,
+                    "port": _settings.claim_report_port,
+                    "error": str(exc),
+                },
+            )
+            return
+        state["claim_listener"] = listener
+        reconciler.claim_report_url = _settings.claim_report_url or (
+            f"http://{_host(_settings.claim_report_address)}:{listener.port}{CLAIM_REPORT_PATH.rstrip('/')}"
+        )
 
     _settings = settings
 
     @kopf.on.cleanup(registry=registry)
     async def cleanup(**_: Any) -> None:
         await events.flush()  # the Events of the last passes, before the client closes
+        listener = state.pop("claim_listener", None)
+        if listener is not None:
+            await listener.close()
         kube = state.pop("kube", None)
         if kube is not None:
             await kube.close()
@@ -279,6 +314,9 @@ def build_registry(
             if models.body(key) is not None:
                 phases.set(key, phase or Phase.FAILED)
             memory.failures = 0
+            if state["reconciler"].claim_pending(namespace, name):
+                memory.settled = None  # waiting for a claim report: woken by it, by the Job, or by this resync
+                return settings.resync_interval
             if not finalized:
                 memory.settled = None
                 return 1.0  # the finalizer is put on again soon (the pass itself was not held back for it)
@@ -424,6 +462,11 @@ def _failed(memory: ModelMemory, settings: OperatorSettings) -> float:
     memory.settled = None
     memory.failures += 1
     return min(settings.resync_interval, 2.0 ** min(memory.failures, 5))
+
+
+def _host(address: str) -> str:
+    """An address as the host of a URL (IPv6 in brackets)."""
+    return f"[{address}]" if ":" in address else address
 
 
 def _uid(body: Mapping[str, Any]) -> str | None:

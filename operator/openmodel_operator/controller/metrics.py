@@ -44,6 +44,12 @@ class Metrics:
             "Resyncs that ran no pass: nothing the last pass read had changed (controller/memory.pass_skippable).",
             registry=r,
         )
+        self.claim_reports = Counter(
+            "openmodel_claim_reports",
+            "Requests to the claim report listener by outcome: accepted, or why refused (nonce, size, slow, rate...).",
+            ["outcome"],
+            registry=r,
+        )
         self.bytes_verified = Counter(
             "openmodel_weights_verified_bytes", "Bytes of weights pulled and verified on volumes.", registry=r
         )

@@ -24,6 +24,7 @@ from openmodel_operator.api.openmodel import AdapterProvenance, OpenModelSpec, O
 from openmodel_operator.api.time import utcnow
 from openmodel_operator.api.vocabulary import SERVING_PHASES, ConditionReason
 from openmodel_operator.controller.adapter_trust import ExaminationDeferred, decide_adapters
+from openmodel_operator.controller.claim_reports import ClaimExaminations
 from openmodel_operator.controller.decision_memo import DecisionMemo
 from openmodel_operator.controller.kube import Kube, KubeError
 from openmodel_operator.controller.memory import (
@@ -37,11 +38,12 @@ from openmodel_operator.controller.memory import (
 from openmodel_operator.controller.metrics import METRICS
 from openmodel_operator.controller.policy_inputs import PolicyInputs
 from openmodel_operator.controller.settings import OperatorSettings
+from openmodel_operator.evidence.claim_report import ClaimReportError, parse_report
 from openmodel_operator.evidence.errors import TrustError
 from openmodel_operator.evidence.pinned import CONFIGMAP_KEY, PinnedManifest, PinnedManifestError
 from openmodel_operator.evidence.records import Reason
 from openmodel_operator.evidence.text import printable
-from openmodel_operator.planning import children
+from openmodel_operator.planning import children, claim_examination
 from openmodel_operator.planning.adapters import AdapterDecision
 from openmodel_operator.planning.conditions import UPDATE_AVAILABLE, WEIGHTS_READY, find, is_true
 from openmodel_operator.planning.examination_plan import (
@@ -74,16 +76,19 @@ from openmodel_operator.planning.recorded import (
     recorded_data,
 )
 from openmodel_operator.planning.retry import after_failure, postponed
+from openmodel_operator.planning.revision_slots import JobState, job_state
 from openmodel_operator.planning.trust_result import (
     TrustResult,
     from_error,
     from_examination,
+    from_pending,
     from_recorded_failure,
+    from_recorded_rejection,
     from_status,
     from_violations,
     source_unavailable,
 )
-from openmodel_operator.sources.examine import examine
+from openmodel_operator.sources.examine import examine, examine_report
 from openmodel_operator.sources.hub import check_endpoint
 from openmodel_operator.trust.decision import Evidence, decide
 from openmodel_operator.trust.examination import Examination, ModelRequest
@@ -138,6 +143,14 @@ def drifted(
 # status is the server's; binaryData (recorded evidence) is not kept in the watch index, and a digest of it
 # travels as an annotation, so a change of it is still seen
 _NOT_COMPARED = frozenset({"status", "binaryData"})
+
+
+class ClaimExaminationPending(Exception):
+    """A ``pvc://`` source's examination Job has not reported yet (the message names the Job): the model is
+    Verifying, nothing undecided is served, and the report (or the Job's end) wakes it."""
+
+
+CLAIM_JOB_GRACE = 60.0  # seconds a claim examination Job may take to show up, and to report after its deadline
 
 
 class ExaminationsBusy(Exception):
@@ -215,6 +228,10 @@ class Reconciler:
                 self._trusted_root = handle.read()
         self._inputs = PolicyInputs(self._read_policy_configmap, self._trusted_root)
         self._decisions = DecisionMemo()  # models of one content decided again at once (restart, policy change)
+        # pvc:// sources: the examinations waiting for their Job's report, and where the Jobs send it (set when the
+        # listener is up; None: the listener is off and pvc:// sources cannot be examined)
+        self.claims = ClaimExaminations()
+        self.claim_report_url: str | None = None
 
     # ------------------------------------------------------------------ fetching (the shell's only job)
 
@@ -246,16 +263,11 @@ class Reconciler:
                     f"spec.trust.signature.configMapRef: cannot read key {ref2.key!r} of ConfigMap "
                     f"{namespace}/{ref2.name} ({exc.status}); create it with the countersignature bundle",
                 ) from None
-        if source.uri.startswith("pvc://"):
-            raise TrustError(
-                Reason.INVALID_SOURCE,
-                "pvc:// sources are not yet examined by the operator; verify them with `openmodel verify -f "
-                "--pvc-root` and use an hf:// source or a mirror endpoint",
-            )
+        in_claim = source.uri.startswith("pvc://")  # examined by a Job in the cluster (``_examine_claim``)
         return ModelRequest(
             uri=source.uri,
             revision=revision,
-            endpoint=source.endpoint or self.settings.default_endpoint,
+            endpoint=None if in_claim else source.endpoint or self.settings.default_endpoint,
             token=token,
             signature_path=sig.path or "model.sig",
             external_bundle=bundle,
@@ -267,17 +279,34 @@ class Reconciler:
         )
 
     async def _examine(
-        self, namespace: str, spec: OpenModelSpec, revision: str, policies: Sequence[Policy]
+        self,
+        namespace: str,
+        spec: OpenModelSpec,
+        revision: str,
+        policies: Sequence[Policy],
+        ref: children.ModelRef | None = None,
     ) -> Examination:
         if self.on_slot_free is not None and self._verifications.locked():
             raise ExaminationsBusy()  # the worker is not held waiting: offline passes (revocations) go on
         request = await self._request(namespace, spec, revision)
+        if request.uri.startswith("pvc://"):
+            return await self._examine_claim(ref, request, policies)
+        return await self._examined_in_thread(namespace, request, policies, self.examiner)
+
+    async def _examined_in_thread(
+        self,
+        namespace: str,
+        request: ModelRequest,
+        policies: Sequence[Policy],
+        examiner: Callable[[ModelRequest, Sequence[Policy]], Examination],
+    ) -> Examination:
+        """One examination in a verification slot, on the examiners' threads (the Hub, the signature's crypto)."""
         try:
             async with self._verifications:
                 started = time.monotonic()
                 try:
                     loop = asyncio.get_running_loop()
-                    return await loop.run_in_executor(self._examiners, self.examiner, request, policies)
+                    return await loop.run_in_executor(self._examiners, examiner, request, policies)
                 except (TrustError, KubeError):
                     raise
                 except Exception as exc:  # a hostile answer must end in a status, never in a silent retry loop
@@ -291,6 +320,118 @@ class Reconciler:
         finally:
             if self.on_slot_free is not None:
                 self.on_slot_free()
+
+    async def _examine_claim(
+        self, ref: children.ModelRef | None, request: ModelRequest, policies: Sequence[Policy]
+    ) -> Examination:
+        """A ``pvc://`` source, examined by a Job that mounts the claim (``controller.claim_reports``).
+
+        The first pass makes the Job (with a fresh nonce) and ends pending; the report wakes the model, and the pass
+        that finds it decides it like any other source. A Job that fails, finishes without a report, disappears, or
+        does not report within its deadline is an examination error (retried with backoff, a new Job each time).
+        """
+        if ref is None:
+            raise TrustError(Reason.INVALID_SOURCE, "a pvc:// source is examined only by the operator's reconcile pass")
+        url = self.claim_report_url
+        if url is None:
+            raise TrustError(
+                Reason.INVALID_SOURCE,
+                "pvc:// sources need the operator's claim report listener, which is not running (turned off with "
+                "OPENMODEL_CLAIM_REPORT_PORT=0, or its port could not be bound: see the operator log); ask the cluster "
+                "admin to run it (docs/lifecycle.md, 'pvc:// sources')",
+            )
+        key = (ref.namespace, ref.name)
+        asked = (request.uri, request.signature_path)
+        entry = self.claims.waiting(key)
+        if entry is not None and (entry.uid != ref.uid or entry.request != asked):
+            self.claims.drop(key)  # the spec moved on: the Job of the old question is of no use
+            await self._delete_quietly("Job", ref.namespace, entry.job)
+            entry = None
+        if entry is None:
+            entry = self.claims.begin(key, ref.uid, asked)
+            deadline = max(1, int(self.settings.claim_examination_deadline))
+            job = claim_examination.examine_job(
+                ref, request.uri, request.signature_path, entry.nonce, url, self.child_settings, deadline
+            )
+            entry.job = job["metadata"]["name"]
+            try:
+                await self.kube.create(job)
+            except BaseException:
+                self.claims.drop(key)
+                raise
+            raise ClaimExaminationPending(
+                f"waiting for the claim examination Job {ref.namespace}/{entry.job} to report what {request.uri} holds"
+            )
+        where = f"{ref.namespace}/{entry.job}"
+        if entry.report is not None:
+            if self.on_slot_free is not None and self._verifications.locked():
+                raise ExaminationsBusy()  # the report stays: decided once a slot frees
+            self.claims.drop(key)
+            await self._delete_quietly("Job", ref.namespace, entry.job)
+            body, nonce = entry.report, entry.nonce
+
+            def decide_report(request: ModelRequest, policies: Sequence[Policy]) -> Examination:
+                try:
+                    report = parse_report(body, nonce)
+                    if report.error is not None:
+                        reason, said = report.error
+                        raise TrustError(reason, f"the claim examination Job {where} reported: {said}")
+                    return examine_report(request, report, policies)
+                except ClaimReportError as exc:
+                    raise TrustError(
+                        Reason.CLAIM_REPORT_INVALID,
+                        f"the report for the claim examination Job {where} was refused: {printable(str(exc), 300)}",
+                    ) from None
+
+            return await self._examined_in_thread(ref.namespace, request, policies, decide_report)
+        live = await self.kube.get("Job", ref.namespace, entry.job)
+        if entry.report is not None and self.claims.waiting(key) is entry:
+            # reported while the Job was read (it may show finished now): decide the report, never drop it
+            return await self._examine_claim(ref, request, policies)
+        state, _, message = job_state(live)
+        elapsed = self.claims.elapsed(entry)
+        limit = self.settings.claim_examination_deadline
+        grace = min(CLAIM_JOB_GRACE, limit)  # to show up; and to report after its deadline (scheduling, the POST)
+        failure: TrustError | None = None
+        if state is JobState.FAILED:
+            failure = TrustError(
+                Reason.CLAIM_EXAMINATION_FAILED,
+                f"the claim examination Job {where} failed without a report ({printable(message, 300)}); "
+                f"`kubectl logs job/{entry.job} -n {ref.namespace}` says why; a new one is tried after a backoff",
+            )
+        elif state is JobState.SUCCEEDED or (live is None and elapsed > grace):
+            what = "finished" if live is not None else "is gone"
+            failure = TrustError(
+                Reason.CLAIM_NOT_REPORTED,
+                f"the claim examination Job {where} {what} but no report for it reached the operator; "
+                "a new one is tried after a backoff",
+            )
+        elif elapsed > limit + grace:
+            failure = TrustError(
+                Reason.CLAIM_NOT_REPORTED,
+                f"the claim examination Job {where} did not report within {elapsed:.0f} s (is it scheduled? can it "
+                "reach the operator's report listener?); a new one is tried after a backoff",
+            )
+        if failure is not None:
+            self.claims.drop(key)
+            if state is not JobState.FAILED:  # a failed Job stays (its log says why) until its TTL
+                await self._delete_quietly("Job", ref.namespace, entry.job)
+            raise failure
+        doing = "not shown yet" if live is None else f"{(live.get('status') or {}).get('active') or 0} pod(s) active"
+        raise ClaimExaminationPending(f"waiting for the claim examination Job {where} ({doing}) to report")
+
+    async def _delete_quietly(self, kind: str, namespace: str, name: str) -> None:
+        """Best effort: a Job left behind ends with its deadline and goes with its TTL."""
+        if not name:
+            return
+        try:
+            await self.kube.delete(kind, namespace, name)
+        except KubeError:
+            log.info("could not delete a finished child", extra={"namespace": namespace, "name": name})
+
+    def claim_pending(self, namespace: str, name: str) -> bool:
+        """Whether the model waits for a claim examination report (its pass must not be taken as settled)."""
+        return self.claims.waiting((namespace, name)) is not None
 
     def examinations_busy(self) -> bool:
         """Whether every examination slot is taken."""
@@ -437,6 +578,7 @@ class Reconciler:
         inputs: Mapping[str, str] | None = None,
         configmap_name: str | None = None,
         legacy_name: str | None = None,
+        ref: children.ModelRef | None = None,
     ) -> tuple[TrustResult, UpdateInfo | None]:
         """Decide without the network first (policies, endpoint, serving, recorded evidence), then examine.
 
@@ -491,7 +633,16 @@ class Reconciler:
                     return self._remember(memory, uid, head, now, branch, inputs), None
                 update = choice.update  # another commit: the pinned one is examined below
         try:
-            exam = await self._examine(namespace, spec, how.revision, policies)
+            exam = await self._examine(namespace, spec, how.revision, policies, ref)
+        except ClaimExaminationPending as pending:
+            if offline is not None and offline.verdict.trusted:
+                # a re-verification of a claim: what was decided (and still passes today's policies) keeps serving
+                # until the Job reports; the old verifiedAt stays, so the next pass looks for the report again
+                result = from_examination(offline, now, branch, inputs)
+                before = status.provenance.verified_at if status.provenance is not None else None
+                record = result.provenance.model_copy(update={"verified_at": before}) if result.provenance else None
+                return dataclasses.replace(result, provenance=record), None
+            return from_pending(str(pending)), None
         except TrustError as exc:
             return self._outage(status, exc, offline, keep_serving, now, branch, inputs), None
         if offline is not None and exam.verdict.manifest_digest != offline.verdict.manifest_digest:
@@ -642,6 +793,8 @@ class Reconciler:
                 trust = dataclasses.replace(trust, recorded=recorded_data(kept.evidence))
             if trust is not None and status.update_available:
                 update = _update_from_status(status)
+        if trust is None and due is Due.MANIFEST_MISSING and spec.source.uri.startswith("pvc://"):
+            trust = from_recorded_rejection(status, spec.source.uri)  # a refused claim has no manifest to miss
         if trust is None and waiting is not None:
             # the backoff repeats what the failed examination decided: a periodic check of served content that
             # kept it serving (Degraded) still does; it is never re-run as a model that was never examined
@@ -658,6 +811,7 @@ class Reconciler:
                 inputs=inputs,
                 configmap_name=_record_name(ref, status),
                 legacy_name=children.legacy_manifest_name(ref),
+                ref=ref,
             )
             memory.retry = (
                 after_failure(

@@ -45,6 +45,14 @@ class OperatorSettings:
     metrics_address: str = "127.0.0.1"
     health_address: str = "127.0.0.1"
     policy_status: str = "on"  # one of POLICY_STATUS_MODES
+    # the listener claim examination Jobs (pvc:// sources) report to; 0 turns it off (pvc:// sources then fail)
+    claim_report_port: int = 8082
+    claim_report_address: str = "127.0.0.1"  # 0.0.0.0 in a pod: the Jobs reach it through the operator's Service
+    # the URL the Jobs POST to (``/<nonce>`` is appended); unset: http://<address>:<port>/claim-reports, which
+    # only a Job on the operator's own host could reach (the manifests set the Service's name)
+    claim_report_url: str | None = None
+    # seconds a claim examination Job may run (its activeDeadlineSeconds); the report is waited for a minute longer
+    claim_examination_deadline: float = 3600.0
 
     def __post_init__(self) -> None:
         for name in ("max_concurrent_verifications", "reconcile_workers"):
@@ -56,7 +64,9 @@ class OperatorSettings:
             raise ValueError(
                 "policy status 'only' counts the models of every namespace: it cannot watch only some namespaces"
             )
-        for name in ("metrics_address", "health_address"):
+        if self.claim_report_url is not None and not self.claim_report_url.startswith(("http://", "https://")):
+            raise ValueError(f"claim report URL {self.claim_report_url!r} is not an http(s) URL")
+        for name in ("metrics_address", "health_address", "claim_report_address"):
             value = getattr(self, name)
             try:
                 ipaddress.ip_address(value)
@@ -100,6 +110,10 @@ class OperatorSettings:
             metrics_address=env.get("OPENMODEL_METRICS_ADDRESS") or base.metrics_address,
             health_address=env.get("OPENMODEL_HEALTH_ADDRESS") or base.health_address,
             policy_status=policy_status_mode(env.get("OPENMODEL_POLICY_STATUS") or base.policy_status),
+            claim_report_port=int(env.get("OPENMODEL_CLAIM_REPORT_PORT") or base.claim_report_port),
+            claim_report_address=env.get("OPENMODEL_CLAIM_REPORT_ADDRESS") or base.claim_report_address,
+            claim_report_url=env.get("OPENMODEL_CLAIM_REPORT_URL") or None,
+            claim_examination_deadline=num("OPENMODEL_CLAIM_EXAMINATION_DEADLINE", base.claim_examination_deadline),
         )
 
 

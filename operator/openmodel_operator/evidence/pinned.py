@@ -57,8 +57,8 @@ def _unsafe_character(path: str) -> str | None:
     return None
 
 
-def _file_entry(index: int, item: object) -> FileEntry:
-    """One ``files[i]`` entry, checked field by field (types are never coerced)."""
+def file_entry(index: int, item: object) -> FileEntry:
+    """One ``files[i]`` entry, checked field by field (types are never coerced); also read from claim reports."""
     where = f"files[{index}]"
     if not isinstance(item, Mapping):
         raise PinnedManifestError(f"{where} is {_show(item)}, not an object with path, size and sha256")
@@ -148,7 +148,7 @@ class PinnedManifest:
         raw_files = doc.get("files")
         if not isinstance(raw_files, list):
             raise PinnedManifestError(f"files is {_show(raw_files)}, not a list")
-        files = tuple(_file_entry(i, item) for i, item in enumerate(raw_files))
+        files = tuple(file_entry(i, item) for i, item in enumerate(raw_files))
         try:
             check_no_path_conflicts((f.path for f in files), "the pinned manifest")
         except SourceError as exc:

@@ -57,6 +57,10 @@ class Reason(StrEnum):
     DEADLINE_EXCEEDED = "DeadlineExceeded"
     UNSAFE_FILE_NAME = "UnsafeFileName"
     WEIGHTS_OUTSIDE_LFS = "WeightsOutsideLFS"
+    # pvc:// sources, examined by a Job in the cluster (controller.claim_reports)
+    CLAIM_REPORT_INVALID = "ClaimReportInvalid"
+    CLAIM_EXAMINATION_FAILED = "ClaimExaminationFailed"
+    CLAIM_NOT_REPORTED = "ClaimNotReported"
 
 
 class FileProblem(StrEnum):

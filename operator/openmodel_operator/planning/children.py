@@ -55,7 +55,7 @@ RECORDED_ANNOTATION = "openmodel.io/recorded-evidence"  # digest of binaryData (
 DEFAULT_CONTAINER_ANNOTATION = "kubectl.kubernetes.io/default-container"
 ADAPTER_ANNOTATION = "openmodel.io/adapter"  # on an adapter's pull Job and manifest ConfigMap: the adapter's name
 ADAPTERS_ANNOTATION = "openmodel.io/adapters"  # on the pod template: the adapters its pods load (name=digest ...)
-Component = Literal["manifest", "weights", "fetch", "prune", "release", "server", "access"]
+Component = Literal["manifest", "weights", "fetch", "prune", "release", "server", "access", "examine"]
 
 # paths inside the pods
 MANIFEST_DIR = "/etc/openmodel"
@@ -419,7 +419,7 @@ def _pod_volume(ref: ModelRef, spec: OpenModelSpec) -> dict[str, Any]:
     return {"name": "weights", "ephemeral": {"volumeClaimTemplate": template}}
 
 
-def _pvc_source(uri: str) -> tuple[str, str]:
+def pvc_source(uri: str) -> tuple[str, str]:
     """(claim, sub-path) of a ``pvc://claim/path`` source."""
     rest = uri.removeprefix("pvc://")
     claim, _, path = rest.partition("/")
@@ -560,7 +560,7 @@ def _pull_container(
         {"name": "tmp", "emptyDir": {"sizeLimit": "1Gi"}},
     ]
     if pinned.source.startswith("pvc://"):
-        claim, path = _pvc_source(pinned.source)
+        claim, path = pvc_source(pinned.source)
         command += ["--source-dir", SOURCE_DIR]
         mount: dict[str, Any] = {"name": "source", "mountPath": SOURCE_DIR, "readOnly": True}
         if path:
@@ -834,8 +834,17 @@ def _count_or_percent(field: str, value: int | str) -> int:
     return int(text.rstrip("%"))
 
 
+def reads_source_claim(spec: OpenModelSpec) -> bool:
+    """A ``pvc://`` source is served where it lies: its claim, read-only, re-hashed at every pod start (no pull Job,
+    no copy, no claim of the model's own; ``spec.storage`` does not apply)."""
+    return spec.source.uri.startswith("pvc://")
+
+
 def weights_volume(ref: ModelRef, spec: OpenModelSpec) -> str:
-    """The volume a revision is pulled into: the model's own claim, the shared one, or each pod's own."""
+    """The volume a revision is pulled into: the model's own claim, the shared one, or each pod's own (a
+    ``pvc://`` source: the source itself, nothing is pulled)."""
+    if reads_source_claim(spec):
+        return spec.source.uri
     if spec.storage.mode == "PerPod":
         return "per-pod"
     return spec.storage.claim_name or own_claim_name(ref)
@@ -846,7 +855,7 @@ def weights_layout(ref: ModelRef, spec: OpenModelSpec, digest: str) -> str:
     template of the layout before slots has none, and one of another claim differs, so neither is ever taken
     for a template that reads the verified slot of the current volume."""
     volume = weights_volume(ref, spec)
-    return volume if volume == "per-pod" else f"{volume}/{slot_dir(digest)}"
+    return volume if volume == "per-pod" or reads_source_claim(spec) else f"{volume}/{slot_dir(digest)}"
 
 
 def deployment(
@@ -872,10 +881,11 @@ def deployment(
     if serving.runtime == "none":
         return None
     content = _content_annotations(pinned)
-    slot = slot_dir(pinned.manifest_digest)
-    per_pod = spec.storage.mode == "PerPod"
+    in_place = pinned.source.startswith("pvc://") and reads_source_claim(spec)
+    source_claim, slot = pvc_source(pinned.source) if in_place else ("", slot_dir(pinned.manifest_digest))
+    per_pod = spec.storage.mode == "PerPod" and not in_place
     weights_mount: dict[str, Any] = {"name": "weights", "mountPath": MODELS_DIR, "readOnly": True}
-    if not per_pod:
+    if not per_pod and slot:
         weights_mount["subPath"] = slot
     server: dict[str, Any] = {"name": "server"}
     _image(server, serving.image or settings.vllm_image, settings)
@@ -894,8 +904,12 @@ def deployment(
         **_probes(settings),
         securityContext=_container_security_context(settings.server_read_only_root),
     )
+    if in_place:
+        weights = {"name": "weights", "persistentVolumeClaim": {"claimName": source_claim, "readOnly": True}}
+    else:
+        weights = _pod_volume(ref, spec) if per_pod else _weights_volume(ref, True, spec.storage.claim_name)
     volumes: list[dict[str, Any]] = [
-        _pod_volume(ref, spec) if per_pod else _weights_volume(ref, read_only=True, shared=spec.storage.claim_name),
+        weights,
         # NCCL and vLLM's worker processes exchange tensors through /dev/shm; the runtime default is 64Mi.
         # Memory-backed: counts against the pod's memory limit.
         {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": settings.shm_size}},
@@ -912,14 +926,19 @@ def deployment(
             pull["securityContext"] = {**pull["securityContext"], **_NONROOT_CONTAINER}
         pod_spec["initContainers"] = [pull]
         volumes += [v for v in pull_volumes if v["name"] != "tmp"]
-    elif serving.verify_on_start:
+    elif serving.verify_on_start or in_place:
+        # a claim the operator did not fill is checked at every start, whatever verifyOnStart says: the report its
+        # examination Job sent is the tenant's to forge, this check is what binds the bytes the server reads
+        check = _fetch_command(pinned, settings, verify_only=True)
+        if in_place:
+            check += ["--signature-file", spec.trust.signature.path or "model.sig"]
         verify = _operator_container(
             "verify",
-            _fetch_command(pinned, settings, verify_only=True),
+            check,
             _env([("HOME", TMP_DIR), ("PYTHONUNBUFFERED", "1")]),
             [
                 {"name": "manifest", "mountPath": MANIFEST_DIR, "readOnly": True},
-                {"name": "weights", "mountPath": MODELS_DIR, "subPath": slot, "readOnly": True},
+                {**weights_mount, "name": "weights"},
                 {"name": "tmp", "mountPath": TMP_DIR},
             ],
             settings,
@@ -1092,7 +1111,7 @@ def all_children(
 ) -> list[dict[str, Any]]:
     """Every child in apply order: the manifest and the volume before the Job that uses them (no claim and no
     Job with ``storage.mode: PerPod``: each serving pod pulls into its own volume)."""
-    claim = spec.storage.mode != "PerPod"
+    claim = spec.storage.mode != "PerPod" and not reads_source_claim(spec)  # a pvc:// source is read in place
     objects: list[dict[str, Any] | None] = [
         pinned_manifest_configmap(ref, spec, pinned, settings),
         weights_pvc(ref, spec, pinned, settings) if claim else None,

@@ -109,9 +109,14 @@ def plan_examination(spec: OpenModelSpec, status: OpenModelStatus, due: Due, end
     provenance = status.provenance
     pinned_commit = provenance.resolved_revision if provenance is not None else None
     branch = spec.source.revision
+    # a claim has no commit: what pins it is the decided manifest, so its recorded evidence is reused alike
+    # (a revocation is decided offline at once, not after a claim examination Job)
+    pinned = bool(pinned_commit) or (
+        spec.source.uri.startswith("pvc://") and provenance is not None and bool(provenance.manifest_digest)
+    )
     follow_spec = (
         provenance is None
-        or not pinned_commit
+        or not pinned
         or provenance.source != spec.source.uri
         or provenance.requested_revision != branch
         or endpoint_moved

@@ -211,10 +211,13 @@ def plan(
             if status.served is not None:  # scaled to zero: no longer served, still on the volume
                 kept_records = [status.served, *(kept_records or [])][:8]
             phase = Phase.FAILED if trust.error is not None else Phase.REJECTED
+            if trust.pending is not None:
+                phase = Phase.VERIFYING  # a claim examination Job runs; nothing undecided is served meanwhile
             # the Deployment is kept for forensics, scaled to zero by a replicas-only patch
             scale_to_zero = observed.deployment is not None
             reason = next((c.reason for c in conds if c.type == TRUSTED), ConditionReason.NOT_TRUSTED)
-            conds.append(Cond(READY, "False", reason, "the model is not trusted; see the Trusted condition"))
+            why = trust.pending or "the model is not trusted; see the Trusted condition"
+            conds.append(Cond(READY, "False", reason, why))
             if observed.deployment is not None:
                 conds.append(
                     Cond(
@@ -233,8 +236,9 @@ def plan(
         slots = revision_slots.slots(ref, observed.jobs, known, children.weights_volume(ref, spec))
         current_slot = slots.get(digest)
         own_uid = current_slot.uid if current_slot is not None and current_slot.known else None
-        per_pod = spec.storage.mode == "PerPod"
-        shared = None if per_pod else spec.storage.claim_name  # the namespace's claim, not the model's own
+        in_place = children.reads_source_claim(spec)  # a pvc:// source: served from its claim, nothing is pulled
+        per_pod = spec.storage.mode == "PerPod" and not in_place
+        shared = None if per_pod or in_place else spec.storage.claim_name  # the namespace's claim, not the model's own
         foreign = False
         apply.append(children.pinned_manifest_configmap(ref, spec, pinned, settings, trust.recorded))
         access, access_apply, access_delete = _access(ref, spec, status)
@@ -242,8 +246,9 @@ def plan(
         delete.extend(access_delete)
         job = children.fetch_job(ref, spec, pinned, settings)
         job_name = job["metadata"]["name"]
-        if per_pod:
-            # no claim and no Job: each serving pod pulls and checks every byte into its own volume at start
+        if per_pod or in_place:
+            # no claim and no Job: each serving pod pulls and checks every byte into its own volume at start, or
+            # re-hashes the source claim it reads in place
             state, reason, message = JobState.SUCCEEDED, "", ""
         else:
             if shared is None:
@@ -280,6 +285,16 @@ def plan(
         incoming_stage = "Pulling"
         if per_pod:
             pass  # WeightsReady follows the pods, below
+        elif in_place:
+            conds.append(
+                Cond(
+                    WEIGHTS_READY,
+                    "True",
+                    ConditionReason.VERIFIED,
+                    f"read in place from {pinned.source} (read-only); every serving pod re-hashes it against {digest} "
+                    "before the server starts",
+                )
+            )
         elif state is JobState.SUCCEEDED:
             conds.append(
                 Cond(
@@ -477,7 +492,7 @@ def plan(
                     )
                 )
 
-        keep = 0 if per_pod else spec.storage.keep_revisions
+        keep = 0 if per_pod or in_place else spec.storage.keep_revisions
         # shown during an update too; only a settled model removes what is not kept
         running = served.manifest_digest if served is not None else None
         kept_slots = [s for s in revision_slots.kept(slots, digest, keep + 1) if s.digest != running][:keep]
@@ -492,7 +507,7 @@ def plan(
                 [name for name in observed.configmaps if name not in hold],
                 [digest, *(slot.digest for slot in kept_slots), *adapter_plan.keep_digests],
                 settings,
-                on_claim=not per_pod,
+                on_claim=not (per_pod or in_place),
                 shared=shared,
                 kept_jobs=[
                     *(slot.job for d, slot in slots.items() if slot.known and (d == digest or slot in kept_slots)),
@@ -502,7 +517,7 @@ def plan(
             delete.extend(cleanup.delete)
             if cleanup.prune is not None:
                 apply.append(cleanup.prune)
-            if (per_pod or shared) and observed.pvc is not None and not spec.storage.retain:
+            if (per_pod or shared or in_place) and observed.pvc is not None and not spec.storage.retain:
                 # the model's own claim, served from until every pod ran with its own volume or the shared one
                 delete.append(("PersistentVolumeClaim", children.own_claim_name(ref)))
         kept_records = [slot.record() for slot in kept_slots] or None

@@ -70,6 +70,8 @@ class TrustResult:
     recorded: Mapping[str, bytes] | None = None
     # the content the Deployment still serves (another digest, while the new one is pulled) no longer passes
     served_revoked: str | None = None
+    # not decided yet: a claim examination Job runs (the message names it); nothing undecided is served
+    pending: str | None = None
 
     @property
     def revision(self) -> str | None:
@@ -220,6 +222,34 @@ def from_error(error: TrustError, transient: bool = False) -> TrustResult:
         ),
         error=error,
     )
+
+
+def from_pending(message: str) -> TrustResult:
+    """A ``pvc://`` source whose examination Job has not reported yet: Resolved and Trusted unknown, and why."""
+    return TrustResult(
+        trusted=False,
+        conditions=(
+            Cond(RESOLVED, "Unknown", ConditionReason.EXAMINING, message),
+            Cond(TRUSTED, "Unknown", ConditionReason.EXAMINING, "not decided until the claim examination reports"),
+        ),
+        pending=message,
+    )
+
+
+def from_recorded_rejection(status: OpenModelStatus, uri: str) -> TrustResult | None:
+    """The rejection status records for ``uri`` (Trusted=False after a decision), repeated until the next
+    re-verification: a refused claim has no manifest ConfigMap, and its absence is no reason to make another claim
+    examination Job every pass. None when status records no such decision."""
+    trusted = find(status.conditions, TRUSTED)
+    provenance = status.provenance
+    if trusted is None or trusted.status != "False" or provenance is None or provenance.source != uri:
+        return None
+    kept = []
+    for cond_type in (RESOLVED, SIGNATURE_VERIFIED, OPENNESS_VERIFIED, TRUSTED):
+        found = find(status.conditions, cond_type)
+        if found is not None:
+            kept.append(Cond(cond_type, found.status, found.reason, found.message))
+    return TrustResult(False, tuple(kept), provenance)
 
 
 def from_status(status: OpenModelStatus, pinned: PinnedManifest) -> TrustResult | None:

@@ -6,11 +6,15 @@ Only metadata and the signature bundle are read here; no weight file is download
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 
+from openmodel_operator.evidence.claim_report import ClaimReport
 from openmodel_operator.evidence.errors import SourceError
-from openmodel_operator.evidence.records import Reason, ResolvedSource
+from openmodel_operator.evidence.manifest import verified_files
+from openmodel_operator.evidence.records import Reason, ResolvedSource, Violation
+from openmodel_operator.evidence.text import printable
 from openmodel_operator.sources.directory import resolve_directory
 from openmodel_operator.sources.hub import Deadline, fetch_file, resolve_hub
 from openmodel_operator.trust.decision import Evidence, decide
@@ -90,7 +94,13 @@ def examine(request: ModelRequest, policies: Sequence[Policy]) -> Examination:
     """
     deadline = Deadline.after(request.deadline_seconds)
     resolved = resolve(request, deadline)
-    evidence = gather_evidence(request, resolved, deadline)
+    return decided(request, resolved, gather_evidence(request, resolved, deadline), policies)
+
+
+def decided(
+    request: ModelRequest, resolved: ResolvedSource, evidence: Evidence, policies: Sequence[Policy]
+) -> Examination:
+    """The one decision every source ends in (the Hub, a mirror, a directory, a claim examination Job's report)."""
     verdict = decide(
         policies,
         evidence,
@@ -99,3 +109,41 @@ def examine(request: ModelRequest, policies: Sequence[Policy]) -> Examination:
         default_endpoint=request.default_endpoint,
     )
     return Examination(request, resolved, evidence, verdict)
+
+
+def examine_report(request: ModelRequest, report: ClaimReport, policies: Sequence[Policy]) -> Examination:
+    """Decide a ``pvc://`` source from what its examination Job reported, as if the operator had read the claim.
+
+    The report is the tenant's to forge (``evidence.claim_report``), so it only ever supplies what a mirror's
+    answer would: the file list the signature must cover exactly, the bundle (unless the spec names a
+    countersignature ConfigMap, which the operator reads itself) and the evidence bytes the decision reads only
+    where the signature or the pin covers their digest. Raises ClaimReportError for a report that contradicts
+    itself.
+    """
+    resolved = report.resolved(request.uri, request.signature_path)
+    bundle = request.external_bundle if request.external_bundle is not None else resolved.signature_bundle
+    evidence = Evidence(
+        source=resolved, bundle=bundle, signature_path=request.signature_path, pinned_digest=request.pinned_digest
+    )
+    exam = decided(request, resolved, evidence, policies)
+    verdict = exam.verdict
+    if not verdict.trusted:
+        return exam
+    # Served in place, the server reads every file of the claim's path: one the signer left out (an ignored path,
+    # git metadata) would be read unverified, so it fails here (and at every pod start: verify-on-start lets only
+    # the signature file through), not later in a pod that never starts.
+    verified = {f.path for f in verified_files(resolved.files, request.signature_path, verdict.signature)}
+    extra = sorted(f.path for f in resolved.files if f.path != request.signature_path and f.path not in verified)
+    if not extra:
+        return exam
+    shown = ", ".join(printable(p, 120) for p in extra[:5]) + (f" and {len(extra) - 5} more" if len(extra) > 5 else "")
+    violation = Violation(
+        Reason.MANIFEST_MISMATCH,
+        f"{request.uri} is served in place, and it holds files the signature does not cover: {shown}; remove them "
+        "from the claim's path (or sign them)",
+        "pvc:// in place",
+        True,
+    )
+    return dataclasses.replace(
+        exam, verdict=dataclasses.replace(verdict, trusted=False, violations=(violation, *verdict.violations))
+    )
