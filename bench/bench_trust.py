@@ -407,9 +407,19 @@ def run(args: argparse.Namespace, work: pathlib.Path, hub: HubStub) -> int:
 
 
 def _in(work: pathlib.Path, name: str, fn: Callable[[pathlib.Path], dict[str, float]]) -> dict[str, float]:
+    """Run one variant in a fresh directory; add the load average and the process's CPU seconds.
+
+    CPU seconds (user + system, this process: the client under test and the in-process Hub stand-in)
+    measure the work a variant costs, which other work on a shared machine changes far less than
+    the wall time.
+    """
     with fresh_dir(work, name) as dest:
         load1 = os.getloadavg()[0]
-        return {**fn(dest), "load1": load1}
+        before = os.times()
+        result = fn(dest)
+        after = os.times()
+        cpu = (after.user - before.user) + (after.system - before.system)
+        return {**result, "load1": load1, "cpu": cpu}
 
 
 def report(
@@ -429,7 +439,7 @@ def report(
 
     def span(name: str) -> str:
         totals = [r["total"] for r in pulls[name]]
-        return f"{min(totals):.2f}-{max(totals):.2f}"
+        return f"{min(totals):.2f}-{max(totals):.2f}, cpu {med(name, 'cpu'):.2f} s"
 
     def paired(base: str) -> tuple[float, float]:
         """Range of base/ours over the rounds: each round ran every variant once, back to back."""
@@ -481,7 +491,11 @@ def report(
             f"runs {span('plain_get_fsync')}; download+fsync {med('plain_get_fsync', 'download'):.2f} s"
             f" + verify {med('plain_get_fsync', 'verify'):.2f} s; our durability",
         ),
-        ("(b) prototype single pass (urllib)", f"{proto:.2f} s", f"runs {span('prototype')}; bench code, fsync"),
+        (
+            "(b) prototype single pass (urllib)",
+            f"{proto:.2f} s",
+            f"runs {span('prototype')}; bench code, fsync",
+        ),
         (
             "(b) prototype single pass, no fsync",
             f"{proto_nofsync:.2f} s",
@@ -535,6 +549,7 @@ def report(
                 "runs": pulls,
                 "order": "interleaved, rotated each round",
                 "median_s": {name: med(name) for name in pulls},
+                "median_cpu_s": {name: med(name, "cpu") for name in pulls},
                 "range_s": {
                     name: [min(r["total"] for r in runs), max(r["total"] for r in runs)] for name, runs in pulls.items()
                 },
