@@ -208,3 +208,23 @@ def test_a_failing_writeback_changes_nothing_but_speed(
         f.sha256 for f in result.files
     }
     assert len(seen) == 2  # one refused call per shard, then off for that file
+
+
+def test_an_answer_larger_than_listed_is_refused_with_writeback_as_without(
+    hub: HubStub, model: ResolvedSource, tmp_path: Path, calls: list[Call]
+) -> None:
+    control = tmp_path / "control"
+    pull(model, expected_of(model), control)
+    assert tree(control) == FILES
+
+    sha = model.revision
+    assert sha is not None
+    hub.rewrite_file("org/model", sha, BIG, FILES[BIG] + os.urandom(3 * 1024 * 1024))  # 3 MiB more than listed
+    dest = tmp_path / "dest"
+    with pytest.raises(PullError) as exc:
+        pull(model, expected_of(model), dest, retries=0)
+    assert exc.value.reason == Reason.PULLED_DIGEST_MISMATCH
+    assert exc.value.path == BIG
+    assert "more than the" in exc.value.message
+    assert not (dest / BIG).exists()
+    assert not [p for p in dest.rglob("*") if p.name.startswith(PARTIAL_PREFIX)]
