@@ -32,6 +32,7 @@ from openmodel_operator.evidence.text import printable
 from openmodel_operator.sources.directory import hash_file, local_root, open_beneath
 from openmodel_operator.sources.download import HttpFailure, stream
 from openmodel_operator.sources.hub import CHUNK, DEFAULT_TIMEOUT, HubClient, client_for
+from openmodel_operator.sources.writeback import Writeback
 
 Progress = Callable[[str, int, int], None]
 """Called as ``progress(path, bytes_done, total_bytes)`` from worker threads, per file."""
@@ -173,6 +174,7 @@ def _fetch_once(job: _Job, rel: str, expected: str, out: int) -> int:
     size = job.sizes.get(rel)
     limit = size if size is not None else DEFAULT_MAX_FILE_SIZE
     hasher = hashlib.sha256()
+    writeback = Writeback(out)
     done = 0
 
     def take(chunk: bytes | memoryview, total: int) -> None:
@@ -184,6 +186,7 @@ def _fetch_once(job: _Job, rel: str, expected: str, out: int) -> int:
             raise _Retry(Reason.PULLED_DIGEST_MISMATCH, f"more than the {limit} expected bytes arrived")
         hasher.update(chunk)
         _write_all(out, chunk)
+        writeback.wrote(len(chunk))
         if job.progress is not None:
             job.progress(rel, done, total)
 
