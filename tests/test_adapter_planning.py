@@ -396,3 +396,37 @@ def test_the_schema_refuses_a_volume_adapter_and_an_adapter_on_per_pod_storage()
     assert admit(openmodel_crd(), body)[1] == []  # control
     body["spec"]["storage"] = {"mode": "PerPod"}
     assert any("PerPod" in str(e) for e in admit(openmodel_crd(), body)[1])
+
+
+@pytest.mark.parametrize("removed", [False, True], ids=["updated", "removed"])
+def test_content_the_pods_still_load_is_revoked_when_the_policies_change_and_nothing_vouches_for_it(
+    removed: bool,
+) -> None:
+    """An adapter updated to other content (or removed from the spec) while its rollout is held back: the old
+    pods still load the previous content. Unchanged rules keep the ordinary rollout; changed rules cannot
+    decide that content again (nothing of this pass vouches for it), so its pods go first (Recreate)."""
+    the_spec = (
+        OpenModelSpec.model_validate(
+            {"source": {"uri": "hf://org/granite"}, "storage": {"accessMode": "ReadWriteMany"}}
+        )
+        if removed
+        else adapter_spec("sql", accessMode="ReadWriteMany")
+    )
+    name, body = adapter_job(adapter_spec("sql"), 0, LORA)
+    loading = children.deployment(
+        REF, the_spec, NEW, SETTINGS, adapters=[children.ServedAdapter("sql", LORA.manifest_digest)]
+    )
+    assert loading is not None
+    observed = serving_base(the_spec, {name: body}, deployment=_rolled(loading))
+    new = [] if removed else decisions(the_spec, adapter_trusted(LORA2))
+    calm = planner.plan(REF, the_spec, status_serving(), trusted(NEW), observed, SETTINGS, NOW, None, new, False)
+    deployment = next(o for o in calm.apply if o["kind"] == "Deployment")
+    assert deployment["spec"]["strategy"]["type"] == "RollingUpdate"  # control: the rules did not move
+    moved = planner.plan(REF, the_spec, status_serving(), trusted(NEW), observed, SETTINGS, NOW, None, new, True)
+    deployment = next(o for o in moved.apply if o["kind"] == "Deployment")
+    assert deployment["spec"]["strategy"] == {"type": "Recreate"}
+    # control: the content the pods load is still vouched for by this pass: no Recreate
+    if not removed:
+        same = decisions(the_spec, adapter_trusted(LORA))
+        kept = planner.plan(REF, the_spec, status_serving(), trusted(NEW), observed, SETTINGS, NOW, None, same, True)
+        assert next(o for o in kept.apply if o["kind"] == "Deployment")["spec"]["strategy"]["type"] == "RollingUpdate"

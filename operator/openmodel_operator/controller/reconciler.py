@@ -830,12 +830,13 @@ class Reconciler:
         observed = dataclasses.replace(
             observed, made_jobs=frozenset(memory.made_jobs), jobs=_with_recent_prunes(observed.jobs, memory)
         )
+        changed = False
         if due is not None:
             # compared with what status recorded before this pass: a spec edit in the same pass cannot hide it
             changed = not policies_unchanged(status, policies, inputs)
             trust = self._check_served(memory, ref, spec, policies, trust, observed, changed, status)
         adapters, deferred = await self._adapters(ref, spec, status, trust, due, memory, policies, inventory, inputs)
-        result = plan(ref, spec, status, trust, observed, self.child_settings, now, update, adapters)
+        result = plan(ref, spec, status, trust, observed, self.child_settings, now, update, adapters, changed)
         if planned is not None:
             planned.append(result.status)
         await self._carry_out(body, state, result, inventory, memory)

@@ -163,14 +163,18 @@ def plan_adapters(
     rollout_done: bool,
     settings: children.ChildSettings,
     pruning: str | None = None,
+    policies_changed: bool = False,
 ) -> AdapterPlan:
-    """The adapters' children, what the pods load, their records and the ``AdaptersReady`` condition."""
-    if not decisions:
-        return AdapterPlan()
+    """The adapters' children, what the pods load, their records and the ``AdaptersReady`` condition.
+
+    ``policies_changed``: the governing policies (or what they reference) changed since the last decision; the
+    content the pods load that no decision of this pass vouches for is then revoked, fail closed."""
+    live = children.loaded_adapters(deployment)
+    if not decisions and not (live and policies_changed):
+        return AdapterPlan(keep_digests=tuple(sorted(set(live.values()))))
     serving = spec.serving.runtime != "none"
     volume = children.weights_volume(ref, spec)
     known = _known_jobs(status, made_jobs)
-    live = children.loaded_adapters(deployment)
     previous = {r.name: r for r in (status.provenance.adapters if status.provenance is not None else None) or []}
     apply: list[dict[str, Any]] = []
     delete: list[tuple[str, str]] = []
@@ -183,6 +187,7 @@ def plan_adapters(
     waiting: list[str] = []
     revoked: list[str] = []
     refused_content: set[str] = set()
+    vouched: set[str] = set()  # the content of every adapter decided trusted in this pass
     for decision in decisions:
         adapter, result = decision.spec, decision.result
         refusal = _refused(ref, adapter, result, base_digest)
@@ -198,6 +203,7 @@ def plan_adapters(
                 refused_content.add(result.pinned.manifest_digest)
             continue
         digest = result.pinned.manifest_digest
+        vouched.add(digest)
         configmap, job = adapter_children(ref, spec, adapter, result, settings)
         apply.append(configmap)
         keep_digests.append(digest)
@@ -242,6 +248,11 @@ def plan_adapters(
     # serving it either, unless a trusted adapter of that name loads that very content
     admitted = {(a.name, a.digest) for a in load}
     revoked += [n for n, d in live.items() if d in refused_content and (n, d) not in admitted and n not in revoked]
+    if policies_changed:
+        # the rules moved: what the pods load that no decision of this pass vouches for (an adapter updated or
+        # removed from the spec while its rollout is held back) cannot be decided again here, so it goes, as the
+        # base model's served content would (controller.reconciler._check_served)
+        revoked += [n for n, d in live.items() if d not in vouched and n not in revoked]
     revoked_message = None
     if revoked and serving:
         revoked_message = (
@@ -255,7 +266,7 @@ def plan_adapters(
         records=tuple(records),
         keep_digests=tuple(dict.fromkeys(keep_digests)),
         keep_jobs=tuple(keep_jobs),
-        condition=_condition(refused, failed, waiting, load, serving),
+        condition=_condition(refused, failed, waiting, load, serving) if decisions else None,
         revoked=revoked_message,
         rejected=bool(refused),
     )

@@ -175,6 +175,7 @@ def plan(
     now: datetime.datetime,
     update: UpdateInfo | None = None,
     adapters: Sequence[AdapterDecision] = (),
+    policies_changed: bool = False,
 ) -> Plan:
     """Decide children, status and events for one OpenModel (``adapters``: the decision on each LoRA adapter
     of ``spec.adapters``, gathered by the shell when the base model is trusted)."""
@@ -275,6 +276,7 @@ def plan(
             rollout_complete(observed.deployment),
             settings,
             pruning,
+            policies_changed,
         )
         apply.extend(adapter_plan.apply)
         delete.extend(adapter_plan.delete)
