@@ -69,6 +69,29 @@ async def serve_base(world: World, kubelet: Kubelet) -> None:
     await world.until(lambda: world.child("deployments", "m"), timeout=10)
 
 
+def partner_signed_adapter(world: World) -> list[dict[str, str]]:
+    """The model signed by the org, adapter org/sql-lora by a partner; a policy trusting both keys (returned)."""
+    partner = new_key()
+    world.publish()
+    world.publish("org/sql-lora", LORA_FILES, key=partner)
+    keys = [
+        {"name": "org-release", "publicKey": world.key.public_pem.decode()},
+        {"name": "partner", "publicKey": partner.public_pem.decode()},
+    ]
+    world.policy(signature={"required": True, "keys": keys})
+    return keys
+
+
+async def load_sql(world: World, kubelet: Kubelet) -> None:
+    """Serve the base model, pull adapter sql, and roll the pods out with it."""
+    await serve_base(world, kubelet)
+    await world.until(lambda: "sql" in adapter_jobs(world), timeout=10)
+    await run(world, kubelet, adapter_jobs(world)["sql"])
+    await world.until(lambda: "--lora-modules" in server_args(world), timeout=10)
+    world.kube.mark_deployment_available(NS, "m")
+    await world.until(lambda: world.cond("AdaptersReady") == ("True", "AdaptersLoaded"), timeout=10)
+
+
 async def test_a_verified_adapter_is_loaded_and_a_refused_one_never_is_while_the_base_serves(
     world: World, operator: Any, tmp_path: Path
 ) -> None:
@@ -122,23 +145,11 @@ async def test_revoking_a_loaded_adapter_needs_no_source_and_restarts_the_pods_w
     world: World, operator: Any, tmp_path: Path
 ) -> None:
     kubelet = Kubelet(world.kube, tmp_path / "node")
-    partner = new_key()
-    world.publish()
-    world.publish("org/sql-lora", LORA_FILES, key=partner)
-    keys = [
-        {"name": "org-release", "publicKey": world.key.public_pem.decode()},
-        {"name": "partner", "publicKey": partner.public_pem.decode()},
-    ]
-    world.policy(signature={"required": True, "keys": keys})
+    keys = partner_signed_adapter(world)
     lora = {"uri": "hf://org/sql-lora", "endpoint": world.hub.url}
     world.model(adapters=[{"name": "sql", "source": lora}], storage={"accessMode": "ReadWriteMany"})
     async with operator():
-        await serve_base(world, kubelet)
-        await world.until(lambda: "sql" in adapter_jobs(world), timeout=10)
-        await run(world, kubelet, adapter_jobs(world)["sql"])
-        await world.until(lambda: "--lora-modules" in server_args(world), timeout=10)
-        world.kube.mark_deployment_available(NS, "m")
-        await world.until(lambda: world.cond("AdaptersReady") == ("True", "AdaptersLoaded"), timeout=10)
+        await load_sql(world, kubelet)
         deployment = world.child("deployments", "m")
         assert deployment is not None and deployment["spec"]["strategy"]["type"] == "RollingUpdate"
 
@@ -161,23 +172,11 @@ async def test_after_a_restart_adapters_are_decided_from_what_was_recorded_witho
     world: World, operator: Any, tmp_path: Path
 ) -> None:
     kubelet = Kubelet(world.kube, tmp_path / "node")
-    partner = new_key()
-    world.publish()
-    world.publish("org/sql-lora", LORA_FILES, key=partner)
-    keys = [
-        {"name": "org-release", "publicKey": world.key.public_pem.decode()},
-        {"name": "partner", "publicKey": partner.public_pem.decode()},
-    ]
-    world.policy(signature={"required": True, "keys": keys})
+    keys = partner_signed_adapter(world)
     lora = {"uri": "hf://org/sql-lora", "endpoint": world.hub.url}
     world.model(adapters=[{"name": "sql", "source": lora}])
     async with operator():
-        await serve_base(world, kubelet)
-        await world.until(lambda: "sql" in adapter_jobs(world), timeout=10)
-        await run(world, kubelet, adapter_jobs(world)["sql"])
-        await world.until(lambda: "--lora-modules" in server_args(world), timeout=10)
-        world.kube.mark_deployment_available(NS, "m")
-        await world.until(lambda: world.cond("AdaptersReady") == ("True", "AdaptersLoaded"), timeout=10)
+        await load_sql(world, kubelet)
     generation = (world.child("deployments", "m") or {})["metadata"]["generation"]
 
     audit = {

@@ -8,7 +8,7 @@ from typing import Any
 
 from .errors import FieldError
 from .json_values import MISSING, JsonDict
-from .schema import format_path
+from .schema import format_path, json_type
 
 _CEL_PROGRAMS: dict[str, Any] = {}
 
@@ -34,7 +34,7 @@ def _cel_rules(value: Any, schema: JsonDict, path: str, errors: list[FieldError]
             activation['oldSelf'] = json_to_cel(old)
         field = path + (rule.get('fieldPath') or '')
         # a real apiserver (v1.28) shows the schema's type, not the value: `Invalid value: "string": <message>`
-        shown = schema.get('type') or _json_type(value)
+        shown = schema.get('type') or json_type(value)
         try:
             result = program.evaluate(activation)
         except celpy.evaluation.CELEvalError as e:
@@ -47,17 +47,6 @@ def _cel_rules(value: Any, schema: JsonDict, path: str, errors: list[FieldError]
             kind = {'FieldValueForbidden': 'Forbidden', 'FieldValueRequired': 'Required',
                     'FieldValueDuplicate': 'Duplicate'}.get(rule.get('reason', ''), 'Invalid')
             errors.append(FieldError(field, kind, message, shown))
-
-
-def _json_type(value: Any) -> str:
-    """The JSON Schema type name of a value (for a node whose schema names none, e.g. int-or-string)."""
-    if isinstance(value, bool):
-        return 'boolean'
-    if isinstance(value, int):
-        return 'integer'
-    if isinstance(value, float):
-        return 'number'
-    return {dict: 'object', list: 'array'}.get(type(value), 'string')
 
 
 def schema_cel(value: Any, schema: JsonDict | None, path: str, errors: list[FieldError], old: Any = MISSING) -> None:

@@ -83,7 +83,7 @@ def schema_default(value: Any, schema: JsonDict | None) -> Any:
     return value
 
 
-def _json_type(value: Any) -> str:
+def json_type(value: Any) -> str:
     if value is None:
         return 'null'
     if isinstance(value, bool):
@@ -104,7 +104,7 @@ def schema_validate(value: Any, schema: JsonDict | None, path: str, errors: list
     if schema is None:
         return
     where = path or '<root>'
-    actual = _json_type(value)
+    actual = json_type(value)
     expected = schema.get('type')
     if value is None:
         if not schema.get('nullable') and expected:

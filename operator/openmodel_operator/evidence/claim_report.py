@@ -32,6 +32,7 @@ from openmodel_operator.evidence.documents import (
     load_yaml_mapping,
 )
 from openmodel_operator.evidence.errors import SourceError
+from openmodel_operator.evidence.json_depth import json_depth
 from openmodel_operator.evidence.paths import DEFAULT_MAX_FILES, check_no_path_conflicts
 from openmodel_operator.evidence.pinned import PinnedManifestError, file_entry
 from openmodel_operator.evidence.records import FileEntry, Reason, ResolvedSource
@@ -174,7 +175,7 @@ def parse_report(body: bytes, nonce: str) -> ClaimReport:
         doc = json.loads(body)
     except (ValueError, RecursionError):  # ValueError covers bad UTF-8 and huge integers
         raise ClaimReportError("the report is not JSON") from None
-    if _depth(doc) > MAX_JSON_DEPTH:
+    if json_depth(doc) > MAX_JSON_DEPTH:
         raise ClaimReportError(f"the report is nested more than {MAX_JSON_DEPTH} levels deep")
     if not isinstance(doc, dict):
         raise ClaimReportError("the report is not a JSON object")
@@ -229,16 +230,3 @@ def _document(doc: Mapping[str, Any], key: str, limit: int) -> bytes | None:
         raise ClaimReportError(f"{key} is not base64") from None
 
 
-def _depth(value: Any) -> int:
-    """Nesting depth of parsed JSON, without recursion."""
-    deepest = 0
-    stack: list[tuple[Any, int]] = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        if isinstance(item, dict):
-            deepest = max(deepest, depth)
-            stack.extend((child, depth + 1) for child in item.values())
-        elif isinstance(item, list):
-            deepest = max(deepest, depth)
-            stack.extend((child, depth + 1) for child in item)
-    return deepest

@@ -60,6 +60,7 @@ from openmodel_operator.evidence.documents import (
     load_yaml_mapping,
 )
 from openmodel_operator.evidence.errors import SourceError
+from openmodel_operator.evidence.json_depth import json_depth
 from openmodel_operator.evidence.paths import (
     DEFAULT_MAX_FILE_SIZE,
     DEFAULT_MAX_FILES,
@@ -543,21 +544,6 @@ class HubClient:
             f"the Hub endpoint {self.endpoint} sent a malformed answer for {what} of {self.uri} "
             f"({printable(detail)}): check that spec.source points to a Hugging Face Hub",
         )
-
-
-def json_depth(value: Any) -> int:
-    """The nesting depth of a parsed JSON value, computed without recursion."""
-    deepest = 0
-    stack: list[tuple[Any, int]] = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        if isinstance(item, dict):
-            deepest = max(deepest, depth)
-            stack.extend((child, depth + 1) for child in item.values())
-        elif isinstance(item, list):
-            deepest = max(deepest, depth)
-            stack.extend((child, depth + 1) for child in item)
-    return deepest
 
 
 def parse_json(body: bytes, client: HubClient, what: str, max_tokens: int = MAX_PAGE_TOKENS) -> Any:
