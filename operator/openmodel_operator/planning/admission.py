@@ -93,10 +93,8 @@ def review_policy(doc: Mapping[str, Any], resolved: Policy | None = None) -> Rev
 
 
 def _unusable(name: str, violation: Violation) -> str:
-    return (
-        f"ModelTrustPolicy {name!r} has unusable trust anchors: {violation.message} (the operator would mark "
-        "it Accepted=False InvalidAnchors and fail every OpenModel it governs)"
-    )
+    """The message of the policy's ``Accepted=False InvalidAnchors`` condition (it names the field and the fix)."""
+    return f"{violation.message} (the operator would mark it Accepted=False InvalidAnchors)"
 
 
 # ------------------------------------------------------------------ OpenModel
