@@ -122,6 +122,12 @@ async def test_registered_by_url_with_a_ca_and_a_failure_policy_each(cluster: Ku
         for hook in config["webhooks"]:
             assert hook["clientConfig"]["url"].startswith("https://127.0.0.1:")
             assert hook["clientConfig"]["caBundle"]
+            assert hook["sideEffects"] == "None"  # so kubectl apply --dry-run=server reaches it
+        # the operator mutates nothing: no mutating configuration is made (nor may its RBAC make one)
+        assert webhooks.list("admissionregistration.k8s.io/v1/mutatingwebhookconfigurations", None) == []
+    # reached by URL, nobody else serves it: a clean stop takes the webhooks away (no Fail pointing at nothing)
+    (config,) = cluster.list("admissionregistration.k8s.io/v1/validatingwebhookconfigurations", None)
+    assert not config.get("webhooks")
 
 
 async def test_a_policy_with_an_unusable_key_is_refused_and_a_good_one_admitted(cluster: KubeEmulator) -> None:

@@ -12,9 +12,9 @@ register the webhooks.
   that the operator cannot use fails every model in the namespaces it selects: a typo would become an
   outage. While the webhook is unreachable, applies of these two kinds fail with the API server's
   "failed calling webhook" error; nothing else is blocked (DELETE is not intercepted, and an update that
-  leaves ``spec`` alone, such as the operator's finalizer, is always allowed). Kopf removes these webhooks
-  when the operator stops cleanly; after a crash, ``kubectl delete validatingwebhookconfiguration
-  openmodel.io`` is the way out.
+  leaves ``spec`` alone, such as the operator's finalizer, is always allowed). They stay registered while an
+  in-cluster operator restarts (webhook_registration); if it stays down, ``OPENMODEL_WEBHOOKS=off`` or
+  removing the webhooks from the ``openmodel.io`` configuration is the way out (docs/install.md).
 * The children guard: ``Ignore``. It only spares the reconciler a repair (the operator reverts drift anyway),
   and it sits on Deployments, Jobs, ConfigMaps, Services and PVCs: a down operator must never block the
   namespace controller, the garbage collector or an admin from deleting them.
@@ -24,14 +24,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping, MutableMapping
+from collections.abc import Mapping, MutableMapping
 from typing import Any
 
 import kopf
 
 from openmodel_operator.api.common import GROUP, VERSION
+from openmodel_operator.controller import webhook_registration
 from openmodel_operator.controller.kopf_indexes import store_values
 from openmodel_operator.controller.settings import OperatorSettings
+from openmodel_operator.controller.webhook_registration import GUARD_PREFIX
 from openmodel_operator.controller.webhook_settings import WebhookSettings
 from openmodel_operator.controller.webhook_tls import given_files, self_signed
 from openmodel_operator.planning.admission import Review, review_child_change, review_openmodel, review_policy
@@ -39,9 +41,6 @@ from openmodel_operator.trust.policies import Policy, governing_policies, usable
 
 log = logging.getLogger(__name__)
 
-GUARD_PREFIX = "guard-"  # handler ids of the children guard (and so the webhooks' names)
-POLICY_TIMEOUT = 10  # seconds the API server waits for the policy and OpenModel webhooks (ConfigMap reads)
-GUARD_TIMEOUT = 5  # the guard sits in front of every write of a managed child: a slow operator costs little
 READ_TIMEOUT = 5.0  # seconds for reading the ConfigMaps a policy references during admission
 DISABLED = (
     "admission webhooks are off (OPENMODEL_WEBHOOKS=off): nothing is refused at kubectl apply; every "
@@ -69,7 +68,8 @@ def install(
     if not hooks.enabled:
         log.warning(DISABLED)
         return
-    _shape_webhooks(managed_by)
+    # registered by our manager (webhook_registration); kept at a stop when served through a Service
+    webhook_registration.install(hooks.configuration, managed_by, keep_on_stop=lambda: hooks.service is not None)
 
     async def resolved(policies: list[Policy]) -> list[Policy]:
         reconciler = state.get("reconciler")
@@ -182,29 +182,6 @@ def registry_guard(
         answer(review, warnings)
 
 
-def _shape_webhooks(managed_by: Mapping[str, str]) -> None:
-    """Kopf builds each webhook's objectSelector from a handler's label filter, and then also filters the
-    request by the *new* object's labels: an edit that drops the managed-by label would slip past. So the
-    guard has no label filter in Kopf; its objectSelector (old or new object labelled, as the API server
-    matches it) and the timeouts are set here, on what Kopf registers."""
-    from kopf._core.engines import admission  # private: pinned with kopf>=1.45,<1.46 (pyproject.toml)
-
-    original: Callable[..., list[dict[str, Any]]] = getattr(admission, "_openmodel_original", admission.build_webhooks)
-
-    def build_webhooks(*args: Any, **kwargs: Any) -> list[dict[str, Any]]:
-        webhooks = original(*args, **kwargs)
-        for webhook in webhooks:
-            if str(webhook.get("name", "")).startswith(GUARD_PREFIX):
-                webhook["objectSelector"] = {"matchLabels": dict(managed_by)}
-                webhook["timeoutSeconds"] = GUARD_TIMEOUT
-            else:
-                webhook["timeoutSeconds"] = POLICY_TIMEOUT
-        return webhooks
-
-    admission._openmodel_original = original  # type: ignore[attr-defined]
-    admission.build_webhooks = build_webhooks
-
-
 def configure(kopf_settings: kopf.OperatorSettings, hooks: WebhookSettings) -> None:
     """The webhook server (TLS, how the API server reaches it) and the configuration Kopf keeps registered."""
     if not hooks.enabled:
@@ -229,8 +206,7 @@ def configure(kopf_settings: kopf.OperatorSettings, hooks: WebhookSettings) -> N
     else:
         server = kopf.WebhookServer(host=names[0], **common)
         how = f"by URL https://{names[0]}:{hooks.port}"
-    kopf_settings.admission.server = server
-    kopf_settings.admission.managed = hooks.configuration
+    kopf_settings.admission.server = server  # registered by webhook_registration, not Kopf's managed mode
     log.info(
         "admission webhooks on",
         extra={
