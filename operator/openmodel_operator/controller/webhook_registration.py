@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from kopf._cogs.clients import creating, errors, patching  # private: see the module docstring
@@ -41,11 +41,21 @@ GUARD_TIMEOUT = 5  # the guard sits in front of every write of a managed child: 
 REASSERT_SECONDS = 60.0
 
 
-def shape(webhooks: list[dict[str, Any]], managed_by: Mapping[str, str]) -> list[dict[str, Any]]:
+def shape(
+    webhooks: list[dict[str, Any]], managed_by: Mapping[str, str], namespaces: Sequence[str] = ()
+) -> list[dict[str, Any]]:
     """The guard's objectSelector (Kopf would also filter requests by the *new* object's labels, so an edit
     that drops the managed-by label would slip past: the guard has no label filter in Kopf, the API server
-    sends only objects labelled before or after the change) and each webhook's timeout."""
+    sends only objects labelled before or after the change) and each webhook's timeout. An operator that
+    watches some namespaces (a shard, the namespaced install) judges only those: the others are another
+    operator's, and its ModelTrustPolicies there are not in this one's view of namespace labels."""
     for webhook in webhooks:
+        if namespaces:
+            webhook["namespaceSelector"] = {
+                "matchExpressions": [
+                    {"key": "kubernetes.io/metadata.name", "operator": "In", "values": sorted(namespaces)}
+                ]
+            }
         if str(webhook.get("name", "")).startswith(GUARD_PREFIX):
             webhook["objectSelector"] = {"matchLabels": dict(managed_by)}
             webhook["timeoutSeconds"] = GUARD_TIMEOUT
@@ -54,7 +64,9 @@ def shape(webhooks: list[dict[str, Any]], managed_by: Mapping[str, str]) -> list
     return webhooks
 
 
-def install(name: str, managed_by: Mapping[str, str], keep_on_stop: Callable[[], bool]) -> None:
+def install(
+    name: str, managed_by: Mapping[str, str], keep_on_stop: Callable[[], bool], namespaces: Sequence[str] = ()
+) -> None:
     """Replace Kopf's configuration managers (module attributes it reads when it spawns its tasks)."""
 
     async def mutating(**_: Any) -> None:
@@ -69,7 +81,7 @@ def install(name: str, managed_by: Mapping[str, str], keep_on_stop: Callable[[],
             webhooks = admission.build_webhooks(
                 handlers, resources=insights.webhook_resources, name_suffix=name, client_config=client_config
             )
-            return shape(webhooks, managed_by)
+            return shape(webhooks, managed_by, namespaces)
 
         async def write(webhooks: list[dict[str, Any]]) -> None:
             patch = patches.Patch({"webhooks": webhooks})
@@ -95,7 +107,15 @@ def install(name: str, managed_by: Mapping[str, str], keep_on_stop: Callable[[],
                     pending = asyncio.ensure_future(changes.__anext__())
                     log.info("registering the validating webhooks", extra={"configuration": name})
                 if latest is not None:
-                    await write(built(latest))
+                    try:
+                        await write(built(latest))
+                    except asyncio.CancelledError:
+                        raise
+                    except Exception as exc:  # RBAC, a refused patch: the operator goes on (decides at reconcile)
+                        log.error(
+                            "cannot register the validating webhooks; objects are validated only at reconcile",
+                            extra={"configuration": name, "error": f"{type(exc).__name__}: {exc}"[:300]},
+                        )
         finally:
             pending.cancel()
             if latest is not None and not keep_on_stop():

@@ -69,7 +69,9 @@ def install(
         log.warning(DISABLED)
         return
     # registered by our manager (webhook_registration); kept at a stop when served through a Service
-    webhook_registration.install(hooks.configuration, managed_by, keep_on_stop=lambda: hooks.service is not None)
+    webhook_registration.install(
+        hooks.configuration, managed_by, keep_on_stop=lambda: hooks.service is not None, namespaces=settings.namespaces
+    )
 
     async def resolved(policies: list[Policy]) -> list[Policy]:
         reconciler = state.get("reconciler")
