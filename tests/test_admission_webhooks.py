@@ -285,3 +285,39 @@ async def test_with_the_operator_gone_the_guard_fails_open_and_the_others_closed
     assert status == 201, answer
     rsp = await cluster.http.delete(f"{DEPLOYMENTS}/m")
     assert rsp.status == 200
+
+
+async def test_a_referenced_configmap_missing_warns_and_unusable_content_is_refused(cluster: KubeEmulator) -> None:
+    """ConfigMap references are read as the reconciler reads them (its cache): absent (GitOps may apply it
+    later) is a warning; present with a PEM that is no key is refused, like an inline one."""
+    ref = {"name": "release-key", "namespace": "team-a", "key": "key.pem"}
+    doc = policy("by-ref", signature={"required": True, "keys": [{"name": "release", "configMapRef": ref}]})
+    async with operator_with_webhooks(cluster) as webhooks:
+        status, answer, warnings = await post(webhooks, POLICIES + "?dryRun=All", doc)
+        assert status == 201, answer
+        assert any("release-key" in w and "PolicyInvalid" in w for w in warnings), warnings
+        cm = {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "bad-key", "namespace": "team-a"},
+            "data": {"key.pem": "-----BEGIN PUBLIC KEY-----\nbm90IGEga2V5\n-----END PUBLIC KEY-----\n"},
+        }
+        webhooks.create_object(cm)
+        bad = policy(
+            "by-ref",
+            signature={"required": True, "keys": [{"name": "release", "configMapRef": {**ref, "name": "bad-key"}}]},
+        )
+        status, answer, _ = await post(webhooks, POLICIES, bad)
+        assert status == 422 and "(or its ConfigMap) is unusable" in answer["message"], answer
+        good = {
+            **cm,
+            "metadata": {"name": "good-key", "namespace": "team-a"},
+            "data": {"key.pem": new_key().public_pem.decode()},
+        }
+        webhooks.create_object(good)
+        ok = policy(
+            "by-ref",
+            signature={"required": True, "keys": [{"name": "release", "configMapRef": {**ref, "name": "good-key"}}]},
+        )
+        status, answer, warnings = await post(webhooks, POLICIES, ok)
+        assert status == 201 and not warnings, (answer, warnings)

@@ -217,6 +217,8 @@ def test_another_service_account_named_like_the_operator_is_still_a_tenant() -> 
         "system:serviceaccount:kube-system:namespace-controller",
         "system:serviceaccount:kube-system:generic-garbage-collector",
         "system:serviceaccount:kube-system:deployment-controller",
+        "system:serviceaccount:kube-system:ephemeral-volume-controller",  # PerPod: the pod's PVC, labelled
+        "system:serviceaccount:kube-system:ttl-after-finished-controller",  # the release Job's TTL
     ],
 )
 def test_the_clusters_own_controllers_pass(user: str) -> None:

@@ -23,6 +23,7 @@ register the webhooks.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import Mapping, MutableMapping
 from typing import Any
@@ -88,8 +89,11 @@ def install(
         policy = usable_policy(doc)
         read: Policy | None = None
         if policy.problem is None and without_references(policy) is not policy:
+            # without uid and generation: the reconciler memoizes resolved policies by them, and this spec may
+            # never be stored (a dry run, a refused update): it must not stand in for the stored one
+            unstored = dataclasses.replace(policy, uid=None, generation=None)
             try:
-                (read,) = await resolved([policy])
+                (read,) = await resolved([unstored])
             except TimeoutError:
                 warnings.append("the ConfigMaps this policy references could not be read in time: checked at reconcile")
         answer(review_policy(doc, read), warnings)

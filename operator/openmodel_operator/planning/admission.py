@@ -77,22 +77,22 @@ def review_policy(doc: Mapping[str, Any], resolved: Policy | None = None) -> Rev
         )
     invalid = policy_violations(without_references(policy))
     if invalid:
-        return Review(False, _unusable(name, invalid[0]), 422)
+        return Review(False, _unusable(invalid[0]), 422)
     warnings: list[str] = []
     if resolved is not None:
         if resolved.problem is not None:
             warnings.append(
                 _warning(
-                    f"ModelTrustPolicy {name!r}: {resolved.problem}; until then the policy is unusable and "
-                    "fails every OpenModel it governs (PolicyInvalid)"
+                    f"ModelTrustPolicy {name!r} fails every OpenModel it governs (PolicyInvalid) until this is "
+                    f"fixed: {resolved.problem}"
                 )
             )
         elif invalid := policy_violations(resolved):
-            return Review(False, _unusable(name, invalid[0]), 422)
+            return Review(False, _unusable(invalid[0]), 422)
     return Review(True, warnings=tuple(warnings))
 
 
-def _unusable(name: str, violation: Violation) -> str:
+def _unusable(violation: Violation) -> str:
     """The message of the policy's ``Accepted=False InvalidAnchors`` condition (it names the field and the fix)."""
     return f"{violation.message} (the operator would mark it Accepted=False InvalidAnchors)"
 
@@ -171,6 +171,11 @@ SYSTEM_WRITERS = frozenset(
         "system:serviceaccount:kube-system:replicaset-controller",
         "system:serviceaccount:kube-system:persistent-volume-binder",
         "system:serviceaccount:kube-system:pvc-protection-controller",
+        # storage.mode PerPod: the pod's generic ephemeral volume is a PVC this controller creates from the
+        # operator's labelled template (refused, no serving pod would ever start)
+        "system:serviceaccount:kube-system:ephemeral-volume-controller",
+        # the release Job of a shared claim has ttlSecondsAfterFinished: this controller deletes it
+        "system:serviceaccount:kube-system:ttl-after-finished-controller",
         "system:kube-controller-manager",
     }
 )
