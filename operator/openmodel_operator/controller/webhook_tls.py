@@ -90,6 +90,7 @@ def self_signed(names: Sequence[str], directory: str | None = None) -> TlsFiles:
         .sign(ca_key, hashes.SHA256())
     )
     where = pathlib.Path(directory or tempfile.mkdtemp(prefix="openmodel-webhook-"))
+    where.mkdir(parents=True, exist_ok=True)
     os.chmod(where, 0o700)
     files = TlsFiles(str(where / "tls.crt"), str(where / "tls.key"), str(where / "ca.crt"))
     pathlib.Path(files.certfile).write_bytes(cert.public_bytes(serialization.Encoding.PEM))
