@@ -31,7 +31,7 @@ from typing import Any
 import kopf
 
 from openmodel_operator.api.common import GROUP, VERSION
-from openmodel_operator.controller import webhook_registration
+from openmodel_operator.controller import kopf_watch, webhook_registration
 from openmodel_operator.controller.kopf_indexes import store_values
 from openmodel_operator.controller.settings import OperatorSettings
 from openmodel_operator.controller.webhook_registration import GUARD_PREFIX
@@ -111,6 +111,11 @@ def install(
             return  # being deleted: its finalizer must come off, whatever the policies say now
         if operation == "UPDATE" and old is not None and old.get("spec") == body.get("spec"):
             return  # metadata only (labels, the operator's finalizer): nothing the decision reads changed
+        # Kopf serves admission before its first listing ends: a decision from half the policies could refuse
+        # by the built-in default (no policy seen yet) or miss an Enforce one. Until listed: decided at reconcile.
+        if not await _listed(state):
+            warnings.append("the operator is starting: this OpenModel's policies are applied at reconcile")
+            return
         labels = store_values(namespace_index, namespace)
         if not labels:
             warnings.append(
@@ -142,6 +147,18 @@ def install(
         return
     for group, version, plural, kind in child_kinds:
         registry_guard(registry, group, version, plural, kind, hooks.operator_users, managed_by)
+
+
+async def _listed(state: Mapping[str, Any], wait: float = 3.0) -> bool:
+    """Kopf has listed every watched kind once (policies, namespaces): its indexes are the cluster's."""
+    settings = state.get("kopf_settings")
+    if settings is None:
+        return False
+    try:
+        await asyncio.wait_for(kopf_watch.wait_until_indexed(settings), wait)
+    except TimeoutError:
+        return False
+    return True
 
 
 def registry_guard(
