@@ -109,3 +109,22 @@ def test_a_shard_judges_only_its_namespaces_and_the_guard_follows_the_label_on_b
     for webhook in built:
         (expr,) = webhook["namespaceSelector"]["matchExpressions"]
         assert expr == {"key": "kubernetes.io/metadata.name", "operator": "In", "values": ["team-a"]}
+
+
+async def test_admission_keeps_no_memory_per_object_in_kopf() -> None:
+    """Kopf would remember every UPDATE/DELETE's object for good (its watch of children never frees them)."""
+    from openmodel_operator.controller.webhook_registration import _without_memories
+
+    asked: list[bool] = []
+
+    class Memories:
+        async def recall_memo(self, raw_body: object, *, memobase: object = None, ephemeral: bool = False) -> object:
+            asked.append(ephemeral)
+            return None
+
+    async def serve(request: object, **kwargs: object) -> object:
+        await kwargs["memories"].recall_memo({}, ephemeral=False)  # type: ignore[attr-defined]
+        return "served"
+
+    assert await _without_memories(serve)({}, memories=Memories()) == "served"
+    assert asked == [True]

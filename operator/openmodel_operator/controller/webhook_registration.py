@@ -9,6 +9,7 @@ with no mutating handler) before it patches it, and clears its webhooks when the
   an empty ``openmodel.io``): the ServiceAccount gets ``patch`` on that one name only, not ``create`` on
   webhook configurations (a new validating webhook sees every object it names, Secrets included). Only
   when it is absent (``openmodel run`` on a developer's cluster, as an admin) is it created;
+* admission keeps no per-object memory in Kopf (``_EphemeralMemos``);
 * the webhooks are written again every ``REASSERT_SECONDS`` (a no-op patch changes nothing), so a GitOps sync
   or a hand edit that removed them is undone; and they are cleared at a clean stop only when the API server
   reaches this process by URL (``openmodel run``, nobody else serves that URL). Through a Service the next
@@ -124,3 +125,27 @@ def install(
 
     admission.validating_configuration_manager = validating
     admission.mutating_configuration_manager = mutating
+    admission.serve_admission_request = _without_memories(
+        getattr(admission, "_openmodel_serve", admission.serve_admission_request)
+    )
+
+
+class _EphemeralMemos(admission.MemoGetter):
+    """Kopf keeps a memory per object uid for every UPDATE and DELETE it admits, freed only by the object's
+    watch events, which never reach Kopf for the children and models (kopf_watch routes them): one entry per
+    child ever edited, for the life of the process (issue 13's memory budget). No handler here uses a memo."""
+
+    def __init__(self, inner: admission.MemoGetter) -> None:
+        self._inner = inner
+
+    async def recall_memo(self, raw_body: Any, *, memobase: Any = None, ephemeral: bool = False) -> Any:
+        return await self._inner.recall_memo(raw_body, memobase=memobase, ephemeral=True)
+
+
+def _without_memories(serve: Callable[..., Any]) -> Callable[..., Any]:
+    async def serve_admission_request(request: Any, **kwargs: Any) -> Any:
+        kwargs["memories"] = _EphemeralMemos(kwargs["memories"])
+        return await serve(request, **kwargs)
+
+    admission._openmodel_serve = serve  # type: ignore[attr-defined]  # installed once, whatever the calls
+    return serve_admission_request
