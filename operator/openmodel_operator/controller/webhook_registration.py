@@ -125,9 +125,9 @@ def install(
 
     admission.validating_configuration_manager = validating
     admission.mutating_configuration_manager = mutating
-    admission.serve_admission_request = _without_memories(
-        getattr(admission, "_openmodel_serve", admission.serve_admission_request)
-    )
+    original = getattr(admission, "_openmodel_serve", admission.serve_admission_request)
+    admission._openmodel_serve = original  # type: ignore[attr-defined]  # wrapped once, however many installs
+    admission.serve_admission_request = _without_memories(original)
 
 
 class _EphemeralMemos(admission.MemoGetter):
@@ -147,5 +147,4 @@ def _without_memories(serve: Callable[..., Any]) -> Callable[..., Any]:
         kwargs["memories"] = _EphemeralMemos(kwargs["memories"])
         return await serve(request, **kwargs)
 
-    admission._openmodel_serve = serve  # type: ignore[attr-defined]  # installed once, whatever the calls
     return serve_admission_request
