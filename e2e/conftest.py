@@ -126,7 +126,9 @@ def installed(kubectl: Kubectl, e2e_config: E2EConfig) -> Installation:
     rbac = False
     if (ROOT / "manifests").is_dir() and not e2e_config.in_cluster:
         rendered = kubectl.run("kustomize", str(ROOT / "manifests")).stdout
-        docs = [d for d in yaml.safe_load_all(rendered) if isinstance(d, dict) and d.get("kind") in RBAC_KINDS]
+        # the RBAC, and the (empty) webhook configuration the operator patches its webhooks into
+        kinds = RBAC_KINDS | {"ValidatingWebhookConfiguration"}
+        docs = [d for d in yaml.safe_load_all(rendered) if isinstance(d, dict) and d.get("kind") in kinds]
         if docs:
             kubectl.apply(*docs, force=True)
             rbac = any(d["kind"] in ("ClusterRole", "Role") for d in docs)
@@ -251,7 +253,7 @@ def case(
     if cluster_operator is not None:
         operator, owns = cluster_operator, False
     else:
-        local = LocalOperator(e2e_config, [namespace], tmp_path / "operator.log", identity.kubeconfig)
+        local = LocalOperator(e2e_config, [namespace], tmp_path / "operator.log", identity.kubeconfig, identity.user)
         operator, owns = local, True
         request.node.stash[OPERATOR_KEY] = local
         try:

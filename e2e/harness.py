@@ -103,6 +103,9 @@ class E2EConfig:
     # "serviceaccount": a local operator runs as the shipped ServiceAccount where the server authorizes;
     # "kubeconfig": always with E2E_KUBECONFIG's own credentials
     operator_identity: str = "serviceaccount"
+    # Where the API server reaches a local operator's admission webhooks (by URL): this machine's address as the
+    # API server sees it. None: it cannot (a kind cluster without E2E_WEBHOOK_HOST), the webhooks are off.
+    webhook_host: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> E2EConfig:
@@ -130,7 +133,36 @@ class E2EConfig:
             kubectl=env.get("E2E_KUBECTL") or "kubectl",
             openmodel=env.get("E2E_OPENMODEL") or "openmodel",
             operator_identity=(env.get("E2E_OPERATOR_IDENTITY") or "serviceaccount").strip().lower(),
+            # a control-plane-only cluster (envtest, the emulator) runs its API server on this machine: loopback
+            webhook_host=env.get("E2E_WEBHOOK_HOST")
+            or ("127.0.0.1" if truthy(env.get("E2E_SIMULATE_WORKLOADS")) else None),
         )
+
+    def webhooks_reachable(self) -> str | None:
+        """Why the API server cannot call the operator's webhooks here, or None when it can."""
+        if self.in_cluster or self.webhook_host:
+            return None
+        return (
+            "the API server cannot reach a webhook on this machine: a local operator serves its webhooks by URL "
+            "(clientConfig.url); set E2E_WEBHOOK_HOST to this machine's address as the API server sees it (kind: "
+            "the docker network's gateway, e.g. 172.18.0.1), or use E2E_IN_CLUSTER=1 (through the Service)"
+        )
+
+    def webhook_args(self, operator_user: str) -> list[str]:
+        """``openmodel run`` flags for a local operator's webhooks: by URL on ``webhook_host``, else off."""
+        if not self.webhook_host:
+            return ["--webhooks", "off"]
+        loopback = self.webhook_host in ("127.0.0.1", "localhost", "::1")
+        return [
+            "--webhook-url-host",
+            self.webhook_host,
+            "--webhook-address",
+            "127.0.0.1" if loopback else "0.0.0.0",
+            "--webhook-port",
+            str(free_port()),
+            "--operator-user",
+            operator_user,
+        ]
 
     @property
     def operator_image(self) -> str:
@@ -472,6 +504,7 @@ class LocalOperator(Operator):
         namespaces: Sequence[str],
         log_path: pathlib.Path,
         kubeconfig: pathlib.Path | None = None,
+        operator_user: str | None = None,
     ) -> None:
         self.config = config
         self.log_path = log_path
@@ -493,6 +526,9 @@ class LocalOperator(Operator):
             "--claim-report-port",
             str(free_port()),
             "--verbose",
+            # the children guard lets only this user change managed children; when the operator runs with
+            # E2E_KUBECONFIG's own (admin) credentials, those pass as break-glass (system:masters)
+            *config.webhook_args(operator_user or OPERATOR_USER),
             *config.operator_args,
         ]
         self.command = command

@@ -48,6 +48,8 @@ NON_DEFAULT: dict[str, Any] = {
     "watch": {"scope": "namespaces", "namespaces": ["team-a", "team-b"]},
     "replicas": 2,
     "ha": {"enabled": True},
+    # every replica serves the webhooks: one certificate for all, from cert-manager
+    "webhooks": {"certManager": {"enabled": True}},
     "reverifyInterval": 900,
     "defaultRuntimeImage": "registry.internal/vllm-openai:v0.11.0",
     "trustedRoot": {"configMap": "sigstore-trusted-root"},
@@ -150,7 +152,9 @@ def test_every_rendered_object_passes_the_kubernetes_schemas(case: str, request:
     objs: list[Obj] = request.getfixturevalue(case)
     skipped = validate_objects(objs)
     if case == "custom":
-        assert sorted(skipped) == ["KopfPeering", "KopfPeering", "ServiceMonitor"]
+        assert sorted(skipped) == [
+            "Certificate", "Certificate", "Issuer", "Issuer", "KopfPeering", "KopfPeering", "ServiceMonitor"
+        ]
     else:
         assert skipped == []
 
@@ -177,7 +181,7 @@ def test_default_values_match_the_kustomize_install(default: list[Obj]) -> None:
     assert settings.namespaces == () and helm_deployment["spec"]["replicas"] == 1
     assert_metrics_service(default)
     for obj in default:
-        if obj["kind"] not in ("ClusterRole", "ClusterRoleBinding"):
+        if obj["kind"] not in ("ClusterRole", "ClusterRoleBinding", "ValidatingWebhookConfiguration"):
             assert obj["metadata"]["namespace"] == NAMESPACE
 
 
@@ -234,7 +238,7 @@ def test_non_default_values_render_namespaced_ha_with_a_service_monitor(custom: 
 
 
 def test_cluster_wide_ha_uses_the_cluster_peering(chart: Any) -> None:
-    objs = render(chart, {"replicas": 2, "ha": {"enabled": True}})
+    objs = render(chart, {"replicas": 2, "ha": {"enabled": True}, "webhooks": {"certManager": {"enabled": True}}})
     validate_objects(objs)
     assert effective_permissions(objs, NAMESPACE, RELEASE) == {
         None: NAMESPACED_PERMS | CLUSTER_PERMS | CLUSTER_PEERING_PERMS
@@ -244,11 +248,13 @@ def test_cluster_wide_ha_uses_the_cluster_peering(chart: Any) -> None:
 
 def test_metrics_off_disables_the_endpoint_and_the_service(chart: Any) -> None:
     objs = render(chart, {"metrics": {"enabled": False}})
-    assert [s["metadata"]["name"] for s in by_kind(objs, "Service")] == [f"{RELEASE}-claim-reports"]
+    assert sorted(s["metadata"]["name"] for s in by_kind(objs, "Service")) == sorted(
+        [f"{RELEASE}-claim-reports", "openmodel-operator-webhook"]
+    )
     _, container = operator_container(objs)
     _, settings = container_settings(container)
     assert settings.metrics_port == 0
-    assert [p["name"] for p in container["ports"]] == ["health", "claim-reports"]
+    assert [p["name"] for p in container["ports"]] == ["health", "claim-reports", "webhook"]
 
 
 def test_image_digest_wins_and_release_names_scope_cluster_objects(chart: Any) -> None:

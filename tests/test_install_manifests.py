@@ -33,7 +33,7 @@ PEERING_CRDS = MANIFESTS / "base" / "crds" / "kopf.dev_peerings.yaml"
 K8S_VERSION = "1.28"
 NONROOT_UID = 65532  # the Dockerfile's USER
 # Kinds kubernetes-validate has no schema for; each is checked another way below.
-CUSTOM_KINDS = {"ClusterKopfPeering", "KopfPeering", "ServiceMonitor"}
+CUSTOM_KINDS = {"ClusterKopfPeering", "KopfPeering", "ServiceMonitor", "Certificate", "Issuer"}
 
 Obj = dict[str, Any]
 Perm = tuple[str, str, str]  # (apiGroup, resource, verb)
@@ -66,6 +66,8 @@ CLUSTER_PERMS: set[Perm] = (
     | _perms("openmodel.io", ["modeltrustpolicies/status"], ["patch"])
     | _perms("", ["namespaces"], ["list", "watch"])
     | _perms("apiextensions.k8s.io", ["customresourcedefinitions"], ["list", "watch"])
+    # the admission webhooks are written into the one configuration the install made (webhook.yaml)
+    | _perms("admissionregistration.k8s.io", ["validatingwebhookconfigurations[openmodel.io]"], ["patch"])
 )
 CLUSTER_PEERING_PERMS = _perms("kopf.dev", ["clusterkopfpeerings"], ["list", "watch", "patch"])
 NAMESPACED_PEERING_PERMS = _perms("kopf.dev", ["kopfpeerings"], ["list", "watch", "patch"])
@@ -141,7 +143,19 @@ def validate_objects(objs: Iterable[Obj]) -> list[str]:
 
 
 def _rule_perms(rule: Mapping[str, Any]) -> set[Perm]:
-    assert "nonResourceURLs" not in rule and "resourceNames" not in rule, rule
+    """A rule's grants; one limited to some objects (``resourceNames``) grants ``resource[name]`` only."""
+    assert "nonResourceURLs" not in rule, rule
+    names = rule.get("resourceNames")
+    if names:
+        # RBAC cannot limit create, list or watch by name: such a rule would grant nothing, or more than it says
+        assert not {"create", "list", "watch", "deletecollection"} & set(rule["verbs"]), rule
+        return {
+            (g, f"{r}[{n}]", v)
+            for g in rule["apiGroups"]
+            for r in rule["resources"]
+            for n in names
+            for v in rule["verbs"]
+        }
     return {(g, r, v) for g in rule["apiGroups"] for r in rule["resources"] for v in rule["verbs"]}
 
 
@@ -237,9 +251,7 @@ def assert_operator_pod(objs: list[Obj], service_account: str) -> OperatorSettin
 def assert_metrics_service(objs: list[Obj]) -> Obj:
     """The /metrics Service selects the operator pods on the container's metrics port."""
     deployment, container = operator_container(objs)
-    service = one(
-        [s for s in by_kind(objs, "Service") if not s["metadata"]["name"].endswith("-claim-reports")], "Service"
-    )
+    service = one([o for o in by_kind(objs, "Service") if o["metadata"]["name"].endswith("-metrics")], "Service")
     assert_claim_reports_service(objs)
     pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
     assert service["spec"]["selector"].items() <= pod_labels.items()
@@ -309,7 +321,8 @@ def test_root_renders_the_base(base: list[Obj]) -> None:
     assert base == kustomize(MANIFESTS / "base")
     kinds = sorted(o["kind"] for o in base)
     assert kinds == sorted(
-        ["Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Deployment", "Service", "Service"]
+        ["Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Deployment"] + ["Service"] * 3
+        + ["ValidatingWebhookConfiguration"]
         + ["CustomResourceDefinition"] * 4
     )
     crds = {o["metadata"]["name"] for o in by_kind(base, "CustomResourceDefinition")}
@@ -323,7 +336,8 @@ def test_root_renders_the_base(base: list[Obj]) -> None:
     assert namespace["metadata"]["name"] == "openmodel-system"
     assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
     for obj in base:
-        if obj["kind"] not in ("Namespace", "CustomResourceDefinition", "ClusterRole", "ClusterRoleBinding"):
+        cluster_scoped = ("Namespace", "CustomResourceDefinition", "ClusterRole", "ClusterRoleBinding")
+        if obj["kind"] not in (*cluster_scoped, "ValidatingWebhookConfiguration"):
             assert obj["metadata"]["namespace"] == "openmodel-system", obj["metadata"]["name"]
 
 
@@ -449,3 +463,44 @@ def test_peered_replicas_get_distinct_priorities(monkeypatch: pytest.MonkeyPatch
         assert main(["run", "--all-namespaces", "--metrics-port", "0", "--health-port", "0"]) == 0
     priorities = [call.get("priority") for call in calls]
     assert None not in priorities and priorities[0] != priorities[1], priorities
+
+
+def webhook_settings_of(objs: list[Obj]) -> Any:
+    """The operator's WebhookSettings as its pod gets them (downward-API values filled in as the kubelet does)."""
+    from openmodel_operator.commands.run import webhook_settings_from
+
+    deployment, container = operator_container(objs)
+    pod = deployment["spec"]["template"]["spec"]
+    fields = {
+        "spec.serviceAccountName": pod["serviceAccountName"],
+        "metadata.namespace": deployment["metadata"]["namespace"],
+        "metadata.name": "openmodel-operator-0",
+    }
+    env = {
+        e["name"]: e["value"] if "value" in e else fields[e["valueFrom"]["fieldRef"]["fieldPath"]]
+        for e in container.get("env", [])
+    }
+    args = build_parser().parse_args(container["args"])
+    with mock.patch.dict(os.environ, env, clear=True):
+        return webhook_settings_from(args)
+
+
+@pytest.mark.parametrize("overlay", ["base", "namespaced", "ha"])
+def test_the_webhooks_are_reached_through_the_shipped_service(overlay: str, request: pytest.FixtureRequest) -> None:
+    """The Service the operator registers exists, selects its pod on the webhook port; the configuration it
+    patches is the one shipped (and the only one its RBAC names); the guard knows the pod's ServiceAccount."""
+    objs: list[Obj] = request.getfixturevalue(overlay)
+    hooks = webhook_settings_of(objs)
+    assert hooks.enabled and hooks.guard
+    namespace, name, port = hooks.service_ref()
+    service = next(o for o in by_kind(objs, "Service") if o["metadata"]["name"] == name)
+    assert service["metadata"]["namespace"] == namespace
+    assert [(p["port"], p["targetPort"]) for p in service["spec"]["ports"]] == [(port, "webhook")]
+    deployment, container = operator_container(objs)
+    assert service["spec"]["selector"].items() <= deployment["spec"]["template"]["metadata"]["labels"].items()
+    assert {"name": "webhook", "containerPort": hooks.port, "protocol": "TCP"} in container["ports"]
+    assert hooks.address == "0.0.0.0"
+    assert one(objs, "ValidatingWebhookConfiguration")["metadata"]["name"] == hooks.configuration
+    assert "webhooks" not in one(objs, "ValidatingWebhookConfiguration")  # the operator's own: never GitOps-owned
+    assert hooks.operator_users == ("system:serviceaccount:openmodel-system:openmodel-operator",)
+    assert (hooks.cert_dir is not None) == (overlay == "ha")  # two replicas: one certificate, from cert-manager

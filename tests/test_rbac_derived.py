@@ -43,8 +43,9 @@ from openmodel_operator.controller import kube as kube_module
 from openmodel_operator.controller.handlers import build_registry
 from openmodel_operator.controller.kube import Kube, client_for
 from openmodel_operator.controller.settings import OperatorSettings
+from openmodel_operator.controller.webhook_settings import WebhookSettings
 from signing_fixtures import new_key, sign_with_key, write_model
-from test_install_manifests import MANIFESTS, PEERING_CRDS, Obj, by_kind, kustomize, parse_docs
+from test_install_manifests import MANIFESTS, PEERING_CRDS, Obj, _rule_perms, by_kind, kustomize, parse_docs
 from test_operator import FILES, NS, World
 
 OPERATOR_NS, SERVICE_ACCOUNT = "openmodel-system", "openmodel-operator"
@@ -56,6 +57,8 @@ Scoped = tuple[str | None, str, str, str]  # (namespace or None for cluster-wide
 # here is (apiGroup, resource, verb) with a comment saying which component needs it and why it cannot be
 # observed (e.g. an admission plugin's extra check).
 REAL_CLUSTER_ONLY: set[Perm] = set()
+# Resources granted by name only (resourceNames): a request on them needs ``resource[name]``.
+NAMED = {("admissionregistration.k8s.io", "validatingwebhookconfigurations")}
 
 # lightkube client methods and the verbs they need (apply-patches are handled below)
 CLIENT_VERBS = {
@@ -110,6 +113,8 @@ def observed_permissions(kube: KubeEmulator) -> Observed:
         if resource is None or resource.plural is None:
             continue  # discovery (/api, /apis/...) and /version: non-resource URLs every account may read
         name = resource.plural + (f"/{request.subresource}" if request.subresource else "")
+        if (resource.group, resource.plural) in NAMED and request.name:
+            name += f"[{request.name}]"  # granted for that one object only (resourceNames)
         agent = request.headers.get("User-Agent") or ""
         target = kopf_perms if agent.startswith("kopf/") else ours
         for verb in request_verb(request):
@@ -175,6 +180,14 @@ def kube_py_calls() -> list[KubeCall]:
 # ---------------------------------------------------------------- the scenario
 
 
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 def _peering(namespaces: tuple[str, ...]) -> Obj:
     if namespaces:
         return {"apiVersion": "kopf.dev/v1", "kind": "KopfPeering", "metadata": {"name": "default", "namespace": NS}}
@@ -207,7 +220,11 @@ async def production_operator(world: World, namespaces: tuple[str, ...]) -> Asyn
         vllm_image="vllm:test",
         default_endpoint=world.hub.url,
     )
-    registry = build_registry(settings, lambda: Kube(client_for(world.kube.base_url)))
+    # with its admission webhooks, as `openmodel run` starts (their registration is derived like the rest)
+    hooks = WebhookSettings(
+        port=_free_port(), operator_users=(f"system:serviceaccount:{OPERATOR_NS}:{SERVICE_ACCOUNT}",)
+    )
+    registry = build_registry(settings, lambda: Kube(client_for(world.kube.base_url)), webhooks=hooks)
 
     @kopf.on.login(registry=registry)
     def login(**_: Any) -> kopf.ConnectionInfo:
@@ -242,6 +259,14 @@ async def walk_every_flow(world: World, namespaces: tuple[str, ...]) -> Observed
     kube = world.kube
     kube.create_namespace(OPERATOR_NS)
     kube.create_object(_peering(namespaces))
+    # the install makes the webhook configuration (manifests/base/webhook.yaml); the operator only patches it
+    kube.create_object(
+        {
+            "apiVersion": "admissionregistration.k8s.io/v1",
+            "kind": "ValidatingWebhookConfiguration",
+            "metadata": {"name": "openmodel.io"},
+        }
+    )
     world.policy_with_key_in_configmap(OPERATOR_NS)
     files = dict(FILES)
     files["model.sig"] = sign_with_key(write_model(world.tmp / "src", files), world.key, world.tmp / "sig")
@@ -282,15 +307,20 @@ def _chart(values: dict[str, Any] | None) -> list[Obj]:
 
 
 WATCHED = {"watch": {"scope": "namespaces", "namespaces": [NS]}}
+CERT_MANAGER = {"webhooks": {"certManager": {"enabled": True}}}  # replicas share one webhook certificate
 INSTALLS: dict[str, tuple[tuple[str, ...], bool, Callable[[], list[Obj]]]] = {
     # name: (watched namespaces, peering, render)
     "manifests": ((), False, lambda: kustomize(MANIFESTS)),
     "manifests/overlays/ha": ((), True, lambda: kustomize(MANIFESTS / "overlays" / "ha")),
     "manifests/overlays/namespaced": ((NS,), False, lambda: kustomize(MANIFESTS / "overlays" / "namespaced")),
     "chart": ((), False, lambda: _chart(None)),
-    "chart ha": ((), True, lambda: _chart({"replicas": 2, "ha": {"enabled": True}})),
+    "chart ha": ((), True, lambda: _chart({"replicas": 2, "ha": {"enabled": True}, **CERT_MANAGER})),
     "chart namespaced": ((NS,), False, lambda: _chart(WATCHED)),
-    "chart namespaced ha": ((NS,), True, lambda: _chart({**WATCHED, "replicas": 2, "ha": {"enabled": True}})),
+    "chart namespaced ha": (
+        (NS,),
+        True,
+        lambda: _chart({**WATCHED, "replicas": 2, "ha": {"enabled": True}, **CERT_MANAGER}),
+    ),
 }
 
 
@@ -304,8 +334,8 @@ def granted(objs: list[Obj]) -> dict[str | None, set[Perm]]:
         ref = binding["roleRef"]
         role = roles[(ref["kind"], scope if ref["kind"] == "Role" else None, ref["name"])]
         for rule in role["rules"]:
-            assert not rule.get("resourceNames") and not rule.get("nonResourceURLs"), rule
-            result[scope] |= {(g, r, v) for g in rule["apiGroups"] for r in rule["resources"] for v in rule["verbs"]}
+            assert not rule.get("nonResourceURLs"), rule
+            result[scope] |= _rule_perms(rule)
     return dict(result)
 
 

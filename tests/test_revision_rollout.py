@@ -189,7 +189,8 @@ async def test_a_rollback_to_a_kept_revision_downloads_nothing(world: World, ope
         assert {j["metadata"]["name"] for j in world.jobs()} == jobs  # no new pull Job
         assert world.hub.download_count("org/model", "model.safetensors") == downloads
         assert await asyncio.to_thread(kubelet.start_server_pod, NS, "m") == 0  # and its bytes still verify
-        assert world.status()["provenance"]["resolvedRevision"] == one  # decided again, not assumed
+        # decided again, not assumed (status is written just after the Deployment: wait for it)
+        await world.until(lambda: world.status()["provenance"]["resolvedRevision"] == one, timeout=10)
 
 
 async def test_per_pod_volumes_are_pulled_and_checked_by_every_pod_a_mirror_that_lies_stops_the_pod(

@@ -335,8 +335,13 @@ def test_a_catch_all_shard_takes_every_namespace_the_others_do_not() -> None:
 # ---------------------------------------------------------------- the installs of a sharded cluster
 
 STATUS_PERM: Perm = ("openmodel.io", "modeltrustpolicies/status", "patch")
-SHARD_CLUSTER_PERMS = CLUSTER_PERMS - {STATUS_PERM}  # reads only: a shard never writes a policy's status
-WRITER_PERMS = CLUSTER_PERMS | {("openmodel.io", "openmodels", "list"), ("openmodel.io", "openmodels", "watch")}
+# neither a shard nor the writer serves the admission webhooks (the cluster-wide operator does): no grant on them
+WEBHOOK_PERM = ("admissionregistration.k8s.io", "validatingwebhookconfigurations[openmodel.io]", "patch")
+SHARD_CLUSTER_PERMS = CLUSTER_PERMS - {STATUS_PERM, WEBHOOK_PERM}  # reads only: never a policy's status
+WRITER_PERMS = (CLUSTER_PERMS - {WEBHOOK_PERM}) | {
+    ("openmodel.io", "openmodels", "list"),
+    ("openmodel.io", "openmodels", "watch"),
+}
 
 
 def _chart(values: dict[str, Any], release: str) -> list[Obj]:

@@ -14,6 +14,7 @@ import aiohttp.web
 from .json_values import JsonDict, dig, json_equal, timestamp
 from .resources import ResourceDef
 from .state import EmulatorState
+from .webhooks import capturing, record
 
 # Resources whose DELETE returns the deleted object instead of a Status (ReturnDeletedObject).
 _RETURNS_DELETED_OBJECT = {('', 'pods'), ('', 'namespaces')}
@@ -50,6 +51,8 @@ class DeleteMixin(EmulatorState):
             raise rd.conflict(name, f'Precondition failed: ResourceVersion in precondition: '
                                     f'{preconditions["resourceVersion"]}, ResourceVersion in object meta: '
                                     f'{meta["resourceVersion"]}')
+        record('DELETE', rd, namespace if rd.namespaced else None, name, old, None)
+        dry_run = dry_run or capturing()
         new = copy.deepcopy(old)
         new_meta = new['metadata']
         new_meta['finalizers'] = self._gc_finalizers(storage, old, options)

@@ -17,6 +17,7 @@ from .registry import RegistryMixin
 from .routing import RoutingMixin
 from .storage import StorageMixin
 from .watch import WatchMixin
+from .webhooks import WebhookMixin
 from .writes import WriteMixin
 
 # Namespaces that kube-apiserver itself creates on bootstrap (the controller-manager creates nothing here).
@@ -26,6 +27,7 @@ SYSTEM_NAMESPACES = ('default', 'kube-system', 'kube-public', 'kube-node-lease')
 @attrs.define(kw_only=True)
 class KubeEmulator(
     RoutingMixin,
+    WebhookMixin,
     WatchMixin,
     PatchMixin,
     WriteMixin,

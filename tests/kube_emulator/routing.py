@@ -19,6 +19,7 @@ from .json_values import JsonDict
 from .paths import ApiTarget, kmock_action, parse_api_path, request_verb
 from .resources import ResourceDef
 from .state import EmulatorState
+from .webhooks import capturing
 
 KUBE_VERSION: JsonDict = {
     'major': '1',
@@ -137,6 +138,9 @@ class RoutingMixin(EmulatorState):
         if subresource is not None and verb not in ('get', 'update', 'patch'):
             raise ApiError(405, 'MethodNotAllowed', 'the server does not allow this method on the requested '
                                                     'resource', {})
+        webhooked = await self._admitted_by_webhooks(raw, verb, lambda: self._serve(raw, target, verb))
+        if webhooked is not None:
+            return webhooked
         query = raw.query
         manager = query.get('fieldManager') or (raw.headers.get('User-Agent') or '').split('/')[0][:128]
         dry_run = query.get('dryRun') == 'All'
@@ -200,6 +204,8 @@ class RoutingMixin(EmulatorState):
             raise bad_request(f"couldn't get version/kind; json parse error: {e}") from None
 
     def _maybe_inject_conflict(self, rd: ResourceDef, target: ApiTarget, verb: str) -> None:
+        if capturing():
+            return  # the dry run before the webhooks (webhooks.py) spends no injected conflict
         key = (self._storage(rd).key, target.namespace if rd.namespaced else None, target.name or '')
         pending = self._conflicts.get(key)
         if pending and verb in pending[1]:

@@ -29,6 +29,8 @@ class EmulatorState(kmock.KubernetesEmulator):
 
     crds: Iterable[JsonDict] = ()  # CRD manifests to install on top of (and instead of) DEFAULT_CRDS
     default_crds: bool = True
+    # bearer token -> (user name, groups): who a request is from (webhooks.py); any other request is the admin
+    users: dict[str, tuple[str, tuple[str, ...]]] = attrs.field(factory=dict)
     keep_alive: bool = False  # False: "Connection: close", so Kopf's shutdown never waits for idle sockets
 
     _defs: dict[kmock.resource, ResourceDef] = attrs.field(factory=dict, init=False)

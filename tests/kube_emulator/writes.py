@@ -18,6 +18,7 @@ from .managed_fields import FieldManager, field_leaves, update_managers
 from .metadata import SYSTEM_META
 from .resources import ResourceDef
 from .state import EmulatorState
+from .webhooks import capturing, record
 
 _GENERATE_CHARS = 'bcdfghjklmnpqrstvwxz2456789'
 
@@ -73,7 +74,8 @@ class WriteMixin(EmulatorState):
         scope = 'all' if not storage.has_status else 'main'
         paths = apply_paths if apply_paths is not None else set(field_leaves(obj, scope))
         meta['managedFields'] = [FieldManager(manager, operation, '', storage.api_version, timestamp(), paths).render()]
-        if dry_run:
+        record('CREATE', rd, meta.get('namespace'), name, None, obj)
+        if dry_run or capturing():
             return obj, warnings
         return self._commit(storage, 'ADDED', None, obj), warnings
 
@@ -177,9 +179,10 @@ class WriteMixin(EmulatorState):
                 meta['generation'] = old_meta['generation'] + 1
 
         update_managers(storage, old, new, manager, operation, subresource or '', apply_paths, forced)
+        record('UPDATE', rd, namespace if rd.namespaced else None, name, old, new, subresource)
         if json_equal(old, new):
             return old, warnings  # a no-op: no write, no new resourceVersion, no watch event
-        if dry_run:
+        if dry_run or capturing():
             return new, warnings
         if self._ready_to_delete(storage, new):
             self._commit(storage, 'DELETED', old, old)

@@ -96,10 +96,24 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 - apiGroups: [""]
   resources: [namespaces]
   verbs: [list, watch]
+{{- if include "openmodel.webhooks" . }}
+# The admission webhooks: written into the configuration this release made, and into no other; the operator
+# never creates webhook configurations and never touches mutating ones
+- apiGroups: [admissionregistration.k8s.io]
+  resources: [validatingwebhookconfigurations]
+  resourceNames: [{{ .Values.webhooks.configurationName }}]
+  verbs: [patch]
+{{- end }}
 # Kopf notices CRDs being installed or removed while it runs
 - apiGroups: [apiextensions.k8s.io]
   resources: [customresourcedefinitions]
   verbs: [list, watch]
+{{- end -}}
+
+{{/* "true" when this release serves the admission webhooks: the one operator of the cluster (a shard leaves them
+to it, a policy-status writer reconciles no model; docs/install.md, "Admission webhooks"). */}}
+{{- define "openmodel.webhooks" -}}
+{{- if and .Values.webhooks.enabled (eq .Values.role "operator") -}}true{{- end -}}
 {{- end -}}
 
 {{/* OPENMODEL_POLICY_STATUS of a role: who writes the ModelTrustPolicies' status. */}}
@@ -117,6 +131,9 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end -}}
 {{- if and (gt (int .Values.replicas) 1) (not .Values.ha.enabled) -}}
 {{- fail "replicas > 1 needs ha.enabled=true: without Kopf peering every replica would reconcile every model" -}}
+{{- end -}}
+{{- if and (include "openmodel.webhooks" .) .Values.ha.enabled (not .Values.webhooks.certManager.enabled) -}}
+{{- fail "ha.enabled with webhooks.enabled needs webhooks.certManager.enabled=true: every replica serves the webhooks, and each would make its own self-signed CA; or set webhooks.enabled=false (validation at reconcile only)" -}}
 {{- end -}}
 {{- if and .Values.metrics.serviceMonitor.enabled (not .Values.metrics.enabled) -}}
 {{- fail "metrics.serviceMonitor.enabled needs metrics.enabled=true" -}}

@@ -59,6 +59,29 @@ def settings_from(args: argparse.Namespace) -> Any:
     return dataclasses.replace(settings, **overrides)
 
 
+def webhook_settings_from(args: argparse.Namespace) -> Any:
+    """The admission webhooks' settings: ``OPENMODEL_WEBHOOK*`` variables, flags on top."""
+    from openmodel_operator.controller.webhook_settings import WebhookSettings
+
+    hooks = WebhookSettings.from_env()
+    overrides: dict[str, Any] = {}
+    if args.webhooks:
+        overrides["enabled"] = args.webhooks == "on"
+    for flag, field in (
+        ("webhook_address", "address"),
+        ("webhook_port", "port"),
+        ("webhook_url_host", "url_host"),
+        ("webhook_service", "service"),
+        ("webhook_cert_dir", "cert_dir"),
+    ):
+        value = getattr(args, flag)
+        if value is not None:
+            overrides[field] = value
+    if args.operator_user:
+        overrides["operator_users"] = tuple(args.operator_user)
+    return dataclasses.replace(hooks, **overrides)
+
+
 NO_CLUSTER = (
     "error: no Kubernetes cluster configuration: not in a pod with a ServiceAccount, and no kubeconfig "
     "(KUBECONFIG or ~/.kube/config): {why}. Run it in the cluster, set KUBECONFIG, or pass --server URL"
@@ -109,6 +132,7 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         settings = settings_from(args)
+        hooks = webhook_settings_from(args)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -120,7 +144,7 @@ def run(args: argparse.Namespace) -> int:
     if settings.policy_status == "only":  # a policy-status writer beside namespace shards: no models
         registry = build_policy_status_registry(settings, lambda: Kube(client_for(args.server)))
     else:
-        registry = build_registry(settings, lambda: Kube(client_for(args.server)))
+        registry = build_registry(settings, lambda: Kube(client_for(args.server)), webhooks=hooks)
     if args.server:
         server = args.server
 
@@ -238,6 +262,31 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--claim-report-url",
         help="URL the claim examination Jobs POST to, e.g. http://openmodel-operator.openmodel-system.svc:8082/"
         "claim-reports (default: the listener's own address)",
+    )
+    parser.add_argument(
+        "--webhooks",
+        choices=["on", "off"],
+        help="validating admission webhooks (OPENMODEL_WEBHOOKS, default on): off validates only at reconcile",
+    )
+    parser.add_argument(
+        "--webhook-address", help="address the webhook listens on (default 127.0.0.1; 0.0.0.0 in a pod)"
+    )
+    parser.add_argument("--webhook-port", type=int, help="webhook port (default 9443)")
+    parser.add_argument(
+        "--webhook-url-host",
+        help="host the API server reaches the webhook at by URL (a control-plane-only cluster, a local operator)",
+    )
+    parser.add_argument(
+        "--webhook-service", help="namespace/name[:port] of the Service the API server reaches the webhook through"
+    )
+    parser.add_argument(
+        "--webhook-cert-dir", help="directory with tls.crt, tls.key (and ca.crt); default: self-signed at start"
+    )
+    parser.add_argument(
+        "--operator-user",
+        action="append",
+        help="the operator's own user name (repeatable; OPENMODEL_OPERATOR_USER): the only one the children guard "
+        "lets change managed children (default: system:serviceaccount:<pod namespace>:<OPENMODEL_SERVICE_ACCOUNT>)",
     )
     parser.add_argument("--log-format", choices=["text", "json"], help="log format (default text)")
     parser.add_argument("--server", help="API server URL without credentials (development against an emulator)")

@@ -27,6 +27,7 @@ from openmodel_operator.api.common import GROUP, VERSION
 from openmodel_operator.api.time import utcnow
 from openmodel_operator.api.vocabulary import Phase
 from openmodel_operator.controller import gc_tuning, kopf_readiness, kopf_watch
+from openmodel_operator.controller import webhooks as admission
 from openmodel_operator.controller.background import stop_tasks
 from openmodel_operator.controller.child_cache import ChildCache, ChildStream
 from openmodel_operator.controller.claim_reports import PATH as CLAIM_REPORT_PATH
@@ -40,6 +41,7 @@ from openmodel_operator.controller.model_cache import ModelCache, ModelStream, i
 from openmodel_operator.controller.policy_status import PolicyFacts, PolicyStatusWriter, policy_facts, start_writer
 from openmodel_operator.controller.reconciler import ChildInventory, ExaminationsBusy, Reconciler, fresh_status
 from openmodel_operator.controller.settings import OperatorSettings
+from openmodel_operator.controller.webhook_settings import WebhookSettings
 from openmodel_operator.controller.work_queue import Key, Lane, WorkQueue
 from openmodel_operator.planning.children import label_value
 from openmodel_operator.planning.planner import Event
@@ -89,8 +91,11 @@ def build_registry(
     settings: OperatorSettings,
     kube_factory: Callable[[], Kube],
     post_event: Callable[[Mapping[str, Any], Event], None] | None = None,
+    webhooks: WebhookSettings | None = None,
 ) -> kopf.OperatorRegistry:
-    """A registry with every handler, so tests run the real operator with ``kopf.operator(registry=...)``."""
+    """A registry with every handler, so tests run the real operator with ``kopf.operator(registry=...)``.
+
+    ``webhooks``: the validating admission webhooks (controller/webhooks.py); None registers none."""
     kopf_readiness.install()  # a restart's catch-up stays linear in the objects held (see the module)
     gc_tuning.tune()
     kopf_watch.install()  # no managedFields in what Kopf keeps of each object (see the module)
@@ -119,6 +124,8 @@ def build_registry(
     @kopf.on.startup(registry=registry)
     async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
         configure_kopf(settings)
+        if webhooks is not None:
+            admission.configure(settings, webhooks)
         for (group, _version, plural, _kind), stream in zip(CHILD_KINDS, child_streams, strict=True):
             kopf_watch.route(settings, group, plural, stream)  # before Kopf starts watching (after startup)
         kopf_watch.route(settings, GROUP, "openmodels", model_stream)
@@ -191,6 +198,9 @@ def build_registry(
         @kopf.index(group, version, plural, labels=MANAGED_BY, registry=registry, id=f"{plural}_index")
         def child_index(**_: Any) -> dict[Any, Any]:
             return {}
+
+    if webhooks is not None:
+        admission.install(registry, _settings, webhooks, state, MANAGED_BY, CHILD_KINDS)
 
     # OpenModels never reach Kopf's per-object machinery either: kopf_watch routes them to the model cache
     # (model_seen below). The empty index makes Kopf watch them and hold its readiness until they are listed.

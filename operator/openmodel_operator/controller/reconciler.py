@@ -695,6 +695,10 @@ class Reconciler:
             METRICS.verification_failures.labels(reason=reason.value).inc()
         return result
 
+    async def resolved_policies(self, policies: Iterable[Policy]) -> list[Policy]:
+        """The policies with their ConfigMap references read, as a pass sees them (admission asks the same)."""
+        return [r.policy for r in await self._inputs.resolve(list(policies))]
+
     async def policy_inputs(self, all_policies: Iterable[Policy]) -> tuple[tuple[str, str], ...]:
         """Every policy's inputs digest (the keys, CAs and trusted root its ConfigMaps hold now): an edited or
         deleted key ConfigMap shows here, once for all models, so their passes need not look for it."""

@@ -1,0 +1,219 @@
+"""What validating admission decides: the operator's own refusals, given back at ``kubectl apply`` time.
+
+Why a module of its own, and why it decides nothing new: the webhook must never disagree with the
+reconciler. Every refusal here is one the operator would make later anyway, computed by the same functions:
+
+* a ModelTrustPolicy: :func:`~openmodel_operator.trust.policies.usable_policy` (the same pydantic model, so
+  a pattern Python's ``re`` reads differently from the apiserver's RE2 is caught) and
+  :func:`~openmodel_operator.trust.decision.policy_violations` (PEMs that do not parse or are no usable
+  key/CA bundle, a trusted root that is not one): the reasons behind ``Accepted=False``;
+* an OpenModel: :func:`~openmodel_operator.trust.precheck.pre_network_violations`, the decision the
+  reconciler takes before it contacts any source (policies, endpoint, source patterns, serving), for the
+  base model and for each adapter as :func:`~openmodel_operator.planning.adapters.adapter_model_spec`
+  makes it; under :func:`~openmodel_operator.trust.policies.governing_policies` of the namespace.
+
+What only the reconciler can decide (it needs the source): signatures, the files and their digests,
+licenses and openness from the model card, the digest pin. Admission says nothing about those: an admitted
+OpenModel can still be Rejected after resolving.
+
+A child guard (:func:`review_child_change`) is here too: who may change the objects the operator owns.
+Pure: the shell (controller/webhooks.py) gathers the inputs from Kopf's indexes and the request.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from typing import Any
+
+from pydantic import ValidationError
+
+from openmodel_operator.api.openmodel import OpenModelSpec
+from openmodel_operator.evidence.records import Violation
+from openmodel_operator.planning.adapters import adapter_model_spec
+from openmodel_operator.planning.model_state import spec_problem
+from openmodel_operator.trust.decision import policy_violations
+from openmodel_operator.trust.policies import Policy, governing_policies, usable_policy, without_references
+from openmodel_operator.trust.precheck import pre_network_violations
+
+MAX_WARNINGS = 8  # the apiserver truncates long warning lists; the first ones carry the point
+MAX_WARNING_CHARS = 240  # kubectl prints each on one line; the apiserver caps a warning's length too
+
+
+@dataclasses.dataclass(frozen=True)
+class Review:
+    """The answer to one admission request: allowed or not (``message``, HTTP ``code``), and warnings."""
+
+    allowed: bool
+    message: str = ""
+    code: int = 200
+    warnings: tuple[str, ...] = ()
+
+
+def _warning(text: str) -> str:
+    return text if len(text) <= MAX_WARNING_CHARS else text[: MAX_WARNING_CHARS - 3] + "..."
+
+
+# ------------------------------------------------------------------ ModelTrustPolicy
+
+
+def review_policy(doc: Mapping[str, Any], resolved: Policy | None = None) -> Review:
+    """Refuse a policy the operator would mark ``Accepted=False``; ``resolved`` is the same policy with its
+    ConfigMap references read by the operator (None: not read, e.g. no references).
+
+    A referenced ConfigMap that cannot be read is a warning, not a refusal: a GitOps tool may apply the
+    policy before the ConfigMap, and the policy fails closed until it exists (its models fail with
+    PolicyInvalid). Content that is there and unusable is refused, as an inline PEM is.
+    """
+    meta = doc.get("metadata") or {}
+    name = str(meta.get("name") or "")
+    policy = usable_policy(doc, origin=f"ModelTrustPolicy {name!r}")
+    if policy.problem is not None:
+        return Review(
+            False,
+            f"ModelTrustPolicy {name!r} is invalid: {policy.problem}; fix that field (the operator would mark the "
+            "policy Accepted=False InvalidSpec and fail every OpenModel in the namespaces it selects)",
+            422,
+        )
+    invalid = policy_violations(without_references(policy))
+    if invalid:
+        return Review(False, _unusable(invalid[0]), 422)
+    warnings: list[str] = []
+    if resolved is not None:
+        if resolved.problem is not None:
+            warnings.append(
+                _warning(
+                    f"ModelTrustPolicy {name!r} fails every OpenModel it governs (PolicyInvalid) until this is "
+                    f"fixed: {resolved.problem}"
+                )
+            )
+        elif invalid := policy_violations(resolved):
+            return Review(False, _unusable(invalid[0]), 422)
+    return Review(True, warnings=tuple(warnings))
+
+
+def _unusable(violation: Violation) -> str:
+    """The message of the policy's ``Accepted=False InvalidAnchors`` condition (it names the field and the fix)."""
+    return f"{violation.message} (the operator would mark it Accepted=False InvalidAnchors)"
+
+
+# ------------------------------------------------------------------ OpenModel
+
+
+def review_openmodel(
+    raw_spec: Any,
+    all_policies: Iterable[Policy],
+    namespace_labels: Mapping[str, str],
+    runtime_image: str,
+    default_endpoint: str | None = None,
+) -> Review:
+    """Refuse an OpenModel that an Enforce policy of its namespace refuses before the network; Audit
+    violations come back as warnings. ``all_policies`` have their ConfigMap references read (as the
+    reconciler's are): a policy that is unusable refuses here as it fails the model there."""
+    try:
+        spec = OpenModelSpec.model_validate(raw_spec or {})
+    except ValidationError as exc:
+        return Review(False, spec_problem(exc), 422)
+    policies = governing_policies(all_policies, namespace_labels)
+    found: list[tuple[str, Violation]] = [
+        ("", v) for v in pre_network_violations(policies, spec, runtime_image, default_endpoint)
+    ]
+    for adapter in spec.adapters or []:
+        own = adapter_model_spec(spec, adapter)
+        where = f"spec.adapters[{adapter.name!r}]: "
+        found += [(where, v) for v in pre_network_violations(policies, own, runtime_image, default_endpoint)]
+    found = _unique(found)
+    enforced = [(where, v) for where, v in found if v.enforced]
+    warnings = tuple(
+        _warning(f"{where}ModelTrustPolicy {v.policy!r} (Audit) would refuse this: {v.reason.value}: {v.message}")
+        for where, v in found
+        if not v.enforced
+    )[:MAX_WARNINGS]
+    if enforced:
+        where, first = enforced[0]
+        more = f" (and {len(enforced) - 1} more)" if len(enforced) > 1 else ""
+        return Review(
+            False,
+            f"{where}ModelTrustPolicy {first.policy!r} refuses this OpenModel: {first.reason.value}: "
+            f"{first.message}{more}",
+            403,
+            warnings,
+        )
+    return Review(True, warnings=warnings)
+
+
+def _unique(found: Sequence[tuple[str, Violation]]) -> list[tuple[str, Violation]]:
+    """Each violation once (a policy problem is found for the base model and for every adapter alike)."""
+    seen: set[tuple[str, str, str]] = set()
+    kept: list[tuple[str, Violation]] = []
+    for where, violation in found:
+        key = (violation.policy, violation.reason.value, violation.message)
+        if key not in seen:
+            seen.add(key)
+            kept.append((where, violation))
+    return kept
+
+
+# ------------------------------------------------------------------ the children guard
+
+# Who else may write a managed child, and why:
+# - the namespace controller deletes everything in a namespace being deleted;
+# - the garbage collector deletes children whose owner is gone and updates ownerReferences/finalizers;
+# - the Deployment/Job/ReplicaSet controllers write status (another resource path, never seen here), but
+#   also adopt/orphan and set finalizers on the object itself (e.g. the Job tracking finalizers are on pods,
+#   the orphan finalizer on the object).
+SYSTEM_WRITERS = frozenset(
+    {
+        "system:serviceaccount:kube-system:namespace-controller",
+        "system:serviceaccount:kube-system:generic-garbage-collector",
+        "system:serviceaccount:kube-system:deployment-controller",
+        "system:serviceaccount:kube-system:job-controller",
+        "system:serviceaccount:kube-system:replicaset-controller",
+        "system:serviceaccount:kube-system:persistent-volume-binder",
+        "system:serviceaccount:kube-system:pvc-protection-controller",
+        # storage.mode PerPod: the pod's generic ephemeral volume is a PVC this controller creates from the
+        # operator's labelled template (refused, no serving pod would ever start)
+        "system:serviceaccount:kube-system:ephemeral-volume-controller",
+        # the release Job of a shared claim has ttlSecondsAfterFinished: this controller deletes it
+        "system:serviceaccount:kube-system:ttl-after-finished-controller",
+        "system:kube-controller-manager",
+    }
+)
+BREAK_GLASS_GROUP = "system:masters"  # cluster admins: a documented way around the guard (docs/install.md)
+
+
+def review_child_change(
+    username: str,
+    groups: Collection[str],
+    operation: str,
+    kind: str,
+    name: str,
+    operator_users: Collection[str],
+    break_glass_groups: Collection[str] = (BREAK_GLASS_GROUP,),
+) -> Review:
+    """Only the operator (and the cluster's own controllers, and break-glass admins) may create, change or
+    delete an object labelled as the operator's: a tenant's edit of a serving Deployment (another image,
+    other args, another volume) is refused at the API instead of being repaired a few seconds later, after
+    it may have served something unverified."""
+    if username in operator_users or username in SYSTEM_WRITERS:
+        return Review(True)
+    if any(group in break_glass_groups for group in groups):
+        return Review(
+            True,
+            warnings=(
+                _warning(
+                    f"{kind} {name} is managed by openmodel-operator: this {operation} "
+                    f"by {username} ({'/'.join(sorted(break_glass_groups))}) is "
+                    "allowed, and the operator reverts drift it sees"
+                ),
+            ),
+        )
+    verb = {"CREATE": "create", "UPDATE": "change", "DELETE": "delete"}.get(operation, operation.lower())
+    return Review(
+        False,
+        f"{kind} {name} is managed by openmodel-operator (label app.kubernetes.io/managed-by=openmodel-operator): "
+        f"only the operator may {verb} it, not {username}. Change the OpenModel instead (its spec.serving and "
+        f"spec.storage decide this object); a cluster admin in {', '.join(sorted(break_glass_groups))} may "
+        "override",
+        403,
+    )
