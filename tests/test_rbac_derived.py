@@ -206,6 +206,7 @@ async def production_operator(world: World, namespaces: tuple[str, ...]) -> Asyn
         operator_image="op:test",
         vllm_image="vllm:test",
         default_endpoint=world.hub.url,
+        attestation_key_secret=f"{OPERATOR_NS}/openmodel-attestation-key",  # as every shipped install sets it
     )
     registry = build_registry(settings, lambda: Kube(client_for(world.kube.base_url)))
 
