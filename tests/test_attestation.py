@@ -334,7 +334,7 @@ def test_attest_verify_prints_each_decision_and_exits_0(
     assert main(["attest", "verify", str(cm), "--public-key", str(pub), "--brief"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 2 and " PASSED models/tiny " in lines[0] and " FAILED models/tiny " in lines[1]
-    assert "policies=org@3" in lines[0] and "policies=org@4" in lines[1]
+    assert "policies=org@3" in lines[0] and "policies=org@4 reasons=UntrustedSigner" in lines[1]
     assert main(["attest", "verify", str(cm), "--public-key", str(pub), "--brief", "--since", "2026-11-05"]) == 0
     assert [line.split()[2] for line in capsys.readouterr().out.splitlines()] == ["FAILED"]
 
@@ -361,3 +361,29 @@ def test_attest_verify_exits_1_on_a_changed_byte_and_2_on_usage(
     assert main(["attest", "verify", str(tmp_path / "empty.yaml"), "--public-key", str(pub)]) == 2
     assert main(["attest", "verify", str(single), "--public-key", str(pub), "--since", "last month"]) == 2
     assert main(["attest"]) == 2
+
+
+def test_policy_digest_prints_what_the_attestation_records(
+    tmp_path: pathlib.Path, decisions: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An auditor recomputes a policy's spec digest from the YAML kept in Git: equal for the policy that decided,
+    different once one field of the spec changes."""
+    import yaml
+
+    provenance, verdict, policy = decisions["admit"]
+    recorded = statement_of(provenance, verdict.trusted, policy)["predicate"]["policy"]["annotations"]["policies"]
+    doc = {
+        "apiVersion": "openmodel.io/v1alpha1",
+        "kind": "ModelTrustPolicy",
+        "metadata": {"name": "org", "generation": 3},
+        "spec": policy.spec.model_dump(mode="json", by_alias=True, exclude_none=True, exclude_defaults=True),
+    }
+    path = tmp_path / "policy.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    assert main(["attest", "policy-digest", str(path)]) == 0
+    assert capsys.readouterr().out.split() == ["org", "generation", "3", recorded[0]["specDigest"]]
+    doc["spec"]["mode"] = "Audit"
+    path.write_text(yaml.safe_dump(doc))
+    assert main(["attest", "policy-digest", str(path)]) == 0
+    assert capsys.readouterr().out.split()[-1] != recorded[0]["specDigest"]
+    assert main(["attest", "policy-digest", str(tmp_path / "missing.yaml")]) == 2

@@ -63,7 +63,7 @@ def _since(value: str | None) -> datetime.datetime | None:
 
 
 def _brief(statement: dict[str, Any]) -> str:
-    from openmodel_operator.evidence.attestation import EXTENSION, describe
+    from openmodel_operator.evidence.attestation import EXTENSION, describe, failed_reasons
 
     predicate = statement["predicate"]
     ext = predicate.get(EXTENSION) or {}
@@ -72,9 +72,11 @@ def _brief(statement: dict[str, Any]) -> str:
     names = ",".join(f"{p.get('name')}@{p.get('generation')}" for p in policies if isinstance(p, dict))
     lines = describe(statement)  # the same escaping as the full view
     subject = lines[0].removeprefix("Subject:").strip()
+    failed = failed_reasons(statement)
     return (
         f"{predicate.get('timeVerified')} {predicate.get('verificationResult')} "
         f"{model.get('namespace')}/{model.get('name')} {subject} tier={ext.get('trustTier') or '-'} policies={names}"
+        + (f" reasons={','.join(failed)}" if failed else "")
     )
 
 
@@ -140,6 +142,26 @@ def verify(args: argparse.Namespace) -> int:
     return EXIT_INVALID if invalid else EXIT_OK
 
 
+def policy_digest(args: argparse.Namespace) -> int:
+    from openmodel_operator.trust.policies import PolicyError, load_policy_file
+
+    try:
+        text = sys.stdin.read() if args.file == "-" else Path(args.file).read_text()
+        policies = load_policy_file(text, args.file)
+    except OSError as exc:
+        print(f"error: {args.file}: cannot read it ({exc.strerror})", file=sys.stderr)
+        return EXIT_USAGE
+    except (PolicyError, UnicodeDecodeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    for policy in policies:
+        print(
+            f"{policy.name} generation {policy.generation if policy.generation is not None else '-'} "
+            f"{policy.spec_digest}"
+        )
+    return EXIT_OK
+
+
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser(
         "attest",
@@ -160,6 +182,16 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     check.add_argument("--since", help="only show decisions made at or after this date/time (ISO 8601, UTC default)")
     check.add_argument("--brief", action="store_true", help="one line per decision")
     check.set_defaults(func=verify)
+
+    digest = actions.add_parser(
+        "policy-digest",
+        help="the spec digest an attestation records for each ModelTrustPolicy in a file",
+        description="Print name, generation and specDigest of every ModelTrustPolicy in FILE (as kept in Git or "
+        "read with `kubectl get mtp NAME -o yaml`): the sha256 of the spec's canonical JSON, defaults included, "
+        "as the operator evaluated it. Compare it with policy.annotations.policies[].specDigest.",
+    )
+    digest.add_argument("file", metavar="FILE")
+    digest.set_defaults(func=policy_digest)
 
     def usage(_: argparse.Namespace) -> int:
         parser.print_help(sys.stderr)

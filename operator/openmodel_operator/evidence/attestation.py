@@ -228,6 +228,22 @@ def checked_statement(statement: Any) -> dict[str, Any]:
     return statement
 
 
+def _result(predicate: Mapping[str, Any]) -> str:
+    result = _str(predicate.get("verificationResult"))
+    levels = [_str(v) for v in predicate.get("verifiedLevels") or [] if _str(v) != result]
+    return f"{result} ({', '.join(levels)})" if levels else result
+
+
+def failed_reasons(statement: Mapping[str, Any]) -> list[str]:
+    """The reason codes of the policies that failed (Enforce and Audit), in policy order, each once."""
+    policy = (statement.get("predicate") or {}).get("policy") or {}
+    reasons: list[str] = []
+    for entry in (policy.get("annotations") or {}).get("policies") or []:
+        if isinstance(entry, dict) and entry.get("verdict") == "Fail":
+            reasons += [_str(r) for r in entry.get("reasons") or [] if _str(r) not in reasons]
+    return reasons
+
+
 def describe(statement: Mapping[str, Any]) -> list[str]:
     """The Statement as lines a person reads: what, when, the result, the policies, who signed the model."""
     subject = statement["subject"][0]
@@ -241,8 +257,7 @@ def describe(statement: Mapping[str, Any]) -> list[str]:
         f"Digest:    sha256:{_str((subject.get('digest') or {}).get('sha256'))}",
         f"Model:     {_str(model.get('namespace'))}/{_str(model.get('name'))}",
         f"Verified:  {_str(predicate.get('timeVerified'))} by {_str(verifier.get('id'))} ({version})",
-        f"Result:    {_str(predicate.get('verificationResult'))} "
-        f"({', '.join(_str(v) for v in predicate.get('verifiedLevels') or [])})",
+        f"Result:    {_result(predicate)}",
         f"Tier:      {_str(ext.get('trustTier')) or '-'}",
     ]
     signature = ext.get("modelSignature")

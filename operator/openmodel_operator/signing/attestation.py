@@ -3,7 +3,7 @@
 The Statement goes into a DSSE envelope (payload type ``application/vnd.in-toto+json``, ECDSA P-256 over the
 DSSE pre-authentication encoding) inside a Sigstore bundle v0.3 whose verification material is a public key
 hint — the same shape model-signing writes for key-signed models, so ``sigstore-models``/protobuf-specs
-readers, ``cosign verify-blob-attestation --key`` and ``openmodel attest verify`` all read it. There is no
+readers parse it (tests/test_attestation.py) and ``openmodel attest verify`` checks it. There is no
 transparency log: the operator's key is the root of trust, checked against its published public key.
 """
 
