@@ -71,7 +71,8 @@ CLUSTER_PERMS: set[Perm] = (
 )
 CLUSTER_PEERING_PERMS = _perms("kopf.dev", ["clusterkopfpeerings"], ["list", "watch", "patch"])
 NAMESPACED_PEERING_PERMS = _perms("kopf.dev", ["kopfpeerings"], ["list", "watch", "patch"])
-POLICY_REF_PERMS = _perms("", ["configmaps"], ["get"])
+# in the operator's namespace: the ConfigMaps policies reference, and the attestation key Secret (read, made once)
+POLICY_REF_PERMS = _perms("", ["configmaps"], ["get"]) | _perms("", ["secrets"], ["get", "create"])
 
 FORBIDDEN_RESOURCES = {
     "pods",

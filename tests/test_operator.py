@@ -643,3 +643,58 @@ async def test_spec_change_reverifies_before_rolling(world: World, operator: Any
 def test_child_names_are_stable() -> None:
     ref = children.ModelRef(name="m", namespace=NS, uid="u", generation=1)
     assert children.child_names(ref, None)["Deployment"] == "m"
+
+
+async def test_each_decision_is_signed_and_kept_and_a_reverification_adds_none(world: World, operator: Any) -> None:
+    """Issue 11: the admit and, after a policy edit, the reject are two signed verification summaries in the
+    model's history ConfigMap (PASSED then FAILED), both verifying with the operator's public key; the key is
+    made once in its Secret; passes that decide the same add nothing; the history outlives the model."""
+    import base64
+
+    from openmodel_operator.signing.attestation import load_public_key, verify_attestation
+    from openmodel_operator.trust.policies import policy_from_manifest
+
+    world.kube.create_namespace("openmodel-system")
+    world.publish()
+    world.policy()
+    world.model()
+    history = "m-attestations"
+    async with operator(attestation_key_secret="openmodel-system/attest-key", attestation_history=5):
+        await world.serve()
+        await world.until(lambda: world.child("configmaps", history), timeout=10)
+        secret = world.kube.get("secrets", "openmodel-system", "attest-key")
+        assert secret is not None and set(secret["data"]) == {"private.pem", "public.pem"}
+        public = load_public_key(base64.b64decode(secret["data"]["public.pem"]))
+        recorded = world.status().get("attestations") or {}
+        assert recorded.get("configMap") == history and recorded.get("count") == 1
+        await asyncio.sleep(2)  # a few resyncs deciding the same: still one entry
+        assert len([k for k in world.child("configmaps", history)["data"] if k.endswith(".json")]) == 1
+
+        world.trust_only(new_key())
+        await world.phase("Rejected")
+
+        def entries() -> dict[str, str]:
+            data = (world.child("configmaps", history) or {}).get("data") or {}
+            return {k: v for k, v in data.items() if k.endswith(".json")}
+
+        await world.until(lambda: len(entries()) == 2, timeout=10)
+        results, generations = [], []
+        for key in sorted(entries()):
+            statement = verify_attestation(entries()[key].encode(), public).statement
+            predicate = statement["predicate"]
+            results.append(predicate["verificationResult"])
+            policies = predicate["policy"]["annotations"]["policies"]
+            assert [p["name"] for p in policies] == ["org"] and policies[0]["specDigest"].startswith("sha256:")
+            generations.append(policies[0]["generation"])
+            assert statement["subject"][0]["digest"]["sha256"] in world.status()["provenance"]["manifestDigest"]
+        # the recorded spec digest is the policy as stored now (the reject was made under it)
+        stored = policy_from_manifest(world.kube.get("modeltrustpolicies", None, "org"))
+        assert policies[0]["specDigest"] == stored.spec_digest and policies[0]["generation"] == stored.generation
+        assert results == ["PASSED", "FAILED"]
+        assert generations[0] < generations[1]  # the edit is named by the policy's generation
+        await world.until(lambda: (world.status().get("attestations") or {}).get("count") == 2, timeout=5)
+        configmap = world.child("configmaps", history)
+        assert not configmap["metadata"].get("ownerReferences")
+        world.kube.delete_object("openmodels", NS, "m")
+        await world.until(lambda: world.kube.get("openmodels", NS, "m") is None, timeout=10)
+        assert world.child("configmaps", history) is not None  # the auditor's record outlives the model

@@ -219,6 +219,7 @@ async def production_operator(world: World, namespaces: tuple[str, ...]) -> Asyn
         operator_image="op:test",
         vllm_image="vllm:test",
         default_endpoint=world.hub.url,
+        attestation_key_secret=f"{OPERATOR_NS}/openmodel-attestation-key",  # as every shipped install sets it
     )
     # with its admission webhooks, as `openmodel run` starts (their registration is derived like the rest)
     hooks = WebhookSettings(

@@ -73,7 +73,11 @@ def world(kube: KubeEmulator, hub: HubStub, tmp_path: pathlib.Path) -> World:
 
 
 def settings_for(world: World, namespaces: Iterable[str] = (), policy_status: str = "on") -> OperatorSettings:
-    return operator_settings_for(world, namespaces=tuple(namespaces), policy_status=policy_status)
+    # decisions are signed with the operator's key, as every shipped install sets it (docs/provenance.md)
+    key = f"{OPERATOR_NS}/openmodel-attestation-key"
+    return operator_settings_for(
+        world, namespaces=tuple(namespaces), policy_status=policy_status, attestation_key_secret=key
+    )
 
 
 def shard_registry(settings: OperatorSettings, url: str) -> kopf.OperatorRegistry:
@@ -221,21 +225,25 @@ async def test_two_shards_split_the_namespaces_and_one_writer_counts_every_model
         mine = {ns for ns, o in OWNER.items() if o == op}
         touched = {r.namespace for r in requests[op] if r.namespace}
         # every namespaced request of a shard (reads, watches, writes) stays in its own namespaces, but for the
-        # one ConfigMap the policy names (read by name)
+        # one ConfigMap the policy names and the attestation key Secret (read by name; made by the first shard)
         assert touched == mine | {OPERATOR_NS}, (op, touched)
         outside = {(verb(r), plural(r), r.name) for r in requests[op] if r.namespace == OPERATOR_NS}
-        assert outside == {("get/list", "configmaps", "release-keys")}, outside
+        key = ("get/list", "secrets", "openmodel-attestation-key")
+        assert outside - {("create", "secrets", None)} == {("get/list", "configmaps", "release-keys"), key}, outside
         # it watched OpenModels namespace by namespace, never cluster-wide
         watched = {r.namespace for r in requests[op] if plural(r) == "openmodels" and verb(r) == "watch"}
         assert watched == mine, (op, watched)
         # and never wrote a policy's status: the writer does
         assert not [r for r in requests[op] if plural(r) == "modeltrustpolicies" and verb(r) in WRITES]
+    # one attestation key for all shards: both may try to make it at start; the one refused (409) reads the other's
+    assert any(verb(r) == "create" and plural(r) == "secrets" for op in ("a", "b") for r in requests[op])
+    assert kube.get("secrets", OPERATOR_NS, "openmodel-attestation-key") is not None
 
     # each model's children and status were written by exactly one operator: the shard that owns its namespace
     writers: dict[str, set[str]] = collections.defaultdict(set)
     for op, reqs in requests.items():
         for r in reqs:
-            if r.namespace and verb(r) in WRITES:
+            if r.namespace and r.namespace != OPERATOR_NS and verb(r) in WRITES:  # (the attestation key: above)
                 writers[r.namespace].add(op)
     assert dict(writers) == {ns: {o} for ns, o in OWNER.items()}
     for namespace, op in OWNER.items():
@@ -485,6 +493,8 @@ def _needed(requests: list[kmock.Request], op: str) -> set[tuple[str | None, str
         name = r.resource.plural + (f"/{r.subresource}" if r.subresource else "")
         result |= {(r.namespace, r.resource.group or "", name, v) for v in request_verb(r)}
     namespaces = {ns for ns, o in OWNER.items() if o == op}
+    if op != "writer":  # whichever shard starts first makes the attestation key: each may need to
+        result |= {(OPERATOR_NS, "", "secrets", v) for v in ("get", "create")}
     for call in kube_py_calls():
         if (call.method == "patch_policy_status") != (op == "writer"):
             continue

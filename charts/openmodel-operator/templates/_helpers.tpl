@@ -74,8 +74,9 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 - apiGroups: [networking.k8s.io]
   resources: [networkpolicies]
   verbs: [get, list, watch, create, patch, delete]
-# Secrets, by name only, never listed or watched: Hub tokens named by spec.source.tokenSecretRef (get), and the
-# API key the operator generates for spec.serving.access.apiKey (created once, deleted with the model)
+# Secrets, by name only, never listed or watched: Hub tokens named by spec.source.tokenSecretRef (get), the
+# API key the operator generates for spec.serving.access.apiKey (created once, deleted with the model), and the
+# operator's attestation key (OPENMODEL_ATTESTATION_KEY_SECRET: read, created once when absent)
 - apiGroups: [""]
   resources: [secrets]
   verbs: [get, create, delete]

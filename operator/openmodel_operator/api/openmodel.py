@@ -677,6 +677,17 @@ class AccessRecord(StatusModel):
     )
 
 
+class AttestationsRecord(StatusModel):
+    """Where the signed history of this model's trust decisions is kept (docs/provenance.md)."""
+
+    config_map: str = Field(description="The ConfigMap holding the last decisions, one signed bundle per key.")
+    count: int = Field(description="How many decisions it holds (bounded by OPENMODEL_ATTESTATION_HISTORY).")
+    latest: str = Field(description="The key of the newest decision.", max_length=253)
+    key_fingerprint: str | None = Field(
+        None, description="SHA256 fingerprint of the operator key that signed the newest decision.", max_length=80
+    )
+
+
 class OpenModelStatus(ApiModel):
     """Observed state, written by the operator only."""
 
@@ -718,6 +729,9 @@ class OpenModelStatus(ApiModel):
     )
     update_available: str | None = Field(
         None, description="A newer commit on the source branch, not yet verified or rolled."
+    )
+    attestations: AttestationsRecord | None = Field(
+        None, description="The signed history of trust decisions (in-toto SLSA verification summaries)."
     )
     operator: dict[str, Any] | None = Field(
         None,

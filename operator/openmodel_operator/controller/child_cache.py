@@ -22,6 +22,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 OWNER_LABEL = "openmodel.io/name"
+COMPONENT_LABEL = "app.kubernetes.io/component"
+ATTESTATIONS = "attestations"  # planning.attestation_history.COMPONENT
 KEPT_FIELDS = ("apiVersion", "kind", "metadata", "spec", "status", "data")
 WITHOUT_SPEC = frozenset({"Job", "PersistentVolumeClaim"})
 PACKED = frozenset({"Deployment", "Service", "Job", "PersistentVolumeClaim"})
@@ -38,6 +40,8 @@ def trimmed(body: Mapping[str, Any]) -> dict[str, Any]:
     out["metadata"] = meta
     if out.get("kind") in WITHOUT_SPEC:
         out.pop("spec", None)
+    if out.get("kind") == "ConfigMap" and (meta.get("labels") or {}).get(COMPONENT_LABEL) == ATTESTATIONS:
+        out.pop("data", None)  # up to ~900 KiB of signed history per model: read by GET on a new decision only
     return out
 
 

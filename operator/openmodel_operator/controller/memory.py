@@ -197,6 +197,8 @@ class ModelMemory:
     served: KeptExamination | None = None
     # when (monotonic) the generated API key Secret was last found or created: Secrets are not watched
     key_checked: float | None = None
+    # the decision key of the newest attestation this process wrote (the watch may not show it yet)
+    attested: str | None = None
     # the decision on each LoRA adapter of the spec, by name (``controller.adapter_trust``)
     adapters: dict[str, HeldAdapter] = dataclasses.field(default_factory=dict)
     # the last failed examination and when the source may be asked again

@@ -24,6 +24,7 @@ from openmodel_operator.api.openmodel import AdapterProvenance, OpenModelSpec, O
 from openmodel_operator.api.time import utcnow
 from openmodel_operator.api.vocabulary import SERVING_PHASES, ConditionReason
 from openmodel_operator.controller.adapter_trust import ExaminationDeferred, decide_adapters
+from openmodel_operator.controller.attestations import Attestor
 from openmodel_operator.controller.claim_reports import ClaimExaminations
 from openmodel_operator.controller.decision_memo import DecisionMemo
 from openmodel_operator.controller.kube import Kube, KubeError
@@ -43,7 +44,7 @@ from openmodel_operator.evidence.errors import TrustError
 from openmodel_operator.evidence.pinned import CONFIGMAP_KEY, PinnedManifest, PinnedManifestError
 from openmodel_operator.evidence.records import Reason
 from openmodel_operator.evidence.text import printable
-from openmodel_operator.planning import children, claim_examination
+from openmodel_operator.planning import attestation_history, children, claim_examination
 from openmodel_operator.planning.adapters import AdapterDecision
 from openmodel_operator.planning.conditions import UPDATE_AVAILABLE, WEIGHTS_READY, find, is_true
 from openmodel_operator.planning.examination_plan import (
@@ -232,6 +233,12 @@ class Reconciler:
         # listener is up; None: the listener is off and pvc:// sources cannot be examined)
         self.claims = ClaimExaminations()
         self.claim_report_url: str | None = None
+        # signs each new decision and keeps it per model (None: OPENMODEL_ATTESTATION_KEY_SECRET is unset)
+        self.attestor = (
+            Attestor(kube, settings.attestation_key_secret, settings.attestation_history)
+            if settings.attestation_key_secret
+            else None
+        )
 
     # ------------------------------------------------------------------ fetching (the shell's only job)
 
@@ -841,6 +848,7 @@ class Reconciler:
             trust = self._check_served(memory, ref, spec, policies, trust, observed, changed, status)
         adapters, deferred = await self._adapters(ref, spec, status, trust, due, memory, policies, inventory, inputs)
         result = plan(ref, spec, status, trust, observed, self.child_settings, now, update, adapters, changed)
+        result = await self._attest(ref, trust, policies, inventory, memory, result)
         if planned is not None:
             planned.append(result.status)
         await self._carry_out(body, state, result, inventory, memory)
@@ -850,6 +858,39 @@ class Reconciler:
             # revocation never waits for a slot); the model is woken again when one frees
             raise ExaminationsBusy()
         return result
+
+    async def _attest(
+        self,
+        ref: children.ModelRef,
+        trust: TrustResult,
+        policies: Sequence[Policy],
+        inventory: ChildInventory,
+        memory: ModelMemory,
+        result: Plan,
+    ) -> Plan:
+        """A new decision on examined content is signed and kept (``controller.attestations``); status names
+        the history. Best effort: a record that cannot be written never holds back an admission or a revocation."""
+        if self.attestor is None or trust.provenance is None or trust.pending is not None:
+            return result
+        try:
+            written = await self.attestor.record(
+                ref,
+                trust.provenance,
+                trust.trusted,
+                policies,
+                inventory.get("ConfigMap", attestation_history.configmap_name(ref)),
+                memory.attested,
+            )
+        except (KubeError, children.ChildrenError) as exc:
+            log.warning(
+                "decision not attested; tried again next pass",
+                extra={"namespace": ref.namespace, "openmodel": ref.name, "error": str(exc)},
+            )
+            return result
+        if written is None:
+            return result
+        record, memory.attested = written
+        return dataclasses.replace(result, status=result.status.model_copy(update={"attestations": record}))
 
     async def _adapters(
         self,
@@ -1089,7 +1130,8 @@ class Reconciler:
     async def delete_children(
         self, namespace: str, name: str, retain_storage: bool, uid: str | None = None
     ) -> list[str]:
-        """Remove every child explicitly (no garbage collector is assumed); the PVC unless retained. With
+        """Remove every child explicitly (no garbage collector is assumed); the PVC unless retained; never the
+        attestation history (``planning.attestation_history``). With
         ``uid``, a child that names another OpenModel incarnation as its owner is left alone (a model created
         again under the same name keeps its own children)."""
         removed = []
@@ -1104,6 +1146,9 @@ class Reconciler:
             if kind == "PersistentVolumeClaim" and retain_storage:
                 continue
             for obj in await self.kube.list_children(kind, namespace, children.label_value(name)):
+                labels = obj["metadata"].get("labels") or {}
+                if kind == "ConfigMap" and labels.get(children.COMPONENT_LABEL) == attestation_history.COMPONENT:
+                    continue  # the signed history is the auditor's record: it outlives the model
                 owners = [
                     ref.get("uid")
                     for ref in (obj["metadata"].get("ownerReferences") or [])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import os
+import re
 from collections.abc import Mapping
 
 DEFAULT_OPERATOR_IMAGE = "ghcr.io/openmodel-operator/openmodel-operator:0.1.0"
@@ -14,6 +15,7 @@ DEFAULT_VLLM_IMAGE = "vllm/vllm-openai:v0.11.0"
 #   off   this process reconciles its models only (a shard: another process writes policy status)
 #   only  this process writes policy status only, counting the models of every namespace; it reconciles nothing
 POLICY_STATUS_MODES = ("on", "off", "only")
+_NAMESPACED_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?/[a-z0-9]([-.a-z0-9]*[a-z0-9])?$")
 _POLICY_STATUS_ALIASES = {"true": "on", "1": "on", "yes": "on", "false": "off", "0": "off", "no": "off"}
 
 
@@ -53,6 +55,11 @@ class OperatorSettings:
     claim_report_url: str | None = None
     # seconds a claim examination Job may run (its activeDeadlineSeconds); the report is waited for a minute longer
     claim_examination_deadline: float = 3600.0
+    # ``namespace/name`` of the Secret holding the operator's attestation key (``private.pem``, ECDSA P-256):
+    # every trust decision is then signed and kept per model (docs/provenance.md); made once if absent.
+    # None: no attestations (a local `openmodel run`); the manifests and the chart set it
+    attestation_key_secret: str | None = None
+    attestation_history: int = 20  # signed decisions kept per model, newest first (and at most ~900 KiB)
 
     def __post_init__(self) -> None:
         for name in ("max_concurrent_verifications", "reconcile_workers"):
@@ -64,6 +71,13 @@ class OperatorSettings:
             raise ValueError(
                 "policy status 'only' counts the models of every namespace: it cannot watch only some namespaces"
             )
+        if self.attestation_key_secret is not None and not _NAMESPACED_NAME.fullmatch(self.attestation_key_secret):
+            raise ValueError(
+                f"attestation key Secret {self.attestation_key_secret!r} is not namespace/name (e.g. "
+                "openmodel-system/openmodel-attestation-key)"
+            )
+        if not 1 <= self.attestation_history <= 1000:
+            raise ValueError(f"attestation history {self.attestation_history} is not between 1 and 1000 decisions")
         if self.claim_report_url is not None and not self.claim_report_url.startswith(("http://", "https://")):
             raise ValueError(f"claim report URL {self.claim_report_url!r} is not an http(s) URL")
         for name in ("metrics_address", "health_address", "claim_report_address"):
@@ -114,6 +128,8 @@ class OperatorSettings:
             claim_report_address=env.get("OPENMODEL_CLAIM_REPORT_ADDRESS") or base.claim_report_address,
             claim_report_url=env.get("OPENMODEL_CLAIM_REPORT_URL") or None,
             claim_examination_deadline=num("OPENMODEL_CLAIM_EXAMINATION_DEADLINE", base.claim_examination_deadline),
+            attestation_key_secret=env.get("OPENMODEL_ATTESTATION_KEY_SECRET") or None,
+            attestation_history=int(num("OPENMODEL_ATTESTATION_HISTORY", base.attestation_history)),
         )
 
 

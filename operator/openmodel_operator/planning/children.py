@@ -55,7 +55,9 @@ RECORDED_ANNOTATION = "openmodel.io/recorded-evidence"  # digest of binaryData (
 DEFAULT_CONTAINER_ANNOTATION = "kubectl.kubernetes.io/default-container"
 ADAPTER_ANNOTATION = "openmodel.io/adapter"  # on an adapter's pull Job and manifest ConfigMap: the adapter's name
 ADAPTERS_ANNOTATION = "openmodel.io/adapters"  # on the pod template: the adapters its pods load (name=digest ...)
-Component = Literal["manifest", "weights", "fetch", "prune", "release", "server", "access", "examine"]
+Component = Literal[
+    "manifest", "weights", "fetch", "prune", "release", "server", "access", "examine", "attestations"
+]
 
 # paths inside the pods
 MANIFEST_DIR = "/etc/openmodel"

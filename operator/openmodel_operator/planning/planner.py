@@ -546,6 +546,7 @@ def plan(
         incoming=incoming,
         kept_revisions=kept_records,
         access=access,
+        attestations=status.attestations,  # carried: the shell records a new decision's entry (attestation_history)
     )
     events = tuple(_events_for(status.conditions, merged))
     return Plan(tuple(apply), new_status, events, scale_to_zero, tuple(delete))
@@ -601,6 +602,7 @@ def _events_for(previous: Sequence[Condition] | None, current: Sequence[Conditio
 # the fields a status patch owns: each is written (or removed with null) on every change
 _OWNED_FIELDS = (
     "phase",
+    "attestations",
     "served",
     "incoming",
     "keptRevisions",

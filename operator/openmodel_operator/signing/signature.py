@@ -173,7 +173,7 @@ def fingerprint(public_key: Any) -> str:
     return f"SHA256:{hashlib.sha256(der).hexdigest()}"
 
 
-def _key_hint(public_key: ec.EllipticCurvePublicKey) -> str:
+def key_hint(public_key: ec.EllipticCurvePublicKey) -> str:
     """model-signing's ``publicKey.hint``: sha256 hex of the PEM-encoded SubjectPublicKeyInfo."""
     pem = public_key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
     return hashlib.sha256(pem).hexdigest()
@@ -191,7 +191,7 @@ def _ec_hash(public_key: ec.EllipticCurvePublicKey) -> hashes.HashAlgorithm:
     raise ValueError(f"unsupported curve {public_key.curve.name}")
 
 
-def _pae(payload_type: str, payload: bytes) -> bytes:
+def pae(payload_type: str, payload: bytes) -> bytes:
     """DSSE v1 pre-authentication encoding: what the signature actually covers."""
     return b"DSSEv1 %d %s %d %s" % (len(payload_type.encode()), payload_type.encode(), len(payload), payload)
 
@@ -199,7 +199,7 @@ def _pae(payload_type: str, payload: bytes) -> bytes:
 def _ec_verifies(public_key: ec.EllipticCurvePublicKey, envelope: _Envelope) -> bool:
     try:
         public_key.verify(
-            envelope.signature, _pae(envelope.payload_type, envelope.payload), ec.ECDSA(_ec_hash(public_key))
+            envelope.signature, pae(envelope.payload_type, envelope.payload), ec.ECDSA(_ec_hash(public_key))
         )
     except (InvalidSignature, ValueError):
         return False
@@ -344,7 +344,7 @@ def _verify_key(material: Mapping[str, Any], envelope: _Envelope, anchors: Trust
     hint = hint.lower() if isinstance(hint, str) and hint else None
     candidates = usable
     if hint is not None:
-        candidates = [(key, pub) for key, pub in usable if _key_hint(pub) == hint]
+        candidates = [(key, pub) for key, pub in usable if key_hint(pub) == hint]
         if not candidates:
             raise _Rejected(
                 Reason.UNTRUSTED_SIGNER,

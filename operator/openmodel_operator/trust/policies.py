@@ -16,6 +16,7 @@ from pydantic import ValidationError
 
 from openmodel_operator.api.common import API_VERSION, LabelSelector
 from openmodel_operator.api.trustpolicy import ModelTrustPolicySpec
+from openmodel_operator.evidence.attestation import sha256_ref
 from openmodel_operator.signing.signature import (
     KeylessIdentity,
     TrustAnchors,
@@ -64,6 +65,12 @@ class Policy:
     @property
     def enforced(self) -> bool:
         return self.spec.mode == "Enforce"
+
+    @property
+    def spec_digest(self) -> str:
+        """``sha256:<hex>`` of the spec's canonical JSON: which content of the policy decided, recorded in
+        attestations beside the generation (a policy deleted and made again restarts at generation 1)."""
+        return sha256_ref(self.spec.model_dump(mode="json", by_alias=True, exclude_none=True))
 
 
 BUILTIN_DEFAULT = Policy(
