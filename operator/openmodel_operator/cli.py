@@ -7,7 +7,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from openmodel_operator import __version__
-from openmodel_operator.commands import countersign, crds, digest, fetch, prune, render, report_claim, run, verify
+from openmodel_operator.commands import bom, countersign, crds, digest, fetch, prune, render, report_claim, run, verify
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -24,7 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"openmodel {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    for module in (crds, verify, digest, countersign, render, fetch, prune, report_claim, run):
+    for module in (crds, verify, bom, digest, countersign, render, fetch, prune, report_claim, run):
         module.register(sub)
     return parser
 
