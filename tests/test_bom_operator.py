@@ -108,6 +108,13 @@ async def test_the_operator_keeps_the_boms_of_a_served_revision(world: World, op
         assert configmap["metadata"]["ownerReferences"][0]["uid"] == world.get()["metadata"]["uid"]
         kept = documents(configmap)
         spdx, cdx = kept[record["spdx3Key"]], kept[record["cyclonedxKey"]]
+        # status binds the documents: an auditor checks the ConfigMap (the tenant's to edit) against it
+        for key, digest in (
+            (record["spdx3Key"], record["spdx3Digest"]),
+            (record["cyclonedxKey"], record["cyclonedxDigest"]),
+        ):
+            raw = gzip.decompress(base64.b64decode(configmap["binaryData"][key]))
+            assert f"sha256:{hashlib.sha256(raw).hexdigest()}" == digest
         assert spdx3_errors(spdx) == [] and cyclonedx_errors(cdx) == []
         for facts in (spdx3_facts(spdx), cyclonedx_facts(cdx)):
             assert facts.files == {path: hashlib.sha256(data).hexdigest() for path, data in FILES.items()}

@@ -652,6 +652,14 @@ class BomRecord(StatusModel):
     )
     spdx3_key: str | None = Field(None, description="binaryData key of the gzip-compressed SPDX 3.0.1 JSON-LD.")
     cyclonedx_key: str | None = Field(None, description="binaryData key of the gzip-compressed CycloneDX 1.6 JSON.")
+    spdx3_digest: str | None = Field(
+        None,
+        description="sha256 of the uncompressed SPDX 3 document (check the ConfigMap, the tenant's to edit, with it).",
+        max_length=71,
+    )
+    cyclonedx_digest: str | None = Field(
+        None, description="sha256 of the CycloneDX document (uncompressed), as spdx3Digest.", max_length=71
+    )
     message: str | None = Field(
         None, description="Why the BOMs are not kept in the cluster, and how to get them.", max_length=1024
     )

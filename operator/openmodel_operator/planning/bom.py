@@ -60,14 +60,18 @@ def bom_child(
             f"ConfigMap can hold beside its metadata; "
         )
         return None, BomRecord(manifest_digest=digest, message=message + CLI_HINT)
-    hasher = hashlib.sha256()
-    for text in (spdx3, cyclonedx):
-        hasher.update(hashlib.sha256(text.encode()).digest())
-    configmap = children.bom_configmap(ref, bom.pinned, documents, f"sha256:{hasher.hexdigest()}")
+    # status (written by the operator only) binds the documents: the ConfigMap lives in the tenant's namespace
+    spdx3_digest, cyclonedx_digest = (
+        f"sha256:{hashlib.sha256(text.encode()).hexdigest()}" for text in (spdx3, cyclonedx)
+    )
+    both = hashlib.sha256(f"{spdx3_digest} {cyclonedx_digest}".encode()).hexdigest()
+    configmap = children.bom_configmap(ref, bom.pinned, documents, f"sha256:{both}")
     record = BomRecord(
         manifest_digest=digest,
         config_map=configmap["metadata"]["name"],
         spdx3_key=SPDX3_KEY,
         cyclonedx_key=CYCLONEDX_KEY,
+        spdx3_digest=spdx3_digest,
+        cyclonedx_digest=cyclonedx_digest,
     )
     return configmap, record
