@@ -35,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
         sys.stderr.write(render_report(exam))
         print("No BOM: the model is not trusted (a BOM lists what is admitted to run).", file=sys.stderr)
         return EXIT_REJECTED
-    result = from_examination(exam, utcnow(), args.revision)
+    result = from_examination(exam, utcnow())
     assert result.provenance is not None and result.pinned is not None and result.card is not None
     bom = BomInput(result.provenance, result.pinned, result.card)
     document = spdx3_document(bom) if args.format == "spdx3" else cyclonedx_document(bom)

@@ -381,6 +381,11 @@ def _properties(prefix: str, values: dict[str, Any]) -> list[Property]:
     return out
 
 
+def _distribution(location: str | None) -> list[ExternalReference]:
+    """Where a component is published, as CycloneDX says it (nothing when the card gave no usable location)."""
+    return [ExternalReference(type=ExternalReferenceType.DISTRIBUTION, url=XsUri(location))] if location else []
+
+
 def _model_card(bom: BomInput, dataset_refs: Sequence[str]) -> dict[str, Any]:
     """The CycloneDX ``modelCard`` (built as data: the library does not model it yet)."""
     card = bom.card
@@ -428,31 +433,26 @@ def cyclonedx_document(bom: BomInput) -> dict[str, Any]:
         )
         for index, entry in enumerate(sorted(bom.pinned.files))
     ]
-    datasets = []
-    for index, name in enumerate(card.datasets):
-        location = bom.related_location(name, "dataset")
-        references = (
-            [ExternalReference(type=ExternalReferenceType.DISTRIBUTION, url=XsUri(location))] if location else []
+    datasets = [
+        Component(
+            type=ComponentType.DATA,
+            name=name,
+            bom_ref=f"dataset-{index}",
+            external_references=_distribution(bom.related_location(name, "dataset")),
         )
-        datasets.append(
-            Component(type=ComponentType.DATA, name=name, bom_ref=f"dataset-{index}", external_references=references)
+        for index, name in enumerate(card.datasets)
+    ]
+    relation = card.base_model_relation or "unspecified"
+    ancestors = [
+        Component(
+            type=ComponentType.MACHINE_LEARNING_MODEL,
+            name=name,
+            bom_ref=f"base-model-{index}",
+            external_references=_distribution(bom.related_location(name, "model")),
+            properties=[Property(name=f"{PROPERTY_PREFIX}baseModelRelation", value=relation)],
         )
-    ancestors = []
-    for index, name in enumerate(card.base_models):
-        location = bom.related_location(name, "model")
-        references = (
-            [ExternalReference(type=ExternalReferenceType.DISTRIBUTION, url=XsUri(location))] if location else []
-        )
-        relation = card.base_model_relation or "unspecified"
-        ancestors.append(
-            Component(
-                type=ComponentType.MACHINE_LEARNING_MODEL,
-                name=name,
-                bom_ref=f"base-model-{index}",
-                external_references=references,
-                properties=[Property(name=f"{PROPERTY_PREFIX}baseModelRelation", value=relation)],
-            )
-        )
+        for index, name in enumerate(card.base_models)
+    ]
     properties = _properties(PROPERTY_PREFIX, {k: v for k, v in facts.items() if k != "license"})
     for policy in policy_facts(bom):
         name = policy.pop("name")
@@ -464,9 +464,7 @@ def cyclonedx_document(bom: BomInput) -> dict[str, Any]:
         bom_ref="model",
         purl=bom.purl,
         licenses=[LicenseExpression(bom.provenance.license)] if bom.provenance.license else [],
-        external_references=[
-            ExternalReference(type=ExternalReferenceType.DISTRIBUTION, url=XsUri(bom.download_location))
-        ],
+        external_references=_distribution(bom.download_location),
         components=files,
         pedigree=Pedigree(ancestors=ancestors) if ancestors else None,
         properties=properties,
