@@ -21,6 +21,15 @@ def repo_of(case: Case) -> str:
     return PUBLISHED_AT.format(namespace=case.namespace)
 
 
+def configmaps(children: dict[str, list[dict[str, Any]]], component: str) -> list[str]:
+    """The names of the model's ConfigMaps of one component: ``manifest`` or ``bom`` (a revision's AI-BOMs)."""
+    return sorted(
+        c["metadata"]["name"]
+        for c in children.get("ConfigMap", [])
+        if c["metadata"].get("labels", {}).get("app.kubernetes.io/component") == component
+    )
+
+
 def _reasons(case: Case, name: str = "m") -> dict[str, set[str]]:
     """Event reasons by type (Normal / Warning)."""
     found: dict[str, set[str]] = {}
@@ -57,7 +66,9 @@ def test_signed_model_is_verified_pulled_and_served(case: Case, publish: Any, si
     digest = provenance["manifestDigest"]
     job_name = f"m-pull-{digest.split(':', 1)[1][:10]}"
     children = case.children()
-    assert [c["metadata"]["name"] for c in children.get("ConfigMap", [])] == [f"m-manifest-{digest[7:17]}"]
+    assert configmaps(children, "manifest") == [f"m-manifest-{digest[7:17]}"]
+    assert configmaps(children, "bom") == [f"m-bom-{digest[7:17]}"]  # the revision's AI-BOMs
+    assert provenance["bom"]["configMap"] == f"m-bom-{digest[7:17]}"
     assert [c["metadata"]["name"] for c in children.get("PersistentVolumeClaim", [])] == ["m-weights"]
     assert [c["metadata"]["name"] for c in children.get("Job", [])] == [job_name]
     job = children["Job"][0]
@@ -218,8 +229,9 @@ def test_an_update_keeps_the_previous_revision_serving_then_rolls_back_without_a
     assert [k["revision"] for k in done["keptRevisions"]] == [one]
     jobs = sorted(j["metadata"]["name"] for j in case.children().get("Job", []))
     assert jobs == sorted(f"m-pull-{d[7:17]}" for d in (first, second))
-    manifests = sorted(c["metadata"]["name"] for c in case.children().get("ConfigMap", []))
-    assert manifests == sorted(f"m-manifest-{d[7:17]}" for d in (first, second))
+    kept = case.children()
+    assert configmaps(kept, "manifest") == sorted(f"m-manifest-{d[7:17]}" for d in (first, second))
+    assert configmaps(kept, "bom") == sorted(f"m-bom-{d[7:17]}" for d in (first, second))
 
     case.kubectl.patch("openmodels", "m", case.namespace, {"spec": {"source": {"revision": one}}})
     def rolled_back() -> bool | None:

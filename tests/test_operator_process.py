@@ -80,6 +80,7 @@ def test_render_shows_the_objects_before_they_exist(capsys: pytest.CaptureFixtur
     ]
     assert set(objects) == {
         ("ConfigMap", f"granite-3b-manifest-{digest[7:17]}"),
+        ("ConfigMap", f"granite-3b-bom-{digest[7:17]}"),  # the revision's AI-BOMs (docs/provenance.md)
         ("PersistentVolumeClaim", "granite-3b-weights"),
         ("NetworkPolicy", "granite-3b"),  # the endpoint answers its own namespace only
         ("Deployment", "granite-3b"),

@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 from openmodel_operator import __version__
 from openmodel_operator.commands import (
     attest,
+    bom,
     countersign,
     crds,
     digest,
@@ -35,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"openmodel {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    for module in (crds, verify, digest, countersign, attest, render, fetch, prune, report_claim, run):
+    for module in (crds, verify, bom, digest, countersign, attest, render, fetch, prune, report_claim, run):
         module.register(sub)
     return parser
 

@@ -641,9 +641,34 @@ class AdapterProvenance(ContentProvenance):
     loaded: bool = Field(False, description="Whether every serving pod runs with this adapter's verified content.")
 
 
+class BomRecord(StatusModel):
+    """Where the AI-BOMs (SPDX 3 and CycloneDX) of the decided content are kept (docs/provenance.md)."""
+
+    manifest_digest: str = Field(description="The content the BOMs describe (its manifest digest).", max_length=71)
+    config_map: str | None = Field(
+        None,
+        description="The ConfigMap (owned by the OpenModel) holding both documents; unset when they are too large.",
+        max_length=253,
+    )
+    spdx3_key: str | None = Field(None, description="binaryData key of the gzip-compressed SPDX 3.0.1 JSON-LD.")
+    cyclonedx_key: str | None = Field(None, description="binaryData key of the gzip-compressed CycloneDX 1.6 JSON.")
+    spdx3_digest: str | None = Field(
+        None,
+        description="sha256 of the uncompressed SPDX 3 document (check the ConfigMap, the tenant's to edit, with it).",
+        max_length=71,
+    )
+    cyclonedx_digest: str | None = Field(
+        None, description="sha256 of the CycloneDX document (uncompressed), as spdx3Digest.", max_length=71
+    )
+    message: str | None = Field(
+        None, description="Why the BOMs are not kept in the cluster, and how to get them.", max_length=1024
+    )
+
+
 class Provenance(ContentProvenance):
     """What runs and why it is trusted."""
 
+    bom: BomRecord | None = Field(None, description="The AI-BOMs of this decision, kept beside the model.")
     adapters: list[AdapterProvenance] | None = Field(
         None, description="The decision on each LoRA adapter of spec.adapters.", max_length=8
     )

@@ -96,9 +96,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "render",
         help="print the objects the operator would create for an OpenModel manifest",
         description=(
-            "Verify an OpenModel manifest like the operator does and print, as YAML, the ConfigMap, PVC, fetch "
-            "Job, Deployment and Service it would create. Nothing is applied. Exit 1 (and nothing printed) "
-            "when the model would be rejected."
+            "Verify an OpenModel manifest like the operator does and print, as YAML, the ConfigMaps (manifest, "
+            "AI-BOMs), PVC, fetch Job, Deployment and Service it would create. Nothing is applied. Exit 1 (and "
+            "nothing printed) when the model would be rejected."
         ),
     )
     parser.add_argument("-f", "--file", required=True, help="the OpenModel manifest")

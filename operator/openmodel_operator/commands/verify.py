@@ -176,12 +176,14 @@ def _pull(exam: Any, dest: Path) -> tuple[int, str]:
     )
 
 
-def run(args: argparse.Namespace) -> int:
-    from openmodel_operator.commands.report import render_report
+def examine_args(args: argparse.Namespace) -> Any:
+    """The examination the arguments ask for (an ``Examination``), or the exit code after printing why not.
+
+    Shared by ``verify`` and ``bom``: both decide from the same request, policies and pipeline.
+    """
     from openmodel_operator.evidence.errors import TrustError
     from openmodel_operator.sources.examine import examine
     from openmodel_operator.trust.policies import PolicyError
-    from openmodel_operator.trust.provenance import provenance_statement
 
     try:
         request = _request_from_manifest(Path(args.file), args) if args.file else _request_from_args(args)
@@ -189,7 +191,7 @@ def run(args: argparse.Namespace) -> int:
         if args.trusted_root:  # the root of every loaded policy: a policy file cannot read its ConfigMap here
             root = Path(args.trusted_root).read_bytes()
             policies = [dataclasses.replace(p, trusted_root_json=root) for p in policies]
-        exam = examine(request, policies)
+        return examine(request, policies)
     except (UsageError, PolicyError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_ERROR
@@ -197,6 +199,14 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {exc.reason.value}: {exc.message}", file=sys.stderr)
         return EXIT_ERROR
 
+
+def run(args: argparse.Namespace) -> int:
+    from openmodel_operator.commands.report import render_report
+    from openmodel_operator.trust.provenance import provenance_statement
+
+    exam = examine_args(args)
+    if isinstance(exam, int):
+        return exam
     code = EXIT_TRUSTED if exam.verdict.trusted else EXIT_REJECTED
     pull_line = None
     if args.pull and exam.verdict.trusted:
@@ -226,6 +236,18 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
             f"A Hub token is read from ${TOKEN_ENV}. Exit codes: 0 trusted, 1 rejected, 2 usage or operational error."
         ),
     )
+    add_source_arguments(parser)
+    parser.add_argument(
+        "--pull",
+        metavar="DIR",
+        help="after a trusted verdict, download the verified files into DIR; anything else in DIR is removed",
+    )
+    parser.add_argument("--json", action="store_true", help="print the provenance record (in-toto JSON)")
+    parser.set_defaults(func=run)
+
+
+def add_source_arguments(parser: argparse.ArgumentParser) -> None:
+    """What to examine and under which policies: the arguments ``verify`` and ``bom`` share."""
     parser.add_argument("source", nargs="?", help="hf://org/name or a model directory")
     parser.add_argument("-f", "--file", help="an OpenModel manifest to check (a GitOps pre-merge check)")
     parser.add_argument("--revision", help="branch, tag or commit (default: main, or the manifest's)")
@@ -249,14 +271,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     parser.add_argument("--pvc-root", metavar="DIR", help="for pvc:// manifests: a directory holding the claim's files")
     parser.add_argument(
-        "--pull",
-        metavar="DIR",
-        help="after a trusted verdict, download the verified files into DIR; anything else in DIR is removed",
-    )
-    parser.add_argument(
         "--runtime-image",
         default=DEFAULT_VLLM_IMAGE,
         help="with -f: the inference image the operator is configured with (what policies allow by default)",
     )
-    parser.add_argument("--json", action="store_true", help="print the provenance record (in-toto JSON)")
-    parser.set_defaults(func=run)

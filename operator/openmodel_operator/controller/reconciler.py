@@ -179,7 +179,8 @@ class ChildInventory:
             name: (body.get("metadata") or {})
             for (kind, name), body in self.objects.items()
             if kind == "ConfigMap"
-            and ((body.get("metadata") or {}).get("labels") or {}).get(children.COMPONENT_LABEL) == "manifest"
+            # a revision's records: manifest ConfigMaps (some with recorded evidence) and AI-BOM ConfigMaps
+            and ((body.get("metadata") or {}).get("labels") or {}).get(children.COMPONENT_LABEL) in ("manifest", "bom")
         }
         return Observed(
             deployment=self.get("Deployment", names["Deployment"]),

@@ -52,11 +52,12 @@ SOURCE_ANNOTATION = "openmodel.io/source"
 LAYOUT_ANNOTATION = "openmodel.io/weights"  # on the pod template: which claim and slot (or "per-pod") pods read
 VOLUME_ANNOTATION = "openmodel.io/weights-volume"  # on a pull Job: the claim it wrote its slot into
 RECORDED_ANNOTATION = "openmodel.io/recorded-evidence"  # digest of binaryData (not kept in the watch index)
+BOM_ANNOTATION = "openmodel.io/bom-digest"  # digest of the AI-BOMs in binaryData
 DEFAULT_CONTAINER_ANNOTATION = "kubectl.kubernetes.io/default-container"
 ADAPTER_ANNOTATION = "openmodel.io/adapter"  # on an adapter's pull Job and manifest ConfigMap: the adapter's name
 ADAPTERS_ANNOTATION = "openmodel.io/adapters"  # on the pod template: the adapters its pods load (name=digest ...)
 Component = Literal[
-    "manifest", "weights", "fetch", "prune", "release", "server", "access", "examine", "attestations"
+    "manifest", "bom", "weights", "fetch", "prune", "release", "server", "access", "examine", "attestations"
 ]
 
 # paths inside the pods
@@ -288,6 +289,11 @@ def manifest_configmap_name(ref: ModelRef, digest: str) -> str:
     return child_name(ref.name, f"-manifest-{hex_of(digest)[:10]}")
 
 
+def bom_configmap_name(ref: ModelRef, digest: str) -> str:
+    """The AI-BOM ConfigMap of one content (by its manifest digest): removed with the revision's records."""
+    return child_name(ref.name, f"-bom-{hex_of(digest)[:10]}")
+
+
 def own_claim_name(ref: ModelRef) -> str:
     """``<name>-weights``: the claim the operator makes for a model (and deletes with it)."""
     return child_name(ref.name, "-weights")
@@ -467,6 +473,27 @@ def pinned_manifest_configmap(
         ),
         "data": {CONFIGMAP_KEY: data},
         **({"binaryData": as_binary_data(recorded)} if recorded else {}),
+    }
+
+
+def bom_configmap(
+    ref: ModelRef, pinned: PinnedManifest, documents: Mapping[str, bytes], digest_annotation: str
+) -> dict[str, Any]:
+    """ConfigMap ``<name>-bom-<digest[:10]>``: the revision's AI-BOMs, gzip-compressed in ``binaryData``.
+
+    ``binaryData`` is not kept in the operator's watch index (the documents cost no memory per model);
+    ``digest_annotation`` (a digest of the documents) lets a changed or edited BOM be seen and re-applied.
+    """
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": _metadata(
+            ref,
+            bom_configmap_name(ref, pinned.manifest_digest),
+            "bom",
+            {**_content_annotations(pinned), SOURCE_ANNOTATION: pinned.source, BOM_ANNOTATION: digest_annotation},
+        ),
+        "binaryData": as_binary_data(documents),
     }
 
 

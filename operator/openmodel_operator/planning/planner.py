@@ -16,6 +16,7 @@ from openmodel_operator.api.openmodel import AccessRecord, ContentRecord, OpenMo
 from openmodel_operator.api.vocabulary import SERVING_PHASES, ConditionReason, EventType, Phase
 from openmodel_operator.planning import children, revision_slots
 from openmodel_operator.planning.adapters import AdapterDecision, AdapterPlan, plan_adapters
+from openmodel_operator.planning.bom import bom_child, bom_input
 from openmodel_operator.planning.conditions import (
     ADAPTERS_READY,
     AVAILABLE,
@@ -49,7 +50,7 @@ class Observed:
     deployment: Mapping[str, Any] | None = None
     jobs: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)  # by name
     pvc: Mapping[str, Any] | None = None
-    configmaps: tuple[str, ...] = ()  # names of the model's manifest ConfigMaps
+    configmaps: tuple[str, ...] = ()  # names of the model's manifest and AI-BOM ConfigMaps (a revision's records)
     recorded: tuple[str, ...] = ()  # those of them that carry recorded evidence
     made_jobs: frozenset[str] = frozenset()  # uids of the Jobs this process created for the model
 
@@ -242,6 +243,12 @@ def plan(
         shared = None if per_pod or in_place else spec.storage.claim_name  # the namespace's claim, not the model's own
         foreign = False
         apply.append(children.pinned_manifest_configmap(ref, spec, pinned, settings, trust.recorded))
+        bom = bom_input(trust)
+        if bom is not None and provenance is not None:  # a decision of this pass: its BOMs, kept per revision
+            bom_object, bom_record = bom_child(ref, bom)
+            if bom_object is not None:
+                apply.append(bom_object)
+            provenance = provenance.model_copy(update={"bom": bom_record})
         access, access_apply, access_delete = _access(ref, spec, status)
         apply.extend(access_apply)
         delete.extend(access_delete)

@@ -181,7 +181,9 @@ def cleanup(
     """
     keep = sorted(set(keep_digests))
     wanted_jobs = set(kept_jobs)  # the Jobs of the kept slots of the current volume, made by the operator
-    wanted_maps = {children.manifest_configmap_name(ref, d) for d in keep}
+    # a revision's records: its manifest (and recorded evidence) and its AI-BOMs
+    records = (children.manifest_configmap_name, children.bom_configmap_name)
+    wanted_maps = {name(ref, d) for d in keep for name in records}
     finished_prunes: list[tuple[str, str]] = []
     stale: list[tuple[str, str]] = []
     for name, job in sorted(jobs.items()):

@@ -19,6 +19,7 @@ from openmodel_operator.api.openmodel import (
 from openmodel_operator.api.vocabulary import ConditionReason, TrustTier
 from openmodel_operator.evidence.errors import TrustError
 from openmodel_operator.evidence.manifest import manifest_digest_of, verified_files
+from openmodel_operator.evidence.model_card import CardFacts
 from openmodel_operator.evidence.pinned import PinnedManifest
 from openmodel_operator.evidence.records import Reason, Violation
 from openmodel_operator.evidence.text import clip
@@ -32,6 +33,7 @@ from openmodel_operator.planning.conditions import (
     find,
 )
 from openmodel_operator.planning.recorded import recorded_data
+from openmodel_operator.trust.card import verified_card
 from openmodel_operator.trust.decision import Verdict, describe_mismatches
 from openmodel_operator.trust.examination import Examination
 from openmodel_operator.trust.provenance import signature_record
@@ -72,6 +74,9 @@ class TrustResult:
     served_revoked: str | None = None
     # not decided yet: a claim examination Job runs (the message names it); nothing undecided is served
     pending: str | None = None
+    # the facts of the model card this decision read as evidence (empty when it read none); None when the pass
+    # reused what status recorded (no card at hand: the AI-BOMs are left as they are, planning.bom)
+    card: CardFacts | None = None
 
     @property
     def revision(self) -> str | None:
@@ -208,7 +213,14 @@ def from_examination(
         ],
         verified_at=now,
     )
-    return TrustResult(verdict.trusted, tuple(conditions), provenance, pinned, recorded=recorded_data(evidence))
+    return TrustResult(
+        verdict.trusted,
+        tuple(conditions),
+        provenance,
+        pinned,
+        recorded=recorded_data(evidence),
+        card=verified_card(evidence, verdict),
+    )
 
 
 def from_error(error: TrustError, transient: bool = False) -> TrustResult:

@@ -1,0 +1,77 @@
+"""The AI-BOMs of a decided revision, kept in the cluster: one ConfigMap per revision, named on status.
+
+Built when a pass decides (an examination, or a re-decision from recorded evidence), from that decision's
+provenance, pinned manifest and verified card (``evidence.bom``): a pass that only reuses what status recorded
+has no card to build from and leaves the ConfigMap as it is. Both documents are gzip-compressed into
+``binaryData``. A ConfigMap holds 1 MiB in all: a revision with more than ``MAX_BOM_FILES`` files is not built
+(the cost grows with the files; it would rarely fit anyway), and documents larger than ``MAX_BOM_BYTES``
+compressed are not kept. Status then says so, and ``openmodel bom`` prints them from the same decision.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+from typing import Any
+
+from openmodel_operator.api.openmodel import BomRecord
+from openmodel_operator.evidence.bom import BomInput, cyclonedx_document, render, spdx3_document
+from openmodel_operator.planning import children
+from openmodel_operator.planning.trust_result import TrustResult
+
+SPDX3_KEY = "bom.spdx.json.gz"
+CYCLONEDX_KEY = "bom.cdx.json.gz"
+MAX_BOM_FILES = 4096  # ~2.5 s of building on one core, ~0.4 MiB compressed with random digests
+MAX_BOM_BYTES = 900 * 1024  # both documents compressed; the ConfigMap's metadata needs the rest of its 1 MiB
+CLI_HINT = "print them with `openmodel bom -f <this OpenModel's manifest> --format spdx3|cyclonedx`"
+
+
+def bom_input(trust: TrustResult) -> BomInput | None:
+    """The decision of this pass as BOM input; None when the pass decided nothing new or admitted nothing."""
+    if not trust.trusted or trust.pinned is None or trust.provenance is None or trust.card is None:
+        return None
+    return BomInput(trust.provenance, trust.pinned, trust.card)
+
+
+def _compressed(text: str) -> bytes:
+    return gzip.compress(text.encode(), compresslevel=9, mtime=0)  # mtime 0: the same BOM, the same bytes
+
+
+def bom_child(
+    ref: children.ModelRef, bom: BomInput, max_files: int | None = None, max_bytes: int | None = None
+) -> tuple[dict[str, Any] | None, BomRecord]:
+    """The BOM ConfigMap of the decided revision (None when too large) and the status record naming it.
+
+    The bounds default to ``MAX_BOM_FILES`` and ``MAX_BOM_BYTES`` as they are when called.
+    """
+    max_files = MAX_BOM_FILES if max_files is None else max_files
+    max_bytes = MAX_BOM_BYTES if max_bytes is None else max_bytes
+    digest = bom.pinned.manifest_digest
+    count = len(bom.pinned.files)
+    if count > max_files:
+        message = f"not kept in the cluster: {count} files, more than the {max_files} a BOM ConfigMap is built for; "
+        return None, BomRecord(manifest_digest=digest, message=message + CLI_HINT)
+    spdx3, cyclonedx = render(spdx3_document(bom)), render(cyclonedx_document(bom))
+    documents = {SPDX3_KEY: _compressed(spdx3), CYCLONEDX_KEY: _compressed(cyclonedx)}
+    size = sum(len(data) for data in documents.values())
+    if size > max_bytes:
+        message = (
+            f"not kept in the cluster: the documents are {size} bytes compressed, more than the {max_bytes} a "
+            f"ConfigMap can hold beside its metadata; "
+        )
+        return None, BomRecord(manifest_digest=digest, message=message + CLI_HINT)
+    # status (written by the operator only) binds the documents: the ConfigMap lives in the tenant's namespace
+    spdx3_digest, cyclonedx_digest = (
+        f"sha256:{hashlib.sha256(text.encode()).hexdigest()}" for text in (spdx3, cyclonedx)
+    )
+    both = hashlib.sha256(f"{spdx3_digest} {cyclonedx_digest}".encode()).hexdigest()
+    configmap = children.bom_configmap(ref, bom.pinned, documents, f"sha256:{both}")
+    record = BomRecord(
+        manifest_digest=digest,
+        config_map=configmap["metadata"]["name"],
+        spdx3_key=SPDX3_KEY,
+        cyclonedx_key=CYCLONEDX_KEY,
+        spdx3_digest=spdx3_digest,
+        cyclonedx_digest=cyclonedx_digest,
+    )
+    return configmap, record
