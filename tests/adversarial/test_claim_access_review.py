@@ -11,11 +11,18 @@ from typing import Any
 
 from kube_fixtures import kube, run_operator
 from kubelet_player import Kubelet
+from openmodel_operator.controller.claim_reports import ClaimExaminations
+from openmodel_operator.evidence.claim_report import encode_report
+from openmodel_operator.planning import children
+from openmodel_operator.sources.directory import resolve_directory
 from test_operator import NS, World, operator, world
 from test_pvc_sources import (
+    flag,
     free_port,
     next_examine_job,
+    post,
     pvc_model,
+    report_url,
     run_examination,
     stage,
 )
@@ -84,3 +91,45 @@ async def test_a_signature_file_beside_a_countersignature_configmap_is_not_let_t
         await run_examination(world, kubelet, second)
         await world.phase("Rejected", timeout=30)
         assert world.cond("Trusted") == ("False", "ManifestMismatch")
+
+
+MODELS = ("kept", "gone")
+
+
+def examine_jobs(world: World, name: str) -> list[dict[str, Any]]:
+    return [j for j in world.jobs(name) if j["metadata"]["labels"][children.COMPONENT_LABEL] == "examine"]
+
+
+async def test_a_deleted_model_leaves_no_nonce_to_hold_a_report_against(
+    world: World, operator: Any, tmp_path: Path
+) -> None:
+    """The listener holds at most 64 reports (128 MiB) for all tenants, until their model's pass takes them. A
+    tenant that deleted its pvc:// model (or moved it off the claim) could still POST 6 MiB to the nonce, and no
+    pass would ever take it: a few models made and deleted held every slot, and every other tenant's Job got 503."""
+    kubelet = Kubelet(world.kube, tmp_path / "node")
+    staged = stage(world, kubelet)
+    world.policy()
+    for name in MODELS:
+        pvc_model(world, name=name)
+    async with operator(claim_report_port=free_port()):
+        jobs = {name: await world.until(lambda n=name: next(iter(examine_jobs(world, n)), None)) for name in MODELS}
+        world.kube.delete_object("openmodels", NS, "gone")
+        await world.until(lambda: world.kube.get("openmodels", NS, "gone") is None, timeout=10)
+        # control: the kept model's nonce is still waited for
+        body = encode_report(flag(jobs["kept"], "--nonce"), resolve_directory(staged).files)
+        # the deleted model's nonce is not
+        gone = encode_report(flag(jobs["gone"], "--nonce"), ())
+        assert await asyncio.to_thread(post, report_url(jobs["gone"]), gone) == 404
+        assert await asyncio.to_thread(post, report_url(jobs["kept"]), body) == 202
+
+
+def test_an_examination_no_pass_looks_for_is_forgotten_with_its_report() -> None:
+    now = [0.0]
+    exams = ClaimExaminations(clock=lambda: now[0], max_pending=2, max_age=100.0)
+    old = exams.begin(("a", "m"), "u", ("pvc://c/p", "model.sig"))
+    assert exams.deliver(old.nonce, b"x" * 10) == 202
+    now[0] = 50.0
+    young = exams.begin(("a", "n"), "u", ("pvc://c/p", "model.sig"))
+    now[0] = 101.0
+    assert exams.waiting(("a", "n")) is young and exams.refusal(young.nonce) is None  # control
+    assert exams.refusal(old.nonce) == 404 and exams.waiting(("a", "m")) is None

@@ -74,8 +74,12 @@ class ClaimExaminations:
         max_waiting: int = MAX_WAITING,
         max_pending: int = MAX_PENDING_REPORTS,
         max_pending_bytes: int = MAX_PENDING_BYTES,
+        max_age: float | None = None,
     ) -> None:
         self._clock = clock
+        # an examination no pass looks for any more (its model deleted, its source no longer a claim) is
+        # forgotten after this long, with the report it held: a tenant cannot keep nonces and reports waiting
+        self._max_age = max_age
         self._max_waiting = max_waiting
         self._max_pending = max_pending
         self._max_pending_bytes = max_pending_bytes
@@ -94,6 +98,7 @@ class ClaimExaminations:
     def begin(self, key: Key, uid: str, request: tuple[str, ...]) -> Waiting:
         """A new examination of the model with a fresh nonce (one in flight per model: an older one is dropped)."""
         self.drop(key)
+        self.expire()
         if len(self._by_key) >= self._max_waiting:
             raise RuntimeError(f"{self._max_waiting} claim examinations are in flight already")
         entry = Waiting(key, uid, secrets.token_hex(16), request, started=self._clock())
@@ -112,8 +117,17 @@ class ClaimExaminations:
     def elapsed(self, entry: Waiting) -> float:
         return self._clock() - entry.started
 
+    def expire(self) -> None:
+        """Forget the examinations older than ``max_age`` (a pass that still wants one begins another)."""
+        if self._max_age is None:
+            return
+        stale = [e.key for e in self._by_key.values() if self.elapsed(e) > self._max_age]
+        for key in stale:
+            self.drop(key)
+
     def refusal(self, nonce: str, length: int = 0) -> int | None:
         """None when a report of ``length`` bytes for ``nonce`` would be kept; else the status it is refused with."""
+        self.expire()
         entry = self._by_nonce.get(nonce)
         if entry is None:
             return 404
