@@ -133,3 +133,25 @@ def test_an_examination_no_pass_looks_for_is_forgotten_with_its_report() -> None
     now[0] = 101.0
     assert exams.waiting(("a", "n")) is young and exams.refusal(young.nonce) is None  # control
     assert exams.refusal(old.nonce) == 404 and exams.waiting(("a", "m")) is None
+
+
+def test_serving_args_cannot_replace_the_generated_api_key() -> None:
+    """vLLM takes ``--api-key`` before ``VLLM_API_KEY``: a key in serving.args replaced the generated one (a
+    value anyone who reads the OpenModel or the Deployment sees), so requireAPIKey held with a known key."""
+    from openmodel_operator.api.openmodel import OpenModelSpec
+    from openmodel_operator.api.trustpolicy import ModelTrustPolicySpec
+    from openmodel_operator.trust.decision import serving_violations
+    from openmodel_operator.trust.policies import Policy
+
+    body = {"mode": "Enforce", "serving": {"requireAPIKey": True}}
+    policy = Policy(name="keys", generation=1, spec=ModelTrustPolicySpec.model_validate(body))
+
+    def serving(*args: str) -> Any:
+        access = {"access": {"apiKey": True}}
+        spec = {"source": {"uri": "hf://org/model"}, "serving": {**access, "args": list(args)}}
+        return OpenModelSpec.model_validate(spec).serving
+
+    assert serving_violations(policy, serving("--max-model-len", "4096"), "vllm:1") == []  # control
+    for args in (("--api-key", "public"), ("--api-key=public",), ("--api_key", "x"), ("--API-KEY=x",)):
+        (violation,) = serving_violations(policy, serving(*args), "vllm:1")
+        assert "--api-key" in violation.message, args
