@@ -155,3 +155,50 @@ def test_serving_args_cannot_replace_the_generated_api_key() -> None:
     for args in (("--api-key", "public"), ("--api-key=public",), ("--api_key", "x"), ("--API-KEY=x",)):
         (violation,) = serving_violations(policy, serving(*args), "vllm:1")
         assert "--api-key" in violation.message, args
+
+
+async def _request_from(source: str, port: int, raw: bytes, pause: float = 0.0) -> bytes:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port, local_addr=(source, 0))
+    writer.write(raw)
+    await writer.drain()
+    if pause:
+        await asyncio.sleep(pause)
+    try:
+        return await asyncio.wait_for(reader.read(), 5)
+    finally:
+        writer.close()
+
+
+def _status(answer: bytes) -> int:
+    return int(answer.split(b" ", 2)[1])
+
+
+def _post(nonce: str, body: bytes) -> bytes:
+    head = f"POST /claim-reports/{nonce} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+    return f"{head}Content-Length: {len(body)}\r\n\r\n".encode() + body
+
+
+async def test_one_pod_cannot_take_every_connection_or_the_whole_rate_of_the_listener() -> None:
+    """The listener is reachable from every pod of the cluster. One pod holding the 32 connections with slow
+    heads (each cut after 30 s, then opened again), or sending junk at 20 requests a second, made every other
+    tenant's examination Job get 503/429 on all its attempts: no pvc:// model could be examined."""
+    from openmodel_operator.controller.claim_reports import ClaimReportListener
+
+    exams = ClaimExaminations()
+    listener = await ClaimReportListener(exams, max_connections=8, deadline=2.0, rate=5.0, burst=10).start(
+        "127.0.0.1", 0
+    )
+    try:
+        entry = exams.begin(("other", "m"), "uid", ("pvc://c/p", "model.sig"))
+        attacker = "127.0.0.2"
+        holders = [
+            asyncio.create_task(_request_from(attacker, listener.port, b"POST /claim", pause=1.5)) for _ in range(8)
+        ]
+        await asyncio.sleep(0.2)
+        junk = [_status(await _request_from(attacker, listener.port, _post("0" * 32, b"{}"))) for _ in range(12)]
+        assert set(junk) <= {404, 429, 503} and 404 not in junk[4:]  # the attacker's own share runs out
+        body = encode_report(entry.nonce, ())
+        assert _status(await _request_from("127.0.0.3", listener.port, _post(entry.nonce, body))) == 202
+        await asyncio.gather(*holders, return_exceptions=True)
+    finally:
+        await listener.close()
