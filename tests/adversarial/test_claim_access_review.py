@@ -202,3 +202,34 @@ async def test_one_pod_cannot_take_every_connection_or_the_whole_rate_of_the_lis
         await asyncio.gather(*holders, return_exceptions=True)
     finally:
         await listener.close()
+
+
+def test_a_claim_path_that_climbs_out_is_refused_at_apply() -> None:
+    """``pvc://claim/models/../x`` passed the schema; the Job could not be made (its subPath may not hold ``..``),
+    yet the examination stayed waiting for Job "" (status: 'waiting for the claim examination Job models/')
+    for the deadline, with a GET of an empty Job name every pass."""
+    import pytest
+    from pydantic import ValidationError
+
+    from apiserver_validation import admit
+    from openmodel_operator.api.openmodel import OpenModelSpec
+    from openmodel_operator.crd.definitions import openmodel_crd
+
+    def model(uri: str) -> dict[str, Any]:
+        meta = {"name": "m", "namespace": NS}
+        return {
+            "apiVersion": "openmodel.io/v1alpha1",
+            "kind": "OpenModel",
+            "metadata": meta,
+            "spec": {"source": {"uri": uri}},
+        }
+
+    good = ("pvc://staging/models/tiny", "pvc://staging/.hidden/x", "pvc://staging/a..b", "pvc://staging")
+    bad = ("pvc://staging/..", "pvc://staging/models/../x", "pvc://staging/./x", "pvc://staging/a/../")
+    for uri in good:  # control
+        OpenModelSpec.model_validate({"source": {"uri": uri}})
+        assert admit(openmodel_crd(), model(uri))[1] == []
+    for uri in bad:
+        with pytest.raises(ValidationError):
+            OpenModelSpec.model_validate({"source": {"uri": uri}})
+        assert any("spec.source.uri" in error for error in admit(openmodel_crd(), model(uri))[1]), uri

@@ -350,13 +350,13 @@ class Reconciler:
         if entry is None:
             entry = self.claims.begin(key, ref.uid, asked)
             deadline = max(1, int(self.settings.claim_examination_deadline))
-            job = claim_examination.examine_job(
-                ref, request.uri, request.signature_path, entry.nonce, url, self.child_settings, deadline
-            )
-            entry.job = job["metadata"]["name"]
             try:
+                job = claim_examination.examine_job(
+                    ref, request.uri, request.signature_path, entry.nonce, url, self.child_settings, deadline
+                )
+                entry.job = job["metadata"]["name"]
                 await self.kube.create(job)
-            except BaseException:
+            except BaseException:  # no Job: no examination waits for one (a pass would look for Job "")
                 self.claims.drop(key)
                 raise
             raise ClaimExaminationPending(
