@@ -128,7 +128,11 @@ class ClaimExaminations:
         """Forget the examinations older than ``max_age`` (a pass that still wants one begins another)."""
         if self._max_age is None:
             return
-        stale = [e.key for e in self._by_key.values() if self.elapsed(e) > self._max_age]
+        stale = []
+        for entry in self._by_key.values():  # in the order begun: the oldest first
+            if self.elapsed(entry) <= self._max_age:
+                break
+            stale.append(entry.key)
         for key in stale:
             self.drop(key)
 
