@@ -23,7 +23,10 @@ from openmodel_operator.api.vocabulary import Phase, TrustTier
 
 HF_URI = r"^hf://[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9][A-Za-z0-9._-]{0,95}$"
 # Path segments: anything but "/", NUL, other C0 controls and DEL (the same in Go RE2, Rust regex and Python re).
-PVC_URI = r"^pvc://[a-z0-9]([-a-z0-9]*[a-z0-9])?(/[^/\x00-\x1f\x7f]+)*/?$"
+# path segments: any but "." and ".." (a segment may not climb out of the claim's path; written without lookahead,
+# which neither the API server's nor pydantic's regex engine has)
+_PVC_SEGMENT = r"([^./\x00-\x1f\x7f][^/\x00-\x1f\x7f]*|\.[^./\x00-\x1f\x7f][^/\x00-\x1f\x7f]*|\.\.[^/\x00-\x1f\x7f]+)"
+PVC_URI = rf"^pvc://[a-z0-9]([-a-z0-9]*[a-z0-9])?(/{_PVC_SEGMENT})*/?$"
 SOURCE_URI = f"({HF_URI})|({PVC_URI})"
 # A git branch or tag name (no "..", no leading "-" or "/", no spaces or control characters) or a commit.
 REVISION = r"^[A-Za-z0-9_][A-Za-z0-9._/+-]{0,254}$"

@@ -279,8 +279,10 @@ class ServingRules(ApiModel):
         False,
         alias="requireAPIKey",
         description=(
-            "true: a model must set spec.serving.access.apiKey, so its endpoint answers only callers with the key "
-            "(besides the NetworkPolicy every served model gets)."
+            "true: a model must set spec.serving.access.apiKey, so its /v1 routes answer only callers with the key. "
+            "vLLM does not check the key outside /v1 (/metrics, /tokenize and, in recent versions, /invocations, "
+            "/pooling, /score, /classify, /rerank, which run the model): the NetworkPolicy every served model gets is "
+            "what keeps those to the admitted callers."
         ),
     )
 

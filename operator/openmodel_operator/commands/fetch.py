@@ -233,12 +233,18 @@ def prune(dest: Path, keep: Iterable[str], log: JsonLog) -> list[str]:
 
 
 def verify_directory(
-    dest: Path, pinned: PinnedManifest, workers: int, signature_file: str | None = None
+    dest: Path,
+    pinned: PinnedManifest,
+    workers: int,
+    signature_file: str | None = None,
+    signature_digest: str | None = None,
 ) -> list[tuple[str, Reason, str, int | None]]:
     """Problems that keep ``dest`` from being exactly the manifest: (path, reason, message, size).
 
     ``signature_file``: a claim served in place also holds its signature bundle, which no manifest lists (it
-    signs the manifest); that one regular file is let through, nothing else is.
+    signs the manifest); that one regular file is let through when its bytes are the bundle that was verified
+    (``signature_digest``, ``sha256:<hex>``), nothing else is. Its name is the tenant's choice (a chat template,
+    a generation config...): without the digest the server could read any bytes put there after the decision.
     """
     expected = pinned.expected
     sizes = {f.path: f.size for f in pinned.files}
@@ -247,8 +253,10 @@ def verify_directory(
     for rel, abs_path, regular in _entries(dest):
         if not regular:
             problems.append((rel, Reason.MANIFEST_MISMATCH, "not a regular file (a link or a device)", None))
-        elif rel == signature_file and rel not in expected:
-            continue
+        elif rel == signature_file and rel not in expected and signature_digest is not None:
+            problem = _signature_problem(rel, abs_path, signature_digest)
+            if problem is not None:
+                problems.append(problem)
         elif rel not in expected:
             problems.append((rel, Reason.MANIFEST_MISMATCH, "not in the manifest", os.lstat(abs_path).st_size))
         else:
@@ -270,6 +278,20 @@ def verify_directory(
         order = sorted(present, key=lambda rel: sizes[rel], reverse=True)  # largest first balances the threads
         problems.extend(p for p in pool.map(check, order) if p is not None)
     return sorted(problems)
+
+
+MAX_SIGNATURE_BYTES = 16 * 1024 * 1024  # as sources.examine reads a bundle: a larger file is no bundle
+
+
+def _signature_problem(rel: str, abs_path: str, digest: str) -> tuple[str, Reason, str, int | None] | None:
+    """None when the file at the signature path is the verified bundle (by sha256); else what is wrong."""
+    size = os.lstat(abs_path).st_size
+    if size > MAX_SIGNATURE_BYTES:
+        return rel, Reason.MANIFEST_MISMATCH, f"is {size} bytes, not the verified signature bundle", size
+    size, actual = hash_file(abs_path)
+    if f"sha256:{actual}" != digest:
+        return rel, Reason.MANIFEST_MISMATCH, "is not the verified signature bundle (nor in the manifest)", size
+    return None
 
 
 # ---------------------------------------------------------------- modes
@@ -363,7 +385,7 @@ def _verify_only(args: argparse.Namespace, pinned: PinnedManifest, dest: Path, l
         raise Failure(EXIT_ERROR, Reason.INVALID_SOURCE, f"{dest} is not a directory: is the volume mounted?")
     started = time.monotonic()
     try:
-        problems = verify_directory(dest, pinned, args.workers, args.signature_file)
+        problems = verify_directory(dest, pinned, args.workers, args.signature_file, args.signature_digest)
     except OSError as exc:
         raise Failure(
             EXIT_ERROR,
@@ -447,7 +469,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.add_argument(
         "--signature-file",
         metavar="PATH",
-        help="with --verify-only: DIR is a claim served in place, which also holds this signature file (not listed)",
+        help="with --verify-only: DIR is a claim served in place, which also holds this signature file (not listed); "
+        "it is let through only with --signature-digest",
+    )
+    parser.add_argument(
+        "--signature-digest",
+        metavar="sha256:HEX",
+        help="with --signature-file: the sha256 of the bundle that was verified; the file must hold exactly it",
     )
     parser.add_argument("--source-dir", metavar="DIR", help="where a pvc:// source is mounted (directory sources only)")
     parser.add_argument(

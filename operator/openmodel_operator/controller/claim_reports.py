@@ -13,7 +13,8 @@ card and the declaration count only where they hash to that signed digest, and t
 before the server starts. What the listener must prevent is cost: so it reads only ``POST
 /claim-reports/<32 hex>`` for a nonce it is waiting for, one report per nonce, a bounded body
 (``MAX_REPORT_BYTES``, Content-Length required) within a deadline, a bounded number of connections at once,
-and a bounded rate; everything else is answered with a status code and counted, never with an exception.
+and a bounded rate, both also per client address (one pod cannot starve the other tenants' Jobs);
+everything else is answered with a status code and counted, never with an exception.
 
 The server is a few lines of asyncio rather than ``http.server`` threads (a thread per slow client is
 unbounded) or aiohttp (no deadline on the request head): every byte it reads is under a limit and a timer.
@@ -43,6 +44,12 @@ READ_DEADLINE = 30.0  # seconds for one whole request (head and body): a slow cl
 MAX_CONNECTIONS = 32  # at once; more are closed at once
 RATE_PER_SECOND = 20.0  # reports (and refusals) answered per second, with a burst of RATE_BURST
 RATE_BURST = 40
+# per client address (a pod, or a node when the network masquerades): one pod cannot hold every connection nor
+# spend the whole rate, so other tenants' Jobs still get through (a Job makes at most a few attempts)
+MAX_PER_PEER = 4
+PEER_RATE_PER_SECOND = 2.0
+PEER_BURST = 8
+MAX_PEERS = 4096  # addresses with a bucket; beyond, the buckets start again (the global ones still apply)
 MAX_WAITING = 10_000  # examinations in flight at once (one per model at most)
 # reports received and not yet decided: each waits for its model's next pass, so few are held at once; beyond
 # these the listener answers 503 and the Job tries again (a tenant cannot make the operator hold 6 MiB per model)
@@ -74,8 +81,12 @@ class ClaimExaminations:
         max_waiting: int = MAX_WAITING,
         max_pending: int = MAX_PENDING_REPORTS,
         max_pending_bytes: int = MAX_PENDING_BYTES,
+        max_age: float | None = None,
     ) -> None:
         self._clock = clock
+        # an examination no pass looks for any more (its model deleted, its source no longer a claim) is
+        # forgotten after this long, with the report it held: a tenant cannot keep nonces and reports waiting
+        self._max_age = max_age
         self._max_waiting = max_waiting
         self._max_pending = max_pending
         self._max_pending_bytes = max_pending_bytes
@@ -94,6 +105,7 @@ class ClaimExaminations:
     def begin(self, key: Key, uid: str, request: tuple[str, ...]) -> Waiting:
         """A new examination of the model with a fresh nonce (one in flight per model: an older one is dropped)."""
         self.drop(key)
+        self.expire()
         if len(self._by_key) >= self._max_waiting:
             raise RuntimeError(f"{self._max_waiting} claim examinations are in flight already")
         entry = Waiting(key, uid, secrets.token_hex(16), request, started=self._clock())
@@ -112,8 +124,21 @@ class ClaimExaminations:
     def elapsed(self, entry: Waiting) -> float:
         return self._clock() - entry.started
 
+    def expire(self) -> None:
+        """Forget the examinations older than ``max_age`` (a pass that still wants one begins another)."""
+        if self._max_age is None:
+            return
+        stale = []
+        for entry in self._by_key.values():  # in the order begun: the oldest first
+            if self.elapsed(entry) <= self._max_age:
+                break
+            stale.append(entry.key)
+        for key in stale:
+            self.drop(key)
+
     def refusal(self, nonce: str, length: int = 0) -> int | None:
         """None when a report of ``length`` bytes for ``nonce`` would be kept; else the status it is refused with."""
+        self.expire()
         entry = self._by_nonce.get(nonce)
         if entry is None:
             return 404
@@ -181,12 +206,19 @@ class ClaimReportListener:
         max_connections: int = MAX_CONNECTIONS,
         rate: float = RATE_PER_SECOND,
         burst: int = RATE_BURST,
+        max_per_peer: int = MAX_PER_PEER,
+        peer_rate: float = PEER_RATE_PER_SECOND,
+        peer_burst: int = PEER_BURST,
     ) -> None:
         self.examinations = examinations
         self.max_body = max_body
         self.deadline = deadline
         self.max_connections = max_connections
+        self.max_per_peer = max_per_peer
         self._bucket = _Bucket(rate, burst)
+        self._peer_rate, self._peer_burst = peer_rate, peer_burst
+        self._peer_buckets: dict[str, _Bucket] = {}
+        self._peer_open: dict[str, int] = {}
         self._open = 0
         self._server: asyncio.AbstractServer | None = None
         self.port = 0
@@ -205,14 +237,17 @@ class ClaimReportListener:
             self._server = None
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if self._open >= self.max_connections:
+        peername = writer.get_extra_info("peername")
+        peer = str(peername[0]) if isinstance(peername, tuple) and peername else ""
+        if self._open >= self.max_connections or self._peer_open.get(peer, 0) >= self.max_per_peer:
             self._count("busy")
             await self._answer(writer, 503)
             return
         self._open += 1
+        self._peer_open[peer] = self._peer_open.get(peer, 0) + 1
         try:
             try:
-                status = await asyncio.wait_for(self._read(reader), self.deadline)
+                status = await asyncio.wait_for(self._read(reader, peer), self.deadline)
             except TimeoutError:
                 status = self._refused("slow", 408)
             except (asyncio.LimitOverrunError, asyncio.IncompleteReadError, ValueError):
@@ -224,11 +259,23 @@ class ClaimReportListener:
             log.exception("claim report listener: a request failed")
         finally:
             self._open -= 1
+            left = self._peer_open.pop(peer, 1) - 1
+            if left > 0:
+                self._peer_open[peer] = left
 
-    async def _read(self, reader: asyncio.StreamReader) -> int:
+    def _peer_bucket(self, peer: str) -> _Bucket:
+        bucket = self._peer_buckets.get(peer)
+        if bucket is None:
+            if len(self._peer_buckets) >= MAX_PEERS:
+                self._peer_buckets.clear()
+            bucket = self._peer_buckets[peer] = _Bucket(self._peer_rate, self._peer_burst)
+        return bucket
+
+    async def _read(self, reader: asyncio.StreamReader, peer: str = "") -> int:
         head = await reader.readuntil(b"\r\n\r\n")  # at most MAX_HEAD_BYTES (the stream's limit)
         lines = head.split(b"\r\n")
-        if not self._bucket.take():
+        # the client's own share first: a client past it spends none of the listener's
+        if not self._peer_bucket(peer).take() or not self._bucket.take():
             return self._refused("rate", 429)
         match = _REQUEST_LINE.fullmatch(lines[0])
         if match is None:

@@ -232,7 +232,7 @@ class Reconciler:
         self._decisions = DecisionMemo()  # models of one content decided again at once (restart, policy change)
         # pvc:// sources: the examinations waiting for their Job's report, and where the Jobs send it (set when the
         # listener is up; None: the listener is off and pvc:// sources cannot be examined)
-        self.claims = ClaimExaminations()
+        self.claims = ClaimExaminations(max_age=settings.claim_examination_deadline + 2 * CLAIM_JOB_GRACE)
         self.claim_report_url: str | None = None
         # signs each new decision and keeps it per model (None: OPENMODEL_ATTESTATION_KEY_SECRET is unset)
         self.attestor = (
@@ -358,13 +358,13 @@ class Reconciler:
         if entry is None:
             entry = self.claims.begin(key, ref.uid, asked)
             deadline = max(1, int(self.settings.claim_examination_deadline))
-            job = claim_examination.examine_job(
-                ref, request.uri, request.signature_path, entry.nonce, url, self.child_settings, deadline
-            )
-            entry.job = job["metadata"]["name"]
             try:
+                job = claim_examination.examine_job(
+                    ref, request.uri, request.signature_path, entry.nonce, url, self.child_settings, deadline
+                )
+                entry.job = job["metadata"]["name"]
                 await self.kube.create(job)
-            except BaseException:
+            except BaseException:  # no Job: no examination waits for one (a pass would look for Job "")
                 self.claims.drop(key)
                 raise
             raise ClaimExaminationPending(
@@ -784,6 +784,8 @@ class Reconciler:
             await self._write_status(body, state, invalid, memory)
             return None
         spec = state.spec
+        if not spec.source.uri.startswith("pvc://"):
+            self.claims.drop((ref.namespace, ref.name))  # the source is no longer a claim: its nonce is no use
 
         resolved = await self._inputs.resolve(governing_policies(all_policies, namespace_labels))
         policies = [r.policy for r in resolved]
@@ -1136,6 +1138,7 @@ class Reconciler:
         ``uid``, a child that names another OpenModel incarnation as its owner is left alone (a model created
         again under the same name keeps its own children)."""
         removed = []
+        self.claims.drop((namespace, name))  # its examination, and a report it held, are no use any more
         owner = children.ModelRef(name, namespace, uid or "", 0)
         key = children.api_key_secret_name(owner)
         meta = await self.kube.secret_metadata(namespace, key)  # by name: Secrets are never listed

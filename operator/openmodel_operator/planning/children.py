@@ -895,6 +895,7 @@ def deployment(
     scale_to_zero: bool = False,
     recreate: bool = False,
     adapters: Sequence[ServedAdapter] = (),
+    signature_digest: str | None = None,
 ) -> dict[str, Any] | None:
     """Deployment ``<name>`` running the vLLM OpenAI server on the verified, read-only volume.
 
@@ -905,6 +906,8 @@ def deployment(
     ``verifyOnStart`` an init container re-hashes the volume against the manifest (and the digest this
     template was made for) before the server may read it. ``adapters``: the verified LoRA adapters to load,
     each its own slot mounted read-only at ``/adapters/<name>`` and checked like the model at start.
+    ``signature_digest``: a ``pvc://`` source served in place may hold its signature file beside the manifest's
+    files only when it is this verified bundle (``sha256:<hex>``); without it, no file may be there besides.
     """
     serving = spec.serving
     if serving.runtime == "none":
@@ -959,8 +962,9 @@ def deployment(
         # a claim the operator did not fill is checked at every start, whatever verifyOnStart says: the report its
         # examination Job sent is the tenant's to forge, this check is what binds the bytes the server reads
         check = _fetch_command(pinned, settings, verify_only=True)
-        if in_place:
+        if in_place and signature_digest:
             check += ["--signature-file", spec.trust.signature.path or "model.sig"]
+            check += ["--signature-digest", signature_digest]
         verify = _operator_container(
             "verify",
             check,

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from openmodel_operator.api.common import Condition, SecretKeyRef
-from openmodel_operator.api.openmodel import AccessRecord, ContentRecord, OpenModelSpec, OpenModelStatus
+from openmodel_operator.api.openmodel import AccessRecord, ContentRecord, OpenModelSpec, OpenModelStatus, Provenance
 from openmodel_operator.api.vocabulary import SERVING_PHASES, ConditionReason, EventType, Phase
 from openmodel_operator.planning import children, revision_slots
 from openmodel_operator.planning.adapters import AdapterDecision, AdapterPlan, plan_adapters
@@ -380,6 +380,7 @@ def plan(
                         settings,
                         recreate=revoked_previous is not None or adapter_plan.revoked is not None,
                         adapters=adapter_plan.load,
+                        signature_digest=_bundle_digest(provenance),
                     ),
                     children.service(ref, spec, pinned, settings),
                 )
@@ -588,6 +589,12 @@ def _access(
         api_key_secret=key,
     )
     return record, apply, delete
+
+
+def _bundle_digest(provenance: Provenance | None) -> str | None:
+    """The sha256 of the signature bundle the decision verified (``sha256:<hex>``), None without one."""
+    signature = provenance.signature if provenance is not None else None
+    return signature.bundle_digest if signature is not None and signature.bundle_digest else None
 
 
 def _still_revoked(status: OpenModelStatus, served: str | None, pinned: str) -> str | None:

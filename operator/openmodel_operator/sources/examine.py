@@ -133,7 +133,14 @@ def examine_report(request: ModelRequest, report: ClaimReport, policies: Sequenc
     # git metadata) would be read unverified, so it fails here (and at every pod start: verify-on-start lets only
     # the signature file through), not later in a pod that never starts.
     verified = {f.path for f in verified_files(resolved.files, request.signature_path, verdict.signature)}
-    extra = sorted(f.path for f in resolved.files if f.path != request.signature_path and f.path not in verified)
+    # the signature file may lie beside them only when it is the bundle that was verified: its name is the tenant's
+    # (a chat template, a generation config), and a countersignature kept in a ConfigMap leaves the claim's unread
+    bundle_digest = verdict.signature.bundle_digest if verdict.signature is not None else None
+    extra = sorted(
+        f.path
+        for f in resolved.files
+        if f.path not in verified and not (f.path == request.signature_path and bundle_digest == f"sha256:{f.sha256}")
+    )
     if not extra:
         return exam
     shown = ", ".join(printable(p, 120) for p in extra[:5]) + (f" and {len(extra) - 5} more" if len(extra) > 5 else "")

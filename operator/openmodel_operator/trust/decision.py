@@ -349,6 +349,7 @@ BUILTIN_DENIED_ARGS: tuple[str, ...] = (
     "--kv-transfer-config",
     "--allowed-local-media-path",
     "--otlp-traces-endpoint",
+    "--api-key",  # the generated key (VLLM_API_KEY) guards the endpoint; vLLM takes this flag before it
     "--host",  # forced by the operator (the Service and probes depend on them); set spec.serving.port instead
     "--port",
     "--uds",
