@@ -113,14 +113,21 @@ async def test_memory_per_model_stays_small_for_models_of_one_content(tmp_path: 
 
     n = 16
     await add(2)  # caches warmed (pydantic, policies, the shared content itself)
-    tracemalloc.start()
-    try:
-        at_n = await add(n)
-        at_2n = await add(n)
-    finally:
-        tracemalloc.stop()
-    per_model = (at_2n - at_n) / n
-    assert len(seen) == 2 + 2 * n  # every model examined once
+    # tracemalloc counts every thread: a thread a previous test left running (a server winding down) can allocate
+    # inside the window. A per-model copy shows in every attempt; the least of three is this code's own cost.
+    attempts = []
+    for _ in range(3):
+        tracemalloc.start()
+        try:
+            at_n = await add(n)
+            at_2n = await add(n)
+        finally:
+            tracemalloc.stop()
+        attempts.append((at_2n - at_n) / n)
+        if attempts[-1] < BOUND:
+            break
+    per_model = min(attempts)
+    assert len(seen) == 2 + 2 * n * len(attempts)  # every model examined once
     assert all(m.recorded is not None and m.recorded.evidence is held[0].recorded.evidence for m in held)  # type: ignore[union-attr]
     # a per-model copy of the evidence (64 KiB card) or of the parsed 200-file manifest would be several times this
     assert per_model < BOUND, f"{per_model:.0f} bytes kept per model (bound {BOUND})"
