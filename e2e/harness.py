@@ -47,7 +47,7 @@ RUN_LABEL = "e2e.openmodel.io/run"
 CASE_LABEL = "e2e.openmodel.io/case"
 NAME_LABEL = "openmodel.io/name"
 MANAGED_BY = "app.kubernetes.io/managed-by=openmodel-operator"
-CHILD_KINDS = "deployments,services,jobs,configmaps,persistentvolumeclaims"
+CHILD_KINDS = "deployments,services,jobs,configmaps,persistentvolumeclaims,networkpolicies,secrets"
 RBAC_KINDS = {"Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"}
 OPERATOR_NAMESPACE = "openmodel-system"
 OPERATOR_DEPLOYMENT = "openmodel-operator"
@@ -683,6 +683,7 @@ class Case:
         revision: str | None = None,
         storage: JsonDict | None = None,
         adapters: dict[str, str] | None = None,
+        serving: JsonDict | None = None,
     ) -> None:
         """An OpenModel of ``repo`` on the Hub stand-in; ``adapters``: LoRA adapter name -> its repo there."""
         source = {"uri": f"hf://{repo}", "endpoint": self.hub.url, **({"revision": revision} if revision else {})}
@@ -697,7 +698,7 @@ class Case:
                 "metadata": {"name": name, "namespace": self.namespace},
                 "spec": {
                     "source": source,
-                    "serving": {"replicas": self.config.serving_replicas, "gpus": 0},
+                    "serving": {"replicas": self.config.serving_replicas, "gpus": 0, **(serving or {})},
                     "storage": {"size": "1Gi", "retain": retain, **(storage or {})},
                     **({"adapters": loras} if loras else {}),
                 },

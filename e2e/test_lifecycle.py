@@ -348,3 +348,30 @@ def test_a_pvc_source_is_examined_by_a_job_without_a_token_and_waits_for_its_rep
     assert case.condition("Trusted", name="staged") == ("Unknown", "Examining")
     kids = case.children("staged")
     assert "Deployment" not in kids and "PersistentVolumeClaim" not in kids, list(kids)
+
+
+def test_a_model_that_asks_for_it_gets_a_network_policy_and_a_generated_api_key(
+    case: Case, publish: Any, signing_key: KeyPair
+) -> None:
+    """Issue 10: every served model gets a NetworkPolicy admitting its own namespace (and the ones it names) on
+    the server port; with access.apiKey a key the operator draws, referenced by the server and by status only."""
+    publish(repo_of(case))
+    case.policy(public_pem=signing_key.public_pem)
+    case.model(repo_of(case), serving={"access": {"apiKey": True, "namespaces": ["gateway"]}})
+    case.bring_to_ready()
+    kids = case.children()
+    (policy,) = kids["NetworkPolicy"]
+    peers = policy["spec"]["ingress"][0]["from"]
+    assert peers[0] == {"podSelector": {}}  # the model's own namespace
+    assert peers[1]["namespaceSelector"]["matchExpressions"][0]["values"] == ["gateway"]
+    assert policy["spec"]["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "server"
+    (secret,) = kids["Secret"]
+    assert secret["metadata"]["name"] == "m-api-key" and secret["data"]["api-key"]
+    access = case.status()["access"]
+    assert access["apiKeySecret"] == {"name": "m-api-key", "key": "api-key"}
+    assert access["allowedNamespaces"] == [case.namespace, "gateway"]
+    deployment = kids["Deployment"][0]
+    env = deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+    key = next(e for e in env if e["name"] == "VLLM_API_KEY")
+    assert key["valueFrom"]["secretKeyRef"] == {"name": "m-api-key", "key": "api-key"}
+    assert secret["data"]["api-key"] not in str(case.status())
