@@ -68,7 +68,7 @@ from typing import Any
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import benchlib
-from benchlib import median, peak_rss_mb, print_table, rss_mb
+from benchlib import median, peak_rss_mb, print_table, rss_mb, start_operator
 
 NS = "bench"
 POLICY = "bench-key"
@@ -332,10 +332,6 @@ async def operate(
     conn: Conn, url: str, args: argparse.Namespace, rss: dict[str, float], counter: _CountingHandler
 ) -> dict[str, Any]:
     """Run the operator until the cluster reports that every model is Trusted and Pulling."""
-    import kopf
-
-    from openmodel_operator.controller.handlers import build_registry
-    from openmodel_operator.controller.kube import Kube, client_for
     from openmodel_operator.controller.settings import OperatorSettings
 
     settings = OperatorSettings(
@@ -347,23 +343,7 @@ async def operate(
         operator_image="openmodel-operator:bench",
         vllm_image="vllm:bench",
     )
-    registry = build_registry(settings, lambda: Kube(client_for(url)))
-
-    @kopf.on.login(registry=registry)
-    def login(**_: Any) -> kopf.ConnectionInfo:
-        return kopf.ConnectionInfo(server=url, insecure=True)
-
-    stop_flag, ready_flag = asyncio.Event(), asyncio.Event()
-    task = asyncio.create_task(
-        kopf.operator(
-            registry=registry,
-            settings=kopf.OperatorSettings(),
-            standalone=True,
-            clusterwide=True,
-            stop_flag=stop_flag,
-            ready_flag=ready_flag,
-        )
-    )
+    task, stop_flag, ready_flag = start_operator(url, settings)
     started = time.monotonic()
     await asyncio.wait_for(ready_flag.wait(), timeout=30)
     await asyncio.sleep(1.0)  # initial listings and watches of every resource

@@ -49,7 +49,7 @@ from typing import Any
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import benchlib
-from benchlib import median, print_table
+from benchlib import median, print_table, start_operator
 
 NS = "bench"
 REPO = "bench/model"
@@ -84,10 +84,6 @@ def operator_main(conn: Conn, url: str, hub_url: str, log: str) -> None:
 
 
 async def _operate(conn: Conn, url: str, hub_url: str, log: str) -> None:
-    import kopf
-
-    from openmodel_operator.controller.handlers import build_registry
-    from openmodel_operator.controller.kube import Kube, client_for
     from openmodel_operator.controller.settings import OperatorSettings
 
     logging.basicConfig(filename=log, level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
@@ -100,23 +96,7 @@ async def _operate(conn: Conn, url: str, hub_url: str, log: str) -> None:
         vllm_image="vllm:bench",
         default_endpoint=hub_url,
     )
-    registry = build_registry(settings, lambda: Kube(client_for(url)))
-
-    @kopf.on.login(registry=registry)
-    def login(**_: Any) -> kopf.ConnectionInfo:
-        return kopf.ConnectionInfo(server=url, insecure=True)
-
-    stop_flag, ready_flag = asyncio.Event(), asyncio.Event()
-    task = asyncio.create_task(
-        kopf.operator(
-            registry=registry,
-            settings=kopf.OperatorSettings(),
-            standalone=True,
-            clusterwide=True,
-            stop_flag=stop_flag,
-            ready_flag=ready_flag,
-        )
-    )
+    task, stop_flag, ready_flag = start_operator(url, settings)
     await asyncio.wait_for(ready_flag.wait(), timeout=60)
     conn.send({"op": "ready"})
     loop = asyncio.get_running_loop()

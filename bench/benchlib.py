@@ -78,3 +78,33 @@ def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
     started = time.perf_counter()
     result = fn()
     return time.perf_counter() - started, result
+
+
+def start_operator(url: str, settings: Any) -> tuple[Any, Any, Any]:
+    """The real operator (the production registry) as a task of this loop, logged in to ``url`` without
+    credentials: (task, stop_flag, ready_flag). Kopf and the operator are imported here, when a bench runs it."""
+    import asyncio
+
+    import kopf
+
+    from openmodel_operator.controller.handlers import build_registry
+    from openmodel_operator.controller.kube import Kube, client_for
+
+    registry = build_registry(settings, lambda: Kube(client_for(url)))
+
+    @kopf.on.login(registry=registry)
+    def login(**_: Any) -> kopf.ConnectionInfo:
+        return kopf.ConnectionInfo(server=url, insecure=True)
+
+    stop_flag, ready_flag = asyncio.Event(), asyncio.Event()
+    task = asyncio.create_task(
+        kopf.operator(
+            registry=registry,
+            settings=kopf.OperatorSettings(),
+            standalone=True,
+            clusterwide=True,
+            stop_flag=stop_flag,
+            ready_flag=ready_flag,
+        )
+    )
+    return task, stop_flag, ready_flag
