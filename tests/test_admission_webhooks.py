@@ -82,12 +82,14 @@ async def cluster() -> AsyncIterator[KubeEmulator]:
 
 
 @contextlib.asynccontextmanager
-async def operator_with_webhooks(cluster: KubeEmulator) -> AsyncIterator[KubeEmulator]:
+async def operator_with_webhooks(
+    cluster: KubeEmulator, namespaces: tuple[str, ...] = ()
+) -> AsyncIterator[KubeEmulator]:
     """The operator with its webhooks on, registered by URL; its own requests carry the ServiceAccount's token.
 
     Started and stopped in the test's own task (not a fixture's): Kopf cancels every task created after it
     started when it stops, which would include a fixture's teardown task."""
-    settings = OperatorSettings(resync_interval=1.0, metrics_port=0, health_port=0)
+    settings = OperatorSettings(resync_interval=1.0, metrics_port=0, health_port=0, namespaces=namespaces)
     hooks = WebhookSettings(port=free_port(), operator_users=(OPERATOR,))
 
     def kube_factory() -> Kube:
@@ -236,6 +238,21 @@ async def test_a_tenant_edit_of_a_managed_deployment_is_refused_the_operators_pa
         mine["metadata"]["labels"] = {"app": "mine"}
         status, answer, _ = await post(webhooks, DEPLOYMENTS, mine, headers=TENANT)
         assert status == 201, answer
+
+
+async def test_an_operator_watching_a_pattern_guards_the_namespaces_it_matches(cluster: KubeEmulator) -> None:
+    """``--namespace 'team-*'`` (chart ``watch.scope: patterns``): the guard refuses a tenant's edit in ``team-a``
+    (it was registered for a namespace literally named ``team-*``, i.e. none), and leaves ``other`` alone."""
+    cluster.create_namespace("other")
+    async with operator_with_webhooks(cluster, namespaces=("team-*",)) as webhooks:
+        as_operator = {"Authorization": f"Bearer {OPERATOR_TOKEN}"}
+        for path in (DEPLOYMENTS, DEPLOYMENTS.replace("team-a", "other")):
+            status, answer, _ = await post(webhooks, path, deployment("m"), headers=as_operator)
+            assert status == 201, answer
+        rsp = await webhooks.http.delete(f"{DEPLOYMENTS}/m", headers=TENANT)
+        assert rsp.status == 403, await rsp.json()
+        rsp = await webhooks.http.delete(f"{DEPLOYMENTS.replace('team-a', 'other')}/m", headers=TENANT)
+        assert rsp.status == 200, await rsp.json()  # another operator's namespace: not judged here
 
 
 async def test_break_glass_admin_and_namespace_controller_pass(cluster: KubeEmulator) -> None:

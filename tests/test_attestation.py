@@ -313,9 +313,9 @@ def _files(tmp_path: pathlib.Path, decisions: dict[str, Any], operator_key: byte
     for label, moment in (("admit", NOW), ("reject", NOW + datetime.timedelta(days=3))):
         provenance, verdict, policy = decisions[label]
         provenance = provenance.model_copy(update={"verified_at": moment})
-        entries[history.entry_key(moment, verdict.trusted, "ab" * 32, entries)] = sign_statement(
-            statement_of(provenance, verdict.trusted, policy), key
-        ).decode()
+        statement = statement_of(provenance, verdict.trusted, policy)
+        subject = statement["subject"][0]["digest"]["sha256"]  # named as the operator names it (attest verify checks)
+        entries[history.entry_key(moment, verdict.trusted, subject, entries)] = sign_statement(statement, key).decode()
     configmap = history.history_configmap(REF, entries, "d", "SHA256:x", public_key_pem(key).decode())
     cm = tmp_path / "history.json"
     cm.write_text(json.dumps({"apiVersion": "v1", "kind": "List", "items": [configmap]}))

@@ -228,3 +228,28 @@ def test_the_clusters_own_controllers_pass(user: str) -> None:
 def test_break_glass_admins_pass_with_a_warning() -> None:
     review = review_child_change("admin", [BREAK_GLASS_GROUP], "UPDATE", "Deployment", "m", [OPERATOR])
     assert review.allowed and review.warnings
+
+
+# ------------------------------------------------------------------ which namespaces the webhooks judge
+
+
+def _fires(patterns: list[str], namespace: str) -> bool:
+    """The API server sends the request (namespaceSelector on the namespace's name label) and the handler judges it."""
+    from kube_emulator.selectors import label_selector_matches
+    from openmodel_operator.controller.webhook_registration import judged, shape
+
+    (hook,) = shape([{"name": "guard-deployments.openmodel.io"}], {"app.kubernetes.io/managed-by": "x"}, patterns)
+    selector = hook.get("namespaceSelector")
+    sent = selector is None or label_selector_matches(selector, {"kubernetes.io/metadata.name": namespace})
+    return sent and judged(namespace, patterns)
+
+
+def test_the_webhooks_judge_every_namespace_a_pattern_matches() -> None:
+    """An operator watching ``team-a-*`` (chart ``watch.scope: patterns``) registered ``In ["team-a-*"]``: no
+    namespace has that name, so the children guard (and the OpenModel webhook) never saw a request while the
+    operator logged the guard on. Named namespaces (the control) keep their selector."""
+    assert _fires(["models"], "models") and not _fires(["models"], "other")
+    assert _fires([], "anything")
+    assert _fires(["team-a-*"], "team-a-1") and not _fires(["team-a-*"], "team-b")
+    assert _fires(["!team-a-*,!team-b"], "team-c") and not _fires(["!team-a-*,!team-b"], "team-a-1")
+    assert _fires(["models", "team-*"], "team-x") and _fires(["models", "team-*"], "models")

@@ -20,14 +20,18 @@ import yaml
 EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
 
 
-def _documents(raw: bytes, origin: str) -> Iterator[tuple[str, bytes]]:
-    """(name, bundle bytes) of every attestation in a file: one bundle, a ConfigMap, or a kubectl List of them."""
+Where = tuple[str | None, str | None, str]  # a history entry's ConfigMap namespace, ConfigMap name and key
+
+
+def _documents(raw: bytes, origin: str) -> Iterator[tuple[str, bytes, Where | None]]:
+    """(name, bundle bytes, where in a history) of every attestation in a file: one bundle, a ConfigMap, or a
+    kubectl List of them."""
     try:
         single = json.loads(raw)
     except (UnicodeDecodeError, ValueError, RecursionError):
         single = None
     if isinstance(single, dict) and "dsseEnvelope" in single:
-        yield origin, raw  # one bundle: verified as stored
+        yield origin, raw, None  # one bundle: verified as stored
         return
     try:
         docs = [d for d in yaml.safe_load_all(raw) if d is not None]
@@ -38,16 +42,44 @@ def _documents(raw: bytes, origin: str) -> Iterator[tuple[str, bytes]]:
         items.extend(doc.get("items") or [] if isinstance(doc, dict) and doc.get("kind") == "List" else [doc])
     for item in items:
         if isinstance(item, dict) and "dsseEnvelope" in item:
-            yield origin, json.dumps(item).encode()
+            yield origin, json.dumps(item).encode(), None
             continue
         if not isinstance(item, dict) or item.get("kind") != "ConfigMap":
             kind = item.get("kind") if isinstance(item, dict) else type(item).__name__
             raise ValueError(f"{origin}: holds a {str(kind)[:40]}, not an attestation bundle or a history ConfigMap")
         meta = item.get("metadata") or {}
         where = f"{meta.get('namespace') or '-'}/{meta.get('name') or '-'}"
+        namespace, name = (str(meta[k]) if meta.get(k) else None for k in ("namespace", "name"))
         for key, value in sorted((item.get("data") or {}).items()):
             if key.endswith(".json") and isinstance(value, str):
-                yield f"{where}:{key}", value.encode()
+                yield f"{where}:{key}", value.encode(), (namespace, name, key)
+
+
+def _misplaced(where: Where, statement: dict[str, Any]) -> str | None:
+    """Why a verified entry of a history ConfigMap is not where the operator put it, else None.
+
+    The signature covers the Statement, not the ConfigMap key it is stored under, and the ConfigMap is in the
+    tenant's namespace: an auditor reads the keys in decision order ("a later line stops it"), so a genuine
+    admit moved under a later key, or copied from another model's history, must not read as a new decision.
+    """
+    from openmodel_operator.evidence.attestation import EXTENSION
+    from openmodel_operator.planning import attestation_history as history
+    from openmodel_operator.planning.children import ModelRef
+
+    namespace, name, key = where
+    model = (statement["predicate"].get(EXTENSION) or {}).get("model")
+    if (
+        not isinstance(model, dict)
+        or not isinstance(model.get("namespace"), str)
+        or not isinstance(model.get("name"), str)
+    ):
+        return "it names no model: not an entry of an operator's history"
+    own = history.configmap_name(ModelRef(name=model["name"], namespace=model["namespace"], uid="", generation=0))
+    if (name is not None and name != own) or (namespace is not None and namespace != model["namespace"]):
+        return f"it is a decision about another model (its history is {model['namespace']}/{own}): copied here"
+    if not history.names_statement(key, statement, model["namespace"], model["name"]):
+        return "its key does not name the signed decision (time, verdict, digest): moved or copied within the history"
+    return None
 
 
 def _since(value: str | None) -> datetime.datetime | None:
@@ -108,7 +140,7 @@ def verify(args: argparse.Namespace) -> int:
         except ValueError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return EXIT_USAGE
-        for name, bundle in documents:
+        for name, bundle, where in documents:
             found += 1
             try:
                 verified = verify_attestation(bundle, public_key)
@@ -117,6 +149,11 @@ def verify(args: argparse.Namespace) -> int:
                 print(f"INVALID {name}: {exc}")
                 continue
             statement = verified.statement
+            misplaced = _misplaced(where, statement) if where is not None else None
+            if misplaced is not None:
+                invalid += 1
+                print(f"INVALID {name}: signed by the operator key, but {misplaced}")
+                continue
             moment = str(statement["predicate"].get("timeVerified") or "")
             if since is not None:
                 try:

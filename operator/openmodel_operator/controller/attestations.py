@@ -33,6 +33,7 @@ from openmodel_operator.signing.attestation import (
     load_private_key,
     public_key_pem,
     sign_statement,
+    verify_attestation,
 )
 from openmodel_operator.signing.signature import fingerprint
 from openmodel_operator.trust.policies import Policy
@@ -175,8 +176,13 @@ class Attestor:
         verified_at = provenance.verified_at
         assert verified_at is not None  # verification_summary refused a decision without a time
         entry = history.entry_key(verified_at, trusted, statement["subject"][0]["digest"]["sha256"], entries)
-        entries[entry] = sign_statement(statement, key.private).decode()
-        kept = history.bounded(entries, self.max_entries)
+        # The ConfigMap is in the tenant's namespace (made before the model, or edited while the children guard
+        # was down or off): only entries this key signed, under their own names, for this model, are the
+        # operator's; the rest never push its decisions out (history.bounded_own_first).
+        own = {k: v for k, v in entries.items() if _signed_here(k, v, key, ref)}
+        own[entry] = sign_statement(statement, key.private).decode()
+        others = {k: v for k, v in entries.items() if k not in own}
+        kept = history.bounded_own_first(own, entry, others, self.max_entries)
         await self.kube.apply(history.history_configmap(ref, kept, decision, key.fingerprint, key.public_pem))
         log.info(
             "decision attested",
@@ -184,3 +190,13 @@ class Attestor:
         )
         record = AttestationsRecord(config_map=name, count=len(kept), latest=entry, key_fingerprint=key.fingerprint)
         return record, decision
+
+
+def _signed_here(entry: str, bundle: str, key: OperatorKey, ref: children.ModelRef) -> bool:
+    """An entry of the history is the operator's: signed by its key, named as it names that decision, about this
+    model (a few ECDSA verifications, only when a new decision is written)."""
+    try:
+        verified = verify_attestation(bundle.encode(), key.private.public_key())
+    except AttestationError:
+        return False
+    return history.names_statement(entry, verified.statement, ref.namespace, ref.name)

@@ -49,12 +49,14 @@ def shape(
     that drops the managed-by label would slip past: the guard has no label filter in Kopf, the API server
     sends only objects labelled before or after the change) and each webhook's timeout. An operator that
     watches some namespaces (a shard, the namespaced install) judges only those: the others are another
-    operator's, and its ModelTrustPolicies there are not in this one's view of namespace labels."""
+    operator's, and its ModelTrustPolicies there are not in this one's view of namespace labels. Named
+    namespaces are selected here; patterns are judged by the handlers (``literal_namespaces``)."""
+    literal = literal_namespaces(namespaces)
     for webhook in webhooks:
-        if namespaces:
+        if literal:
             webhook["namespaceSelector"] = {
                 "matchExpressions": [
-                    {"key": "kubernetes.io/metadata.name", "operator": "In", "values": sorted(namespaces)}
+                    {"key": "kubernetes.io/metadata.name", "operator": "In", "values": sorted(literal)}
                 ]
             }
         if str(webhook.get("name", "")).startswith(GUARD_PREFIX):
@@ -63,6 +65,23 @@ def shape(
         else:
             webhook["timeoutSeconds"] = POLICY_TIMEOUT
     return webhooks
+
+
+def literal_namespaces(namespaces: Sequence[str]) -> list[str]:
+    """The watched namespaces as names a ``namespaceSelector`` can list; empty when all are watched or any is a
+    Kopf pattern (``team-a-*``, ``!team-b``: a label selector cannot glob, and ``In ["team-a-*"]`` would match
+    no namespace at all, the guard silently off). Then every namespace is sent and the handlers judge only
+    those the patterns match (``judged``)."""
+    literal = references.select_specific_namespaces(namespaces)
+    return sorted(literal) if namespaces and len(literal) == len(set(namespaces)) else []
+
+
+def judged(namespace: str | None, namespaces: Sequence[str]) -> bool:
+    """Whether this operator judges an object of ``namespace``: all namespaces, a cluster-scoped object, or a
+    namespace its patterns match (another operator's otherwise; its policies and labels are not in this view)."""
+    if not namespaces or not namespace:
+        return True
+    return any(references.match_namespace(references.NamespaceName(namespace), p) for p in namespaces)
 
 
 def install(

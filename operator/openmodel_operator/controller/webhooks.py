@@ -107,6 +107,8 @@ def install(
             kwargs["namespace_index"],
         )
         meta = body.get("metadata") or {}
+        if not webhook_registration.judged(namespace, settings.namespaces):
+            return  # another operator's namespace (a pattern no namespaceSelector can express)
         if meta.get("deletionTimestamp"):
             return  # being deleted: its finalizer must come off, whatever the policies say now
         if operation == "UPDATE" and old is not None and old.get("spec") == body.get("spec"):
@@ -146,7 +148,7 @@ def install(
         )
         return
     for group, version, plural, kind in child_kinds:
-        registry_guard(registry, group, version, plural, kind, hooks.operator_users, managed_by)
+        registry_guard(registry, group, version, plural, kind, hooks.operator_users, managed_by, settings.namespaces)
 
 
 async def _listed(state: Mapping[str, Any], wait: float = 3.0) -> bool:
@@ -169,6 +171,7 @@ def registry_guard(
     kind: str,
     operator_users: tuple[str, ...],
     managed_by: Mapping[str, str],
+    namespaces: tuple[str, ...] = (),
 ) -> None:
     """The guard of one child kind (a function per kind: each handler binds its own kind)."""
 
@@ -191,7 +194,7 @@ def registry_guard(
             labels = ((obj or {}).get("metadata") or {}).get("labels") or {}
             return all(labels.get(key) == value for key, value in managed_by.items())
 
-        if not (ours(body) or ours(old)):
+        if not (ours(body) or ours(old)) or not webhook_registration.judged(kwargs.get("namespace"), namespaces):
             return
         name = str((body.get("metadata") or {}).get("name") or "")
         review = review_child_change(

@@ -15,10 +15,12 @@ month" includes models deleted since. A model created again under the same name 
 from __future__ import annotations
 
 import datetime
+import re
 from collections.abc import Mapping
 from typing import Any, Final
 
 from openmodel_operator.api.time import as_utc
+from openmodel_operator.evidence.attestation import EXTENSION
 from openmodel_operator.planning import children
 
 SUFFIX = "-attestations"
@@ -47,6 +49,35 @@ def entry_key(moment: datetime.datetime, passed: bool, subject_hex: str, taken: 
     return key
 
 
+_ENTRY_KEY = re.compile(r"^(\d{8}T\d{6}Z)(?:\.\d{3,})?-(passed|failed)-([0-9a-f]{10})\.json$")
+
+
+def names_statement(key: str, statement: Mapping[str, Any], namespace: str, model: str) -> bool:
+    """The entry key is the one the operator gives this Statement (its time, verdict and subject digest), and
+    the Statement is about this model: a genuine entry moved under a later key (a replayed admit read as
+    "admitted again") or copied from another model's history does not name itself."""
+    match = _ENTRY_KEY.fullmatch(key)
+    predicate = statement.get("predicate")
+    subject = statement.get("subject")
+    if match is None or not isinstance(predicate, Mapping) or not isinstance(subject, list) or not subject:
+        return False
+    ext = predicate.get(EXTENSION)
+    who = (ext.get("model") if isinstance(ext, Mapping) else None) or {}
+    if not isinstance(who, Mapping) or (who.get("namespace"), who.get("name")) != (namespace, model):
+        return False
+    try:
+        moment = datetime.datetime.fromisoformat(str(predicate.get("timeVerified")))
+    except ValueError:
+        return False
+    digest = str(((subject[0] if isinstance(subject[0], Mapping) else {}).get("digest") or {}).get("sha256") or "")
+    verdict = {"PASSED": "passed", "FAILED": "failed"}.get(str(predicate.get("verificationResult")))
+    return (match.group(1), match.group(2), match.group(3)) == (
+        as_utc(moment).strftime("%Y%m%dT%H%M%SZ"),
+        verdict,
+        digest[:10],
+    )
+
+
 def entries(data: Mapping[str, str] | None) -> dict[str, str]:
     """The attestation entries of a history's ``data`` (the public key copy and foreign keys left out)."""
     return {k: v for k, v in (data or {}).items() if k.endswith(".json") and isinstance(v, str)}
@@ -62,6 +93,28 @@ def bounded(history: Mapping[str, str], max_count: int, max_bytes: int = MAX_HIS
         if kept and (len(kept) >= max_count or size + cost > max_bytes):
             break
         kept[key] = history[key]
+        size += cost
+    return dict(sorted(kept.items()))
+
+
+def bounded_own_first(
+    own: Mapping[str, str],
+    newest: str,
+    others: Mapping[str, str],
+    max_count: int,
+    max_bytes: int = MAX_HISTORY_BYTES,
+) -> dict[str, str]:
+    """The history to write: ``own`` (entries this operator key signed under their own names, ``newest``
+    among them) bounded first, then ``others`` (an earlier key's, after a rotation; or planted) in what
+    room is left, and only those older than ``newest``: an entry nobody can check never pushes out one the
+    operator made, and none claims a decision after the one just made."""
+    kept = bounded(own, max_count, max_bytes)
+    size = sum(len(k.encode()) + len(v.encode()) for k, v in kept.items())
+    for key in sorted((k for k in others if k < newest and k not in kept), reverse=True):
+        cost = len(key.encode()) + len(others[key].encode())
+        if len(kept) >= max_count or size + cost > max_bytes:
+            break
+        kept[key] = others[key]
         size += cost
     return dict(sorted(kept.items()))
 
