@@ -23,6 +23,7 @@ from openmodel_operator.evidence.records import Reason, ResolvedSource
 from openmodel_operator.sources import writeback
 from openmodel_operator.sources.hub import resolve_hub
 from openmodel_operator.sources.pull import PARTIAL_PREFIX, pull
+from test_pull import expected_of, tree
 
 WRITE, WAIT_BEFORE = 2, 1
 BIG = "model-00001-of-00002.safetensors"
@@ -33,14 +34,6 @@ FILES: dict[str, bytes] = {
 }
 
 Call = tuple[int, int, int, int]
-
-
-def expected_of(resolved: ResolvedSource) -> dict[str, str]:
-    return {f.path: f.sha256 for f in resolved.files}
-
-
-def tree(root: Path) -> dict[str, bytes]:
-    return {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()}
 
 
 @pytest.fixture
