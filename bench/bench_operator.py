@@ -699,12 +699,8 @@ def catchup_operator_main(conn: Conn, url: str, concurrency: int, label: str, pr
 async def _catchup_operator(conn: Conn, url: str, concurrency: int, label: str) -> None:
     import socket
 
-    import kopf
-
     from openmodel_operator.controller import reconciler as reconciler_module
-    from openmodel_operator.controller.handlers import build_registry
     from openmodel_operator.controller.health import Health
-    from openmodel_operator.controller.kube import Kube, client_for
     from openmodel_operator.controller.logs import configure_logging
     from openmodel_operator.controller.settings import OperatorSettings
 
@@ -745,28 +741,12 @@ async def _catchup_operator(conn: Conn, url: str, concurrency: int, label: str) 
         operator_image="openmodel-operator:bench",
         vllm_image="vllm:bench",
     )
-    registry = build_registry(settings, lambda: Kube(client_for(url)))
-
-    @kopf.on.login(registry=registry)
-    def login(**_: Any) -> kopf.ConnectionInfo:
-        return kopf.ConnectionInfo(server=url, insecure=True)
-
     health = Health()
     ours, theirs = free_port(), free_port()
     server = health.serve("127.0.0.1", ours)
-    stop_flag = asyncio.Event()
     heartbeat = asyncio.create_task(health.heartbeat())
-    task = asyncio.create_task(
-        kopf.operator(
-            registry=registry,
-            settings=kopf.OperatorSettings(),
-            standalone=True,
-            clusterwide=True,
-            stop_flag=stop_flag,
-            ready_flag=health.ready,
-            liveness_endpoint=f"http://127.0.0.1:{theirs}/healthz",  # Kopf's own, in the event loop: the baseline
-        )
-    )
+    # Kopf's own liveness endpoint, in the event loop: the baseline /healthz is compared with
+    task, stop_flag, _ = start_operator(url, settings, health.ready, f"http://127.0.0.1:{theirs}/healthz")
     while not health.ready.is_set():
         await asyncio.sleep(0.01)
     conn.send({"op": "ready", "at": time.monotonic(), "health_port": ours, "kopf_health_port": theirs})

@@ -80,9 +80,12 @@ def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
     return time.perf_counter() - started, result
 
 
-def start_operator(url: str, settings: Any) -> tuple[Any, Any, Any]:
+def start_operator(
+    url: str, settings: Any, ready_flag: Any = None, liveness_endpoint: str | None = None
+) -> tuple[Any, Any, Any]:
     """The real operator (the production registry) as a task of this loop, logged in to ``url`` without
-    credentials: (task, stop_flag, ready_flag). Kopf and the operator are imported here, when a bench runs it."""
+    credentials: (task, stop_flag, ready_flag). Kopf and the operator are imported here, when a bench runs it.
+    ``ready_flag``: an event of the caller's (e.g. the health endpoint's); ``liveness_endpoint``: Kopf's own."""
     import asyncio
 
     import kopf
@@ -96,7 +99,8 @@ def start_operator(url: str, settings: Any) -> tuple[Any, Any, Any]:
     def login(**_: Any) -> kopf.ConnectionInfo:
         return kopf.ConnectionInfo(server=url, insecure=True)
 
-    stop_flag, ready_flag = asyncio.Event(), asyncio.Event()
+    stop_flag = asyncio.Event()
+    ready_flag = ready_flag if ready_flag is not None else asyncio.Event()
     task = asyncio.create_task(
         kopf.operator(
             registry=registry,
@@ -105,6 +109,7 @@ def start_operator(url: str, settings: Any) -> tuple[Any, Any, Any]:
             clusterwide=True,
             stop_flag=stop_flag,
             ready_flag=ready_flag,
+            liveness_endpoint=liveness_endpoint,
         )
     )
     return task, stop_flag, ready_flag
