@@ -119,14 +119,8 @@ def test_an_audit_violation_is_admitted_with_a_warning(case: Case) -> None:
     assert f"'{name}' (Audit)" in proc.stderr and "SourceNotAllowed" in proc.stderr, proc.stderr
 
 
-def test_a_tenant_edit_of_the_serving_deployment_is_refused(case: Case, publish: Any, signing_key: KeyPair) -> None:
-    from test_lifecycle import repo_of
-
-    publish(repo_of(case))
-    case.policy(public_pem=signing_key.public_pem)
-    case.model(repo_of(case))
-    case.bring_to_ready()
-    # the tenant may edit Deployments in the namespace (RBAC): the guard, not RBAC, is what refuses
+def tenant_may_edit(case: Case) -> None:
+    """The tenant may edit Deployments, pods and the rest of the namespace (ClusterRole ``edit``)."""
     case.kubectl.apply(
         {
             "apiVersion": "rbac.authorization.k8s.io/v1",
@@ -136,6 +130,60 @@ def test_a_tenant_edit_of_the_serving_deployment_is_refused(case: Case, publish:
             "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "e2e-tenant"}],
         }
     )
+
+
+def test_a_tenant_pod_with_the_model_services_labels_is_refused(case: Case, publish: Any, signing_key: KeyPair) -> None:
+    """Threat model row 28: the Service selects by labels, so a pod of the tenant's carrying them would get the
+    Trusted endpoint's traffic (and callers' API keys); only the model's own Deployment makes such pods."""
+    from test_lifecycle import repo_of
+
+    publish(repo_of(case))
+    case.policy(public_pem=signing_key.public_pem)
+    case.model(repo_of(case))
+    case.bring_to_ready()
+    tenant_may_edit(case)
+    # the ServiceAccount admission plugin needs the namespace's default account (a control-plane-only cluster
+    # has no controller that makes it); it runs before the webhooks
+    account = {
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": {"name": "default", "namespace": case.namespace},
+    }
+    case.kubectl.apply(account)
+    service = case.child("service", "m")
+    assert service is not None
+    selector = dict(service["spec"]["selector"])
+
+    def tenant_pod(name: str, labels: dict[str, str]) -> dict[str, Any]:
+        return {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": name, "namespace": case.namespace, "labels": {**labels, RUN_LABEL: case.run_id}},
+            "spec": {"containers": [{"name": "proxy", "image": "evil/proxy:1"}]},
+        }
+
+    proc = case.kubectl.run(
+        "create", "-f", "-", *TENANT, input=yaml.safe_dump(tenant_pod("hijack", selector)), check=False
+    )
+    assert proc.returncode != 0, proc.stdout
+    assert "only the model's own Deployment may make such pods, not e2e-tenant" in proc.stderr, proc.stderr
+    assert case.child("pod", "hijack") is None
+    # the control: the tenant's pod with labels of its own is the tenant's business
+    proc = case.kubectl.run(
+        "create", "-f", "-", *TENANT, input=yaml.safe_dump(tenant_pod("own", {"app": "own"})), check=False
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert case.status()["phase"] == "Ready"
+
+
+def test_a_tenant_edit_of_the_serving_deployment_is_refused(case: Case, publish: Any, signing_key: KeyPair) -> None:
+    from test_lifecycle import repo_of
+
+    publish(repo_of(case))
+    case.policy(public_pem=signing_key.public_pem)
+    case.model(repo_of(case))
+    case.bring_to_ready()
+    tenant_may_edit(case)  # the guard, not RBAC, is what refuses
     before = case.child("deployment", "m")
     assert before is not None
     image = [{"op": "replace", "path": "/spec/template/spec/containers/0/image", "value": "evil/vllm:latest"}]

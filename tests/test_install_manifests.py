@@ -56,6 +56,7 @@ NAMESPACED_PERMS: set[Perm] = (
     | _perms("", ["events"], ["create"])
     | _perms("", ["configmaps", "services", "persistentvolumeclaims"], _CHILD_VERBS)
     | _perms("apps", ["deployments"], _CHILD_VERBS)
+    | _perms("apps", ["replicasets"], ["get"])  # read by the serving pods' admission guard, never written
     | _perms("batch", ["jobs"], _CHILD_VERBS)
     | _perms("networking.k8s.io", ["networkpolicies"], _CHILD_VERBS)
     | _perms("", ["secrets"], SECRET_VERBS)
@@ -322,7 +323,8 @@ def test_root_renders_the_base(base: list[Obj]) -> None:
     assert base == kustomize(MANIFESTS / "base")
     kinds = sorted(o["kind"] for o in base)
     assert kinds == sorted(
-        ["Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Deployment"] + ["Service"] * 3
+        ["Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Deployment"]
+        + ["Service"] * 3
         + ["ValidatingWebhookConfiguration"]
         + ["CustomResourceDefinition"] * 4
     )
@@ -368,7 +370,11 @@ def test_every_child_kind_the_operator_manages_is_granted() -> None:
         for verb in _CHILD_VERBS:
             assert (group, plural, verb) in NAMESPACED_PERMS, (group, plural, verb)
     child_resources = {(g, r) for g, r, _ in NAMESPACED_PERMS if r not in ("openmodels", "openmodels/status")}
-    assert child_resources - {(g, p) for g, _v, p, _k in CHILD_KINDS} == {("", "events"), ("", "secrets")}
+    assert child_resources - {(g, p) for g, _v, p, _k in CHILD_KINDS} == {
+        ("", "events"),
+        ("", "secrets"),
+        ("apps", "replicasets"),
+    }
 
 
 def test_children_need_no_finalizers_permission() -> None:

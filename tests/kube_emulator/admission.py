@@ -21,7 +21,7 @@ class AdmissionMixin(EmulatorState):
     __slots__ = ()
 
     def _normalize(self, rd: ResourceDef, storage: ResourceDef, obj: JsonDict, old: JsonDict | None, *,
-                   validation: str) -> list[str]:
+                   validation: str, subresource: str | None = None) -> list[str]:
         name = obj['metadata'].get('name') or ''
         warnings: list[str] = []
         errors: list[FieldError] = []
@@ -56,7 +56,7 @@ class AdmissionMixin(EmulatorState):
                      ('', 'events'): 'any'}.get((storage.group, storage.plural), 'subdomain')
             errors += meta_errors(obj, style)
             if hook is not None:
-                errors += hook(obj, old, requested=rd)
+                errors += hook(obj, old, requested=rd, subresource=subresource)
         if errors:
             raise rd.invalid(name, errors)
         return warnings

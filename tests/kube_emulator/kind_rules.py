@@ -39,7 +39,8 @@ class KindRulesMixin(EmulatorState):
             obj['status'] = {'phase': 'Active'}
         return []
 
-    def _kind__events(self, obj: JsonDict, old: JsonDict | None, *, requested: ResourceDef) -> list[FieldError]:
+    def _kind__events(self, obj: JsonDict, old: JsonDict | None, *, requested: ResourceDef,
+                      **_: Any) -> list[FieldError]:
         errors: list[FieldError] = []
         ns = obj['metadata'].get('namespace') or ''
         involved = obj.get('involvedObject') or {}
@@ -192,7 +193,8 @@ class KindRulesMixin(EmulatorState):
                                                               'resources.requests for bound claims'))
         return errors
 
-    def _kind__pods(self, obj: JsonDict, old: JsonDict | None, **_: Any) -> list[FieldError]:
+    def _kind__pods(self, obj: JsonDict, old: JsonDict | None, subresource: str | None = None,
+                    **_: Any) -> list[FieldError]:
         spec = obj.setdefault('spec', {})
         errors = pod_spec_errors(spec, 'spec', restart_policies=('Always', 'OnFailure', 'Never'))
         if old is None:
@@ -206,6 +208,8 @@ class KindRulesMixin(EmulatorState):
                         container.pop('image', None)
                 for key in ('activeDeadlineSeconds', 'tolerations', 'schedulingGates', 'terminationGracePeriodSeconds'):
                     masked.pop(key, None)
+                if subresource == 'ephemeralcontainers':  # kubectl debug: only what this subresource writes
+                    masked.pop('ephemeralContainers', None)
                 return masked
             if not json_equal(mutable_masked(spec), mutable_masked(old.get('spec') or {})):
                 errors.append(FieldError('spec', 'Forbidden', 'pod updates may not change fields other than '

@@ -132,7 +132,8 @@ class RoutingMixin(EmulatorState):
         subresource = target.subresource
         if subresource is not None and subresource not in rd.subresources:
             raise route_not_found()
-        if subresource not in (None, 'status') and not (rd.plural == 'namespaces' and subresource == 'finalize'):
+        if subresource not in (None, 'status') and not (rd.plural == 'namespaces' and subresource == 'finalize') \
+                and not (rd.qualified == 'pods' and subresource == 'ephemeralcontainers'):
             raise ApiError(501, 'NotImplemented', f'the emulator does not implement the {subresource!r} '
                                                   f'subresource of {rd.qualified}', {})
         if subresource is not None and verb not in ('get', 'update', 'patch'):

@@ -133,6 +133,10 @@ class WriteMixin(EmulatorState):
                 new.pop('status', None)
             else:
                 new['status'] = status
+        elif subresource == 'ephemeralcontainers':  # pods (kubectl debug): only spec.ephemeralContainers
+            added = dig(new, ('spec', 'ephemeralContainers')) or []
+            new = copy.deepcopy(old)
+            new.setdefault('spec', {})['ephemeralContainers'] = added
         elif subresource == 'finalize':  # namespaces: only spec.finalizers may change here
             finalizers = dig(new, ('spec', 'finalizers')) or []
             new = copy.deepcopy(old)
@@ -160,7 +164,7 @@ class WriteMixin(EmulatorState):
                                                        f'deleted, found new finalizers {json.dumps(sorted(added))}')])
         meta = metadata_of(new)
         meta['resourceVersion'] = old_meta['resourceVersion']
-        warnings = self._normalize(rd, storage, new, old, validation=validation)
+        warnings = self._normalize(rd, storage, new, old, validation=validation, subresource=subresource)
         meta = metadata_of(new)  # normalization may have rebuilt the metadata
 
         # Generation: spec changes for built-ins that track it, any non-metadata(/status) change for CRs.

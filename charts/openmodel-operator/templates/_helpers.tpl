@@ -68,6 +68,11 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 - apiGroups: [apps]
   resources: [deployments]
   verbs: [get, list, watch, create, patch, delete]
+# ReplicaSets: read only, by the admission guard, to tell whether a new pod with a model Service's labels
+# comes from the operator's own Deployment (docs/rbac.md).
+- apiGroups: [apps]
+  resources: [replicasets]
+  verbs: [get]
 - apiGroups: [batch]
   resources: [jobs]
   verbs: [get, list, watch, create, patch, delete]

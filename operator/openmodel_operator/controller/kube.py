@@ -17,7 +17,7 @@ import httpx2
 from lightkube import ApiError, AsyncClient, KubeConfig, codecs
 from lightkube.config.models import Cluster, User
 from lightkube.generic_resource import create_global_resource, create_namespaced_resource
-from lightkube.resources.apps_v1 import Deployment
+from lightkube.resources.apps_v1 import Deployment, ReplicaSet
 from lightkube.resources.batch_v1 import Job
 from lightkube.resources.core_v1 import ConfigMap, Event, PersistentVolumeClaim, Secret, Service
 from lightkube.resources.networking_v1 import NetworkPolicy
@@ -161,9 +161,7 @@ class Kube:
         patch = {"metadata": {"finalizers": finalizers, "resourceVersion": resource_version}}
         try:
             async with self._writes:
-                await self.client.patch(
-                    OpenModelResource, name, patch, namespace=namespace, patch_type=PatchType.MERGE
-                )
+                await self.client.patch(OpenModelResource, name, patch, namespace=namespace, patch_type=PatchType.MERGE)
         except httpx2.HTTPStatusError as exc:
             code = _code(exc)
             if code in (404, 409):
@@ -200,6 +198,16 @@ class Kube:
         """One object of a child kind, None when it does not exist."""
         try:
             obj = await self.client.get(KINDS[kind], name, namespace=namespace)
+        except httpx2.HTTPStatusError as exc:
+            if _code(exc) == 404:
+                return None
+            raise _error(exc) from None
+        return dict(obj.to_dict())
+
+    async def replicaset(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """A ReplicaSet, read (never written) by the serving pods' guard to tell whose a new pod is."""
+        try:
+            obj = await self.client.get(ReplicaSet, name, namespace=namespace)
         except httpx2.HTTPStatusError as exc:
             if _code(exc) == 404:
                 return None

@@ -34,9 +34,12 @@ from kopf._cogs.structs import patches, references
 from kopf._core.engines import admission
 from kopf._core.intents import causes
 
+from openmodel_operator.planning.admission import POD_SELECTOR
+
 log = logging.getLogger(__name__)
 
 GUARD_PREFIX = "guard-"  # handler ids of the children guard (and so the webhooks' names)
+POD_GUARD_PREFIX = f"{GUARD_PREFIX}pods"  # the serving pods' guard: selected by the pods' label, not managed-by
 POLICY_TIMEOUT = 10  # seconds the API server waits for the policy and OpenModel webhooks (ConfigMap reads)
 GUARD_TIMEOUT = 5  # the guard sits in front of every write of a managed child: a slow operator costs little
 REASSERT_SECONDS = 60.0
@@ -59,7 +62,11 @@ def shape(
                     {"key": "kubernetes.io/metadata.name", "operator": "In", "values": sorted(literal)}
                 ]
             }
-        if str(webhook.get("name", "")).startswith(GUARD_PREFIX):
+        if str(webhook.get("name", "")).startswith(POD_GUARD_PREFIX):
+            # a hijacking pod need not say it is managed: every pod with the label the Services select is sent
+            webhook["objectSelector"] = {"matchLabels": dict(POD_SELECTOR)}
+            webhook["timeoutSeconds"] = GUARD_TIMEOUT
+        elif str(webhook.get("name", "")).startswith(GUARD_PREFIX):
             webhook["objectSelector"] = {"matchLabels": dict(managed_by)}
             webhook["timeoutSeconds"] = GUARD_TIMEOUT
         else:

@@ -18,6 +18,10 @@ register the webhooks.
 * The children guard: ``Ignore``. It only spares the reconciler a repair (the operator reverts drift anyway),
   and it sits on Deployments, Jobs, ConfigMaps, Services and PVCs: a down operator must never block the
   namespace controller, the garbage collector or an admin from deleting them.
+* The serving pods' guard (pods labelled ``app.kubernetes.io/name=openmodel``, the operator's ReplicaSets):
+  ``Ignore`` too, for the same reason (a down operator would otherwise stop every model's pods from being
+  recreated on a node failure). While the operator runs, it fails closed: a ReplicaSet or Deployment it
+  cannot read in time refuses the pod (the controller retries).
 """
 
 from __future__ import annotations
@@ -37,12 +41,24 @@ from openmodel_operator.controller.settings import OperatorSettings
 from openmodel_operator.controller.webhook_registration import GUARD_PREFIX
 from openmodel_operator.controller.webhook_settings import WebhookSettings
 from openmodel_operator.controller.webhook_tls import given_files, self_signed
-from openmodel_operator.planning.admission import Review, review_child_change, review_openmodel, review_policy
+from openmodel_operator.planning.admission import (
+    POD_MAKERS,
+    Review,
+    controller_ref,
+    replicaset_owner_needed,
+    review_child_change,
+    review_openmodel,
+    review_pod_change,
+    review_policy,
+    review_replicaset_change,
+    serving_pod,
+)
 from openmodel_operator.trust.policies import Policy, governing_policies, usable_policy, without_references
 
 log = logging.getLogger(__name__)
 
 READ_TIMEOUT = 5.0  # seconds for reading the ConfigMaps a policy references during admission
+OWNER_READ_TIMEOUT = 3.0  # the serving pods' guard reads one owner within the guard's 5 s webhook timeout
 DISABLED = (
     "admission webhooks are off (OPENMODEL_WEBHOOKS=off): nothing is refused at kubectl apply; every "
     "ModelTrustPolicy and OpenModel is validated only when the operator reconciles it (Accepted, Trusted "
@@ -149,6 +165,105 @@ def install(
         return
     for group, version, plural, kind in child_kinds:
         registry_guard(registry, group, version, plural, kind, hooks.operator_users, managed_by, settings.namespaces)
+    registry_serving_guard(registry, hooks.operator_users, settings.namespaces, state)
+
+
+class OwnerUnreadable(Exception):
+    """The owner a guarded request names could not be read: the request is refused (fail closed)."""
+
+
+async def _owner(state: Mapping[str, Any], kind: str, namespace: str, name: str) -> Mapping[str, Any] | None:
+    """The object a controller reference names, as the API server has it now (never a cache: a ReplicaSet
+    made a moment ago is not in any watch yet)."""
+    kube = state.get("kube")
+    if kube is None:
+        raise OwnerUnreadable("the operator is starting")
+    try:
+        read = kube.replicaset(namespace, name) if kind == "ReplicaSet" else kube.get(kind, namespace, name)
+        found: Mapping[str, Any] | None = await asyncio.wait_for(read, OWNER_READ_TIMEOUT)
+    except TimeoutError:
+        raise OwnerUnreadable(f"reading {kind} {name} timed out") from None
+    except Exception as exc:  # KubeError, a connection error: nothing is admitted on an unread owner
+        raise OwnerUnreadable(f"reading {kind} {name} failed ({type(exc).__name__})") from None
+    return found
+
+
+def _unreadable(what: str, why: OwnerUnreadable) -> Review:
+    return Review(False, f"{what} cannot be checked now ({why}): the controller retries", 503)
+
+
+def registry_serving_guard(
+    registry: kopf.OperatorRegistry,
+    operator_users: tuple[str, ...],
+    namespaces: tuple[str, ...],
+    state: Mapping[str, Any],
+) -> None:
+    """Only the model's own Deployment makes pods its Service selects (threat model, row 28): pods with the
+    operator's pod label, with their ephemeral containers, and the operator's ReplicaSets."""
+
+    async def pods(body: kopf.Body, userinfo: Mapping[str, Any], warnings: list[str], **kwargs: Any) -> None:
+        old: Mapping[str, Any] | None = kwargs.get("old")
+        operation, namespace = str(kwargs["operation"]), kwargs.get("namespace")
+        if not webhook_registration.judged(namespace, namespaces):
+            return
+        username, groups = str(userinfo.get("username") or ""), list(userinfo.get("groups") or [])
+        new = None if operation == "DELETE" else body
+        owner: Mapping[str, Any] | None = None
+        ref = controller_ref(new)
+        if operation == "CREATE" and serving_pod(new) and username in POD_MAKERS and ref is not None:
+            try:
+                owner = await _owner(state, "ReplicaSet", str(namespace), str(ref.get("name") or ""))
+            except OwnerUnreadable as why:
+                answer(_unreadable(f"Pod of ReplicaSet {ref.get('name')}", why), warnings)
+                return
+        answer(review_pod_change(username, groups, operation, old, new, owner, operator_users), warnings)
+
+    kopf.on.validate(
+        "",
+        "v1",
+        "pods",
+        registry=registry,
+        id=f"{GUARD_PREFIX}pods",
+        operations=["CREATE", "UPDATE"],
+        ignore_failures=True,
+    )(pods)
+    kopf.on.validate(
+        "",
+        "v1",
+        "pods",
+        registry=registry,
+        id=f"{GUARD_PREFIX}pods-ephemeralcontainers",
+        subresource="ephemeralcontainers",
+        operations=["UPDATE"],
+        ignore_failures=True,
+    )(pods)
+
+    @kopf.on.validate(
+        "apps",
+        "v1",
+        "replicasets",
+        registry=registry,
+        id=f"{GUARD_PREFIX}replicasets",
+        operations=["CREATE", "UPDATE", "DELETE"],
+        ignore_failures=True,
+    )
+    async def replicasets(body: kopf.Body, userinfo: Mapping[str, Any], warnings: list[str], **kwargs: Any) -> None:
+        old: Mapping[str, Any] | None = kwargs.get("old")
+        operation, namespace = str(kwargs["operation"]), kwargs.get("namespace")
+        if not webhook_registration.judged(namespace, namespaces):
+            return
+        username, groups = str(userinfo.get("username") or ""), list(userinfo.get("groups") or [])
+        new = None if operation == "DELETE" else body
+        deployment: Mapping[str, Any] | None = None
+        ref = controller_ref(new)
+        by_owner = ref is not None and ref.get("kind") == "Deployment"
+        if ref is not None and by_owner and replicaset_owner_needed(username, operation, old, new):
+            try:
+                deployment = await _owner(state, "Deployment", str(namespace), str(ref.get("name") or ""))
+            except OwnerUnreadable as why:
+                answer(_unreadable(f"ReplicaSet of Deployment {ref.get('name')}", why), warnings)
+                return
+        answer(review_replicaset_change(username, groups, operation, old, new, deployment, operator_users), warnings)
 
 
 async def _listed(state: Mapping[str, Any], wait: float = 3.0) -> bool:

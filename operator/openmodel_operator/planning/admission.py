@@ -16,7 +16,9 @@ What only the reconciler can decide (it needs the source): signatures, the files
 licenses and openness from the model card, the digest pin. Admission says nothing about those: an admitted
 OpenModel can still be Rejected after resolving.
 
-A child guard (:func:`review_child_change`) is here too: who may change the objects the operator owns.
+A child guard (:func:`review_child_change`) is here too: who may change the objects the operator owns; and
+the serving pods' guard (:func:`review_pod_change`, :func:`review_replicaset_change`): the model's Service
+selects pods by labels, so only pods its own Deployment makes may carry them (threat model, row 28).
 Pure: the shell (controller/webhooks.py) gathers the inputs from Kopf's indexes and the request.
 """
 
@@ -31,6 +33,7 @@ from pydantic import ValidationError
 from openmodel_operator.api.openmodel import OpenModelSpec
 from openmodel_operator.evidence.records import Violation
 from openmodel_operator.planning.adapters import adapter_model_spec
+from openmodel_operator.planning.children import COMPONENT_LABEL, INSTANCE_LABEL
 from openmodel_operator.planning.model_state import spec_problem
 from openmodel_operator.trust.decision import policy_violations
 from openmodel_operator.trust.policies import Policy, governing_policies, usable_policy, without_references
@@ -216,4 +219,185 @@ def review_child_change(
         f"spec.storage decide this object); a cluster admin in {', '.join(sorted(break_glass_groups))} may "
         "override",
         403,
+    )
+
+
+# ------------------------------------------------------------------ the serving pods' guard
+
+# The Service of a model selects ``app.kubernetes.io/name=openmodel``, its instance and ``component=server``:
+# labels any pod can carry. A pod with them may only come from the model's own Deployment, through the chain
+# the cluster's controllers keep: the operator writes the Deployment (guarded), the Deployment controller
+# makes a ReplicaSet of it (guarded here: its Deployment must be the operator's), the ReplicaSet controller
+# makes the pods (guarded here: their ReplicaSet must be one of those). Who makes each link is the request's
+# authenticated user, which a tenant cannot forge; the ownerReferences a controller writes are the truth.
+POD_SELECTOR = {"app.kubernetes.io/name": "openmodel"}  # every pod of the operator's children carries it
+SERVER_COMPONENT = "server"
+POD_MAKERS = frozenset({"system:serviceaccount:kube-system:replicaset-controller", "system:kube-controller-manager"})
+REPLICASET_MAKERS = frozenset(
+    {"system:serviceaccount:kube-system:deployment-controller", "system:kube-controller-manager"}
+)
+MANAGED_LABEL = ("app.kubernetes.io/managed-by", "openmodel-operator")
+
+
+def _labels(obj: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    return ((obj or {}).get("metadata") or {}).get("labels") or {}
+
+
+def openmodel_pod(obj: Mapping[str, Any] | None) -> bool:
+    """A pod the guard judges: it carries the label every pod of the operator's children has."""
+    labels = _labels(obj)
+    return all(labels.get(key) == value for key, value in POD_SELECTOR.items())
+
+
+def serving_pod(obj: Mapping[str, Any] | None) -> bool:
+    """A pod some model's Service would send traffic to (and clients' API keys with it)."""
+    return openmodel_pod(obj) and _labels(obj).get(COMPONENT_LABEL) == SERVER_COMPONENT
+
+
+def controller_ref(obj: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
+    """The ownerReference with ``controller: true`` (at most one, the apiserver says)."""
+    for ref in ((obj or {}).get("metadata") or {}).get("ownerReferences") or []:
+        if isinstance(ref, Mapping) and ref.get("controller") is True:
+            return ref
+    return None
+
+
+def _managed(obj: Mapping[str, Any] | None) -> bool:
+    key, value = MANAGED_LABEL
+    return _labels(obj).get(key) == value
+
+
+def _break_glass(
+    username: str, groups: Collection[str], what: str, operation: str, break_glass_groups: Collection[str]
+) -> Review | None:
+    if not any(group in break_glass_groups for group in groups):
+        return None
+    return Review(
+        True,
+        warnings=(
+            _warning(
+                f"{what} is guarded by openmodel-operator: this {operation} by {username} "
+                f"({'/'.join(sorted(break_glass_groups))}) is allowed"
+            ),
+        ),
+    )
+
+
+def _refused(message: str) -> Review:
+    return Review(False, message, 403)
+
+
+def _without_bookkeeping(obj: Mapping[str, Any] | None) -> dict[str, Any]:
+    """What an edit must leave alone: everything but annotations and the server's bookkeeping."""
+    view = dict(obj or {})
+    meta = dict(view.get("metadata") or {})
+    for key in ("annotations", "resourceVersion", "managedFields", "generation"):
+        meta.pop(key, None)
+    view["metadata"] = meta
+    view.pop("status", None)
+    return view
+
+
+def review_pod_change(
+    username: str,
+    groups: Collection[str],
+    operation: str,
+    old: Mapping[str, Any] | None,
+    new: Mapping[str, Any] | None,
+    owner: Mapping[str, Any] | None,
+    operator_users: Collection[str],
+    break_glass_groups: Collection[str] = (BREAK_GLASS_GROUP,),
+) -> Review:
+    """A pod with the serving labels is admitted only from the ReplicaSet controller, for a ReplicaSet that is
+    the operator's (``owner``: the ReplicaSet its controller reference names, as the API server has it, or
+    None); a pod the operator's children made is not edited by anyone else (a pod's images are mutable, so a
+    ``kubectl set image`` or an ephemeral debug container would run other code where verified code ran)."""
+    pod = new if new is not None else old
+    name = str(((pod or {}).get("metadata") or {}).get("name") or "")
+    what = f"Pod {name}"
+    if not (openmodel_pod(old) or openmodel_pod(new)):
+        return Review(True)
+    glass = _break_glass(username, groups, what, operation, break_glass_groups)
+    if glass is not None:
+        return glass
+    if operation == "CREATE":
+        if not serving_pod(new):
+            return Review(True)  # a Job's pod: its Job is guarded, and nothing routes traffic to it
+        instance = _labels(new).get(INSTANCE_LABEL)
+        ref = controller_ref(new)
+        why = (
+            f"{what} carries the labels the Service of OpenModel {instance!r} selects "
+            f"(app.kubernetes.io/name=openmodel, app.kubernetes.io/component=server): only the model's own "
+            f"Deployment may make such pods"
+        )
+        if username not in POD_MAKERS:
+            return _refused(f"{why}, not {username}. Use other labels for your own pods")
+        if ref is None or ref.get("kind") != "ReplicaSet" or ref.get("apiVersion") != "apps/v1":
+            return _refused(f"{why}; this one is not made for a ReplicaSet")
+        if (
+            owner is None
+            or ((owner.get("metadata") or {}).get("uid")) != ref.get("uid")
+            or not _managed(owner)
+            or _labels(owner).get(INSTANCE_LABEL) != instance
+            or _labels(owner).get(COMPONENT_LABEL) != SERVER_COMPONENT
+        ):
+            return _refused(f"{why}; its ReplicaSet {ref.get('name')!r} is not one of the operator's")
+        return Review(True)
+    if operation == "DELETE" or username in operator_users or username in SYSTEM_WRITERS:
+        return Review(True)  # deleting a pod only restarts it; the controllers adopt, orphan, clean up
+    if _without_bookkeeping(old) == _without_bookkeeping(new):
+        return Review(True)  # annotations only
+    return _refused(
+        f"{what} runs a model for openmodel-operator: only the cluster's controllers may change it, not "
+        f"{username} (its labels, images and containers are what was verified). Change the OpenModel instead"
+    )
+
+
+def replicaset_owner_needed(
+    username: str, operation: str, old: Mapping[str, Any] | None, new: Mapping[str, Any] | None
+) -> bool:
+    """Whether a write of the Deployment controller is judged by its Deployment: a new ReplicaSet, or one
+    whose labels or pod template change (what the pods it makes would be)."""
+    if username not in REPLICASET_MAKERS or operation not in ("CREATE", "UPDATE"):
+        return False
+    if operation == "CREATE":
+        return True
+    template = ((old or {}).get("spec") or {}).get("template"), ((new or {}).get("spec") or {}).get("template")
+    return _labels(old) != _labels(new) or template[0] != template[1]
+
+
+def review_replicaset_change(
+    username: str,
+    groups: Collection[str],
+    operation: str,
+    old: Mapping[str, Any] | None,
+    new: Mapping[str, Any] | None,
+    deployment: Mapping[str, Any] | None,
+    operator_users: Collection[str],
+    break_glass_groups: Collection[str] = (BREAK_GLASS_GROUP,),
+) -> Review:
+    """A ReplicaSet labelled as the operator's is written only by the Deployment controller for a Deployment
+    that is the operator's (``deployment``: the one its controller reference names, or None); anyone else is
+    refused as for every managed child. A tenant's Deployment whose pod template copies the operator's labels
+    gets no ReplicaSet, so no pods."""
+    obj = new if new is not None else old
+    name = str(((obj or {}).get("metadata") or {}).get("name") or "")
+    if username not in REPLICASET_MAKERS or operation not in ("CREATE", "UPDATE"):
+        return review_child_change(username, groups, operation, "ReplicaSet", name, operator_users, break_glass_groups)
+    if not replicaset_owner_needed(username, operation, old, new):
+        return Review(True)  # scaling, the revision annotations, adoption: the pods it makes stay the same
+    ref = controller_ref(new)
+    if (
+        ref is not None
+        and ref.get("kind") == "Deployment"
+        and deployment is not None
+        and (deployment.get("metadata") or {}).get("uid") == ref.get("uid")
+        and _managed(deployment)
+    ):
+        return Review(True)
+    owner = ref.get("name") if ref is not None else None
+    return _refused(
+        f"ReplicaSet {name} carries openmodel-operator's labels, but its Deployment {owner!r} is not the "
+        "operator's: only an OpenModel's own Deployment may make pods with them. Use other labels in your "
+        "Deployment's pod template"
     )
