@@ -4,7 +4,8 @@
 
 One run builds a model of ``--files`` weight shards (random bytes, ``--size-gb`` in all) plus the
 small files a Hub model has, signs it with model-signing (elliptic key, signature inside the model as
-``model.sig``), serves it from the Hub stand-in of the tests (in this process, from memory) and
+``model.sig``), serves it from the Hub stand-in of the tests (from memory; for the pulls in a process of its
+own, as a real Hub is, unless ``--hub-in-process``) and
 measures, each a few times (median and range; variants interleaved, the order rotated each round, so
 that drift and the other work on a shared machine hit all alike; every pull writes into a new directory
 after ``os.sync()``, so no run inherits another's dirty pages or finds its files in the page cache):
@@ -26,6 +27,7 @@ Prints a table and writes ``bench/results/trust.json``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import pathlib
 import shutil
@@ -53,7 +55,7 @@ import benchlib  # noqa: E402
 import huggingface_hub  # noqa: E402
 import model_signing  # noqa: E402
 from benchlib import median, print_table  # noqa: E402
-from fasthub import README, add_model_cached  # noqa: E402
+from fasthub import README, Served, add_model_cached, hub_process  # noqa: E402
 
 from hubstub import HubStub  # noqa: E402
 from openmodel_operator.evidence.manifest import compare_manifest, manifest_files  # noqa: E402
@@ -177,10 +179,10 @@ def ours_pull(request: ModelRequest, policies: list[Policy], dest: pathlib.Path)
     return {"total": done - started, "examine": decided - started, "pull": done - decided}
 
 
-def baseline_snapshot(hub: HubStub, commit: str, dest: pathlib.Path, public_key: pathlib.Path) -> dict[str, float]:
+def baseline_snapshot(hub: Served, dest: pathlib.Path, public_key: pathlib.Path) -> dict[str, float]:
     """huggingface_hub.snapshot_download into a directory, then model-signing verify."""
     started = time.perf_counter()
-    huggingface_hub.snapshot_download(REPO_ID, revision=commit, endpoint=hub.url, local_dir=dest)
+    huggingface_hub.snapshot_download(REPO_ID, revision=hub.commit, endpoint=hub.url, local_dir=dest)
     shutil.rmtree(dest / ".cache", ignore_errors=True)  # local_dir bookkeeping, not part of the model
     downloaded = time.perf_counter()
     model_signing_verify(dest, public_key)
@@ -199,7 +201,7 @@ def _fetch_plain(url: str, target: pathlib.Path, buffer: memoryview) -> int:
 
 
 def baseline_get(
-    hub: HubStub, commit: str, paths: list[str], dest: pathlib.Path, public_key: pathlib.Path, fsync: bool = False
+    hub: Served, paths: list[str], dest: pathlib.Path, public_key: pathlib.Path, fsync: bool = False
 ) -> dict[str, float]:
     """Plain parallel HTTP GETs (urllib, 4 threads, readinto 1 MiB, no hashing), then model-signing verify.
 
@@ -211,7 +213,8 @@ def baseline_get(
     def get(path: str) -> int:
         target = dest / path
         target.parent.mkdir(parents=True, exist_ok=True)
-        count = _fetch_plain(f"{hub.url}/{REPO_ID}/resolve/{commit}/{path}", target, memoryview(bytearray(2**20)))
+        url = f"{hub.url}/{REPO_ID}/resolve/{hub.commit}/{path}"
+        count = _fetch_plain(url, target, memoryview(bytearray(2**20)))
         if fsync:
             fd = os.open(target, os.O_RDONLY)
             try:
@@ -230,7 +233,7 @@ def baseline_get(
 
 
 def prototype_single_pass(
-    hub: HubStub, commit: str, expected: Mapping[str, str], dest: pathlib.Path, fsync: bool = True
+    hub: Served, expected: Mapping[str, str], dest: pathlib.Path, fsync: bool = True
 ) -> dict[str, float]:
     """NOT operator code: the single-pass design written inline, as a yardstick for ``sources.pull``.
 
@@ -248,7 +251,7 @@ def prototype_single_pass(
         buffer = memoryview(bytearray(2**20))
         fd, temp = tempfile.mkstemp(prefix=".partial-", dir=target.parent)
         try:
-            url = f"{hub.url}/{REPO_ID}/resolve/{commit}/{path}"
+            url = f"{hub.url}/{REPO_ID}/resolve/{hub.commit}/{path}"
             with urllib.request.urlopen(url, timeout=60) as response:
                 while count := response.readinto(buffer):
                     hasher.update(buffer[:count])
@@ -315,6 +318,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--files", type=int, default=4, help="number of weight shards")
     parser.add_argument("--reps", type=int, default=5, help="repetitions of the pull measurements (interleaved)")
     parser.add_argument("--local-reps", type=int, default=7, help="repetitions of the decision and local measurements")
+    parser.add_argument(
+        "--hub-in-process",
+        action="store_true",
+        help="serve the pulls from this process (the old set-up: client and server share one interpreter lock)",
+    )
     parser.add_argument("--workdir", type=pathlib.Path, default=None, help="where to write the model (default: TMPDIR)")
     args = parser.parse_args(argv)
 
@@ -365,24 +373,35 @@ def run(args: argparse.Namespace, work: pathlib.Path, hub: HubStub) -> int:
     print(f"(a) decision: median {median(decision) * 1000:.1f} ms, {hub_requests} Hub requests, 0 weight downloads")
     load["after_decision"] = os.getloadavg()
 
-    # (b) pull + verify
+    # (b) pull + verify, from the Hub stand-in in a process of its own (default) or in this one
     paths = sorted(f.path for f in exam.resolved.files)
     expected = expected_digests(exam)
-    pulls = repeat(
-        args.reps,
-        {
-            "ours": lambda: _in(work, "pull-ours", lambda d: ours_pull(request, policies, d)),
-            "snapshot_download": lambda: _in(work, "pull-hf", lambda d: baseline_snapshot(hub, commit, d, public_key)),
-            "plain_get": lambda: _in(work, "pull-get", lambda d: baseline_get(hub, commit, paths, d, public_key)),
-            "plain_get_fsync": lambda: _in(
-                work, "pull-get-fsync", lambda d: baseline_get(hub, commit, paths, d, public_key, fsync=True)
-            ),
-            "prototype": lambda: _in(work, "pull-proto", lambda d: prototype_single_pass(hub, commit, expected, d)),
-            "prototype_nofsync": lambda: _in(
-                work, "pull-proto-nofsync", lambda d: prototype_single_pass(hub, commit, expected, d, fsync=False)
-            ),
-        },
-    )
+    with contextlib.ExitStack() as stack:
+        served = (
+            Served(url=hub.url, commit=commit)
+            if args.hub_in_process
+            else stack.enter_context(hub_process(model_dir, REPO_ID))
+        )
+        pull_policies = [key_policy(key.public_pem, served.url)]
+        pull_request = ModelRequest(uri=f"hf://{REPO_ID}", endpoint=served.url)
+        print(
+            f"(b) served by the Hub stand-in at {served.url} ({'this' if args.hub_in_process else 'its own'} process)"
+        )
+        pulls = repeat(
+            args.reps,
+            {
+                "ours": lambda: _in(work, "pull-ours", lambda d: ours_pull(pull_request, pull_policies, d)),
+                "snapshot_download": lambda: _in(work, "pull-hf", lambda d: baseline_snapshot(served, d, public_key)),
+                "plain_get": lambda: _in(work, "pull-get", lambda d: baseline_get(served, paths, d, public_key)),
+                "plain_get_fsync": lambda: _in(
+                    work, "pull-get-fsync", lambda d: baseline_get(served, paths, d, public_key, fsync=True)
+                ),
+                "prototype": lambda: _in(work, "pull-proto", lambda d: prototype_single_pass(served, expected, d)),
+                "prototype_nofsync": lambda: _in(
+                    work, "pull-proto-nofsync", lambda d: prototype_single_pass(served, expected, d, fsync=False)
+                ),
+            },
+        )
     for name, runs in pulls.items():
         print(f"(b) {name}: " + ", ".join(f"{r['total']:.2f}" for r in runs) + " s", flush=True)
     load["after_pull"] = os.getloadavg()
@@ -548,6 +567,7 @@ def report(
             "pull": {
                 "runs": pulls,
                 "order": "interleaved, rotated each round",
+                "hub": "this process" if args.hub_in_process else "its own process",
                 "median_s": {name: med(name) for name in pulls},
                 "median_cpu_s": {name: med(name, "cpu") for name in pulls},
                 "range_s": {

@@ -180,16 +180,22 @@ def stream(
     timeout: float,
     context: ssl.SSLContext | None = None,
     deadline: float | None = None,
+    buffer: memoryview | None = None,
+    flush: Callable[[memoryview], None] | None = None,
 ) -> None:
-    """GET ``url`` and hand each piece of the body to ``sink(piece, content_length)``.
+    """GET ``url`` and hand each piece of the body to ``sink(piece, content_length)`` as it arrives.
 
     ``Authorization`` is sent only to the origin of ``url``. The piece is a view into a reused
-    buffer: the sink must consume it before returning. ``deadline`` (a ``time.monotonic()`` value)
-    ends the whole download, redirects included, with ``HttpFailure(deadline=True)``.
+    buffer (``buffer``, e.g. a page-aligned one for ``O_DIRECT``, else one of ``BUFFER`` bytes): the sink
+    must consume it before returning. With ``flush``, the pieces fill the buffer one after the other and
+    ``flush(full)`` gets it whenever it is full, and the rest at the end: whole buffers to write, while the
+    sink still sees every piece at once (to hash it while it is in the cache, to stop early).
+    ``deadline`` (a ``time.monotonic()`` value) ends the whole download, redirects included, with
+    ``HttpFailure(deadline=True)``.
     """
     origin = _origin(url)
-    buffer = bytearray(BUFFER)
-    view = memoryview(buffer)
+    view = buffer if buffer is not None else memoryview(bytearray(BUFFER))
+    size = len(view)
     watchdog = Watchdog(deadline) if deadline is not None else None
     try:
         for _ in range(MAX_REDIRECTS + 1):
@@ -216,10 +222,16 @@ def stream(
                     raise HttpFailure(f"HTTP {response.status}", response.status)
                 length_header = response.getheader("Content-Length") or ""
                 length = int(length_header) if length_header.isdigit() else 0
-                received = 0
-                while count := response.readinto(buffer):
+                received = filled = 0
+                while count := response.readinto(view[filled:]):
                     received += count
-                    sink(view[:count], length)
+                    sink(view[filled : filled + count], length)
+                    filled = filled + count if flush is not None else 0
+                    if flush is not None and filled == size:
+                        flush(view)
+                        filled = 0
+                if flush is not None and filled:
+                    flush(view[:filled])
                 if watchdog is not None and watchdog.fired:
                     raise HttpFailure("the download did not complete within its deadline", deadline=True)
                 if length and received < length:  # http.client reports an early close as a plain end of body

@@ -29,10 +29,10 @@ from openmodel_operator.evidence.errors import PullError, SourceError
 from openmodel_operator.evidence.paths import DEFAULT_MAX_FILE_SIZE, check_no_path_conflicts, check_relative_path
 from openmodel_operator.evidence.records import FileEntry, Reason, ResolvedSource
 from openmodel_operator.evidence.text import printable
+from openmodel_operator.sources.direct_write import FileWriter, aligned_buffer
 from openmodel_operator.sources.directory import hash_file, local_root, open_beneath
-from openmodel_operator.sources.download import HttpFailure, stream
+from openmodel_operator.sources.download import BUFFER, HttpFailure, stream
 from openmodel_operator.sources.hub import CHUNK, DEFAULT_TIMEOUT, HubClient, client_for
-from openmodel_operator.sources.writeback import Writeback
 
 Progress = Callable[[str, int, int], None]
 """Called as ``progress(path, bytes_done, total_bytes)`` from worker threads, per file."""
@@ -174,10 +174,11 @@ def _fetch_once(job: _Job, rel: str, expected: str, out: int) -> int:
     size = job.sizes.get(rel)
     limit = size if size is not None else DEFAULT_MAX_FILE_SIZE
     hasher = hashlib.sha256()
-    writeback = Writeback(out)
+    writer = FileWriter(out, direct=job.client is not None)  # a local copy's pieces are bytes: buffered
     done = 0
 
     def take(chunk: bytes | memoryview, total: int) -> None:
+        """Count, bound and hash a piece as it arrives (written by the caller)."""
         nonlocal done
         if job.stop.is_set():
             raise _Cancelled
@@ -185,8 +186,6 @@ def _fetch_once(job: _Job, rel: str, expected: str, out: int) -> int:
         if done > limit:
             raise _Retry(Reason.PULLED_DIGEST_MISMATCH, f"more than the {limit} expected bytes arrived")
         hasher.update(chunk)
-        _write_all(out, chunk)
-        writeback.wrote(len(chunk))
         if job.progress is not None:
             job.progress(rel, done, total)
 
@@ -197,9 +196,17 @@ def _fetch_once(job: _Job, rel: str, expected: str, out: int) -> int:
         def sink(piece: memoryview, length: int) -> None:
             take(piece, size if size is not None else length)
 
+        buffer = aligned_buffer(BUFFER)
         try:
             stream(
-                client.resolve_url(job.commit, rel), client.headers(), sink, job.timeout, None, job.file_deadline(size)
+                client.resolve_url(job.commit, rel),
+                client.headers(),
+                sink,
+                job.timeout,
+                None,
+                job.file_deadline(size),
+                memoryview(buffer),
+                writer.write,
             )
         except HttpFailure as exc:
             if exc.deadline:  # another attempt would wait as long again
@@ -227,6 +234,7 @@ def _fetch_once(job: _Job, rel: str, expected: str, out: int) -> int:
                 total = size if size is not None else os.fstat(handle.fileno()).st_size
                 while chunk := handle.read(CHUNK):
                     take(chunk, total)
+                    writer.write(memoryview(chunk))
         except SourceError as exc:
             raise PullError(exc.reason, rel, exc.message) from exc
         except FileNotFoundError as exc:
@@ -237,13 +245,6 @@ def _fetch_once(job: _Job, rel: str, expected: str, out: int) -> int:
     if actual != expected:
         raise _Retry(Reason.PULLED_DIGEST_MISMATCH, f"the bytes have sha256 {actual}, not {expected}")
     return done
-
-
-def _write_all(fd: int, data: bytes | memoryview) -> None:
-    view = memoryview(data)
-    while view:
-        written = os.write(fd, view)
-        view = view[written:]
 
 
 def _size_of(job: _Job, rel: str) -> int:
