@@ -10,6 +10,7 @@ import pathlib
 
 import pytest
 import yaml
+from kopf._cogs.structs import references
 
 from kube_emulator import KubeEmulator
 from kube_fixtures import kube
@@ -36,6 +37,28 @@ def test_settings_come_from_env_and_flags_win(monkeypatch: pytest.MonkeyPatch) -
     assert settings.namespaces == ("a", "b")
     assert settings_from(run_args("--all-namespaces")).namespaces == ()
     assert settings_from(run_args("-n", "models")).namespaces == ("models",)
+
+
+@pytest.mark.parametrize(
+    ("value", "inside", "outside"),
+    [
+        ("a, b", {"a", "b"}, {"c"}),
+        ("team-*,!team-x", {"team-a", "team-b"}, {"team-x", "other"}),  # the exclusion is kept
+        ("!team-a-*,!team-b-*", {"other", "team-c-1"}, {"team-a-1", "team-b-1"}),  # the last shard's pattern
+        ("team-*,!team-x,models", {"team-a", "models"}, {"team-x", "other"}),
+    ],
+)
+def test_namespace_patterns_from_the_environment_mean_what_the_flag_means(
+    value: str, inside: set[str], outside: set[str]
+) -> None:
+    """``OPENMODEL_NAMESPACES`` splits at commas, but an exclusion stays with the pattern it narrows: Kopf
+    reads a lone ``!team-x`` as "nothing" and ORs the patterns, so a split one would watch ``team-x`` too."""
+    patterns = OperatorSettings.from_env({"OPENMODEL_NAMESPACES": value}).namespaces
+
+    def watched(namespace: str) -> bool:
+        return any(references.match_namespace(namespace, p) for p in patterns)
+
+    assert {n for n in inside | outside if watched(n)} == inside
 
 
 @pytest.mark.parametrize("value", ["soon", "-5", "0"])

@@ -105,7 +105,7 @@ class OperatorSettings:
                 raise ValueError(f"{name}={raw!r} must be positive")
             return value
 
-        namespaces = tuple(n.strip() for n in env.get("OPENMODEL_NAMESPACES", "").split(",") if n.strip())
+        namespaces = namespace_patterns(env.get("OPENMODEL_NAMESPACES", ""))
         return cls(
             namespaces=namespaces,
             reverify_interval=num("OPENMODEL_REVERIFY_INTERVAL", base.reverify_interval),
@@ -137,3 +137,19 @@ def policy_status_mode(value: str) -> str:
     """``on``, ``off`` or ``only``; ``true``/``false`` (and 1/0, yes/no) are ``on``/``off``."""
     mode = value.strip().lower()
     return _POLICY_STATUS_ALIASES.get(mode, mode)
+
+
+def namespace_patterns(text: str) -> tuple[str, ...]:
+    """``OPENMODEL_NAMESPACES`` as Kopf's namespace patterns: the comma-separated names or globs each a
+    pattern of their own, and each exclusion (``!glob``) kept with the inclusion before it (or, leading, with
+    Kopf's implied ``*``). Kopf reads ``!team-x`` alone as "nothing" and ORs its patterns, so splitting
+    ``team-*,!team-x`` at every comma would silently watch ``team-x`` too: a shard overlapping another."""
+    patterns: list[str] = []
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        if part.startswith("!") and patterns:
+            patterns[-1] = f"{patterns[-1]},{part}"
+        else:
+            patterns.append(part)
+    return tuple(patterns)
