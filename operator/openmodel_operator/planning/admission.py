@@ -401,3 +401,33 @@ def review_replicaset_change(
         "operator's: only an OpenModel's own Deployment may make pods with them. Use other labels in your "
         "Deployment's pod template"
     )
+
+
+def review_scale_change(
+    username: str,
+    groups: Collection[str],
+    kind: str,
+    name: str,
+    target: Mapping[str, Any] | None,
+    operator_users: Collection[str],
+    break_glass_groups: Collection[str] = (BREAK_GLASS_GROUP,),
+) -> Review:
+    """``kubectl scale`` of a Deployment or ReplicaSet (its ``/scale`` subresource; ``target``: the object as the
+    API server has it, None when absent). The operator's own are scaled only by the operator: the rest of the
+    chain trusts their replica counts, so a tenant scaling a model the operator stopped (revoked, rejected, its
+    Deployment kept at zero for forensics) or an old ReplicaSet (a previous revision) would run it again with
+    pods the serving pods' guard admits. Nobody in the cluster's controllers scales them through ``/scale``
+    (the Deployment controller writes the ReplicaSet itself); an HPA acts for whoever made it."""
+    if not _managed(target):
+        return Review(True)  # a tenant's own Deployment or ReplicaSet, or none at all
+    if username in operator_users:
+        return Review(True)
+    glass = _break_glass(username, groups, f"{kind} {name}", "scale", break_glass_groups)
+    if glass is not None:
+        return glass
+    return _refused(
+        f"{kind} {name} is managed by openmodel-operator (label app.kubernetes.io/managed-by=openmodel-operator): "
+        f"only the operator may scale it, not {username}. Change spec.serving.replicas of the OpenModel instead "
+        f"(a model that is not trusted is kept at zero); a cluster admin in {', '.join(sorted(break_glass_groups))} "
+        "may override"
+    )
