@@ -16,9 +16,11 @@ from typing import Any
 
 from test_serving_pods_guard import (
     AS_OPERATOR,
+    DEPLOYMENT_CONTROLLER,
     MERGE,
     REPLICASET_CONTROLLER,
     REPLICASETS,
+    controller_of,
     created,
     deployment,
     pod,
@@ -86,6 +88,35 @@ async def test_a_tenant_cannot_scale_a_stopped_model_back_up(cluster: KubeEmulat
         # the chain itself still works: a pod of the model's ReplicaSet
         await created(kube, PODS, pod("m-abc-9", serving_labels(), rs), REPLICASET_CONTROLLER)
         assert dep["metadata"]["uid"]
+
+
+async def test_a_tenant_deployment_does_not_adopt_an_orphaned_replicaset_of_the_model(cluster: KubeEmulator) -> None:
+    """A ReplicaSet of the operator's without an owner (its Deployment deleted with ``--cascade=orphan``, the
+    garbage collector dropped the reference): the Deployment controller adopts orphans its selector matches,
+    with a patch of ``ownerReferences`` only, which the guard let through as "adoption, the pods stay the same".
+    A tenant's Deployment with the same selector and template then owned and scaled the model's old pods."""
+    async with operator_with_webhooks(cluster) as kube:
+        dep, rs, _ = await the_models_chain(kube)
+        path = f"{REPLICASETS}/{rs['metadata']['name']}"
+
+        async def owned_by(owner: dict[str, Any] | None, headers: dict[str, str]) -> tuple[int, Any]:
+            refs = [controller_of(owner)] if owner is not None else None
+            rsp = await kube.http.patch(
+                path, json={"metadata": {"ownerReferences": refs}}, headers={**headers, **MERGE}
+            )
+            return rsp.status, await rsp.json()
+
+        garbage_collector = {"Impersonate-User": "system:serviceaccount:kube-system:generic-garbage-collector"}
+        status, answer = await owned_by(None, garbage_collector)  # control: orphaning stays free
+        assert status == 200, answer
+        thief = await created(kube, DEPLOYMENTS, deployment("thief", serving_labels(), managed=False), TENANT)
+        status, answer = await owned_by(thief, DEPLOYMENT_CONTROLLER)  # hostile: the tenant's Deployment adopts
+        assert status == 403, answer
+        assert "its Deployment 'thief' is not the operator's" in answer["message"]
+        assert not kube.get("replicasets", "team-a", rs["metadata"]["name"])["metadata"].get("ownerReferences")
+        # control: the model's own Deployment adopts it back (with the kube-controller-manager's single identity)
+        status, answer = await owned_by(dep, {"Impersonate-User": "system:kube-controller-manager"})
+        assert status == 200, answer
 
 
 def test_scaling_is_the_operators_for_its_own_objects_only() -> None:

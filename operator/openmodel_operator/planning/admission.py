@@ -356,11 +356,17 @@ def review_pod_change(
 def replicaset_owner_needed(
     username: str, operation: str, old: Mapping[str, Any] | None, new: Mapping[str, Any] | None
 ) -> bool:
-    """Whether a write of the Deployment controller is judged by its Deployment: a new ReplicaSet, or one
-    whose labels or pod template change (what the pods it makes would be)."""
+    """Whether a write of the Deployment controller is judged by its Deployment: a new ReplicaSet, one whose
+    labels or pod template change (what the pods it makes would be), or one it adopts (a controller reference
+    set where there was none or another: a tenant's Deployment whose selector and template match an orphaned
+    ReplicaSet of the operator's would take it over and scale it; dropping the reference stays free, the
+    garbage collector orphans that way)."""
     if username not in REPLICASET_MAKERS or operation not in ("CREATE", "UPDATE"):
         return False
     if operation == "CREATE":
+        return True
+    adopted = controller_ref(new)
+    if adopted is not None and (controller_ref(old) or {}).get("uid") != adopted.get("uid"):
         return True
     template = ((old or {}).get("spec") or {}).get("template"), ((new or {}).get("spec") or {}).get("template")
     return _labels(old) != _labels(new) or template[0] != template[1]
