@@ -19,7 +19,7 @@ from .json_values import JsonDict
 from .paths import ApiTarget, kmock_action, parse_api_path, request_verb
 from .resources import ResourceDef
 from .state import EmulatorState
-from .webhooks import capturing
+from .webhooks import capturing, scale_of
 
 KUBE_VERSION: JsonDict = {
     'major': '1',
@@ -133,7 +133,8 @@ class RoutingMixin(EmulatorState):
         if subresource is not None and subresource not in rd.subresources:
             raise route_not_found()
         if subresource not in (None, 'status') and not (rd.plural == 'namespaces' and subresource == 'finalize') \
-                and not (rd.qualified == 'pods' and subresource == 'ephemeralcontainers'):
+                and not (rd.qualified == 'pods' and subresource == 'ephemeralcontainers') \
+                and not (subresource == 'scale' and rd.group == 'apps' and rd.plural in ('deployments', 'replicasets')):
             raise ApiError(501, 'NotImplemented', f'the emulator does not implement the {subresource!r} '
                                                   f'subresource of {rd.qualified}', {})
         if subresource is not None and verb not in ('get', 'update', 'patch'):
@@ -147,7 +148,8 @@ class RoutingMixin(EmulatorState):
         dry_run = query.get('dryRun') == 'All'
         match verb:
             case 'get':
-                return aiohttp.web.json_response(self._read(rd, target.namespace, target.name or ''))
+                shown = self._read(rd, target.namespace, target.name or '')
+                return aiohttp.web.json_response(scale_of(shown) if subresource == 'scale' else shown)
             case 'list':
                 return aiohttp.web.json_response(self._list(rd, target.namespace, query))
             case 'watch':

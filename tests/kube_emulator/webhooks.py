@@ -81,6 +81,21 @@ def record(operation: str, rd: ResourceDef, namespace: str | None, name: str, ol
         found.append(Attempt(operation, rd, namespace, name, old, new, subresource))
 
 
+def scale_of(obj: JsonDict) -> JsonDict:
+    """The ``autoscaling/v1`` Scale of a Deployment or ReplicaSet, as its ``/scale`` subresource shows it (and
+    as webhooks get it): a name, a uid and replicas, but no labels, so an ``objectSelector`` never matches it."""
+    meta = obj.get('metadata') or {}
+    kept = ('name', 'namespace', 'uid', 'resourceVersion', 'creationTimestamp')
+    match = ((obj.get('spec') or {}).get('selector') or {}).get('matchLabels') or {}
+    return {
+        'apiVersion': 'autoscaling/v1', 'kind': 'Scale',
+        'metadata': {key: meta[key] for key in kept if key in meta},
+        'spec': {'replicas': (obj.get('spec') or {}).get('replicas', 1)},
+        'status': {'replicas': (obj.get('status') or {}).get('replicas', 0),
+                   'selector': ','.join(f'{k}={v}' for k, v in sorted(match.items()))},
+    }
+
+
 def user_of(raw: aiohttp.web.BaseRequest, users: dict[str, tuple[str, tuple[str, ...]]]) -> JsonDict:
     """``userInfo`` of a request: a registered token's user or the admin, then impersonation."""
     auth = raw.headers.get('Authorization') or ''
@@ -193,6 +208,8 @@ class WebhookMixin(EmulatorState):
     def _review(self, attempt: Attempt, user: JsonDict, dry_run: bool) -> JsonDict:
         rd = self._storage(attempt.rd)
         kind = {'group': rd.group, 'version': rd.version, 'kind': rd.kind}
+        if attempt.subresource == 'scale':
+            kind = {'group': 'autoscaling', 'version': 'v1', 'kind': 'Scale'}
         resource = {'group': rd.group, 'version': rd.version, 'resource': rd.plural}
         options = {'CREATE': 'CreateOptions', 'UPDATE': 'UpdateOptions', 'DELETE': 'DeleteOptions'}
         request: JsonDict = {

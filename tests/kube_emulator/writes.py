@@ -18,7 +18,7 @@ from .managed_fields import FieldManager, field_leaves, update_managers
 from .metadata import SYSTEM_META
 from .resources import ResourceDef
 from .state import EmulatorState
-from .webhooks import capturing, record
+from .webhooks import capturing, record, scale_of
 
 _GENERATE_CHARS = 'bcdfghjklmnpqrstvwxz2456789'
 
@@ -137,6 +137,10 @@ class WriteMixin(EmulatorState):
             added = dig(new, ('spec', 'ephemeralContainers')) or []
             new = copy.deepcopy(old)
             new.setdefault('spec', {})['ephemeralContainers'] = added
+        elif subresource == 'scale':  # deployments, replicasets (kubectl scale, an HPA): only spec.replicas
+            replicas = dig(new, ('spec', 'replicas'))
+            new = copy.deepcopy(old)
+            new.setdefault('spec', {})['replicas'] = replicas
         elif subresource == 'finalize':  # namespaces: only spec.finalizers may change here
             finalizers = dig(new, ('spec', 'finalizers')) or []
             new = copy.deepcopy(old)
@@ -183,7 +187,8 @@ class WriteMixin(EmulatorState):
                 meta['generation'] = old_meta['generation'] + 1
 
         update_managers(storage, old, new, manager, operation, subresource or '', apply_paths, forced)
-        record('UPDATE', rd, namespace if rd.namespaced else None, name, old, new, subresource)
+        seen = (scale_of(old), scale_of(new)) if subresource == 'scale' else (old, new)
+        record('UPDATE', rd, namespace if rd.namespaced else None, name, *seen, subresource)
         if json_equal(old, new):
             return old, warnings  # a no-op: no write, no new resourceVersion, no watch event
         if dry_run or capturing():

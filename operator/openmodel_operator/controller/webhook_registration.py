@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 
 GUARD_PREFIX = "guard-"  # handler ids of the children guard (and so the webhooks' names)
 POD_GUARD_PREFIX = f"{GUARD_PREFIX}pods"  # the serving pods' guard: selected by the pods' label, not managed-by
+SCALE = "scale"  # the scale guards (``guard-<plural>-scale``): a Scale has no labels to select on
 POLICY_TIMEOUT = 10  # seconds the API server waits for the policy and OpenModel webhooks (ConfigMap reads)
 GUARD_TIMEOUT = 5  # the guard sits in front of every write of a managed child: a slow operator costs little
 REASSERT_SECONDS = 60.0
@@ -62,7 +63,13 @@ def shape(
                     {"key": "kubernetes.io/metadata.name", "operator": "In", "values": sorted(literal)}
                 ]
             }
-        if str(webhook.get("name", "")).startswith(POD_GUARD_PREFIX):
+        handler_id = str(webhook.get("name", "")).split(".")[0]
+        if handler_id.startswith(GUARD_PREFIX) and handler_id.endswith(f"-{SCALE}"):
+            # the API server shows a webhook of /scale an autoscaling/v1 Scale: name, uid and replicas, no labels
+            # (an objectSelector would never match); the handler reads the target and judges only the operator's
+            webhook.pop("objectSelector", None)
+            webhook["timeoutSeconds"] = GUARD_TIMEOUT
+        elif str(webhook.get("name", "")).startswith(POD_GUARD_PREFIX):
             # a hijacking pod need not say it is managed: every pod with the label the Services select is sent
             webhook["objectSelector"] = {"matchLabels": dict(POD_SELECTOR)}
             webhook["timeoutSeconds"] = GUARD_TIMEOUT

@@ -21,7 +21,8 @@ register the webhooks.
 * The serving pods' guard (pods labelled ``app.kubernetes.io/name=openmodel``, the operator's ReplicaSets):
   ``Ignore`` too, for the same reason (a down operator would otherwise stop every model's pods from being
   recreated on a node failure). While the operator runs, it fails closed: a ReplicaSet or Deployment it
-  cannot read in time refuses the pod (the controller retries).
+  cannot read in time refuses the pod (the controller retries). ``kubectl scale`` of the operator's
+  Deployments and ReplicaSets is the operator's alone (the scale guards): the chain trusts their replica counts.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from openmodel_operator.api.common import GROUP, VERSION
 from openmodel_operator.controller import kopf_watch, webhook_registration
 from openmodel_operator.controller.kopf_indexes import store_values
 from openmodel_operator.controller.settings import OperatorSettings
-from openmodel_operator.controller.webhook_registration import GUARD_PREFIX
+from openmodel_operator.controller.webhook_registration import GUARD_PREFIX, SCALE
 from openmodel_operator.controller.webhook_settings import WebhookSettings
 from openmodel_operator.controller.webhook_tls import given_files, self_signed
 from openmodel_operator.planning.admission import (
@@ -51,6 +52,7 @@ from openmodel_operator.planning.admission import (
     review_pod_change,
     review_policy,
     review_replicaset_change,
+    review_scale_change,
     serving_pod,
 )
 from openmodel_operator.trust.policies import Policy, governing_policies, usable_policy, without_references
@@ -264,6 +266,46 @@ def registry_serving_guard(
                 answer(_unreadable(f"ReplicaSet of Deployment {ref.get('name')}", why), warnings)
                 return
         answer(review_replicaset_change(username, groups, operation, old, new, deployment, operator_users), warnings)
+
+    for plural, kind in (("deployments", "Deployment"), ("replicasets", "ReplicaSet")):
+        registry_scale_guard(registry, plural, kind, operator_users, namespaces, state)
+
+
+def registry_scale_guard(
+    registry: kopf.OperatorRegistry,
+    plural: str,
+    kind: str,
+    operator_users: tuple[str, ...],
+    namespaces: tuple[str, ...],
+    state: Mapping[str, Any],
+) -> None:
+    """``kubectl scale`` of the operator's Deployments and ReplicaSets (a function per kind: each handler binds
+    its own kind). A Scale carries no labels, so the webhook selects every scale and the target is read here."""
+
+    @kopf.on.validate(
+        "apps",
+        "v1",
+        plural,
+        registry=registry,
+        id=f"{GUARD_PREFIX}{plural}-{SCALE}",
+        subresource=SCALE,
+        operations=["UPDATE"],
+        ignore_failures=True,
+    )
+    async def scale(body: kopf.Body, userinfo: Mapping[str, Any], warnings: list[str], **kwargs: Any) -> None:
+        namespace = kwargs.get("namespace")
+        if not webhook_registration.judged(namespace, namespaces):
+            return
+        username, groups = str(userinfo.get("username") or ""), list(userinfo.get("groups") or [])
+        if username in operator_users:
+            return
+        name = str((body.get("metadata") or {}).get("name") or "")
+        try:
+            target = await _owner(state, kind, str(namespace), name)
+        except OwnerUnreadable as why:
+            answer(_unreadable(f"Scaling {kind} {name}", why), warnings)
+            return
+        answer(review_scale_change(username, groups, kind, name, target, operator_users), warnings)
 
 
 async def _listed(state: Mapping[str, Any], wait: float = 3.0) -> bool:

@@ -356,11 +356,17 @@ def review_pod_change(
 def replicaset_owner_needed(
     username: str, operation: str, old: Mapping[str, Any] | None, new: Mapping[str, Any] | None
 ) -> bool:
-    """Whether a write of the Deployment controller is judged by its Deployment: a new ReplicaSet, or one
-    whose labels or pod template change (what the pods it makes would be)."""
+    """Whether a write of the Deployment controller is judged by its Deployment: a new ReplicaSet, one whose
+    labels or pod template change (what the pods it makes would be), or one it adopts (a controller reference
+    set where there was none or another: a tenant's Deployment whose selector and template match an orphaned
+    ReplicaSet of the operator's would take it over and scale it; dropping the reference stays free, the
+    garbage collector orphans that way)."""
     if username not in REPLICASET_MAKERS or operation not in ("CREATE", "UPDATE"):
         return False
     if operation == "CREATE":
+        return True
+    adopted = controller_ref(new)
+    if adopted is not None and (controller_ref(old) or {}).get("uid") != adopted.get("uid"):
         return True
     template = ((old or {}).get("spec") or {}).get("template"), ((new or {}).get("spec") or {}).get("template")
     return _labels(old) != _labels(new) or template[0] != template[1]
@@ -400,4 +406,34 @@ def review_replicaset_change(
         f"ReplicaSet {name} carries openmodel-operator's labels, but its Deployment {owner!r} is not the "
         "operator's: only an OpenModel's own Deployment may make pods with them. Use other labels in your "
         "Deployment's pod template"
+    )
+
+
+def review_scale_change(
+    username: str,
+    groups: Collection[str],
+    kind: str,
+    name: str,
+    target: Mapping[str, Any] | None,
+    operator_users: Collection[str],
+    break_glass_groups: Collection[str] = (BREAK_GLASS_GROUP,),
+) -> Review:
+    """``kubectl scale`` of a Deployment or ReplicaSet (its ``/scale`` subresource; ``target``: the object as the
+    API server has it, None when absent). The operator's own are scaled only by the operator: the rest of the
+    chain trusts their replica counts, so a tenant scaling a model the operator stopped (revoked, rejected, its
+    Deployment kept at zero for forensics) or an old ReplicaSet (a previous revision) would run it again with
+    pods the serving pods' guard admits. Nobody in the cluster's controllers scales them through ``/scale``
+    (the Deployment controller writes the ReplicaSet itself); an HPA acts for whoever made it."""
+    if not _managed(target):
+        return Review(True)  # a tenant's own Deployment or ReplicaSet, or none at all
+    if username in operator_users:
+        return Review(True)
+    glass = _break_glass(username, groups, f"{kind} {name}", "scale", break_glass_groups)
+    if glass is not None:
+        return glass
+    return _refused(
+        f"{kind} {name} is managed by openmodel-operator (label app.kubernetes.io/managed-by=openmodel-operator): "
+        f"only the operator may scale it, not {username}. Change spec.serving.replicas of the OpenModel instead "
+        f"(a model that is not trusted is kept at zero); a cluster admin in {', '.join(sorted(break_glass_groups))} "
+        "may override"
     )
