@@ -136,3 +136,30 @@ def test_scaling_is_the_operators_for_its_own_objects_only() -> None:
     admin = review_scale_change("root", ["system:masters"], "Deployment", "m", ours, (operator,))
     assert admin.allowed and admin.warnings
     assert MANAGED.items() <= ours["metadata"]["labels"].items()
+
+
+async def test_a_tenants_own_scale_needs_no_read_once_the_operator_has_listed(cluster: KubeEmulator) -> None:
+    """Every scale in the cluster reaches the scale guard (a Scale has no labels to select on). Once the operator
+    has listed its own Deployments, a scale of any other Deployment is admitted from that view: no API read, so a
+    slow or starting operator never refuses an unrelated workload's HPA. The model's own is still read."""
+    from test_admission_webhooks import MODELS, openmodel, post
+
+    async with operator_with_webhooks(cluster) as kube:
+        await the_models_chain(kube)
+        status, answer, _ = await post(kube, MODELS, openmodel("x", "hf://org/x"))  # a pass: the operator listed
+        assert status == 201, answer
+        await kube.wait_for(lambda: (kube.get("openmodels", "team-a", "x") or {}).get("status"), timeout=15)
+        await created(kube, DEPLOYMENTS, deployment("own", OWN, managed=False), TENANT)
+
+        def reads(name: str) -> int:
+            return sum(
+                1 for r in kube._requests if r.method == "GET" and r.name == name and "deployments" in str(r.url)
+            )
+
+        status, answer, _ = await scaled(kube, f"{DEPLOYMENTS}/own", 2, TENANT)
+        assert status == 200, answer
+        assert reads("own") == 0
+        # the control: the model's Deployment is read from the API server and its scale refused
+        status, answer, _ = await scaled(kube, f"{DEPLOYMENTS}/m", 3, TENANT)
+        assert status == 403, answer
+        assert reads("m") >= 1

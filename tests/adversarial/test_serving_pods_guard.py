@@ -57,7 +57,8 @@ def deployment(name: str, labels: dict[str, str], managed: bool) -> dict[str, An
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": {"name": name, "labels": dict(MANAGED) if managed else {"app": name}},
+        # the operator's carry its owner label too (its watch files them under their model by it)
+        "metadata": {"name": name, "labels": {**MANAGED, "openmodel.io/name": name} if managed else {"app": name}},
         "spec": {
             "replicas": 1,
             "selector": {"matchLabels": selector},

@@ -73,6 +73,10 @@ class ChildCache:
     def __len__(self) -> int:
         return len(self._owner)
 
+    def holds(self, namespace: str, kind: str, name: str) -> bool:
+        """Whether a child of that kind and name is one of the operator's, as the watch shows it now."""
+        return (namespace, (kind, name)) in self._owner
+
     def put(self, kind: str, body: Mapping[str, Any]) -> str | None:
         """The child as the watch shows it now (an ADDED or MODIFIED event, or a listing); the owner it had
         before when that was another one (it moved)."""

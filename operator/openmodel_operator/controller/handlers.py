@@ -114,6 +114,7 @@ def build_registry(
     child_streams = [ChildStream(kind, child_cache, wake_owner) for _group, _version, _plural, kind in CHILD_KINDS]
     phases = PhaseTracker()
     state: dict[str, Any] = {}
+    state["child_cache"] = child_cache  # the scale guard tells the operator's Deployments from the rest by it
 
     # our own Events, not kopf.event(): Kopf's generateName names clash at scale (409: the Event is lost)
     events = EventPoster(lambda: state["kube"].create_event if "kube" in state else None)

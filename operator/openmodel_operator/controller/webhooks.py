@@ -37,6 +37,7 @@ import kopf
 
 from openmodel_operator.api.common import GROUP, VERSION
 from openmodel_operator.controller import kopf_watch, webhook_registration
+from openmodel_operator.controller.child_cache import ChildCache
 from openmodel_operator.controller.kopf_indexes import store_values
 from openmodel_operator.controller.settings import OperatorSettings
 from openmodel_operator.controller.webhook_registration import GUARD_PREFIX, SCALE
@@ -300,6 +301,9 @@ def registry_scale_guard(
         if username in operator_users:
             return
         name = str((body.get("metadata") or {}).get("name") or "")
+        cache: ChildCache | None = state.get("child_cache") if state.get("indexed") else None
+        if kind == "Deployment" and cache is not None and not cache.holds(str(namespace), kind, name):
+            return  # not the operator's (its Deployments are all watched): no read, never a refusal for it
         try:
             target = await _owner(state, kind, str(namespace), name)
         except OwnerUnreadable as why:
