@@ -171,6 +171,30 @@ def install(
     registry_serving_guard(registry, hooks.operator_users, settings.namespaces, state)
 
 
+@dataclasses.dataclass(frozen=True)
+class GuardedWrite:
+    """What the serving pods' guards read of an admission request (``new`` is None for a DELETE)."""
+
+    operation: str
+    namespace: str
+    username: str
+    groups: list[str]
+    old: Mapping[str, Any] | None
+    new: Mapping[str, Any] | None
+
+    @classmethod
+    def of(cls, body: kopf.Body, userinfo: Mapping[str, Any], kwargs: Mapping[str, Any]) -> GuardedWrite:
+        operation = str(kwargs["operation"])
+        return cls(
+            operation=operation,
+            namespace=str(kwargs.get("namespace") or ""),
+            username=str(userinfo.get("username") or ""),
+            groups=list(userinfo.get("groups") or []),
+            old=kwargs.get("old"),
+            new=None if operation == "DELETE" else body,
+        )
+
+
 class OwnerUnreadable(Exception):
     """The owner a guarded request names could not be read: the request is refused (fail closed)."""
 
@@ -205,21 +229,18 @@ def registry_serving_guard(
     operator's pod label, with their ephemeral containers, and the operator's ReplicaSets."""
 
     async def pods(body: kopf.Body, userinfo: Mapping[str, Any], warnings: list[str], **kwargs: Any) -> None:
-        old: Mapping[str, Any] | None = kwargs.get("old")
-        operation, namespace = str(kwargs["operation"]), kwargs.get("namespace")
-        if not webhook_registration.judged(namespace, namespaces):
+        w = GuardedWrite.of(body, userinfo, kwargs)
+        if not webhook_registration.judged(w.namespace, namespaces):
             return
-        username, groups = str(userinfo.get("username") or ""), list(userinfo.get("groups") or [])
-        new = None if operation == "DELETE" else body
         owner: Mapping[str, Any] | None = None
-        ref = controller_ref(new)
-        if operation == "CREATE" and serving_pod(new) and username in POD_MAKERS and ref is not None:
+        ref = controller_ref(w.new)
+        if w.operation == "CREATE" and serving_pod(w.new) and w.username in POD_MAKERS and ref is not None:
             try:
-                owner = await _owner(state, "ReplicaSet", str(namespace), str(ref.get("name") or ""))
+                owner = await _owner(state, "ReplicaSet", w.namespace, str(ref.get("name") or ""))
             except OwnerUnreadable as why:
                 answer(_unreadable(f"Pod of ReplicaSet {ref.get('name')}", why), warnings)
                 return
-        answer(review_pod_change(username, groups, operation, old, new, owner, operator_users), warnings)
+        answer(review_pod_change(w.username, w.groups, w.operation, w.old, w.new, owner, operator_users), warnings)
 
     kopf.on.validate(
         "",
@@ -251,22 +272,20 @@ def registry_serving_guard(
         ignore_failures=True,
     )
     async def replicasets(body: kopf.Body, userinfo: Mapping[str, Any], warnings: list[str], **kwargs: Any) -> None:
-        old: Mapping[str, Any] | None = kwargs.get("old")
-        operation, namespace = str(kwargs["operation"]), kwargs.get("namespace")
-        if not webhook_registration.judged(namespace, namespaces):
+        w = GuardedWrite.of(body, userinfo, kwargs)
+        if not webhook_registration.judged(w.namespace, namespaces):
             return
-        username, groups = str(userinfo.get("username") or ""), list(userinfo.get("groups") or [])
-        new = None if operation == "DELETE" else body
         deployment: Mapping[str, Any] | None = None
-        ref = controller_ref(new)
+        ref = controller_ref(w.new)
         by_owner = ref is not None and ref.get("kind") == "Deployment"
-        if ref is not None and by_owner and replicaset_owner_needed(username, operation, old, new):
+        if ref is not None and by_owner and replicaset_owner_needed(w.username, w.operation, w.old, w.new):
             try:
-                deployment = await _owner(state, "Deployment", str(namespace), str(ref.get("name") or ""))
+                deployment = await _owner(state, "Deployment", w.namespace, str(ref.get("name") or ""))
             except OwnerUnreadable as why:
                 answer(_unreadable(f"ReplicaSet of Deployment {ref.get('name')}", why), warnings)
                 return
-        answer(review_replicaset_change(username, groups, operation, old, new, deployment, operator_users), warnings)
+        review = review_replicaset_change(w.username, w.groups, w.operation, w.old, w.new, deployment, operator_users)
+        answer(review, warnings)
 
     for plural, kind in (("deployments", "Deployment"), ("replicasets", "ReplicaSet")):
         registry_scale_guard(registry, plural, kind, operator_users, namespaces, state)
