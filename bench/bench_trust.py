@@ -467,9 +467,11 @@ def report(
 
     ours, snap, get, proto = med("ours"), med("snapshot_download"), med("plain_get"), med("prototype")
     proto_nofsync, get_fsync = med("prototype_nofsync"), med("plain_get_fsync")
-    # the goal: against the faster of the two-pass baselines as they are (no fsync), same run
-    best_name = "plain_get" if get <= snap else "snapshot_download"
-    best = min(get, snap)
+    # the goal: against the fastest two-pass baseline of the same run, whatever its durability (the GETs
+    # with an fsync per file can beat those without: dirty pages of the latter compete with their own verify)
+    best_name, best = min(
+        (("plain_get", get), ("plain_get_fsync", get_fsync), ("snapshot_download", snap)), key=lambda p: p[1]
+    )
     gbps = {name: total_bytes / median(times) / GB for name, times in local.items()}
     local_ratio = median(local["model_signing"]) / median(local["ours_examine"])
     compare_ratio = median(local["model_signing"]) / median(local["ours_resolve_compare"])
