@@ -76,7 +76,7 @@ def bom_child(
     return configmap, record
 
 
-# (provenance JSON, manifest digest, card) -> (the input, compressed documents, SPDX 3 digest, CycloneDX digest)
+# (provenance JSON, manifest digest) -> (the input, compressed documents, SPDX 3 digest, CycloneDX digest)
 _HELD: collections.OrderedDict[tuple[Any, ...], tuple[BomInput, dict[str, bytes], str, str]] = collections.OrderedDict()
 
 
@@ -89,7 +89,7 @@ def _documents(bom: BomInput) -> tuple[dict[str, bytes], str, str]:
     ~18 ms per model). Equal inputs are found by the provenance's JSON and then compared whole, so only the
     documents of an equal decision are ever handed out.
     """
-    key = (bom.provenance.model_dump_json(), bom.pinned.manifest_digest, bom.card)
+    key = (bom.provenance.model_dump_json(), bom.pinned.manifest_digest)  # the card is compared below
     held = _HELD.get(key)
     if held is not None and held[0] == bom:
         _HELD.move_to_end(key)
