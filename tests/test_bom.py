@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import hashlib
 
 import pytest
 
@@ -170,3 +171,44 @@ def test_card_facts_of_a_hostile_card_are_bounded_and_printable() -> None:
     assert facts.limitations is not None and len(facts.limitations) <= MAX_SECTION_CHARS
     assert card_facts(b"---\ndate: 2024-13-45\n---\n") == CardFacts()  # a front matter that does not parse
     assert card_facts(b"\xff\xfe not a card") == CardFacts()
+
+
+def test_models_decided_alike_share_the_documents_and_only_an_equal_decision_does(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """After a restart or a policy change every model of one content is decided again in the same second: the
+    documents are built once for equal decisions (they name no model), and never handed to another decision."""
+    from openmodel_operator.planning import bom as bom_plan
+
+    built: list[BomInput] = []
+    real = bom_plan.spdx3_document
+
+    def counted(bom: BomInput) -> dict[str, object]:
+        built.append(bom)
+        return real(bom)
+
+    monkeypatch.setattr(bom_plan, "spdx3_document", counted)
+    monkeypatch.setattr(bom_plan, "_HELD", type(bom_plan._HELD)())
+    other_ref = children.ModelRef(name="granite-2", namespace="other", uid="uid-2", generation=1)
+    first, first_record = bom_plan.bom_child(REF, BomInput(PROVENANCE, PINNED, CARD))
+    # another model, an equal decision made of other objects: the same documents, its own ConfigMap
+    again, again_record = bom_plan.bom_child(other_ref, BomInput(PROVENANCE.model_copy(deep=True), PINNED, CARD))
+    assert len(built) == 1
+    assert first is not None and again is not None
+    assert again["binaryData"] == first["binaryData"] and again["metadata"]["namespace"] == "other"
+    assert again_record.model_copy(update={"config_map": None}) == first_record.model_copy(update={"config_map": None})
+    # any difference in the decision is another BOM: its time, a policy's generation, the card
+    later = PROVENANCE.model_copy(update={"verified_at": NOW + datetime.timedelta(seconds=1)})
+    policy = PROVENANCE.policies[0].model_copy(update={"generation": 2}) if PROVENANCE.policies else None
+    regoverned = PROVENANCE.model_copy(update={"policies": [policy]})
+    for changed in (
+        BomInput(later, PINNED, CARD),
+        BomInput(regoverned, PINNED, CARD),
+        BomInput(PROVENANCE, PINNED, dataclasses.replace(CARD, datasets=("org/other",))),
+    ):
+        configmap, record = bom_plan.bom_child(REF, changed)
+        assert configmap is not None and built[-1] is changed
+        assert record.spdx3_digest != first_record.spdx3_digest
+        uncached = render(real(changed))
+        assert record.spdx3_digest == f"sha256:{hashlib.sha256(uncached.encode()).hexdigest()}"
+    assert len(built) == 4

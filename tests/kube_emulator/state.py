@@ -38,6 +38,10 @@ class EmulatorState(kmock.KubernetesEmulator):
     _log: dict[kmock.resource, list[WatchEvent]] = attrs.field(
         factory=lambda: collections.defaultdict(list), init=False)
     _compacted_rv: int = attrs.field(default=0, init=False)
+    # the keys of ``_objects`` of each resource (storage.py): a list reads its resource's objects, not all objects
+    # (every write asks for the webhook configurations: scanning every object made each write cost the cluster's size)
+    _keys: dict[kmock.resource, dict[tuple[Any, str | None, str], None]] = attrs.field(
+        factory=lambda: collections.defaultdict(dict), init=False)
     _watchers: dict[kmock.resource, list[Watcher]] = attrs.field(
         factory=lambda: collections.defaultdict(list), init=False)
     _conflicts: dict[tuple[kmock.resource, str | None, str], list[Any]] = attrs.field(factory=dict, init=False)

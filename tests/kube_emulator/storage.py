@@ -41,7 +41,8 @@ class StorageMixin(EmulatorState):
         return None if obj.deleted else obj.raw
 
     def _all_live(self, rd: ResourceDef) -> list[JsonDict]:
-        items = [obj.raw for (res, _, _), obj in self._objects.items() if res == rd.key and not obj.deleted]
+        objects = self._objects
+        items = [obj.raw for key in self._keys[rd.key] if key in objects and not (obj := objects[key]).deleted]
         return sorted(items, key=lambda o: (o['metadata'].get('namespace') or '', o['metadata']['name']))
 
     def _next_rv(self) -> int:
@@ -62,6 +63,7 @@ class StorageMixin(EmulatorState):
             self._objects[key].history.append(state)
         else:
             self._objects[key] = state
+        self._keys[rd.key][key] = None  # a deleted object stays in _objects (its history): dropped above when read
         event = WatchEvent(rv, etype, old, state)
         self._log[rd.key].append(event)
         for watcher in list(self._watchers[rd.key]):

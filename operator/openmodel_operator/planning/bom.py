@@ -10,6 +10,7 @@ compressed are not kept. Status then says so, and ``openmodel bom`` prints them 
 
 from __future__ import annotations
 
+import collections
 import gzip
 import hashlib
 from typing import Any
@@ -24,6 +25,8 @@ CYCLONEDX_KEY = "bom.cdx.json.gz"
 MAX_BOM_FILES = 4096  # ~2.5 s of building on one core, ~0.4 MiB compressed with random digests
 MAX_BOM_BYTES = 900 * 1024  # both documents compressed; the ConfigMap's metadata needs the rest of its 1 MiB
 CLI_HINT = "print them with `openmodel bom -f <this OpenModel's manifest> --format spdx3|cyclonedx`"
+HELD_DOCUMENTS = 16  # decisions whose documents are kept for models decided alike (see ``_documents``)
+HELD_BYTES = 4 * 1024 * 1024  # and never more than this many compressed bytes in all
 
 
 def bom_input(trust: TrustResult) -> BomInput | None:
@@ -51,8 +54,7 @@ def bom_child(
     if count > max_files:
         message = f"not kept in the cluster: {count} files, more than the {max_files} a BOM ConfigMap is built for; "
         return None, BomRecord(manifest_digest=digest, message=message + CLI_HINT)
-    spdx3, cyclonedx = render(spdx3_document(bom)), render(cyclonedx_document(bom))
-    documents = {SPDX3_KEY: _compressed(spdx3), CYCLONEDX_KEY: _compressed(cyclonedx)}
+    documents, spdx3_digest, cyclonedx_digest = _documents(bom)
     size = sum(len(data) for data in documents.values())
     if size > max_bytes:
         message = (
@@ -61,9 +63,6 @@ def bom_child(
         )
         return None, BomRecord(manifest_digest=digest, message=message + CLI_HINT)
     # status (written by the operator only) binds the documents: the ConfigMap lives in the tenant's namespace
-    spdx3_digest, cyclonedx_digest = (
-        f"sha256:{hashlib.sha256(text.encode()).hexdigest()}" for text in (spdx3, cyclonedx)
-    )
     both = hashlib.sha256(f"{spdx3_digest} {cyclonedx_digest}".encode()).hexdigest()
     configmap = children.bom_configmap(ref, bom.pinned, documents, f"sha256:{both}")
     record = BomRecord(
@@ -75,3 +74,33 @@ def bom_child(
         cyclonedx_digest=cyclonedx_digest,
     )
     return configmap, record
+
+
+# (provenance JSON, manifest digest) -> (the input, compressed documents, SPDX 3 digest, CycloneDX digest)
+_HELD: collections.OrderedDict[tuple[Any, ...], tuple[BomInput, dict[str, bytes], str, str]] = collections.OrderedDict()
+
+
+def _documents(bom: BomInput) -> tuple[dict[str, bytes], str, str]:
+    """Both documents of a decision, compressed, with the digests of their text.
+
+    They are a function of the decision alone (its provenance, pinned manifest and card; no model name): after a
+    restart or a policy change every model of one content is decided again in the same seconds, with equal
+    inputs (``verifiedAt`` is whole seconds), and building the documents was most of a restart's CPU (issue 13:
+    ~18 ms per model). Equal inputs are found by the provenance's JSON and then compared whole, so only the
+    documents of an equal decision are ever handed out.
+    """
+    key = (bom.provenance.model_dump_json(), bom.pinned.manifest_digest)  # the card is compared below
+    held = _HELD.get(key)
+    if held is not None and held[0] == bom:
+        _HELD.move_to_end(key)
+        return dict(held[1]), held[2], held[3]
+    spdx3, cyclonedx = render(spdx3_document(bom)), render(cyclonedx_document(bom))
+    documents = {SPDX3_KEY: _compressed(spdx3), CYCLONEDX_KEY: _compressed(cyclonedx)}
+    spdx3_digest, cyclonedx_digest = (
+        f"sha256:{hashlib.sha256(text.encode()).hexdigest()}" for text in (spdx3, cyclonedx)
+    )
+    _HELD[key] = (bom, documents, spdx3_digest, cyclonedx_digest)
+    _HELD.move_to_end(key)
+    while len(_HELD) > HELD_DOCUMENTS or sum(len(d) for e in _HELD.values() for d in e[1].values()) > HELD_BYTES:
+        _HELD.popitem(last=False)
+    return documents, spdx3_digest, cyclonedx_digest
