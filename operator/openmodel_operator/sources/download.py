@@ -156,6 +156,21 @@ class _Scheduler:
 _SCHEDULER = _Scheduler()
 
 
+class _FlushFailed(Exception):
+    """``flush`` failed (the caller's disk: full, failing): raised as it is, never taken for the server's failure."""
+
+    def __init__(self, error: OSError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def _flush(flush: Callable[[memoryview], None], view: memoryview) -> None:
+    try:
+        flush(view)
+    except OSError as exc:
+        raise _FlushFailed(exc) from exc
+
+
 def _origin(url: str) -> tuple[str, str]:
     parts = urlsplit(url)
     return parts.scheme, parts.netloc
@@ -191,7 +206,8 @@ def stream(
     ``flush(full)`` gets it whenever it is full, and the rest at the end: whole buffers to write, while the
     sink still sees every piece at once (to hash it while it is in the cache, to stop early).
     ``deadline`` (a ``time.monotonic()`` value) ends the whole download, redirects included, with
-    ``HttpFailure(deadline=True)``.
+    ``HttpFailure(deadline=True)``. An ``OSError`` of ``flush`` (a full or failing disk) is raised as it is: not
+    an ``HttpFailure``, so a caller does not download the file again onto the same disk, nor blame the server.
     """
     origin = _origin(url)
     view = buffer if buffer is not None else memoryview(bytearray(BUFFER))
@@ -228,10 +244,10 @@ def stream(
                     sink(view[filled : filled + count], length)
                     filled = filled + count if flush is not None else 0
                     if flush is not None and filled == size:
-                        flush(view)
+                        _flush(flush, view)
                         filled = 0
                 if flush is not None and filled:
-                    flush(view[:filled])
+                    _flush(flush, view[:filled])
                 if watchdog is not None and watchdog.fired:
                     raise HttpFailure("the download did not complete within its deadline", deadline=True)
                 if length and received < length:  # http.client reports an early close as a plain end of body
@@ -246,6 +262,8 @@ def stream(
             finally:
                 connection.close()
         raise HttpFailure(f"more than {MAX_REDIRECTS} redirects")
+    except _FlushFailed as failed:
+        raise failed.error from None
     finally:
         if watchdog is not None:
             watchdog.cancel()
