@@ -12,7 +12,7 @@ import errno
 import fcntl
 import hashlib
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,6 +21,7 @@ from hubstub import HubStub, hub_stub  # noqa: F401 - hub_stub provides the `hub
 from openmodel_operator.evidence.records import ResolvedSource
 from openmodel_operator.sources import direct_write
 from openmodel_operator.sources.direct_write import FileWriter, aligned_buffer
+from openmodel_operator.sources.download import pump
 from openmodel_operator.sources.hub import resolve_hub
 from openmodel_operator.sources.pull import pull
 from test_pull import expected_of, tree
@@ -46,31 +47,24 @@ def writes(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Write]]:
     yield seen
 
 
-def stream_into(path: Path, body: bytes, piece: int, writer_of: Callable[[int], FileWriter] = FileWriter) -> str:
-    """What ``download.stream`` does with ``flush``: pieces of ``piece`` bytes fill a 1 MiB aligned buffer,
-    hashed as they arrive, the buffer written whenever full and the rest at the end. Returns the sha256."""
+def stream_into(path: Path, body: bytes, piece: int) -> str:
+    """``download.pump``, as ``stream`` runs it, over a body that arrives at most ``piece`` bytes per read: into a
+    1 MiB aligned buffer, hashed as it arrives, written whenever full and the rest at the end. Returns the sha256."""
     buffer = aligned_buffer(MIB)
-    view = memoryview(buffer)
     hasher = hashlib.sha256()
+    sent = 0
+
+    def readinto(room: memoryview) -> int:
+        nonlocal sent
+        count = min(piece, len(room), len(body) - sent)
+        room[:count] = body[sent : sent + count]
+        sent += count
+        return count
+
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
-        writer = writer_of(fd)
-        filled = 0
-        for start in range(0, len(body), piece):
-            chunk = body[start : start + piece]
-            room = MIB - filled
-            first, rest = chunk[:room], chunk[room:]
-            view[filled : filled + len(first)] = first
-            hasher.update(view[filled : filled + len(first)])
-            filled += len(first)
-            if filled == MIB:
-                writer.write(view)
-                filled = 0
-                view[: len(rest)] = rest
-                hasher.update(view[: len(rest)])
-                filled = len(rest)
-        if filled:
-            writer.write(view[:filled])
+        writer = FileWriter(fd)
+        assert pump(readinto, memoryview(buffer), hasher.update, writer.write) == len(body)
         os.fsync(fd)
     finally:
         os.close(fd)

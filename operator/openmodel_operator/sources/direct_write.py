@@ -41,8 +41,7 @@ class FileWriter:
 
     def __init__(self, fd: int, direct: bool = True) -> None:
         self.fd = fd
-        self.offset = 0
-        self.writeback = Writeback(fd)
+        self.writeback = Writeback(fd)  # also counts what was written: the file's end, where the next write goes
         self.direct = direct and _O_DIRECT != 0 and self._set_direct(True)
 
     def _set_direct(self, on: bool) -> bool:
@@ -64,7 +63,8 @@ class FileWriter:
         """Write ``piece`` at the end of the file."""
         view = piece
         while view:
-            direct = self.direct and len(view) % ALIGN == 0 and self.offset % ALIGN == 0 and _aligned(view)
+            offset = self.writeback.written
+            direct = self.direct and len(view) % ALIGN == 0 and offset % ALIGN == 0 and _aligned(view)
             if not direct:
                 self._buffered()
             try:
@@ -74,7 +74,6 @@ class FileWriter:
                     raise
                 self._buffered()  # the filesystem takes no O_DIRECT after all: nothing was written
                 continue
-            self.offset += written
             self.writeback.wrote(written)
             view = view[written:]
 

@@ -14,6 +14,7 @@ second never trips it. Each download therefore also has a wall-clock deadline, e
 from __future__ import annotations
 
 import contextlib
+import functools
 import heapq
 import http.client
 import itertools
@@ -171,6 +172,32 @@ def _flush(flush: Callable[[memoryview], None], view: memoryview) -> None:
         raise _FlushFailed(exc) from exc
 
 
+def _sized(sink: Callable[[memoryview, int], None], length: int, piece: memoryview) -> None:
+    sink(piece, length)
+
+
+def pump(
+    readinto: Callable[[memoryview], int],
+    view: memoryview,
+    sink: Callable[[memoryview], None],
+    flush: Callable[[memoryview], None],
+) -> int:
+    """Read a body into ``view`` piece after piece until ``readinto`` answers 0: each piece to ``sink`` as it
+    arrives (hashed while in the cache, bounded, cancelled), the buffer to ``flush`` whenever it is full and the
+    rest at the end, so every flush but the last is the whole buffer. Returns the bytes read."""
+    received = filled = 0
+    while count := readinto(view[filled:]):
+        received += count
+        sink(view[filled : filled + count])
+        filled += count
+        if filled == len(view):
+            _flush(flush, view)
+            filled = 0
+    if filled:
+        _flush(flush, view[:filled])
+    return received
+
+
 def _origin(url: str) -> tuple[str, str]:
     parts = urlsplit(url)
     return parts.scheme, parts.netloc
@@ -195,23 +222,22 @@ def stream(
     timeout: float,
     context: ssl.SSLContext | None = None,
     deadline: float | None = None,
-    buffer: memoryview | None = None,
-    flush: Callable[[memoryview], None] | None = None,
+    *,
+    buffer: memoryview,
+    flush: Callable[[memoryview], None],
 ) -> None:
     """GET ``url`` and hand each piece of the body to ``sink(piece, content_length)`` as it arrives.
 
-    ``Authorization`` is sent only to the origin of ``url``. The piece is a view into a reused
-    buffer (``buffer``, e.g. a page-aligned one for ``O_DIRECT``, else one of ``BUFFER`` bytes): the sink
-    must consume it before returning. With ``flush``, the pieces fill the buffer one after the other and
-    ``flush(full)`` gets it whenever it is full, and the rest at the end: whole buffers to write, while the
-    sink still sees every piece at once (to hash it while it is in the cache, to stop early).
+    ``Authorization`` is sent only to the origin of ``url``. The piece is a view into ``buffer`` (e.g. a
+    page-aligned one for ``O_DIRECT``): the sink must consume it before returning. The pieces fill the buffer
+    one after the other and ``flush(full)`` gets it whenever it is full, and the rest at the end (``pump``):
+    whole buffers to write, while the sink still sees every piece at once (to hash it while it is in the
+    cache, to stop early).
     ``deadline`` (a ``time.monotonic()`` value) ends the whole download, redirects included, with
     ``HttpFailure(deadline=True)``. An ``OSError`` of ``flush`` (a full or failing disk) is raised as it is: not
     an ``HttpFailure``, so a caller does not download the file again onto the same disk, nor blame the server.
     """
     origin = _origin(url)
-    view = buffer if buffer is not None else memoryview(bytearray(BUFFER))
-    size = len(view)
     watchdog = Watchdog(deadline) if deadline is not None else None
     try:
         for _ in range(MAX_REDIRECTS + 1):
@@ -238,16 +264,7 @@ def stream(
                     raise HttpFailure(f"HTTP {response.status}", response.status)
                 length_header = response.getheader("Content-Length") or ""
                 length = int(length_header) if length_header.isdigit() else 0
-                received = filled = 0
-                while count := response.readinto(view[filled:]):
-                    received += count
-                    sink(view[filled : filled + count], length)
-                    filled = filled + count if flush is not None else 0
-                    if flush is not None and filled == size:
-                        _flush(flush, view)
-                        filled = 0
-                if flush is not None and filled:
-                    _flush(flush, view[:filled])
+                received = pump(response.readinto, buffer, functools.partial(_sized, sink, length), flush)
                 if watchdog is not None and watchdog.fired:
                     raise HttpFailure("the download did not complete within its deadline", deadline=True)
                 if length and received < length:  # http.client reports an early close as a plain end of body

@@ -205,8 +205,8 @@ def _fetch_once(job: _Job, rel: str, expected: str, out: int) -> int:
                 job.timeout,
                 None,
                 job.file_deadline(size),
-                memoryview(buffer),
-                writer.write,
+                buffer=memoryview(buffer),
+                flush=writer.write,
             )
         except HttpFailure as exc:
             if exc.deadline:  # another attempt would wait as long again
