@@ -43,7 +43,7 @@ from openmodel_operator.controller.reconciler import ChildInventory, Examination
 from openmodel_operator.controller.settings import OperatorSettings
 from openmodel_operator.controller.webhook_settings import WebhookSettings
 from openmodel_operator.controller.work_queue import Key, Lane, WorkQueue
-from openmodel_operator.planning.children import label_value
+from openmodel_operator.planning.children import MANAGED_BY, label_value
 from openmodel_operator.planning.planner import Event
 from openmodel_operator.trust.policies import (
     Policy,
@@ -53,7 +53,6 @@ from openmodel_operator.trust.policies import (
 log = logging.getLogger(__name__)
 
 FULL_PASS_EVERY = 10  # resync intervals: a quiet model still has a full pass this often (the safety net)
-MANAGED_BY = {"app.kubernetes.io/managed-by": "openmodel-operator"}
 MANAGED_BY_SELECTOR = ",".join(f"{key}={value}" for key, value in MANAGED_BY.items())
 FINALIZER = "openmodel.io/cleanup"
 LIST_PAGE = 500  # objects per page of Kopf's listings

@@ -33,7 +33,7 @@ from pydantic import ValidationError
 from openmodel_operator.api.openmodel import OpenModelSpec
 from openmodel_operator.evidence.records import Violation
 from openmodel_operator.planning.adapters import adapter_model_spec
-from openmodel_operator.planning.children import COMPONENT_LABEL, INSTANCE_LABEL
+from openmodel_operator.planning.children import COMPONENT_LABEL, INSTANCE_LABEL, MANAGED_BY
 from openmodel_operator.planning.model_state import spec_problem
 from openmodel_operator.trust.decision import policy_violations
 from openmodel_operator.trust.policies import Policy, governing_policies, usable_policy, without_references
@@ -200,17 +200,16 @@ def review_child_change(
     it may have served something unverified."""
     if username in operator_users or username in SYSTEM_WRITERS:
         return Review(True)
-    if any(group in break_glass_groups for group in groups):
-        return Review(
-            True,
-            warnings=(
-                _warning(
-                    f"{kind} {name} is managed by openmodel-operator: this {operation} "
-                    f"by {username} ({'/'.join(sorted(break_glass_groups))}) is "
-                    "allowed, and the operator reverts drift it sees"
-                ),
-            ),
-        )
+    glass = _break_glass(
+        username,
+        groups,
+        f"{kind} {name} is managed",
+        operation,
+        break_glass_groups,
+        ", and the operator reverts drift it sees",
+    )
+    if glass is not None:
+        return glass
     verb = {"CREATE": "create", "UPDATE": "change", "DELETE": "delete"}.get(operation, operation.lower())
     return Review(
         False,
@@ -236,7 +235,6 @@ POD_MAKERS = frozenset({"system:serviceaccount:kube-system:replicaset-controller
 REPLICASET_MAKERS = frozenset(
     {"system:serviceaccount:kube-system:deployment-controller", "system:kube-controller-manager"}
 )
-MANAGED_LABEL = ("app.kubernetes.io/managed-by", "openmodel-operator")
 
 
 def _labels(obj: Mapping[str, Any] | None) -> Mapping[str, Any]:
@@ -263,21 +261,27 @@ def controller_ref(obj: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
 
 
 def _managed(obj: Mapping[str, Any] | None) -> bool:
-    key, value = MANAGED_LABEL
-    return _labels(obj).get(key) == value
+    labels = _labels(obj)
+    return all(labels.get(key) == value for key, value in MANAGED_BY.items())
 
 
 def _break_glass(
-    username: str, groups: Collection[str], what: str, operation: str, break_glass_groups: Collection[str]
+    username: str,
+    groups: Collection[str],
+    what: str,
+    operation: str,
+    break_glass_groups: Collection[str],
+    after: str = "",
 ) -> Review | None:
+    """A cluster admin's way around a guard: allowed, with a warning naming what was overridden; None for others."""
     if not any(group in break_glass_groups for group in groups):
         return None
     return Review(
         True,
         warnings=(
             _warning(
-                f"{what} is guarded by openmodel-operator: this {operation} by {username} "
-                f"({'/'.join(sorted(break_glass_groups))}) is allowed"
+                f"{what} by openmodel-operator: this {operation} by {username} "
+                f"({'/'.join(sorted(break_glass_groups))}) is allowed{after}"
             ),
         ),
     )
@@ -317,7 +321,7 @@ def review_pod_change(
     what = f"Pod {name}"
     if not (openmodel_pod(old) or openmodel_pod(new)):
         return Review(True)
-    glass = _break_glass(username, groups, what, operation, break_glass_groups)
+    glass = _break_glass(username, groups, f"{what} is guarded", operation, break_glass_groups)
     if glass is not None:
         return glass
     if operation == "CREATE":
@@ -428,7 +432,7 @@ def review_scale_change(
         return Review(True)  # a tenant's own Deployment or ReplicaSet, or none at all
     if username in operator_users:
         return Review(True)
-    glass = _break_glass(username, groups, f"{kind} {name}", "scale", break_glass_groups)
+    glass = _break_glass(username, groups, f"{kind} {name} is guarded", "scale", break_glass_groups)
     if glass is not None:
         return glass
     return _refused(

@@ -41,6 +41,7 @@ from openmodel_operator.planning.recorded import as_binary_data, recorded_digest
 
 KIND = "OpenModel"
 FIELD_MANAGER = "openmodel-operator"
+MANAGED_BY = {"app.kubernetes.io/managed-by": FIELD_MANAGER}  # on every child and pod template
 
 # labels and annotations
 NAME_LABEL = "openmodel.io/name"
@@ -216,7 +217,7 @@ def labels(ref: ModelRef, component: Component) -> dict[str, str]:
     """Common labels on every child and pod template; select all of a model's children by ``NAME_LABEL``."""
     return {
         **selector_labels(ref, component),
-        "app.kubernetes.io/managed-by": "openmodel-operator",
+        **MANAGED_BY,
         "app.kubernetes.io/part-of": "openmodel",
         NAME_LABEL: label_value(ref.name),
     }
