@@ -33,7 +33,7 @@ from pydantic import ValidationError
 from openmodel_operator.api.openmodel import OpenModelSpec
 from openmodel_operator.evidence.records import Violation
 from openmodel_operator.planning.adapters import adapter_model_spec
-from openmodel_operator.planning.children import COMPONENT_LABEL, INSTANCE_LABEL, MANAGED_BY
+from openmodel_operator.planning.children import APP_LABELS, COMPONENT_LABEL, INSTANCE_LABEL, MANAGED_BY
 from openmodel_operator.planning.model_state import spec_problem
 from openmodel_operator.trust.decision import policy_violations
 from openmodel_operator.trust.policies import Policy, governing_policies, usable_policy, without_references
@@ -229,7 +229,7 @@ def review_child_change(
 # makes a ReplicaSet of it (guarded here: its Deployment must be the operator's), the ReplicaSet controller
 # makes the pods (guarded here: their ReplicaSet must be one of those). Who makes each link is the request's
 # authenticated user, which a tenant cannot forge; the ownerReferences a controller writes are the truth.
-POD_SELECTOR = {"app.kubernetes.io/name": "openmodel"}  # every pod of the operator's children carries it
+POD_SELECTOR = APP_LABELS  # every pod of the operator's children carries it
 SERVER_COMPONENT = "server"
 POD_MAKERS = frozenset({"system:serviceaccount:kube-system:replicaset-controller", "system:kube-controller-manager"})
 REPLICASET_MAKERS = frozenset(

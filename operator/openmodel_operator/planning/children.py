@@ -42,6 +42,7 @@ from openmodel_operator.planning.recorded import as_binary_data, recorded_digest
 KIND = "OpenModel"
 FIELD_MANAGER = "openmodel-operator"
 MANAGED_BY = {"app.kubernetes.io/managed-by": FIELD_MANAGER}  # on every child and pod template
+APP_LABELS = {"app.kubernetes.io/name": "openmodel"}  # on every child and pod: what the guards select pods by
 
 # labels and annotations
 NAME_LABEL = "openmodel.io/name"
@@ -207,7 +208,7 @@ def label_value(value: str) -> str:
 def selector_labels(ref: ModelRef, component: Component) -> dict[str, str]:
     """The stable labels that select one component's pods (a Deployment selector is immutable)."""
     return {
-        "app.kubernetes.io/name": "openmodel",
+        **APP_LABELS,
         INSTANCE_LABEL: label_value(ref.name),
         COMPONENT_LABEL: component,
     }
