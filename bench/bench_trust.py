@@ -55,7 +55,7 @@ import benchlib  # noqa: E402
 import huggingface_hub  # noqa: E402
 import model_signing  # noqa: E402
 from benchlib import median, print_table  # noqa: E402
-from fasthub import README, Served, add_model_cached, hub_process  # noqa: E402
+from fasthub import README, Served, add_model_cached, hub_process, read_tree  # noqa: E402
 
 from hubstub import HubStub  # noqa: E402
 from openmodel_operator.evidence.manifest import compare_manifest, manifest_files  # noqa: E402
@@ -104,10 +104,6 @@ def write_model(directory: pathlib.Path, size: int, shards: int) -> dict[str, in
         (directory / name).write_bytes(data)
         sizes[name] = len(data)
     return sizes
-
-
-def read_tree(directory: pathlib.Path) -> dict[str, bytes]:
-    return {p.relative_to(directory).as_posix(): p.read_bytes() for p in sorted(directory.rglob("*")) if p.is_file()}
 
 
 def warm(directory: pathlib.Path) -> None:

@@ -42,6 +42,11 @@ def add_model_cached(hub: HubStub, repo_id: str, files: Mapping[str, bytes]) -> 
     return sha
 
 
+def read_tree(directory: pathlib.Path) -> dict[str, bytes]:
+    """Every file below ``directory`` by its relative path: a model as the stand-in serves it."""
+    return {p.relative_to(directory).as_posix(): p.read_bytes() for p in sorted(directory.rglob("*")) if p.is_file()}
+
+
 @dataclasses.dataclass(frozen=True)
 class Served:
     """Where a model is served: what the pull variants need of a Hub (its URL and the commit)."""
@@ -79,7 +84,7 @@ def hub_process(model_dir: pathlib.Path, repo_id: str) -> Iterator[Served]:
 
 
 def _serve(model_dir: pathlib.Path, repo_id: str) -> None:
-    files = {p.relative_to(model_dir).as_posix(): p.read_bytes() for p in sorted(model_dir.rglob("*")) if p.is_file()}
+    files = read_tree(model_dir)
     hub = HubStub().start()
     try:
         commit = add_model_cached(hub, repo_id, files)
