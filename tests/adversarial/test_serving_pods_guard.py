@@ -249,3 +249,43 @@ def test_an_owner_that_cannot_be_shown_refuses_the_pod_and_the_replicaset() -> N
         },
     }
     assert not review_replicaset_change(maker, [], "UPDATE", rs_new, reimaged, None, ()).allowed
+
+
+async def test_an_owner_the_operator_cannot_read_refuses_with_503_and_a_readable_one_is_returned() -> None:
+    """The shell's read of an owner fails closed: starting (no API client yet), an API error, a read that hangs
+    past its bound each refuse the write with 503 (the controller retries); a read that answers is returned."""
+    import asyncio
+
+    import kopf
+
+    from openmodel_operator.controller import webhooks
+
+    class Reads:
+        def __init__(self, answer: Any) -> None:
+            self.answer = answer
+
+        async def replicaset(self, namespace: str, name: str) -> Any:
+            if self.answer == "hang":
+                await asyncio.sleep(60)
+            if isinstance(self.answer, Exception):
+                raise self.answer
+            return self.answer
+
+    rs = {"metadata": {"name": "m-abc", "uid": "u"}}
+    assert await webhooks._owner({"kube": Reads(rs)}, "ReplicaSet", "team-a", "m-abc", "Pod x") == rs  # control
+    original = webhooks.OWNER_READ_TIMEOUT
+    webhooks.OWNER_READ_TIMEOUT = 0.05
+    try:
+        for state, why in (
+            ({}, "the operator is starting"),
+            ({"kube": Reads(RuntimeError("boom"))}, "failed (RuntimeError)"),
+            ({"kube": Reads("hang")}, "timed out"),
+        ):
+            try:
+                await webhooks._owner(state, "ReplicaSet", "team-a", "m-abc", "Pod x")
+            except kopf.AdmissionError as refused:
+                assert refused.code == 503 and why in str(refused) and "Pod x cannot be checked now" in str(refused)
+            else:
+                raise AssertionError(f"admitted although {why}")
+    finally:
+        webhooks.OWNER_READ_TIMEOUT = original

@@ -173,7 +173,7 @@ def install(
 
 @dataclasses.dataclass(frozen=True)
 class GuardedWrite:
-    """What the serving pods' guards read of an admission request (``new`` is None for a DELETE)."""
+    """What the guards read of an admission request (``new`` is None for a DELETE)."""
 
     operation: str
     namespace: str
@@ -195,28 +195,22 @@ class GuardedWrite:
         )
 
 
-class OwnerUnreadable(Exception):
-    """The owner a guarded request names could not be read: the request is refused (fail closed)."""
-
-
-async def _owner(state: Mapping[str, Any], kind: str, namespace: str, name: str) -> Mapping[str, Any] | None:
-    """The object a controller reference names, as the API server has it now (never a cache: a ReplicaSet
-    made a moment ago is not in any watch yet)."""
+async def _owner(state: Mapping[str, Any], kind: str, namespace: str, name: str, what: str) -> Mapping[str, Any] | None:
+    """The object a controller reference (or a scale) names, as the API server has it now (never a cache: a
+    ReplicaSet made a moment ago is not in any watch yet). Unreadable: ``what`` is refused with 503 (fail
+    closed; the controller retries)."""
     kube = state.get("kube")
-    if kube is None:
-        raise OwnerUnreadable("the operator is starting")
-    try:
-        read = kube.replicaset(namespace, name) if kind == "ReplicaSet" else kube.get(kind, namespace, name)
-        found: Mapping[str, Any] | None = await asyncio.wait_for(read, OWNER_READ_TIMEOUT)
-    except TimeoutError:
-        raise OwnerUnreadable(f"reading {kind} {name} timed out") from None
-    except Exception as exc:  # KubeError, a connection error: nothing is admitted on an unread owner
-        raise OwnerUnreadable(f"reading {kind} {name} failed ({type(exc).__name__})") from None
-    return found
-
-
-def _unreadable(what: str, why: OwnerUnreadable) -> Review:
-    return Review(False, f"{what} cannot be checked now ({why}): the controller retries", 503)
+    why = "the operator is starting"
+    if kube is not None:
+        try:
+            read = kube.replicaset(namespace, name) if kind == "ReplicaSet" else kube.get(kind, namespace, name)
+            found: Mapping[str, Any] | None = await asyncio.wait_for(read, OWNER_READ_TIMEOUT)
+            return found
+        except TimeoutError:
+            why = f"reading {kind} {name} timed out"
+        except Exception as exc:  # KubeError, a connection error: nothing is admitted on an unread owner
+            why = f"reading {kind} {name} failed ({type(exc).__name__})"
+    raise kopf.AdmissionError(f"{what} cannot be checked now ({why}): the controller retries", code=503)
 
 
 def registry_serving_guard(
@@ -235,11 +229,8 @@ def registry_serving_guard(
         owner: Mapping[str, Any] | None = None
         ref = controller_ref(w.new)
         if w.operation == "CREATE" and serving_pod(w.new) and w.username in POD_MAKERS and ref is not None:
-            try:
-                owner = await _owner(state, "ReplicaSet", w.namespace, str(ref.get("name") or ""))
-            except OwnerUnreadable as why:
-                answer(_unreadable(f"Pod of ReplicaSet {ref.get('name')}", why), warnings)
-                return
+            what = f"Pod of ReplicaSet {ref.get('name')}"
+            owner = await _owner(state, "ReplicaSet", w.namespace, str(ref.get("name") or ""), what)
         answer(review_pod_change(w.username, w.groups, w.operation, w.old, w.new, owner, operator_users), warnings)
 
     kopf.on.validate(
@@ -279,11 +270,8 @@ def registry_serving_guard(
         ref = controller_ref(w.new)
         by_owner = ref is not None and ref.get("kind") == "Deployment"
         if ref is not None and by_owner and replicaset_owner_needed(w.username, w.operation, w.old, w.new):
-            try:
-                deployment = await _owner(state, "Deployment", w.namespace, str(ref.get("name") or ""))
-            except OwnerUnreadable as why:
-                answer(_unreadable(f"ReplicaSet of Deployment {ref.get('name')}", why), warnings)
-                return
+            what = f"ReplicaSet of Deployment {ref.get('name')}"
+            deployment = await _owner(state, "Deployment", w.namespace, str(ref.get("name") or ""), what)
         review = review_replicaset_change(w.username, w.groups, w.operation, w.old, w.new, deployment, operator_users)
         answer(review, warnings)
 
@@ -313,22 +301,15 @@ def registry_scale_guard(
         ignore_failures=True,
     )
     async def scale(body: kopf.Body, userinfo: Mapping[str, Any], warnings: list[str], **kwargs: Any) -> None:
-        namespace = kwargs.get("namespace")
-        if not webhook_registration.judged(namespace, namespaces):
-            return
-        username, groups = str(userinfo.get("username") or ""), list(userinfo.get("groups") or [])
-        if username in operator_users:
+        w = GuardedWrite.of(body, userinfo, kwargs)
+        if not webhook_registration.judged(w.namespace, namespaces) or w.username in operator_users:
             return
         name = str((body.get("metadata") or {}).get("name") or "")
         cache: ChildCache | None = state.get("child_cache") if state.get("indexed") else None
-        if kind == "Deployment" and cache is not None and not cache.holds(str(namespace), kind, name):
+        if kind == "Deployment" and cache is not None and not cache.holds(w.namespace, kind, name):
             return  # not the operator's (its Deployments are all watched): no read, never a refusal for it
-        try:
-            target = await _owner(state, kind, str(namespace), name)
-        except OwnerUnreadable as why:
-            answer(_unreadable(f"Scaling {kind} {name}", why), warnings)
-            return
-        answer(review_scale_change(username, groups, kind, name, target, operator_users), warnings)
+        target = await _owner(state, kind, w.namespace, name, f"Scaling {kind} {name}")
+        answer(review_scale_change(w.username, w.groups, kind, name, target, operator_users), warnings)
 
 
 async def _listed(state: Mapping[str, Any], wait: float = 3.0) -> bool:
@@ -365,8 +346,7 @@ def registry_guard(
         ignore_failures=True,
     )
     async def guard(body: kopf.Body, userinfo: Mapping[str, Any], warnings: list[str], **kwargs: Any) -> None:
-        old: Mapping[str, Any] | None = kwargs.get("old")
-        operation = str(kwargs["operation"])
+        w = GuardedWrite.of(body, userinfo, kwargs)
 
         # The API server sends only objects labelled before or after the change (objectSelector); checked here
         # too, on both sides: removing the label in the same edit must not take an object out of the guard.
@@ -374,18 +354,10 @@ def registry_guard(
             labels = ((obj or {}).get("metadata") or {}).get("labels") or {}
             return all(labels.get(key) == value for key, value in managed_by.items())
 
-        if not (ours(body) or ours(old)) or not webhook_registration.judged(kwargs.get("namespace"), namespaces):
+        if not (ours(body) or ours(w.old)) or not webhook_registration.judged(w.namespace, namespaces):
             return
         name = str((body.get("metadata") or {}).get("name") or "")
-        review = review_child_change(
-            str(userinfo.get("username") or ""),
-            list(userinfo.get("groups") or []),
-            operation,
-            kind,
-            name,
-            operator_users,
-        )
-        answer(review, warnings)
+        answer(review_child_change(w.username, w.groups, w.operation, kind, name, operator_users), warnings)
 
 
 def configure(kopf_settings: kopf.OperatorSettings, hooks: WebhookSettings) -> None:
