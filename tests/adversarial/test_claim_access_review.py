@@ -9,6 +9,8 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+from test_claim_reports import _request
+
 from kube_fixtures import kube, run_operator
 from kubelet_player import Kubelet
 from openmodel_operator.controller.claim_reports import ClaimExaminations
@@ -158,15 +160,7 @@ def test_serving_args_cannot_replace_the_generated_api_key() -> None:
 
 
 async def _request_from(source: str, port: int, raw: bytes, pause: float = 0.0) -> bytes:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port, local_addr=(source, 0))
-    writer.write(raw)
-    await writer.drain()
-    if pause:
-        await asyncio.sleep(pause)
-    try:
-        return await asyncio.wait_for(reader.read(), 5)
-    finally:
-        writer.close()
+    return await _request(port, raw, pause, source=source)
 
 
 def _status(answer: bytes) -> int:

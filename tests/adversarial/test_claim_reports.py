@@ -134,8 +134,11 @@ async def _listener(**kwargs: Any) -> tuple[ClaimExaminations, ClaimReportListen
     return exams, listener, woken
 
 
-async def _request(port: int, raw: bytes, pause: float = 0.0) -> bytes:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+async def _request(port: int, raw: bytes, pause: float = 0.0, source: str | None = None) -> bytes:
+    """Send ``raw`` (from the loopback address ``source``, to look like another client) and read the answer."""
+    reader, writer = await asyncio.open_connection(
+        "127.0.0.1", port, local_addr=(source, 0) if source is not None else None
+    )
     writer.write(raw)
     await writer.drain()
     if pause:
