@@ -15,7 +15,9 @@ from typing import Any, cast
 
 import httpx2
 from lightkube import ApiError, AsyncClient, KubeConfig, codecs
+from lightkube.config.client_adapter import verify_cluster
 from lightkube.config.models import Cluster, User
+from lightkube.core.exceptions import ConfigError
 from lightkube.generic_resource import create_global_resource, create_namespaced_resource
 from lightkube.resources.apps_v1 import Deployment, ReplicaSet
 from lightkube.resources.batch_v1 import Job
@@ -24,6 +26,7 @@ from lightkube.resources.networking_v1 import NetworkPolicy
 from lightkube.types import CascadeType, PatchType
 
 from openmodel_operator.api.common import GROUP, VERSION
+from openmodel_operator.controller.api_transport import AiohttpTransport
 from openmodel_operator.evidence.text import printable
 
 FIELD_MANAGER = "openmodel-operator"
@@ -52,11 +55,17 @@ class KubeError(RuntimeError):
 
 
 def client_for(server: str | None = None) -> AsyncClient:
-    """In-cluster or kubeconfig credentials; an explicit ``server`` URL (tests, emulators) needs none."""
-    if server:
-        config = KubeConfig.from_one(cluster=Cluster(server=server), user=User())
-        return AsyncClient(config=config, field_manager=FIELD_MANAGER)
-    return AsyncClient(field_manager=FIELD_MANAGER)
+    """In-cluster or kubeconfig credentials; an explicit ``server`` URL (tests, emulators) needs none.
+
+    The TLS context is lightkube's own (the cluster's CA, a client certificate); aiohttp carries the requests.
+    """
+    # without a server: what lightkube reads by default, the service account, else KUBECONFIG
+    config = KubeConfig.from_one(cluster=Cluster(server=server), user=User()) if server else KubeConfig.from_env()
+    single = config.get()
+    if single is None:
+        raise ConfigError("no Kubernetes API configured: run in a pod with a service account, or set KUBECONFIG")
+    context = verify_cluster(single.cluster, single.user or User(), single.abs_file)
+    return AsyncClient(config=config, field_manager=FIELD_MANAGER, transport=AiohttpTransport(context))
 
 
 def _error(exc: httpx2.HTTPStatusError) -> KubeError:
