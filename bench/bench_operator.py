@@ -33,6 +33,8 @@ starts from nothing, as a new pod does) and one cluster process per cluster:
 1. the burst again, as the baseline of this run (operator up, then N models at once);
 2. a fresh cluster where the N models exist before the operator starts (cold start): time from the spawn of the
    operator process until it is ready, until every model had its first reconcile pass, until all are Trusted;
+3a. a restart with the N (verified) models and nothing changed: time from the spawn until every model had a
+   pass (the catch-up alone: nothing to write);
 3. a restart with the N (verified) models: a new model and a policy change (one more trusted key, so every
    model is decided again) made as soon as the new operator is ready; time from the spawn until every model
    had a pass, until the new model is Trusted, until every model records the new policy generation;
@@ -962,6 +964,14 @@ def run_catchup(args: argparse.Namespace) -> dict[str, Any]:
         }
         _progress("cold", phases["cold"])
 
+        # 3a. a restart with nothing changed: the catch-up alone (every model checked, nothing to write)
+        _ask(conn, {"op": "reset"})
+        life = _Lifetime(context, url, args.concurrency, "restart-quiet", profile=args.profile)
+        passes = life.wait_for_passes(n, timeout)
+        settled = _ask(conn, {"op": "settle", "t0": life.spawned, "quiet": 3.0, "timeout": timeout})
+        phases["restart_quiet"] = {"all_first_pass_s": passes, **settled, "operator": life.stop()}
+        _progress("restart-quiet", phases["restart_quiet"])
+
         # 3./4. restarts with N models: without unrelated objects, then with them; a model created and a policy
         # change made just after each restart
         for label, unrelated in (("restart", 0), ("restart-unrelated", args.unrelated)):
@@ -1055,6 +1065,16 @@ def report_catchup(args: argparse.Namespace, phases: dict[str, Any], load: tuple
             f"GC {cold['operator']['gc_s']:.1f} s ({cold['operator']['gc_full']} full)",
         ),
     ]
+    quiet = phases.get("restart_quiet")
+    if quiet is not None:
+        rows += [
+            ("3a restart, nothing changed: every model had a pass", s(quiet["all_first_pass_s"]), "from the spawn"),
+            (
+                "3a restart, nothing changed: operator CPU / peak RSS",
+                f"{quiet['operator']['cpu_s']:.1f} s",
+                f"{quiet['operator']['peak_rss_mib']:.0f} MiB; {quiet['requests_total']} API requests",
+            ),
+        ]
     for label, phase in (("3 restart", restart), ("4 restart + unrelated", crowded)):
         rows += [
             (f"{label}: operator ready", s(phase["operator"]["ready_s"]), ""),

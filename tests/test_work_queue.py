@@ -236,3 +236,34 @@ async def test_a_pass_that_finds_every_examination_slot_taken_ends_instead_of_ho
     assert examined == [] and freed == []
     await reconciler._examine("ns", spec, "main", [])  # control: a free slot examines, then says it is free
     assert examined == ["hf://org/m"] and freed == [1]
+
+
+async def test_a_held_queue_hands_out_urgent_keys_only_until_released() -> None:
+    """While the operator lists the cluster at start, a new model runs at once; the catch-up of settled models,
+    a policy wave and timers wait for the complete caches, then all run."""
+    clock = FakeClock()
+    queue = WorkQueue(clock, held=True)
+    settled, waved, timed = ("ns", "settled"), ("ns", "waved"), ("ns", "timed")
+    queue.add(settled, Lane.BACKGROUND)
+    queue.add(waved, Lane.POLICY)
+    queue.add_after(timed, 0)
+    queue.add(A, Lane.URGENT)  # a new model: the control that must not wait
+    assert await next_key(queue) == A
+    assert await next_key(queue) is None, "a background, policy or timed key ran before the caches were complete"
+    waiting = asyncio.ensure_future(queue.get())  # a worker blocked in get() when the listing ends
+    await asyncio.sleep(0.05)
+    assert not waiting.done()
+    queue.release()
+    first = await asyncio.wait_for(waiting, 1)
+    rest = {await next_key(queue), await next_key(queue)}
+    assert {first, *rest} == {settled, waved, timed}
+    assert not queue.held
+
+
+async def test_an_urgent_wakeup_of_a_waiting_key_runs_it_in_a_held_queue() -> None:
+    """A settled model edited during the start-up listing moves to the urgent lane and is not held back."""
+    queue = WorkQueue(held=True)
+    queue.add(B, Lane.BACKGROUND)
+    assert await next_key(queue) is None
+    queue.add(B, Lane.URGENT)
+    assert await next_key(queue) == B

@@ -41,6 +41,7 @@ from openmodel_operator.controller.model_cache import ModelCache, ModelStream, i
 from openmodel_operator.controller.policy_status import PolicyFacts, PolicyStatusWriter, policy_facts, start_writer
 from openmodel_operator.controller.reconciler import ChildInventory, ExaminationsBusy, Reconciler, fresh_status
 from openmodel_operator.controller.settings import OperatorSettings
+from openmodel_operator.controller.startup_reads import StartupReads
 from openmodel_operator.controller.webhook_settings import WebhookSettings
 from openmodel_operator.controller.work_queue import Key, Lane, WorkQueue
 from openmodel_operator.planning.children import MANAGED_BY, label_value
@@ -101,7 +102,7 @@ def build_registry(
     registry = kopf.OperatorRegistry()
     models = ModelCache()
     child_cache = ChildCache()
-    queue = WorkQueue()
+    queue = WorkQueue(held=True)  # until the start-up listing ended: new, edited, deleted models only (below)
     policy_epoch = [0]  # bumped when a policy or what it references changes: no pass is skipped across it
     exam_waiters: dict[Key, None] = {}  # models whose pass found every examination slot taken, oldest first
 
@@ -295,30 +296,32 @@ def build_registry(
         if finalized is None:
             return None  # the model is gone; its DELETED event follows
         memory = models.memory(key)
-        indexes = state["indexes"]
-        labels = _labels(indexes["namespace_index"], namespace)
         owner = label_value(name)
-        # everything a pass reads that can change without the clock: when none of it did, the pass would
-        # change nothing (issue 13: idle CPU); key ConfigMaps of policies are watched once for all (below)
-        inputs = (
-            (body.get("metadata") or {}).get("resourceVersion"),
-            child_cache.versions(namespace, owner),
-            policy_epoch[0],
-            tuple(sorted(labels.items())),
-        )
         now = time.monotonic()
         exam_waiters.pop(key, None)  # this pass may get a slot; if not, it registers again
-        if pass_skippable(memory, inputs, now):
-            METRICS.passes_skipped.inc()
-            return max(settings.resync_interval, memory.settled_until - now)
-        try:
-            result = await state["reconciler"].reconcile(
-                body,
-                _policies(indexes["policy_index"]),
-                labels,
-                ChildInventory.of(child_cache.of(namespace, owner)),
-                memory,
+        inputs: tuple[Any, ...] | None = None
+        if state.get("indexed"):
+            indexes = state["indexes"]
+            labels = _labels(indexes["namespace_index"], namespace)
+            policies = _policies(indexes["policy_index"])
+            # everything a pass reads that can change without the clock: when none of it did, the pass would
+            # change nothing (issue 13: idle CPU); key ConfigMaps of policies are watched once for all (below)
+            inputs = (
+                (body.get("metadata") or {}).get("resourceVersion"),
+                child_cache.versions(namespace, owner),
+                policy_epoch[0],
+                tuple(sorted(labels.items())),
             )
+            if pass_skippable(memory, inputs, now):
+                METRICS.passes_skipped.inc()
+                return max(settings.resync_interval, memory.settled_until - now)
+            inventory = ChildInventory.of(child_cache.of(namespace, owner))
+        else:  # the start-up listing is still running: what the caches will hold, read directly (startup_reads)
+            reads: StartupReads = state["startup_reads"]
+            policies, labels = await reads.policies(), await reads.labels(namespace)
+            inventory = ChildInventory.of(await reads.children(namespace, owner))
+        try:
+            result = await state["reconciler"].reconcile(body, policies, labels, inventory, memory)
             phase = result.status.phase if result is not None else None
             result = None  # the plan (every desired child, the status) is not kept while the model waits
             if models.body(key) is not None:
@@ -330,6 +333,9 @@ def build_registry(
             if not finalized:
                 memory.settled = None
                 return 1.0  # the finalizer is put on again soon (the pass itself was not held back for it)
+            if inputs is None:
+                memory.settled = None
+                return 0.0  # decided from direct reads: a full pass from the caches once they are complete
             memory.settled = inputs
             memory.settled_until = now + _full_pass_in(body, memory, settings)
             return max(settings.resync_interval, memory.settled_until - now)
@@ -416,13 +422,26 @@ def build_registry(
                 gc_tuning.freeze_listed_heap()  # the caches are filled: later collections skip them
         await kopf_watch.wait_while_paused(state["kopf_settings"])
 
+    async def early() -> bool:
+        """Whether a pass may run before the start-up listing ended (``startup_reads``): only once Kopf's streams
+        have started, so a peering pause is known, and while this replica is not paused."""
+        if state.get("indexed"):
+            return False
+        await kopf_watch.wait_until_streaming(state["kopf_settings"])
+        await kopf_watch.wait_while_paused(state["kopf_settings"])
+        return not state.get("indexed")
+
     async def worker() -> None:
         while True:
-            key = await queue.get()
+            key = await queue.get()  # held until the start-up listing ended: urgent keys only
             next_in: float | None = settings.resync_interval
             try:
-                await active()  # checked after the key: a worker waiting in get() when the pause came
-                next_in = await run_pass(key)
+                if await early():
+                    async with state["startup_reads"].slots:  # a few at once: the listing goes on beside them
+                        next_in = await run_pass(key)
+                else:
+                    await active()  # checked after the key: a worker waiting in get() when the pause came
+                    next_in = await run_pass(key)
             except asyncio.CancelledError:
                 raise
             except Exception:  # a worker never dies: 32 dead workers would reconcile (and revoke) nothing
@@ -456,9 +475,18 @@ def build_registry(
         # Kopf lists (routed), so the workers wait for its readiness (``active``): no pass sees an index half
         # filled.
         state["indexes"] = {k: v for k, v in kwargs.items() if k.endswith("_index")}
+        state["startup_reads"] = StartupReads(lambda: state["kube"], tuple(kind for *_, kind in CHILD_KINDS))
+
+        async def release_when_listed() -> None:
+            await active()
+            queue.release()  # the caches are complete: the catch-up, policy waves and timers run too
+
         state["workers"] = [
             asyncio.create_task(worker(), name=f"openmodel-worker-{i}") for i in range(settings.reconcile_workers)
-        ] + [asyncio.create_task(watch_policy_inputs(), name="openmodel-policy-inputs")]
+        ] + [
+            asyncio.create_task(watch_policy_inputs(), name="openmodel-policy-inputs"),
+            asyncio.create_task(release_when_listed(), name="openmodel-release-queue"),
+        ]
 
     @kopf.on.cleanup(registry=registry, id="workers_stop")
     async def workers_stop(**_: Any) -> None:

@@ -91,6 +91,13 @@ async def wait_until_indexed(settings: Any) -> None:
         await toggle.wait_for(True)
 
 
+async def wait_until_streaming(settings: Any) -> None:
+    """Return once Kopf has started a watch stream of the operator run with ``settings``: from then on its
+    peering pause (``wait_while_paused``) is known. Kopf starts its peering before its watch streams."""
+    while _PAUSED.get(id(settings)) is None:
+        await asyncio.sleep(0.05)
+
+
 async def wait_while_paused(settings: Any) -> None:
     """Return once the operator run with ``settings`` is not paused by Kopf peering (at once without peering).
 

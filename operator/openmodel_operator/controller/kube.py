@@ -21,7 +21,7 @@ from lightkube.core.exceptions import ConfigError
 from lightkube.generic_resource import create_global_resource, create_namespaced_resource
 from lightkube.resources.apps_v1 import Deployment, ReplicaSet
 from lightkube.resources.batch_v1 import Job
-from lightkube.resources.core_v1 import ConfigMap, Event, PersistentVolumeClaim, Secret, Service
+from lightkube.resources.core_v1 import ConfigMap, Event, Namespace, PersistentVolumeClaim, Secret, Service
 from lightkube.resources.networking_v1 import NetworkPolicy
 from lightkube.types import CascadeType, PatchType
 
@@ -236,16 +236,39 @@ class Kube:
             return f"{type(exc).__name__}: {printable(str(exc), 200)}"
         return None
 
-    async def list_children(self, kind: str, namespace: str, owner: str) -> list[dict[str, Any]]:
-        """Children of one OpenModel by its owner label value (used on deletion, when the watch index may lag)."""
+    async def list_children(
+        self, kind: str, namespace: str, owner: str, labels: Mapping[str, str] | None = None
+    ) -> list[dict[str, Any]]:
+        """Children of one OpenModel by its owner label value (and ``labels``): on deletion, when the watch index
+        may lag, and for a pass before the start-up listing ended. managedFields are dropped, as the watch does."""
+        selector: dict[str, Any] = {**(labels or {}), "openmodel.io/name": owner}
         try:
-            items = [
-                obj.to_dict()
-                async for obj in self.client.list(KINDS[kind], namespace=namespace, labels={"openmodel.io/name": owner})
-            ]
+            items = [obj.to_dict() async for obj in self.client.list(KINDS[kind], namespace=namespace, labels=selector)]
         except httpx2.HTTPStatusError as exc:
             raise _error(exc) from None
+        for item in items:
+            (item.get("metadata") or {}).pop("managedFields", None)
         return items
+
+    async def list_policies(self) -> list[dict[str, Any]]:
+        """Every ModelTrustPolicy as stored: what the policy index holds once the start-up listing ended."""
+        try:
+            found: Any = [obj async for obj in self.client.list(PolicyResource)]  # generic: typed loosely
+        except httpx2.HTTPStatusError as exc:
+            raise _error(exc) from None
+        return [cast(dict[str, Any], obj.to_dict()) for obj in found]
+
+    async def namespace_labels(self, name: str) -> dict[str, str] | None:
+        """One namespace's labels (None: it does not exist), by a list with a field selector: the operator's
+        grant on namespaces is list and watch, not get."""
+        try:
+            found = [obj async for obj in self.client.list(Namespace, fields={"metadata.name": name})]
+        except httpx2.HTTPStatusError as exc:
+            raise _error(exc) from None
+        if not found:
+            return None
+        meta = found[0].metadata
+        return dict((meta.labels if meta is not None else None) or {})
 
     async def create_secret(self, obj: Mapping[str, Any]) -> bool:
         """Create the generated API key Secret (POST); False when the name is taken (409). Secrets are handled

@@ -1,0 +1,102 @@
+"""Passes before the start-up listing ended (issue 13: "a model created at any moment Trusted within seconds").
+
+On a slow API server an operator's start-up listing of 10,000 models and their children takes a minute; a new,
+edited or deleted model is passed at once from direct reads (``controller/startup_reads.py``), and the
+catch-up of settled models waits for the complete caches. The listing is held open here until the test lets
+it end (a monkeypatched readiness), so "before the listing ended" is exact, not a race.
+
+Hostile cases: a pass made before the policy index is filled must still be judged by every policy (the namespace
+labels that select one included), and must find the children a model already has (never a second pull Job, never
+"name taken by somebody else").
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+import pytest
+
+from kube_fixtures import kube, run_operator
+from openmodel_operator.controller import kopf_watch
+from signing_fixtures import new_key
+from test_operator import NS, World, operator, world
+
+__all__ = ["kube", "operator", "run_operator", "world"]  # fixtures, imported for pytest
+
+
+@pytest.fixture
+def listing(monkeypatch: pytest.MonkeyPatch) -> asyncio.Event:
+    """Set it to let Kopf's start-up listing end (until then the operator is not 'indexed')."""
+    done = asyncio.Event()
+    original: Callable[[Any], Coroutine[Any, Any, None]] = kopf_watch.wait_until_indexed
+
+    async def held_open(settings: Any) -> None:
+        await done.wait()
+        await original(settings)
+
+    monkeypatch.setattr(kopf_watch, "wait_until_indexed", held_open)
+    return done
+
+
+async def test_a_model_created_during_the_start_up_listing_is_trusted_before_it_ends_and_settled_ones_wait(
+    world: World, operator: Any, listing: asyncio.Event
+) -> None:
+    world.publish()
+    world.policy()
+    world.model("settled")
+    listing.set()
+    async with operator():
+        await world.phase("Pulling", "settled")
+    listing.clear()
+    for record in world.manifests("settled"):  # drift while the operator was down
+        assert world.kube.delete_object("configmaps", NS, record["metadata"]["name"]) is None
+    async with operator():
+        world.model("new")
+        await world.until(lambda: world.cond("Trusted", "new") == ("True", "PoliciesPassed"), timeout=10)
+        await world.until(lambda: world.jobs("new"), timeout=10)  # its pull starts too
+        assert world.manifests("settled") == [], "a settled model had its catch-up pass before the listing ended"
+        listing.set()
+        await world.until(lambda: world.manifests("settled"), timeout=10)  # then its pass repairs the drift
+
+
+async def test_a_pass_before_the_listing_ends_is_judged_by_every_policy_selected_by_namespace_labels(
+    world: World, operator: Any, listing: asyncio.Event
+) -> None:
+    """A second policy, selecting the namespace by a label, trusts another key only: the model must be refused
+    although the policy index is still empty when its pass runs (fail closed, not decided by 'org' alone)."""
+    world.publish()
+    world.policy()
+    world.policy(name="prod-only", key=new_key(), namespaceSelector={"matchLabels": {"tier": "prod"}})
+    world.kube.patch_object("namespaces", None, NS, {"metadata": {"labels": {"tier": "prod"}}})
+    async with operator():
+        world.model("m")
+        await world.until(lambda: (world.cond("Trusted", "m") or ("",))[0] == "False", timeout=10)
+        assert not listing.is_set()
+        assert world.jobs("m") == []
+        records = {p["name"]: p["verdict"] for p in world.status("m")["provenance"]["policies"]}
+        assert records == {"org": "Pass", "prod-only": "Fail"}
+
+
+async def test_an_edited_model_finds_its_own_children_before_the_listing_ends(
+    world: World, operator: Any, listing: asyncio.Event
+) -> None:
+    """Edited while the operator was down (an urgent pass at start): its pull Job exists from before; the pass
+    before the listing ended must find it, not create a second one or take it for somebody else's."""
+    world.publish()
+    world.policy()
+    world.model("m")
+    listing.set()
+    async with operator():
+        await world.phase("Pulling")
+    listing.clear()
+    before = world.jobs("m")
+    world.kube.patch_object("openmodels", NS, "m", {"spec": {"serving": {"replicas": 2}}})
+    generation = world.get("m")["metadata"]["generation"]
+    async with operator():
+        await world.until(lambda: world.status("m").get("observedGeneration") == generation, timeout=10)
+        assert not listing.is_set()
+        assert [j["metadata"]["uid"] for j in world.jobs("m")] == [j["metadata"]["uid"] for j in before]
+        assert world.status("m")["phase"] == "Pulling"
+        assert world.cond("Trusted", "m") == ("True", "PoliciesPassed")
