@@ -21,6 +21,8 @@ import zlib
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from openmodel_operator.controller.kopf_watch import interned
+
 OWNER_LABEL = "openmodel.io/name"
 COMPONENT_LABEL = "app.kubernetes.io/component"
 ATTESTATIONS = "attestations"  # planning.attestation_history.COMPONENT
@@ -90,7 +92,8 @@ class ChildCache:
         self._owner[(namespace, ident)] = owner
         kept = trimmed(body)
         version = str((kept.get("metadata") or {}).get("resourceVersion") or "")
-        self._by_owner.setdefault((namespace, owner), {})[ident] = (version, _pack(kept) if kind in PACKED else kept)
+        held = _pack(kept) if kind in PACKED else interned(kept)  # interned only what is kept as objects
+        self._by_owner.setdefault((namespace, owner), {})[ident] = (version, held)
         return moved
 
     def version_of(self, kind: str, body: Mapping[str, Any]) -> str | None:

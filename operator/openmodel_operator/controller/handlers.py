@@ -478,8 +478,11 @@ def build_registry(
         state["startup_reads"] = StartupReads(lambda: state["kube"], tuple(kind for *_, kind in CHILD_KINDS))
 
         async def release_when_listed() -> None:
+            started = time.monotonic()
             await active()
             queue.release()  # the caches are complete: the catch-up, policy waves and timers run too
+            seconds = round(time.monotonic() - started, 1)
+            log.info("start-up listing complete", extra={"seconds": seconds, "models": len(models)})
 
         state["workers"] = [
             asyncio.create_task(worker(), name=f"openmodel-worker-{i}") for i in range(settings.reconcile_workers)

@@ -1,6 +1,6 @@
 """Every watched body reaches Kopf's indexes and handlers, and the operator keeps each OpenModel's last body
 (``model_cache``) and each child (``child_cache``): ``metadata.managedFields`` is dropped from each object as
-it arrives from a list or a watch, and its strings are interned.
+it arrives from a list or a watch, and the strings of what is kept are interned.
 
 A real API server sends managedFields with every object (about 2.5 KB of JSON per OpenModel, issue 13).
 Neither Kopf nor the operator reads managedFields (the operator writes with server-side apply and merge
@@ -21,7 +21,8 @@ pause) says which objects vanished while the watch was down: the sink is told wh
 JSON decoding makes new strings for every key and value of every object; 10,000 OpenModels and their
 children repeat the same keys ("apiVersion", "lastTransitionTime", ...) and mostly the same values
 (condition types and reasons, images, digests of shared content). Interned, each is held once; equal strings
-stay equal, so nothing that reads them can tell.
+stay equal, so nothing that reads them can tell. A routed object is interned by its sink, after it dropped what
+it does not keep (a Job's pod template) and only when it keeps dicts, not packed bytes (``child_cache``).
 """
 
 from __future__ import annotations
@@ -44,7 +45,8 @@ class Sink(Protocol):
     """Takes the events of one routed resource, in the stream's order, in the event loop."""
 
     def event(self, namespace: str | None, event_type: str | None, body: Mapping[str, Any]) -> None:
-        """A listed (``event_type`` None) or watched (ADDED, MODIFIED, DELETED) object of the stream."""
+        """A listed (``event_type`` None) or watched (ADDED, MODIFIED, DELETED) object of the stream, as decoded
+        (without managedFields): a sink interns what it keeps (``interned``)."""
 
     def listed(self, namespace: str | None, names: set[tuple[str, str]]) -> None:
         """A listing of the stream's scope (a namespace, or None: cluster-wide) ended: ``names`` is all it held."""
@@ -121,14 +123,18 @@ def interned(value: Any) -> Any:
     return value
 
 
-def without_managed_fields(raw_event: Any) -> Any:
-    """The event with its object's ``metadata.managedFields`` removed and its strings interned."""
+def without_managed_fields(raw_event: Any, intern: bool = True) -> Any:
+    """The event with its object's ``metadata.managedFields`` removed and (``intern``) its strings interned.
+
+    A routed object is not interned here: its sink keeps only part of it (a Job without its pod template) or
+    packs it into bytes (``child_cache``), and interning what is dropped cost a fifth of a restart's stream CPU.
+    """
     if isinstance(raw_event, dict):
         obj = raw_event.get("object")
         meta = obj.get("metadata") if isinstance(obj, dict) else None
         if isinstance(meta, dict):
             meta.pop("managedFields", None)
-        if isinstance(obj, dict):
+        if intern and isinstance(obj, dict):
             raw_event["object"] = interned(obj)
     return raw_event
 
@@ -152,7 +158,7 @@ async def _routed(sink: Sink, namespace: str | None, stream: AsyncIterator[Any])
             continue
         if not isinstance(raw_event, dict) or raw_event.get("type") == "BOOKMARK":
             continue
-        raw_event = without_managed_fields(raw_event)
+        raw_event = without_managed_fields(raw_event, intern=False)  # the sink interns what it keeps
         body = raw_event.get("object")
         if not isinstance(body, dict):
             continue

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
+from openmodel_operator.controller.kopf_watch import interned
 from openmodel_operator.controller.memory import ModelMemory
 from openmodel_operator.controller.work_queue import Key
 from openmodel_operator.planning.children import label_value
@@ -119,7 +120,7 @@ class ModelStream:
         if event_type == "DELETED":
             self.gone(key_of(body))
         else:
-            self.seen(body)
+            self.seen(interned(body))  # held until the next event of the model: its strings shared with others
 
     def listed(self, namespace: str | None, names: set[tuple[str, str]]) -> None:
         for key in list(self.cache):
