@@ -424,10 +424,12 @@ def build_registry(
 
     async def early() -> bool:
         """Whether a pass may run before the start-up listing ended (``startup_reads``): only once Kopf's streams
-        have started, so a peering pause is known, and while this replica is not paused."""
+        have started and its peering observers have read the peers, so a peering pause is known, and while this
+        replica is not paused."""
         if state.get("indexed"):
             return False
-        await kopf_watch.wait_until_streaming(state["kopf_settings"])
+        if not await kopf_watch.wait_until_streaming(state["kopf_settings"], lambda: bool(state.get("indexed"))):
+            return False  # listed before the peers were known: a pass from the caches (``active``)
         await kopf_watch.wait_while_paused(state["kopf_settings"])
         return not state.get("indexed")
 
