@@ -23,7 +23,7 @@ import pytest
 
 from kube_fixtures import _add_login, kube, run_operator, tuned_settings
 from openmodel_operator.controller import kopf_watch
-from openmodel_operator.controller.handlers import build_registry
+from openmodel_operator.controller.handlers import CHILD_KINDS, build_registry
 from openmodel_operator.controller.kube import Kube, client_for
 from signing_fixtures import new_key
 from test_operator import NS, World, operator, operator_settings_for, world
@@ -172,3 +172,36 @@ async def test_a_standby_replica_makes_no_early_pass_before_its_peering_is_known
         else:  # control: without a live peer the early pass runs at once
             await world.until(lambda: world.cond("Trusted", "m") == ("True", "PoliciesPassed"), timeout=10)
             assert not listing.is_set()
+
+
+async def test_a_model_deleted_without_our_finalizer_during_the_listing_loses_its_children(
+    world: World, operator: Any, listing: asyncio.Event
+) -> None:
+    """Attack: after a restart, while Kopf still lists the Deployments, a tenant takes our finalizer off a served
+    model and deletes it. Its DELETED event comes before the child cache holds the Deployment: the model must not
+    be forgotten as childless, or the Deployment serves on where no revocation reaches it. Control: the
+    namespace's other served model keeps its Deployment."""
+    world.publish()
+    world.policy()
+    world.model("m")
+    world.model("keep")
+    listing.set()
+    async with operator():
+        await world.serve("m")
+        await world.serve("keep")
+    listing.clear()
+
+    async def slow_children() -> None:
+        await asyncio.sleep(3.0)  # a slow API server lists the children of 10,000 models
+
+    for group, version, plural, _ in CHILD_KINDS:
+        world.kube["list", world.kube.resource(f"{group}/{version}/{plural}".lstrip("/"))] << slow_children
+    async with operator():
+        await asyncio.sleep(1.0)  # the models are listed, their children not yet
+        assert not listing.is_set()
+        world.kube.patch_object("openmodels", NS, "m", {"metadata": {"finalizers": []}})
+        world.kube.delete_object("openmodels", NS, "m")
+        await asyncio.sleep(3.0)  # the children's listings end
+        listing.set()
+        await world.until(lambda: world.child("deployments", "m") is None, timeout=10)
+        assert world.child("deployments", "keep") is not None
