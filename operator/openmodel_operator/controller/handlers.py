@@ -264,9 +264,11 @@ def build_registry(
 
     def model_gone(key: Key) -> None:
         """The model is gone (DELETED, or a re-listing without it). Children the watch still shows had no
-        deletion pass (our finalizer was taken off first, or the operator was paused): one runs now."""
+        deletion pass (our finalizer was taken off first, or the operator was paused): one runs now. Before the
+        start-up listing ended the child cache may not hold them yet: the pass runs then too (it lists them)."""
         body = models.body(key)
-        if body is None or not child_cache.versions(key[0], label_value(key[1])):  # (nothing unpacked)
+        cached = bool(state.get("indexed"))  # the child cache is complete (Kopf listed every kind)
+        if body is None or (cached and not child_cache.versions(key[0], label_value(key[1]))):  # (nothing unpacked)
             _forget(key)
             return
         if not is_deleting(body):
