@@ -296,3 +296,35 @@ async def test_a_server_the_cluster_ca_did_not_sign_gets_no_request_and_no_token
     finally:
         await kube.close()
     assert stand_in.seen == []
+
+
+@pytest.mark.parametrize("trickle", [True, False], ids=["slowloris", "answered"])
+async def test_a_body_trickled_forever_fails_the_call_within_a_bounded_time(
+    server: tuple[Server, str], trickle: bool
+) -> None:
+    """A hostile or broken API endpoint that sends its headers, then a byte of body a little faster than the read
+    timeout, for ever: each read is on time, so only a deadline for the whole answer ends the call (the pass
+    would hang, its worker with it). Control: the same answer sent at once is read."""
+    stand_in, url = server
+    body = json.dumps(_model({"phase": "Ready"})).encode()
+
+    async def answer(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "application/json"})
+        await response.prepare(request)
+        if not trickle:
+            await response.write(body)
+            return response
+        while True:  # a never-ending body: a space (valid JSON whitespace) every 0.2 s
+            await response.write(b" ")
+            await asyncio.sleep(0.2)
+
+    stand_in.answer = answer
+    kube = Kube(_client(url, timeout=0.5))
+    try:
+        if trickle:
+            with pytest.raises(httpx2.TimeoutException):
+                await asyncio.wait_for(kube.patch_status("team", "m", {"phase": "Ready"}), 20)
+        else:
+            assert await asyncio.wait_for(kube.patch_status("team", "m", {"phase": "Ready"}), 20) == "7"
+    finally:
+        await kube.close()

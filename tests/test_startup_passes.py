@@ -13,15 +13,20 @@ labels that select one included), and must find the children a model already has
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Coroutine
+import contextlib
+import datetime
+from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
 
+import kopf
 import pytest
 
-from kube_fixtures import kube, run_operator
+from kube_fixtures import _add_login, kube, run_operator, tuned_settings
 from openmodel_operator.controller import kopf_watch
+from openmodel_operator.controller.handlers import CHILD_KINDS, build_registry
+from openmodel_operator.controller.kube import Kube, client_for
 from signing_fixtures import new_key
-from test_operator import NS, World, operator, world
+from test_operator import NS, World, operator, operator_settings_for, world
 
 __all__ = ["kube", "operator", "run_operator", "world"]  # fixtures, imported for pytest
 
@@ -100,3 +105,103 @@ async def test_an_edited_model_finds_its_own_children_before_the_listing_ends(
         assert [j["metadata"]["uid"] for j in world.jobs("m")] == [j["metadata"]["uid"] for j in before]
         assert world.status("m")["phase"] == "Pulling"
         assert world.cond("Trusted", "m") == ("True", "PoliciesPassed")
+
+
+@contextlib.asynccontextmanager
+async def _replica_with_peering(world: World, priority: int) -> AsyncIterator[Any]:
+    """The operator as the HA overlay runs it: peering auto-detected (no --standalone), a random priority."""
+    settings = tuned_settings()
+    registry = build_registry(operator_settings_for(world), lambda: Kube(client_for(world.kube.base_url)))
+    _add_login(registry, world.kube)
+    stop, ready = asyncio.Event(), asyncio.Event()
+    task = asyncio.create_task(
+        kopf.operator(
+            registry=registry, settings=settings, priority=priority, clusterwide=True, stop_flag=stop, ready_flag=ready
+        )
+    )
+    try:
+        await asyncio.wait_for(ready.wait(), 10)
+        yield settings
+    finally:
+        stop.set()
+        try:
+            await asyncio.wait_for(asyncio.shield(task), 10)
+        except TimeoutError:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+def _writes(world: World) -> list[str]:
+    """Every write a replica sent to the models and their children (Kopf's keep-alives and Events excluded)."""
+    return [
+        f"{r.method} {r.resource.plural if r.resource is not None else '?'}/{r.name}"
+        for r in world.kube._requests
+        if str(r.method).upper().rsplit(".", 1)[-1] not in ("GET", "HEAD")
+        and (r.resource is None or r.resource.plural not in ("clusterkopfpeerings", "kopfpeerings", "events"))
+    ]
+
+
+@pytest.mark.parametrize("leader", [True, False], ids=["standby-beside-a-live-leader", "alone"])
+async def test_a_standby_replica_makes_no_early_pass_before_its_peering_is_known(
+    world: World, listing: asyncio.Event, leader: bool
+) -> None:
+    """Attack (HA rollout): a tenant edits a model while a new replica starts beside the active one. Kopf turns
+    the pause on only once its peering observer has read the peers; an early pass must wait for that, or a
+    standby writes status, finalizers and children beside the leader (two replicas deciding one model)."""
+    world.publish()
+    world.policy()
+    now = datetime.datetime.now(datetime.UTC).isoformat()
+    peers = {"the-leader": {"priority": 30000, "lifetime": 60, "lastseen": now}} if leader else {}
+    world.kube.create_object(
+        {"apiVersion": "kopf.dev/v1", "kind": "ClusterKopfPeering", "metadata": {"name": "default"}}
+    )
+    world.kube.patch_status("clusterkopfpeerings", None, "default", peers)  # the leader's keep-alive
+
+    async def slow_peers() -> None:
+        await asyncio.sleep(1.5)  # the peers' listing answers a moment after the models' (a busy API server)
+
+    world.kube["list", world.kube.resource("kopf.dev/v1/clusterkopfpeerings")] << slow_peers
+    world.model("m")
+    async with _replica_with_peering(world, priority=1):
+        if leader:
+            await asyncio.sleep(3.0)
+            assert not listing.is_set()
+            assert _writes(world) == [], "a standby replica wrote before it knew of the live leader"
+            assert "status" not in world.get("m") or not world.status("m").get("phase")
+        else:  # control: without a live peer the early pass runs at once
+            await world.until(lambda: world.cond("Trusted", "m") == ("True", "PoliciesPassed"), timeout=10)
+            assert not listing.is_set()
+
+
+async def test_a_model_deleted_without_our_finalizer_during_the_listing_loses_its_children(
+    world: World, operator: Any, listing: asyncio.Event
+) -> None:
+    """Attack: after a restart, while Kopf still lists the Deployments, a tenant takes our finalizer off a served
+    model and deletes it. Its DELETED event comes before the child cache holds the Deployment: the model must not
+    be forgotten as childless, or the Deployment serves on where no revocation reaches it. Control: the
+    namespace's other served model keeps its Deployment."""
+    world.publish()
+    world.policy()
+    world.model("m")
+    world.model("keep")
+    listing.set()
+    async with operator():
+        await world.serve("m")
+        await world.serve("keep")
+    listing.clear()
+
+    async def slow_children() -> None:
+        await asyncio.sleep(3.0)  # a slow API server lists the children of 10,000 models
+
+    for group, version, plural, _ in CHILD_KINDS:
+        world.kube["list", world.kube.resource(f"{group}/{version}/{plural}".lstrip("/"))] << slow_children
+    async with operator():
+        await asyncio.sleep(1.0)  # the models are listed, their children not yet
+        assert not listing.is_set()
+        world.kube.patch_object("openmodels", NS, "m", {"metadata": {"finalizers": []}})
+        world.kube.delete_object("openmodels", NS, "m")
+        await asyncio.sleep(3.0)  # the children's listings end
+        listing.set()
+        await world.until(lambda: world.child("deployments", "m") is None, timeout=10)
+        assert world.child("deployments", "keep") is not None

@@ -4,8 +4,8 @@ httpx's own connection pool costs about 0.6 ms of CPU per API call, aiohttp's ab
 fixed-answer server; docs/performance.md, issue 13). A restart with a policy change makes two writes per model,
 so at 10,000 models the pool alone was ~12 s of the operator's CPU. lightkube keeps everything else it does:
 the kubeconfig or service-account credentials (its auth flow re-reads a rotated token on 401), request
-building, and the errors the adapter maps. Every request keeps lightkube's timeouts (connect and read),
-so no answer can hold a pass forever.
+building, and the errors the adapter maps. Every request keeps lightkube's timeouts (connect and read) and
+has a deadline for its whole answer, so no answer can hold a pass forever.
 """
 
 from __future__ import annotations
@@ -20,14 +20,18 @@ import httpx2
 # hop-by-hop and framing headers aiohttp writes itself from the body it sends
 _OWN_HEADERS = frozenset({"host", "content-length", "transfer-encoding", "connection"})
 _CHUNK = 64 * 1024
+READS_PER_ANSWER = 6  # a whole answer (headers and body) takes at most this many read timeouts (60 s by default)
 
 
 def _timeout(request: httpx2.Request) -> aiohttp.ClientTimeout:
-    """httpx's per-request timeouts (lightkube's 10 s by default; a watch reads without one)."""
+    """httpx's per-request timeouts (lightkube's 10 s by default; a watch reads without one), and a deadline for
+    the whole answer: a read timeout bounds each read only, so a body trickled a byte at a time, or one that
+    never ends, would hold the call (and its pass) for ever."""
     given: dict[str, float | None] = request.extensions.get("timeout") or {}
     connect = given.get("connect")
+    read = given.get("read")
     return aiohttp.ClientTimeout(
-        total=None,
+        total=None if read is None else (connect or 0.0) + READS_PER_ANSWER * read,
         connect=given.get("pool") if given.get("pool") is not None else connect,
         sock_connect=connect,
         sock_read=given.get("read"),

@@ -264,9 +264,11 @@ def build_registry(
 
     def model_gone(key: Key) -> None:
         """The model is gone (DELETED, or a re-listing without it). Children the watch still shows had no
-        deletion pass (our finalizer was taken off first, or the operator was paused): one runs now."""
+        deletion pass (our finalizer was taken off first, or the operator was paused): one runs now. Before the
+        start-up listing ended the child cache may not hold them yet: the pass runs then too (it lists them)."""
         body = models.body(key)
-        if body is None or not child_cache.versions(key[0], label_value(key[1])):  # (nothing unpacked)
+        cached = bool(state.get("indexed"))  # the child cache is complete (Kopf listed every kind)
+        if body is None or (cached and not child_cache.versions(key[0], label_value(key[1]))):  # (nothing unpacked)
             _forget(key)
             return
         if not is_deleting(body):
@@ -424,10 +426,12 @@ def build_registry(
 
     async def early() -> bool:
         """Whether a pass may run before the start-up listing ended (``startup_reads``): only once Kopf's streams
-        have started, so a peering pause is known, and while this replica is not paused."""
+        have started and its peering observers have read the peers, so a peering pause is known, and while this
+        replica is not paused."""
         if state.get("indexed"):
             return False
-        await kopf_watch.wait_until_streaming(state["kopf_settings"])
+        if not await kopf_watch.wait_until_streaming(state["kopf_settings"], lambda: bool(state.get("indexed"))):
+            return False  # listed before the peers were known: a pass from the caches (``active``)
         await kopf_watch.wait_while_paused(state["kopf_settings"])
         return not state.get("indexed")
 

@@ -32,10 +32,11 @@ import inspect
 import logging
 import sys
 import weakref
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any, Protocol
 
 from kopf._cogs.clients import watching
+from kopf._core.engines import peering
 from kopf._core.reactor import queueing
 
 _MARK = "_openmodel_without_managed_fields"
@@ -58,6 +59,10 @@ log = logging.getLogger(__name__)
 _ROUTES: dict[int, dict[tuple[str, str], Sink]] = {}  # id(Kopf settings) -> (group, plural) -> sink
 _PAUSED: dict[int, Any] = {}  # id(Kopf settings) -> Kopf's operator_paused toggle set (peering)
 _INDEXED: dict[int, Any] = {}  # id(Kopf settings) -> Kopf's operator_indexed toggle set (readiness)
+# Kopf's per-peering pause toggles whose observer has read its peering object once: only then does the toggle say
+# whether a peer of a higher priority is alive (auto-detected peering starts them off, not paused)
+_DECIDED: weakref.WeakSet[Any] = weakref.WeakSet()
+_PEERING_MISSING = "peering CRD is missing"  # Kopf's own toggle of the set: not a peering observer's
 
 
 def route(settings: Any, group: str, plural: str, sink: Sink) -> None:
@@ -93,11 +98,27 @@ async def wait_until_indexed(settings: Any) -> None:
         await toggle.wait_for(True)
 
 
-async def wait_until_streaming(settings: Any) -> None:
-    """Return once Kopf has started a watch stream of the operator run with ``settings``: from then on its
-    peering pause (``wait_while_paused``) is known. Kopf starts its peering before its watch streams."""
-    while _PAUSED.get(id(settings)) is None:
+def peering_known(settings: Any) -> bool:
+    """Whether Kopf has started a watch stream of the operator run with ``settings`` and every peering observer
+    of it has read its peers once, so that ``wait_while_paused`` tells a standby from the active replica.
+
+    With peering auto-detected (the HA overlay: no --standalone) Kopf makes each observer's pause toggle *off*
+    and turns it on only once the peers are read: before that a standby replica looks active (review of the
+    start-up passes). Standalone, or without the peering CRD, there is no observer: known once streaming."""
+    paused = _PAUSED.get(id(settings))
+    if paused is None:
+        return False
+    return all(toggle.is_on() or toggle in _DECIDED or toggle.name == _PEERING_MISSING for toggle in paused)
+
+
+async def wait_until_streaming(settings: Any, listed: Callable[[], bool]) -> bool:
+    """Wait until ``peering_known`` (True), or until ``listed()`` says the start-up listing ended first (False:
+    the caller waits for the complete caches as any pass does). Kopf starts its peering before its streams."""
+    while not peering_known(settings):
+        if listed():
+            return False
         await asyncio.sleep(0.05)
+    return True
 
 
 async def wait_while_paused(settings: Any) -> None:
@@ -175,12 +196,14 @@ def install() -> None:
     original_infinite = watching.infinite_watch
     original_continuous = watching.continuous_watch
     original_watcher = queueing.watcher
+    original_peering = peering.process_peering_event
     # the hooks read Kopf's private keyword arguments: a Kopf that renamed them must fail here, loudly, not
     # run a replica that never pauses or a pool of workers that waits for a readiness nobody announces
     for function, needed in (
         (original_watcher, ("settings", "operator_indexed")),
         (original_infinite, ("settings", "resource", "operator_paused")),
         (original_continuous, ("settings", "resource", "namespace")),
+        (original_peering, ("raw_event", "settings", "conflicts_found")),
     ):
         if getattr(function, _MARK, False):
             continue  # ours, installed before
@@ -211,6 +234,18 @@ def install() -> None:
         async for raw_event in _routed(sink, kwargs.get("namespace"), stream):
             yield raw_event
 
+    async def process_peering_event(**kwargs: Any) -> None:
+        await original_peering(**kwargs)
+        # returned: the toggle was turned for what the peers say (a standby returns late, paused meanwhile)
+        settings, toggle = kwargs.get("settings"), kwargs.get("conflicts_found")
+        body = (kwargs.get("raw_event") or {}).get("object") or {}
+        name = (body.get("metadata") or {}).get("name")
+        if toggle is not None and settings is not None and name == settings.peering.name:
+            _DECIDED.add(toggle)
+
+    if not getattr(original_peering, _MARK, False):
+        setattr(process_peering_event, _MARK, True)
+        peering.process_peering_event = process_peering_event  # type: ignore[assignment]
     if not getattr(original_infinite, _MARK, False):
         setattr(infinite_watch, _MARK, True)
         watching.infinite_watch = infinite_watch  # type: ignore[assignment]
