@@ -25,6 +25,7 @@ from kube_fixtures import _add_login, kube, run_operator, tuned_settings
 from openmodel_operator.controller import kopf_watch
 from openmodel_operator.controller.handlers import CHILD_KINDS, build_registry
 from openmodel_operator.controller.kube import Kube, client_for
+from openmodel_operator.controller.startup_reads import EARLY_PASSES, StartupReads
 from signing_fixtures import new_key
 from test_operator import NS, World, operator, operator_settings_for, world
 
@@ -205,3 +206,30 @@ async def test_a_model_deleted_without_our_finalizer_during_the_listing_loses_it
         listing.set()
         await world.until(lambda: world.child("deployments", "m") is None, timeout=10)
         assert world.child("deployments", "keep") is not None
+
+
+async def test_a_pass_waiting_for_an_early_slot_stops_waiting_when_the_listing_ends() -> None:
+    """Four early passes at once; a fifth waits, and once the listing ended it runs from the caches at once
+    (False) instead of queueing behind them. A slot freed before that is taken (True)."""
+    reads = StartupReads(lambda: None, ())  # type: ignore[arg-type,return-value]  # no reads in this test
+    held = [reads.slot() for _ in range(EARLY_PASSES)]
+    assert [await slot.__aenter__() for slot in held] == [True] * EARLY_PASSES
+    waiting = reads.slot()
+    entered = asyncio.ensure_future(waiting.__aenter__())
+    await asyncio.sleep(0.05)
+    assert not entered.done()
+    await held[0].__aexit__(None, None, None)  # control: a freed slot goes to the waiting pass
+    assert await asyncio.wait_for(entered, 1) is True
+    late = reads.slot()
+    entered = asyncio.ensure_future(late.__aenter__())
+    await asyncio.sleep(0.05)
+    assert not entered.done()
+    reads.listing_ended()
+    assert await asyncio.wait_for(entered, 1) is False
+    await late.__aexit__(None, None, None)
+    for slot in [*held[1:], waiting]:
+        await slot.__aexit__(None, None, None)
+    again = reads.slot()
+    assert await again.__aenter__() is True  # no slot leaked: all four are free again
+    await again.__aexit__(None, None, None)
+    assert reads._slots._value == EARLY_PASSES

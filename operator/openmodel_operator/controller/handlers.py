@@ -302,27 +302,27 @@ def build_registry(
         now = time.monotonic()
         exam_waiters.pop(key, None)  # this pass may get a slot; if not, it registers again
         inputs: tuple[Any, ...] | None = None
-        if state.get("indexed"):
-            indexes = state["indexes"]
-            labels = _labels(indexes["namespace_index"], namespace)
-            policies = _policies(indexes["policy_index"])
-            # everything a pass reads that can change without the clock: when none of it did, the pass would
-            # change nothing (issue 13: idle CPU); key ConfigMaps of policies are watched once for all (below)
-            inputs = (
-                (body.get("metadata") or {}).get("resourceVersion"),
-                child_cache.versions(namespace, owner),
-                policy_epoch[0],
-                tuple(sorted(labels.items())),
-            )
-            if pass_skippable(memory, inputs, now):
-                METRICS.passes_skipped.inc()
-                return max(settings.resync_interval, memory.settled_until - now)
-            inventory = ChildInventory.of(child_cache.of(namespace, owner))
-        else:  # the start-up listing is still running: what the caches will hold, read directly (startup_reads)
-            reads: StartupReads = state["startup_reads"]
-            policies, labels = await reads.policies(), await reads.labels(namespace)
-            inventory = ChildInventory.of(await reads.children(namespace, owner))
         try:
+            if state.get("indexed"):
+                indexes = state["indexes"]
+                labels = _labels(indexes["namespace_index"], namespace)
+                policies = _policies(indexes["policy_index"])
+                # everything a pass reads that can change without the clock: when none of it did, the pass would
+                # change nothing (issue 13: idle CPU); key ConfigMaps of policies are watched once for all (below)
+                inputs = (
+                    (body.get("metadata") or {}).get("resourceVersion"),
+                    child_cache.versions(namespace, owner),
+                    policy_epoch[0],
+                    tuple(sorted(labels.items())),
+                )
+                if pass_skippable(memory, inputs, now):
+                    METRICS.passes_skipped.inc()
+                    return max(settings.resync_interval, memory.settled_until - now)
+                inventory = ChildInventory.of(child_cache.of(namespace, owner))
+            else:  # the start-up listing is still running: what the caches will hold, read directly (startup_reads)
+                reads: StartupReads = state["startup_reads"]
+                policies, labels = await reads.policies(), await reads.labels(namespace)
+                inventory = ChildInventory.of(await reads.children(namespace, owner))
             result = await state["reconciler"].reconcile(body, policies, labels, inventory, memory)
             phase = result.status.phase if result is not None else None
             result = None  # the plan (every desired child, the status) is not kept while the model waits
@@ -441,7 +441,11 @@ def build_registry(
             next_in: float | None = settings.resync_interval
             try:
                 if await early():
-                    async with state["startup_reads"].slots:  # a few at once: the listing goes on beside them
+                    # a few at once, the listing going on beside them; a worker still waiting for a slot when the
+                    # listing ends runs its pass from the caches at once instead
+                    async with state["startup_reads"].slot() as granted:
+                        if not granted:
+                            await active()
                         next_in = await run_pass(key)
                 else:
                     await active()  # checked after the key: a worker waiting in get() when the pause came
@@ -485,6 +489,7 @@ def build_registry(
             started = time.monotonic()
             await active()
             queue.release()  # the caches are complete: the catch-up, policy waves and timers run too
+            state["startup_reads"].listing_ended()
             seconds = round(time.monotonic() - started, 1)
             log.info("start-up listing complete", extra={"seconds": seconds, "models": len(models)})
 

@@ -12,8 +12,9 @@ cannot crowd out the listing itself.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 from openmodel_operator.controller.kube import Kube
@@ -35,7 +36,33 @@ class StartupReads:
         self._clock = clock
         self._policies: tuple[float, list[Policy]] | None = None
         self._listing: asyncio.Lock = asyncio.Lock()
-        self.slots = asyncio.Semaphore(EARLY_PASSES)
+        self._slots = asyncio.Semaphore(EARLY_PASSES)
+        self._ended = asyncio.Event()
+
+    def listing_ended(self) -> None:
+        """The caches are complete: passes waiting for a slot stop waiting (``slot``)."""
+        self._ended.set()
+
+    @contextlib.asynccontextmanager
+    async def slot(self) -> AsyncIterator[bool]:
+        """One of ``EARLY_PASSES`` slots (True), or none (False) when the listing ends first: that pass then
+        reads the caches, and is not held to four at a time behind the early ones."""
+        acquiring = asyncio.ensure_future(self._slots.acquire())
+        ended = asyncio.ensure_future(self._ended.wait())
+        try:
+            await asyncio.wait({acquiring, ended}, return_when=asyncio.FIRST_COMPLETED)
+        except BaseException:  # cancelled while waiting: a slot acquired meanwhile goes back
+            ended.cancel()
+            if not acquiring.cancel():
+                self._slots.release()
+            raise
+        ended.cancel()
+        granted = not acquiring.cancel()  # a slot acquired meanwhile is this pass's (cancel() is False when done)
+        try:
+            yield granted
+        finally:
+            if granted:
+                self._slots.release()
 
     async def policies(self) -> list[Policy]:
         """Every ModelTrustPolicy, as the policy index turns them into policies (an invalid one fails closed)."""
