@@ -35,7 +35,7 @@ from openmodel_operator.controller.claim_reports import ClaimReportListener
 from openmodel_operator.controller.events import EventPoster
 from openmodel_operator.controller.kopf_indexes import store_values
 from openmodel_operator.controller.kube import Kube, KubeError
-from openmodel_operator.controller.memory import ModelMemory, pass_skippable
+from openmodel_operator.controller.memory import ModelMemory, pass_skippable, predates
 from openmodel_operator.controller.metrics import METRICS, PHASES
 from openmodel_operator.controller.model_cache import ModelCache, ModelStream, is_deleting, key_of, needs_pass
 from openmodel_operator.controller.policy_status import PolicyFacts, PolicyStatusWriter, policy_facts, start_writer
@@ -364,8 +364,12 @@ def build_registry(
         write a tenant can keep conflicting; a deletion without it still removes the children (below)."""
         meta = body.get("metadata") or {}
         finalizers = list(meta.get("finalizers") or [])
+        memory = models.memory(key)
         if FINALIZER in finalizers:
+            memory.finalized_at = None
             return True
+        if predates(meta.get("resourceVersion"), memory.finalized_at):
+            return True  # our finalizer write is not in the cache yet: writing it again would only conflict
         if not meta.get("resourceVersion"):
             return False  # never unconditionally: another controller's finalizer could be dropped
         try:
@@ -378,7 +382,10 @@ def build_registry(
                 extra={"namespace": key[0], "openmodel": key[1], "status": exc.status, "error": str(exc)[:200]},
             )
             return False
-        return None if outcome is None else bool(outcome)
+        if outcome is None or outcome is False:
+            return outcome
+        memory.finalized_at = outcome if isinstance(outcome, str) else None
+        return True
 
     async def finish_deletion(key: Key, body: Mapping[str, Any]) -> float | None:
         """A model being deleted: its children go (explicitly: no garbage collector is assumed), then the

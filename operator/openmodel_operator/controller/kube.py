@@ -161,22 +161,26 @@ class Kube:
 
     async def set_finalizers(
         self, namespace: str, name: str, resource_version: str, finalizers: list[str]
-    ) -> bool | None:
+    ) -> str | bool | None:
         """Set an OpenModel's finalizers, only if it is still at ``resource_version`` (a merge patch that
         carries the resourceVersion is a precondition), so another controller's finalizer added meanwhile is
-        never dropped. True: set; False: the model changed meanwhile (409); None: it is gone (404)."""
+        never dropped. Set: the new resourceVersion (True when the answer has none); False: the model changed
+        meanwhile (409); None: it is gone (404)."""
         if not resource_version:
             raise ValueError("set_finalizers needs the resourceVersion it read: without it the patch is unconditional")
         patch = {"metadata": {"finalizers": finalizers, "resourceVersion": resource_version}}
         try:
             async with self._writes:
-                await self.client.patch(OpenModelResource, name, patch, namespace=namespace, patch_type=PatchType.MERGE)
+                updated = await self.client.patch(
+                    OpenModelResource, name, patch, namespace=namespace, patch_type=PatchType.MERGE
+                )
         except httpx2.HTTPStatusError as exc:
             code = _code(exc)
             if code in (404, 409):
                 return None if code == 404 else False
             raise _error(exc) from None
-        return True
+        version = updated.metadata.resourceVersion if updated.metadata else None
+        return str(version) if version else True
 
     async def patch_policy_status(self, name: str, status: Mapping[str, Any]) -> bool:
         """Merge-patch a ModelTrustPolicy's status subresource; False when the policy is gone (404)."""

@@ -146,6 +146,16 @@ def keep_recorded_evidence(key: tuple[str | None, ...], evidence: Evidence) -> E
     return evidence
 
 
+def predates(version: str | None, than: str | None) -> bool:
+    """Whether a body's resourceVersion predates our own write (etcd revisions are integers; when a server
+    uses opaque ones only an exact match of the pre-write version can be told apart, so compare equal)."""
+    if version is None or than is None:
+        return False
+    if version.isdigit() and than.isdigit():
+        return int(version) < int(than)
+    return False
+
+
 def pass_skippable(memory: ModelMemory, inputs: tuple[Any, ...], now: float) -> bool:
     """A pass that would change nothing: everything the last pass read is unchanged, it ended well, nothing
     it wrote is still unseen, and no full pass is due yet (the re-verification time, a pending retry's time,
@@ -182,6 +192,9 @@ class ModelMemory:
 
     # our last status write: (resourceVersion after it, the status written), until the watch shows it
     written: tuple[str | None, OpenModelStatus] | None = None
+    # the resourceVersion our finalizer write made, until the watch shows it (a pass meanwhile would write it
+    # again with the older version and only conflict: 409)
+    finalized_at: str | None = None
     # the pinned manifest this process last applied (the watch may not show its ConfigMap yet)
     pinned: PinnedManifest | None = None
     # the manifest ConfigMap parsed at a resourceVersion (a 10k-file manifest is not re-parsed each pass)

@@ -33,6 +33,7 @@ from openmodel_operator.controller.memory import (
     ModelMemory,
     keep_recorded_evidence,
     parsed_manifest,
+    predates,
     recorded_evidence,
     recorded_key,
 )
@@ -1213,7 +1214,7 @@ def fresh_status(body: Mapping[str, Any], memory: ModelMemory) -> OpenModelStatu
     same Events twice and move lastTransitionTime for nothing.
     """
     written = memory.written
-    if written is not None and _older(body["metadata"].get("resourceVersion"), written[0]):
+    if written is not None and predates(body["metadata"].get("resourceVersion"), written[0]):
         return written[1]
     if written is not None and _seen(body["metadata"].get("resourceVersion"), written[0]):
         memory.written = None  # the watch delivered it; a watch never goes back, so it is not needed again
@@ -1239,16 +1240,6 @@ def _update_from_status(status: OpenModelStatus) -> UpdateInfo | None:
 def _weights_newly_verified(old: OpenModelStatus, new: OpenModelStatus) -> bool:
     """WeightsReady turned True in this pass: the fetch Job just verified every byte of a pull."""
     return is_true(new.conditions, WEIGHTS_READY) and not is_true(old.conditions, WEIGHTS_READY)
-
-
-def _older(version: str | None, than: str | None) -> bool:
-    """Whether a body's resourceVersion predates our own write (etcd revisions are integers; when a server
-    uses opaque ones only an exact match of the pre-write version can be told apart, so compare equal)."""
-    if version is None or than is None:
-        return False
-    if version.isdigit() and than.isdigit():
-        return int(version) < int(than)
-    return False
 
 
 def _status_changed(old: OpenModelStatus, patch: Mapping[str, Any]) -> bool:
