@@ -78,6 +78,16 @@ def _client(url: str, *, token: str | None = None, timeout: float = 10.0) -> Asy
     )
 
 
+async def _refused(kube: Kube) -> KubeError:
+    """The KubeError a status patch ends with (the client is closed after)."""
+    try:
+        with pytest.raises(KubeError) as caught:
+            await kube.patch_status("team", "m", {"phase": "Ready"})
+    finally:
+        await kube.close()
+    return caught.value
+
+
 async def test_a_status_patch_reaches_the_server_as_lightkube_builds_it_and_its_answer_is_read(
     server: tuple[Server, str],
 ) -> None:
@@ -127,13 +137,7 @@ async def test_an_api_error_is_the_kube_error_it_always_was(server: tuple[Server
         return web.json_response(status, status=409)
 
     stand_in.answer = answer
-    kube = Kube(_client(url))
-    try:
-        with pytest.raises(KubeError) as caught:
-            await kube.patch_status("team", "m", {"phase": "Ready"})
-    finally:
-        await kube.close()
-    assert caught.value.status == 409
+    assert (await _refused(Kube(_client(url)))).status == 409
 
 
 async def test_a_redirect_is_not_followed_so_the_token_never_leaves_for_another_host(
@@ -150,13 +154,7 @@ async def test_a_redirect_is_not_followed_so_the_token_never_leaves_for_another_
         raise web.HTTPTemporaryRedirect(f"{url}/elsewhere{request.path}")
 
     stand_in.answer = answer
-    kube = Kube(_client(url, token="s3cr3t-token"))
-    try:
-        with pytest.raises(KubeError) as caught:
-            await kube.patch_status("team", "m", {"phase": "Ready"})
-    finally:
-        await kube.close()
-    assert caught.value.status == 307
+    assert (await _refused(Kube(_client(url, token="s3cr3t-token")))).status == 307
     assert elsewhere == []
 
 
