@@ -34,7 +34,7 @@ def _timeout(request: httpx2.Request) -> aiohttp.ClientTimeout:
         total=None if read is None else (connect or 0.0) + READS_PER_ANSWER * read,
         connect=given.get("pool") if given.get("pool") is not None else connect,
         sock_connect=connect,
-        sock_read=given.get("read"),
+        sock_read=read,
     )
 
 

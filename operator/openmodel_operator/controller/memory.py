@@ -156,6 +156,13 @@ def predates(version: str | None, than: str | None) -> bool:
     return False
 
 
+def reaches(version: str | None, written: str | None) -> bool:
+    """Whether a body's resourceVersion is our own write or later (integers only; opaque ones never are)."""
+    if version is None or written is None or not (version.isdigit() and written.isdigit()):
+        return False
+    return int(version) >= int(written)
+
+
 def pass_skippable(memory: ModelMemory, inputs: tuple[Any, ...], now: float) -> bool:
     """A pass that would change nothing: everything the last pass read is unchanged, it ended well, nothing
     it wrote is still unseen, and no full pass is due yet (the re-verification time, a pending retry's time,

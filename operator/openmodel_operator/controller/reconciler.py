@@ -34,6 +34,7 @@ from openmodel_operator.controller.memory import (
     keep_recorded_evidence,
     parsed_manifest,
     predates,
+    reaches,
     recorded_evidence,
     recorded_key,
 )
@@ -1216,16 +1217,9 @@ def fresh_status(body: Mapping[str, Any], memory: ModelMemory) -> OpenModelStatu
     written = memory.written
     if written is not None and predates(body["metadata"].get("resourceVersion"), written[0]):
         return written[1]
-    if written is not None and _seen(body["metadata"].get("resourceVersion"), written[0]):
+    if written is not None and reaches(body["metadata"].get("resourceVersion"), written[0]):
         memory.written = None  # the watch delivered it; a watch never goes back, so it is not needed again
     return None
-
-
-def _seen(version: str | None, written: str | None) -> bool:
-    """Whether a body's resourceVersion is our own write or later (integers only; opaque ones never are)."""
-    if version is None or written is None or not (version.isdigit() and written.isdigit()):
-        return False
-    return int(version) >= int(written)
 
 
 def _update_from_status(status: OpenModelStatus) -> UpdateInfo | None:
