@@ -170,6 +170,9 @@ def build_registry(
 
     @kopf.on.cleanup(registry=registry)
     async def cleanup(**_: Any) -> None:
+        # in this order: nothing may start a request once the client is closed (a worker taking its next key
+        # would crash, and log it, for every model queued at an ordinary restart)
+        await stop_tasks([*state.pop("workers", []), state.pop("policy_status", None)])
         await events.flush()  # the Events of the last passes, before the client closes
         listener = state.pop("claim_listener", None)
         if listener is not None:
@@ -222,10 +225,6 @@ def build_registry(
             return bool(await state["kube"].patch_policy_status(name, status))
 
         state["policy_status"] = start_writer(policy_status, kwargs, models.count_in, patch, active)
-
-    @kopf.on.cleanup(registry=registry, id="policy_status_stop")
-    async def policy_status_stop(**_: Any) -> None:
-        await stop_tasks([state.pop("policy_status", None)])
 
     # ------------------------------------------------------------ wake-ups
 
@@ -506,10 +505,6 @@ def build_registry(
             asyncio.create_task(watch_policy_inputs(), name="openmodel-policy-inputs"),
             asyncio.create_task(release_when_listed(), name="openmodel-release-queue"),
         ]
-
-    @kopf.on.cleanup(registry=registry, id="workers_stop")
-    async def workers_stop(**_: Any) -> None:
-        await stop_tasks(state.pop("workers", []))
 
     return registry
 
