@@ -627,9 +627,9 @@ def _create_unrelated(kube: Any, count: int, namespaces: int) -> dict[str, Any]:
     return {"created": count, "seconds": time.monotonic() - started}
 
 
-def _model_state(kube: Any, name: str) -> dict[str, Any]:
+def _model_state(kube: Any, name: str, rd: Any = None) -> dict[str, Any]:
     namespace, name = _split(name)
-    return (kube._live(kube._def("openmodels"), namespace, name) or {}).get("status") or {}
+    return (kube._live(rd or kube._def("openmodels"), namespace, name) or {}).get("status") or {}
 
 
 def _reached(status: dict[str, Any], goal: dict[str, Any]) -> bool:
@@ -645,12 +645,13 @@ def _reached(status: dict[str, Any], goal: dict[str, Any]) -> bool:
 async def _await_goals(kube: Any, goals: dict[str, dict[str, Any]], t0: float, timeout: float) -> dict[str, Any]:
     """For each goal ({names, until, generation?}): when each model reached it, in seconds since ``t0``."""
     times: dict[str, dict[str, float]] = {goal: {} for goal in goals}
+    rd = kube._def("openmodels")  # resolved once: the emulator's name lookup scans every kind
     while True:
         now = time.monotonic() - t0
         for goal, spec in goals.items():
             done = times[goal]
             for name in spec["names"]:
-                if name not in done and _reached(_model_state(kube, name), spec):
+                if name not in done and _reached(_model_state(kube, name, rd), spec):
                     done[name] = now
         if all(len(times[g]) == len(goals[g]["names"]) for g in goals) or now > timeout:
             break

@@ -39,7 +39,7 @@ class PatchMixin(EmulatorState):
         name, namespace, subresource = target.name or '', target.namespace, target.subresource
         validation = raw.query.get('fieldValidation', 'Warn')
         try:
-            patch = yaml.safe_load(text) if flavour == 'apply' else json.loads(text)
+            patch = _apply_body(text) if flavour == 'apply' else json.loads(text)
         except (ValueError, yaml.YAMLError) as e:
             raise bad_request(f'error decoding patch: {e}') from None
         if flavour == 'apply':
@@ -153,3 +153,11 @@ class PatchMixin(EmulatorState):
                                        put=False, dry_run=dry_run, validation=validation, operation='Apply',
                                        apply_paths=set(applied), forced=forced)
         return self._respond(self._present(rd, obj), 200, warnings)
+
+
+def _apply_body(text: str) -> Any:
+    """An apply patch is YAML; clients send JSON (a subset of YAML), which the JSON parser reads ~50x faster."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return yaml.safe_load(text)
