@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import datetime
 import gzip
 import hashlib
 import json
@@ -77,6 +78,85 @@ def test_an_oversized_bom_is_not_kept_and_status_says_how_to_get_it() -> None:
     assert too_many is None and record.message is not None and "2 files" in record.message
 
 
+def _bom_of(result: planner.Plan) -> list[dict[str, Any]]:
+    return [o for o in result.apply if o["metadata"]["name"] == children.bom_configmap_name(REF, DIGEST)]
+
+
+def _live(configmap: dict[str, Any]) -> dict[str, dict[str, str]]:
+    """What the watch shows of an AI-BOM ConfigMap: its annotations, by name."""
+    return {configmap["metadata"]["name"]: dict(configmap["metadata"]["annotations"])}
+
+
+def _decided(provenance: Any) -> TrustResult:
+    return dataclasses.replace(TRUSTED, provenance=provenance)
+
+
+def test_a_later_decision_stating_the_same_keeps_the_boms_and_one_stating_more_gets_new_ones() -> None:
+    """A policy edit that changes no verdict, or a re-verification, decides every model again: the documents stay
+    (they state the decision that first said it; status records every one); any other difference is new ones."""
+    first = planner.plan(REF, spec(), OpenModelStatus(), TRUSTED, planner.Observed(), SETTINGS, NOW)
+    (configmap,) = _bom_of(first)
+    observed = planner.Observed(boms=_live(configmap))
+    record = first.status.provenance.bom if first.status.provenance else None
+    assert record is not None
+    later = NOW + datetime.timedelta(minutes=5)
+    assert PROVENANCE.policies and PROVENANCE.signature
+    regoverned = PROVENANCE.model_copy(
+        update={
+            "verified_at": later,
+            "signature": PROVENANCE.signature.model_copy(update={"verified_at": later}),
+            "policies": [
+                p.model_copy(update={"generation": 7, "inputs_digest": "sha256:" + "1" * 64})
+                for p in PROVENANCE.policies
+            ],
+        }
+    )
+    again = planner.plan(REF, spec(), first.status, _decided(regoverned), observed, SETTINGS, later)
+    assert _bom_of(again) == [], "a decision stating the same rewrote the AI-BOMs"
+    assert again.status.provenance is not None and again.status.provenance.bom == record
+    assert again.status.provenance.policies and again.status.provenance.policies[0].generation == 7  # status moves
+    # anything the documents state that differs: new documents, and status names them
+    policy = PROVENANCE.policies[0]
+    for changed in (
+        PROVENANCE.model_copy(update={"policies": [policy.model_copy(update={"mode": "Audit"})]}),
+        PROVENANCE.model_copy(update={"policies": [policy.model_copy(update={"reasons": ["LicenseUnknown"]})]}),
+        PROVENANCE.model_copy(update={"license": "MIT"}),
+        PROVENANCE.model_copy(update={"signature": PROVENANCE.signature.model_copy(update={"identity": "other"})}),
+    ):
+        result = planner.plan(REF, spec(), first.status, _decided(changed), observed, SETTINGS, later)
+        (rebuilt,) = _bom_of(result)
+        assert result.status.provenance is not None and result.status.provenance.bom != record
+        assert rebuilt["metadata"]["annotations"] != configmap["metadata"]["annotations"]
+    other_card = dataclasses.replace(TRUSTED, card=dataclasses.replace(CARD, datasets=("org/other",)))
+    assert _bom_of(planner.plan(REF, spec(), first.status, other_card, observed, SETTINGS, later))
+
+
+def test_boms_that_are_not_the_ones_status_names_are_built_again() -> None:
+    """Hostile: the ConfigMap is the tenant's to edit. Documents whose digest is not status's record, a forged
+    decision annotation, a missing ConfigMap or a record naming another one never stand for this decision."""
+    first = planner.plan(REF, spec(), OpenModelStatus(), TRUSTED, planner.Observed(), SETTINGS, NOW)
+    (configmap,) = _bom_of(first)
+    name = configmap["metadata"]["name"]
+    annotations = dict(configmap["metadata"]["annotations"])
+    record = first.status.provenance.bom if first.status.provenance else None
+    assert record is not None and first.status.provenance is not None
+    edited = {**annotations, children.BOM_ANNOTATION: "sha256:" + "0" * 64}  # other documents, the key copied
+    renamed = first.status.provenance.model_copy(update={"bom": record.model_copy(update={"config_map": "x"})})
+    elsewhere = first.status.model_copy(update={"provenance": renamed})
+    for status, live in (
+        (first.status, {name: edited}),
+        (first.status, {}),
+        (elsewhere, {name: annotations}),
+        (OpenModelStatus(), {name: annotations}),
+    ):
+        result = planner.plan(REF, spec(), status, TRUSTED, planner.Observed(boms=live), SETTINGS, NOW)
+        assert _bom_of(result), live
+        assert result.status.provenance is not None and result.status.provenance.bom == record
+    # control: the same status and ConfigMap keep them
+    kept = planner.plan(REF, spec(), first.status, TRUSTED, planner.Observed(boms={name: annotations}), SETTINGS, NOW)
+    assert _bom_of(kept) == []
+
+
 def test_the_bom_of_a_revision_no_longer_kept_is_removed_with_it() -> None:
     old = "sha256:" + "e" * 64
     names = [
@@ -130,6 +210,38 @@ async def test_the_operator_keeps_the_boms_of_a_served_revision(world: World, op
         stored = world.get()
         _, errors = admit(openmodel_crd(), {k: v for k, v in stored.items() if k != "metadata"})
         assert errors == []
+
+
+async def test_a_policy_edit_changing_no_verdict_leaves_the_boms_and_one_changing_the_mode_rewrites_them(
+    world: World, operator: Any
+) -> None:
+    world.publish()
+    world.policy()
+    world.model()
+    async with operator():
+        await world.serve()
+        record = world.status()["provenance"]["bom"]
+        written = world.child("configmaps", record["configMap"])
+        assert written is not None
+        version = written["metadata"]["resourceVersion"]
+        # one more license accepted: every model is decided again (generation 2), none of them differently
+        world.kube.patch_object("modeltrustpolicies", None, "org", {"spec": {"licenses": {"allow": ["CC-BY-4.0"]}}})
+
+        def generation() -> int:
+            return int(world.status()["provenance"]["policies"][0]["generation"])
+
+        await world.until(lambda: generation() == 2, timeout=10)
+        assert world.status()["provenance"]["bom"] == record
+        kept = world.child("configmaps", record["configMap"])
+        assert kept is not None and kept["metadata"]["resourceVersion"] == version, "the AI-BOMs were rewritten"
+        # control: the mode is stated in the documents, so a change of it is new documents, named on status
+        world.kube.patch_object("modeltrustpolicies", None, "org", {"spec": {"mode": "Audit"}})
+        await world.until(lambda: world.status()["provenance"]["bom"] != record, timeout=10)
+        new = world.status()["provenance"]["bom"]
+        rewritten = world.child("configmaps", new["configMap"])
+        assert rewritten is not None and rewritten["metadata"]["resourceVersion"] != version
+        spdx = documents(rewritten)[new["spdx3Key"]]
+        assert [p["mode"] for p in spdx3_facts(spdx).policies] == ["Audit"]
 
 
 async def test_an_oversized_bom_is_not_kept_and_the_model_still_serves(

@@ -196,6 +196,11 @@ class ChildInventory:
                     if children.RECORDED_ANNOTATION in (meta.get("annotations") or {})
                 )
             ),
+            boms={
+                n: meta.get("annotations") or {}
+                for n, meta in manifests.items()
+                if (meta.get("labels") or {}).get(children.COMPONENT_LABEL) == "bom"
+            },
         )
 
 

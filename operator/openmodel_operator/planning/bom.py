@@ -2,17 +2,26 @@
 
 Built when a pass decides (an examination, or a re-decision from recorded evidence), from that decision's
 provenance, pinned manifest and verified card (``evidence.bom``): a pass that only reuses what status recorded
-has no card to build from and leaves the ConfigMap as it is. Both documents are gzip-compressed into
-``binaryData``. A ConfigMap holds 1 MiB in all: a revision with more than ``MAX_BOM_FILES`` files is not built
-(the cost grows with the files; it would rarely fit anyway), and documents larger than ``MAX_BOM_BYTES``
-compressed are not kept. Status then says so, and ``openmodel bom`` prints them from the same decision.
+has no card to build from and leaves the ConfigMap as it is. A decision that states what the kept documents
+state, but for their times and the policies' generations (a re-verification, a policy edit that changes no
+verdict), keeps them too (``kept_record``): they are the documents of the decision that first stated it, and
+status and the attestation history record every later one. At 10,000 models a policy change had rebuilt and
+re-applied every BOM (issue 13): half the writes of the wave and 40 % of its CPU.
+
+Both documents are gzip-compressed into ``binaryData``. A ConfigMap holds 1 MiB in all: a revision with more
+than ``MAX_BOM_FILES`` files is not built (the cost grows with the files; it would rarely fit anyway), and
+documents larger than ``MAX_BOM_BYTES`` compressed are not kept. Status then says so, and ``openmodel bom``
+prints them from the same decision.
 """
 
 from __future__ import annotations
 
 import collections
+import dataclasses
 import gzip
 import hashlib
+import json
+from collections.abc import Mapping
 from typing import Any
 
 from openmodel_operator.api.openmodel import BomRecord
@@ -62,9 +71,9 @@ def bom_child(
             f"ConfigMap can hold beside its metadata; "
         )
         return None, BomRecord(manifest_digest=digest, message=message + CLI_HINT)
-    # status (written by the operator only) binds the documents: the ConfigMap lives in the tenant's namespace
-    both = hashlib.sha256(f"{spdx3_digest} {cyclonedx_digest}".encode()).hexdigest()
-    configmap = children.bom_configmap(ref, bom.pinned, documents, f"sha256:{both}")
+    configmap = children.bom_configmap(
+        ref, bom.pinned, documents, _documents_digest(spdx3_digest, cyclonedx_digest), decision_key(bom)
+    )
     record = BomRecord(
         manifest_digest=digest,
         config_map=configmap["metadata"]["name"],
@@ -74,6 +83,56 @@ def bom_child(
         cyclonedx_digest=cyclonedx_digest,
     )
     return configmap, record
+
+
+def decision_key(bom: BomInput) -> str:
+    """What the documents state, without the times and the policies' generations (sha256 hex).
+
+    Everything else of the decision counts: the content, the signature and its signer, the license, the
+    openness, every policy's name, mode, verdict, reasons and anchor, and the card, so a decision that states
+    anything else gets new documents.
+    """
+    record = bom.provenance
+    signature = record.signature.model_copy(update={"verified_at": None}) if record.signature is not None else None
+    policies = [p.model_copy(update={"generation": None, "inputs_digest": None}) for p in record.policies or []]
+    stated = record.model_copy(update={"verified_at": None, "signature": signature, "policies": policies, "bom": None})
+    card = json.dumps(dataclasses.asdict(bom.card), sort_keys=True, default=str)
+    text = "\n".join((stated.model_dump_json(), bom.pinned.manifest_digest, card))
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def kept_record(
+    ref: children.ModelRef,
+    bom: BomInput,
+    previous: BomRecord | None,
+    live: Mapping[str, Mapping[str, str]],
+) -> BomRecord | None:
+    """The status record of the documents already in the cluster when they state this decision; else None.
+
+    ``previous`` is what status recorded, ``live`` the annotations of the model's AI-BOM ConfigMaps by name (the
+    watch shows them; the documents themselves are not kept). Both must name the same documents: a ConfigMap
+    whose digest is not the one status recorded (edited, or written by an older decision) is built again.
+    """
+    name = children.bom_configmap_name(ref, bom.pinned.manifest_digest)
+    annotations = live.get(name)
+    if (
+        previous is None
+        or annotations is None
+        or previous.config_map != name
+        or previous.manifest_digest != bom.pinned.manifest_digest
+        or not previous.spdx3_digest
+        or not previous.cyclonedx_digest
+    ):
+        return None
+    if annotations.get(children.BOM_ANNOTATION) != _documents_digest(previous.spdx3_digest, previous.cyclonedx_digest):
+        return None
+    return previous if annotations.get(children.BOM_DECISION_ANNOTATION) == decision_key(bom) else None
+
+
+def _documents_digest(spdx3_digest: str, cyclonedx_digest: str) -> str:
+    """The ConfigMap's digest annotation: status (written by the operator only) binds the documents through it,
+    since the ConfigMap lives in the tenant's namespace."""
+    return "sha256:" + hashlib.sha256(f"{spdx3_digest} {cyclonedx_digest}".encode()).hexdigest()
 
 
 # (provenance JSON, manifest digest) -> (the input, compressed documents, SPDX 3 digest, CycloneDX digest)

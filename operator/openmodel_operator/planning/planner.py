@@ -16,7 +16,7 @@ from openmodel_operator.api.openmodel import AccessRecord, ContentRecord, OpenMo
 from openmodel_operator.api.vocabulary import SERVING_PHASES, ConditionReason, EventType, Phase
 from openmodel_operator.planning import children, revision_slots
 from openmodel_operator.planning.adapters import AdapterDecision, AdapterPlan, plan_adapters
-from openmodel_operator.planning.bom import bom_child, bom_input
+from openmodel_operator.planning.bom import bom_child, bom_input, kept_record
 from openmodel_operator.planning.conditions import (
     ADAPTERS_READY,
     AVAILABLE,
@@ -52,6 +52,7 @@ class Observed:
     pvc: Mapping[str, Any] | None = None
     configmaps: tuple[str, ...] = ()  # names of the model's manifest and AI-BOM ConfigMaps (a revision's records)
     recorded: tuple[str, ...] = ()  # those of them that carry recorded evidence
+    boms: Mapping[str, Mapping[str, str]] = dataclasses.field(default_factory=dict)  # AI-BOM ConfigMaps' annotations
     made_jobs: frozenset[str] = frozenset()  # uids of the Jobs this process created for the model
 
 
@@ -245,9 +246,12 @@ def plan(
         apply.append(children.pinned_manifest_configmap(ref, spec, pinned, settings, trust.recorded))
         bom = bom_input(trust)
         if bom is not None and provenance is not None:  # a decision of this pass: its BOMs, kept per revision
-            bom_object, bom_record = bom_child(ref, bom)
-            if bom_object is not None:
-                apply.append(bom_object)
+            recorded_bom = status.provenance.bom if status.provenance is not None else None
+            bom_record = kept_record(ref, bom, recorded_bom, observed.boms)
+            if bom_record is None:  # the documents in the cluster do not state this decision
+                bom_object, bom_record = bom_child(ref, bom)
+                if bom_object is not None:
+                    apply.append(bom_object)
             provenance = provenance.model_copy(update={"bom": bom_record})
         access, access_apply, access_delete = _access(ref, spec, status)
         apply.extend(access_apply)
