@@ -129,7 +129,7 @@ def build_registry(
             admission.configure(settings, webhooks)
         for (group, _version, plural, _kind), stream in zip(CHILD_KINDS, child_streams, strict=True):
             kopf_watch.route(settings, group, plural, stream)  # before Kopf starts watching (after startup)
-        kopf_watch.route(settings, GROUP, "openmodels", model_stream)
+        kopf_watch.route(settings, GROUP, "openmodels", model_stream, first=True)  # new models are seen sooner
         state["kopf_settings"] = settings
         kube = kube_factory()
         state["kube"] = kube

@@ -63,19 +63,30 @@ _INDEXED: dict[int, Any] = {}  # id(Kopf settings) -> Kopf's operator_indexed to
 # whether a peer of a higher priority is alive (auto-detected peering starts them off, not paused)
 _DECIDED: weakref.WeakSet[Any] = weakref.WeakSet()
 _PEERING_MISSING = "peering CRD is missing"  # Kopf's own toggle of the set: not a peering observer's
+# id(Kopf settings) -> (group, plural) listed before the other routed kinds, and the end of its first listing per
+# scope (a namespace, or None: cluster-wide)
+_FIRST: dict[int, tuple[str, str]] = {}
+_FIRST_LISTED: dict[int, dict[str | None, asyncio.Event]] = {}
+FIRST_LISTING_WAIT = 30.0  # seconds the other kinds wait for it at most (a stream that cannot list holds none)
 
 
-def route(settings: Any, group: str, plural: str, sink: Sink) -> None:
+def route(settings: Any, group: str, plural: str, sink: Sink, first: bool = False) -> None:
     """Send the streams of ``group/plural`` of the operator run with ``settings`` to ``sink`` (not to Kopf).
 
     Keyed by the settings object, so two operators in one process (tests, shards) keep their own sinks.
+    ``first``: the other routed kinds start their first listing of a scope once this one has listed it (or after
+    ``FIRST_LISTING_WAIT``). The OpenModels are first: a model created during a restart is seen only after their
+    listing (its watch starts there), and at 10,000 models the children's listings (five times as many objects)
+    made the API server and the operator share their time with it (issue 13: "a model created at any moment
+    Trusted within seconds"). The children are read directly by the passes made meanwhile (``startup_reads``).
     """
     key = id(settings)
     if key not in _ROUTES:
-        weakref.finalize(settings, _ROUTES.pop, key, None)
-        weakref.finalize(settings, _PAUSED.pop, key, None)
-        weakref.finalize(settings, _INDEXED.pop, key, None)
+        for table in (_ROUTES, _PAUSED, _INDEXED, _FIRST, _FIRST_LISTED):
+            weakref.finalize(settings, table.pop, key, None)
     _ROUTES.setdefault(key, {})[(group, plural)] = sink
+    if first:
+        _FIRST[key] = (group, plural)
 
 
 async def wait_until_indexed(settings: Any) -> None:
@@ -160,21 +171,49 @@ def without_managed_fields(raw_event: Any, intern: bool = True) -> Any:
     return raw_event
 
 
-def _sink_for(kwargs: Mapping[str, Any]) -> Sink | None:
+def _route_of(kwargs: Mapping[str, Any]) -> tuple[str, str]:
     resource = kwargs.get("resource")
-    routes = _ROUTES.get(id(kwargs.get("settings")), {})
-    return routes.get((str(getattr(resource, "group", "")), str(getattr(resource, "plural", ""))))
+    return str(getattr(resource, "group", "")), str(getattr(resource, "plural", ""))
 
 
-async def _routed(sink: Sink, namespace: str | None, stream: AsyncIterator[Any]) -> AsyncIterator[Any]:
+def _sink_for(kwargs: Mapping[str, Any]) -> Sink | None:
+    return _ROUTES.get(id(kwargs.get("settings")), {}).get(_route_of(kwargs))
+
+
+def _first_listed(settings: Any, namespace: str | None) -> asyncio.Event:
+    return _FIRST_LISTED.setdefault(id(settings), {}).setdefault(namespace, asyncio.Event())
+
+
+async def _after_first_listing(kwargs: Mapping[str, Any]) -> None:
+    """Hold a routed kind's listing until the first kind has listed the same scope once (see ``route``)."""
+    settings = kwargs.get("settings")
+    first = _FIRST.get(id(settings))
+    if first is None or first == _route_of(kwargs):
+        return
+    listed = _first_listed(settings, kwargs.get("namespace"))
+    if listed.is_set():
+        return
+    try:
+        await asyncio.wait_for(listed.wait(), FIRST_LISTING_WAIT)
+    except TimeoutError:
+        log.warning("the OpenModels of a scope were not listed in time: its other kinds are listed now")
+        listed.set()  # once: later listings (a reconnect, a re-list) do not wait again
+
+
+async def _routed(
+    sink: Sink, namespace: str | None, stream: AsyncIterator[Any], listed: asyncio.Event | None = None
+) -> AsyncIterator[Any]:
     """One listing and the watch after it (Kopf's ``continuous_watch``): the objects go to ``sink``, the
-    end-of-listing mark to Kopf. A listing cut short (a connection reset) ends the call without the mark and
-    Kopf starts a new one, so what a listing held is counted per call, never across two."""
+    end-of-listing mark to Kopf (and to ``listed``: the first kind's). A listing cut short (a connection reset)
+    ends the call without the mark and Kopf starts a new one, so what a listing held is counted per call, never
+    across two."""
     listing: set[tuple[str, str]] = set()
     async for raw_event in stream:
         if raw_event is watching.Bookmark.LISTED:
             sink.listed(namespace, listing)
             listing = set()
+            if listed is not None:
+                listed.set()
             yield raw_event  # Kopf's readiness: this resource is listed
             continue
         if not isinstance(raw_event, dict) or raw_event.get("type") == "BOOKMARK":
@@ -226,12 +265,15 @@ def install() -> None:
 
     async def continuous_watch(**kwargs: Any) -> AsyncIterator[Any]:
         sink = _sink_for(kwargs)
-        stream = original_continuous(**kwargs)
         if sink is None:
-            async for raw_event in stream:
+            async for raw_event in original_continuous(**kwargs):
                 yield raw_event
             return
-        async for raw_event in _routed(sink, kwargs.get("namespace"), stream):
+        await _after_first_listing(kwargs)
+        settings, namespace = kwargs.get("settings"), kwargs.get("namespace")
+        first = _FIRST.get(id(settings)) == _route_of(kwargs)
+        listed = _first_listed(settings, namespace) if first else None
+        async for raw_event in _routed(sink, namespace, original_continuous(**kwargs), listed):
             yield raw_event
 
     async def process_peering_event(**kwargs: Any) -> None:
