@@ -35,7 +35,7 @@ import weakref
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any, Protocol
 
-from kopf._cogs.clients import fetching, watching
+from kopf._cogs.clients import watching
 from kopf._core.engines import peering
 from kopf._core.reactor import queueing
 
@@ -228,33 +228,6 @@ async def _routed(
         sink.event(namespace, raw_event.get("type"), body)
 
 
-async def prefetched(chunks: AsyncIterator[Any]) -> AsyncIterator[Any]:
-    """The chunks of a listing, each next one requested while the one before is taken in (at most two held).
-
-    Kopf asks for a listing's next page only once every object of the page went through its consumer: the API
-    server and the operator then take turns, each idle while the other works. At 10,000 models and their
-    children the start-up listing is most of a restart (issue 13). Errors and the end come where they would.
-    """
-    pending: asyncio.Future[Any] = asyncio.ensure_future(anext(chunks))
-    try:
-        while True:
-            try:
-                chunk = await pending
-            except StopAsyncIteration:
-                return
-            pending = asyncio.ensure_future(anext(chunks))  # the next page, while this one is taken in
-            yield chunk
-    finally:
-        if not pending.done():
-            pending.cancel()
-        await asyncio.wait({pending})  # the source is not running once this returns: it can be closed
-        if not pending.cancelled():
-            pending.exception()  # retrieved: the consumer left, nobody else wants it
-        aclose = getattr(chunks, "aclose", None)
-        if aclose is not None:
-            await aclose()
-
-
 def install() -> None:
     """Wrap Kopf's watch streams: no managedFields reach Kopf, and each listing-and-watch of a routed resource
     (``continuous_watch``, called by ``infinite_watch`` once per listing) goes to its sink; Kopf's readiness
@@ -263,7 +236,6 @@ def install() -> None:
     original_continuous = watching.continuous_watch
     original_watcher = queueing.watcher
     original_peering = peering.process_peering_event
-    original_fetch = fetching.fetch_objs
     # the hooks read Kopf's private keyword arguments: a Kopf that renamed them must fail here, loudly, not
     # run a replica that never pauses or a pool of workers that waits for a readiness nobody announces
     for function, needed in (
@@ -271,7 +243,6 @@ def install() -> None:
         (original_infinite, ("settings", "resource", "operator_paused")),
         (original_continuous, ("settings", "resource", "namespace")),
         (original_peering, ("raw_event", "settings", "conflicts_found")),
-        (original_fetch, ("settings", "resource", "namespace")),
     ):
         if getattr(function, _MARK, False):
             continue  # ours, installed before
@@ -314,12 +285,6 @@ def install() -> None:
         if toggle is not None and settings is not None and name == settings.peering.name:
             _DECIDED.add(toggle)
 
-    def fetch_objs(**kwargs: Any) -> AsyncIterator[Any]:
-        return prefetched(original_fetch(**kwargs))
-
-    if not getattr(original_fetch, _MARK, False):
-        setattr(fetch_objs, _MARK, True)
-        fetching.fetch_objs = fetch_objs  # type: ignore[assignment]
     if not getattr(original_peering, _MARK, False):
         setattr(process_peering_event, _MARK, True)
         peering.process_peering_event = process_peering_event  # type: ignore[assignment]
