@@ -448,6 +448,16 @@ async def test_pagination_and_compaction(emu: KubeEmulator) -> None:
     _, page, _ = await call(emu, 'GET', CMS, limit='10', **{'continue': page['metadata']['continue']})
     assert [o['metadata']['name'] for o in page['items']] == ['c2', 'c3', 'c4']
     assert 'continue' not in page['metadata']
+    _, first, _ = await call(emu, 'GET', CMS, limit='2')  # a new listing: c3 is gone, c9 is there
+    await call(emu, 'PATCH', f'{CMS}/c4', {'data': {'k': 'changed'}},
+               content_type='application/merge-patch+json')  # after the snapshot: its next page has the old state
+    _, rest, _ = await call(emu, 'GET', CMS, limit='10', **{'continue': first['metadata']['continue']})
+    assert [o['metadata']['name'] for o in rest['items']] == ['c2', 'c4', 'c9']
+    assert rest['items'][1].get('data') != {'k': 'changed'}
+    _, again, _ = await call(emu, 'GET', CMS, limit='2')
+    emu.compact()  # a continue token of a compacted revision is expired, as on an API server
+    status, _, _ = await call(emu, 'GET', CMS, limit='10', **{'continue': again['metadata']['continue']})
+    assert status == 410
     old_rv = str(emu.resource_version)
     emu.compact()
     async with watch(emu, CMS, resourceVersion=old_rv) as events:

@@ -45,6 +45,10 @@ class EmulatorState(kmock.KubernetesEmulator):
     _watchers: dict[kmock.resource, list[Watcher]] = attrs.field(
         factory=lambda: collections.defaultdict(list), init=False)
     _conflicts: dict[tuple[kmock.resource, str | None, str], list[Any]] = attrs.field(factory=dict, init=False)
+    # the matched objects of recent paged listings, by (resource, list rv, scope, selectors): a continued page is
+    # cut from its listing's snapshot, as an API server reads it from etcd at that revision (storage.py)
+    _list_snapshots: collections.OrderedDict[tuple[Any, ...], tuple[list[tuple[str, str]], list[JsonDict]]] = (
+        attrs.field(factory=collections.OrderedDict, init=False))
     _cluster_ips: Iterator[ipaddress.IPv4Address] = attrs.field(
         factory=lambda: iter(ipaddress.IPv4Network('10.96.0.0/12').hosts()), init=False)
     _node_ports: Iterator[int] = attrs.field(factory=lambda: iter(range(30000, 32768)), init=False)

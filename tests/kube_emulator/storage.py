@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import bisect
 import copy
 import json
 from collections.abc import Mapping
@@ -20,6 +21,8 @@ from .resources import ResourceDef
 from .selectors import parse_field_selector, parse_label_selector
 from .state import EmulatorState
 from .watch import Watcher, WatchEvent
+
+LIST_SNAPSHOTS = 64  # paged listings whose continued pages are cut from a snapshot (the oldest is dropped)
 
 
 class StorageMixin(EmulatorState):
@@ -120,23 +123,36 @@ class StorageMixin(EmulatorState):
         fields = parse_field_selector(query.get('fieldSelector', ''), rd)
         matcher = Watcher(rd, namespace, None, labels, fields)
         token = query.get('continue')
+        scope = (storage.key, namespace, query.get('labelSelector', ''), query.get('fieldSelector', ''))
         if token:
             try:
                 decoded = json.loads(base64.urlsafe_b64decode(token.encode()))
                 list_rv, start = int(decoded['rv']), tuple(decoded['start'])
             except (ValueError, KeyError, TypeError, binascii.Error):
                 raise bad_request('continue key is not valid') from None
-            items = [o for o in self._state_at(storage, list_rv)
-                     if (o['metadata'].get('namespace') or '', o['metadata']['name']) > start]
+            if list_rv < self._compacted_rv:
+                self._state_at(storage, list_rv)  # 410 Expired, as for any listing of a compacted revision
+            snapshot = self._list_snapshots.get((*scope, list_rv))
+            if snapshot is not None:
+                keys, matched = snapshot
+                items = matched[bisect.bisect_right(keys, start):]
+            else:
+                items = [o for o in self._state_at(storage, list_rv)
+                         if (o['metadata'].get('namespace') or '', o['metadata']['name']) > start]
+                items = [o for o in items if matcher.matches(o)]
         else:
-            list_rv, items = self._rv, self._all_live(storage)
-        items = [o for o in items if matcher.matches(o)]
+            list_rv, items = self._rv, [o for o in self._all_live(storage) if matcher.matches(o)]
         try:
             limit = int(query.get('limit') or 0)
         except ValueError:
             raise bad_request(f'invalid limit: {query.get("limit")!r}') from None
         envelope = self._list_envelope(rd, [], list_rv)
         if limit and len(items) > limit:
+            if not token:  # the continued pages are cut from this (stored states are never changed in place)
+                keys = [(o['metadata'].get('namespace') or '', o['metadata']['name']) for o in items]
+                self._list_snapshots[(*scope, list_rv)] = (keys, items)
+                while len(self._list_snapshots) > LIST_SNAPSHOTS:
+                    self._list_snapshots.popitem(last=False)
             last = items[limit - 1]['metadata']
             envelope['metadata']['continue'] = base64.urlsafe_b64encode(json.dumps(
                 {'rv': list_rv, 'start': [last.get('namespace') or '', last['name']]}).encode()).decode()
