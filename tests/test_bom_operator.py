@@ -131,9 +131,32 @@ def test_a_later_decision_stating_the_same_keeps_the_boms_and_one_stating_more_g
     assert _bom_of(planner.plan(REF, spec(), first.status, other_card, observed, SETTINGS, later))
 
 
+def test_a_forged_configmap_cannot_keep_the_documents_of_another_signer(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Hostile (review): the same content re-signed by another identity the policy trusts. The tenant may copy
+    or rewrite every annotation of the BOM ConfigMap; what the documents state is compared on status only, so
+    the new signer gets new documents. An operator upgrade is new documents too (a fixed builder)."""
+    first = planner.plan(REF, spec(), OpenModelStatus(), TRUSTED, planner.Observed(), SETTINGS, NOW)
+    (configmap,) = _bom_of(first)
+    annotations = {**configmap["metadata"]["annotations"], "openmodel.io/bom-decision": "forged"}
+    observed = planner.Observed(boms={configmap["metadata"]["name"]: annotations})
+    assert PROVENANCE.signature is not None
+    resigned = PROVENANCE.model_copy(
+        update={"signature": PROVENANCE.signature.model_copy(update={"identity": "release-2"})}
+    )
+    result = planner.plan(REF, spec(), first.status, _decided(resigned), observed, SETTINGS, NOW)
+    (rebuilt,) = _bom_of(result)
+    assert result.status.provenance is not None and result.status.provenance.bom is not None
+    assert "release-2" in json.dumps(documents(rebuilt))
+    kept = planner.plan(REF, spec(), first.status, TRUSTED, observed, SETTINGS, NOW)
+    assert _bom_of(kept) == []  # control: the same decision keeps them, whatever the annotations say
+    monkeypatch.setattr(bom_plan, "__version__", "99.0.0")
+    assert _bom_of(planner.plan(REF, spec(), first.status, TRUSTED, observed, SETTINGS, NOW))
+
+
 def test_boms_that_are_not_the_ones_status_names_are_built_again() -> None:
-    """Hostile: the ConfigMap is the tenant's to edit. Documents whose digest is not status's record, a forged
-    decision annotation, a missing ConfigMap or a record naming another one never stand for this decision."""
+    """Hostile: the ConfigMap is the tenant's to edit. Documents whose digest is not status's record, a missing
+    ConfigMap, a record naming another one, or one that does not say what its documents state (an operator
+    before this record) never stand for this decision."""
     first = planner.plan(REF, spec(), OpenModelStatus(), TRUSTED, planner.Observed(), SETTINGS, NOW)
     (configmap,) = _bom_of(first)
     name = configmap["metadata"]["name"]
@@ -143,10 +166,13 @@ def test_boms_that_are_not_the_ones_status_names_are_built_again() -> None:
     edited = {**annotations, children.BOM_ANNOTATION: "sha256:" + "0" * 64}  # other documents, the key copied
     renamed = first.status.provenance.model_copy(update={"bom": record.model_copy(update={"config_map": "x"})})
     elsewhere = first.status.model_copy(update={"provenance": renamed})
+    unstated = first.status.provenance.model_copy(update={"bom": record.model_copy(update={"statement_digest": None})})
+    older = first.status.model_copy(update={"provenance": unstated})
     for status, live in (
         (first.status, {name: edited}),
         (first.status, {}),
         (elsewhere, {name: annotations}),
+        (older, {name: annotations}),
         (OpenModelStatus(), {name: annotations}),
     ):
         result = planner.plan(REF, spec(), status, TRUSTED, planner.Observed(boms=live), SETTINGS, NOW)

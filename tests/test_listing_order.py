@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import kopf
 import pytest
 
 from kube_fixtures import kube, run_operator
@@ -64,3 +65,21 @@ async def test_children_are_listed_after_the_bound_when_the_openmodel_listing_ha
         await world.until(lambda: any(resource in CHILD_PLURALS for resource in _lists(world)), timeout=10)
         assert "openmodels" not in _lists(world)  # still hanging: the children did not wait for it
         await world.phase("Pulling", timeout=15)
+
+
+def test_a_new_run_with_the_same_settings_starts_with_a_new_gate() -> None:
+    """(review) An event of an earlier run is never awaited in another event loop, nor taken as already set."""
+    settings = kopf.OperatorSettings()
+    sink = _NoSink()
+    kopf_watch.route(settings, "openmodel.io", "openmodels", sink, first=True)
+    kopf_watch._first_listed(settings, None).set()
+    kopf_watch.route(settings, "openmodel.io", "openmodels", sink, first=True)  # the next run
+    assert not kopf_watch._first_listed(settings, None).is_set()
+
+
+class _NoSink:
+    def event(self, namespace: str | None, event_type: str | None, body: Any) -> None:
+        pass
+
+    def listed(self, namespace: str | None, names: set[tuple[str, str]]) -> None:
+        pass

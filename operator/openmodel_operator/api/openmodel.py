@@ -666,6 +666,14 @@ class BomRecord(StatusModel):
     message: str | None = Field(
         None, description="Why the BOMs are not kept in the cluster, and how to get them.", max_length=1024
     )
+    statement_digest: str | None = Field(
+        None,
+        description=(
+            "sha256 of what the documents state but their time and the policies' generations: a later decision "
+            "stating the same keeps them."
+        ),
+        max_length=71,
+    )
 
 
 class Provenance(ContentProvenance):

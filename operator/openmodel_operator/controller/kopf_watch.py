@@ -87,6 +87,7 @@ def route(settings: Any, group: str, plural: str, sink: Sink, first: bool = Fals
     _ROUTES.setdefault(key, {})[(group, plural)] = sink
     if first:
         _FIRST[key] = (group, plural)
+        _FIRST_LISTED[key] = {}  # a new run: no event of an earlier run's loop is awaited or taken as set
 
 
 async def wait_until_indexed(settings: Any) -> None:

@@ -24,6 +24,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from openmodel_operator import __version__
 from openmodel_operator.api.openmodel import BomRecord
 from openmodel_operator.evidence.bom import BomInput, cyclonedx_document, render, spdx3_document
 from openmodel_operator.planning import children
@@ -71,9 +72,7 @@ def bom_child(
             f"ConfigMap can hold beside its metadata; "
         )
         return None, BomRecord(manifest_digest=digest, message=message + CLI_HINT)
-    configmap = children.bom_configmap(
-        ref, bom.pinned, documents, _documents_digest(spdx3_digest, cyclonedx_digest), decision_key(bom)
-    )
+    configmap = children.bom_configmap(ref, bom.pinned, documents, _documents_digest(spdx3_digest, cyclonedx_digest))
     record = BomRecord(
         manifest_digest=digest,
         config_map=configmap["metadata"]["name"],
@@ -81,23 +80,25 @@ def bom_child(
         cyclonedx_key=CYCLONEDX_KEY,
         spdx3_digest=spdx3_digest,
         cyclonedx_digest=cyclonedx_digest,
+        statement_digest=f"sha256:{statement_key(bom)}",
     )
     return configmap, record
 
 
-def decision_key(bom: BomInput) -> str:
+def statement_key(bom: BomInput) -> str:
     """What the documents state, without the times and the policies' generations (sha256 hex).
 
     Everything else of the decision counts: the content, the signature and its signer, the license, the
-    openness, every policy's name, mode, verdict, reasons and anchor, and the card, so a decision that states
-    anything else gets new documents.
+    openness, every policy's name, mode, verdict, reasons and anchor, the card, and the operator version that
+    builds them (a fixed builder states more, or otherwise), so a decision that states anything else gets new
+    documents.
     """
     record = bom.provenance
     signature = record.signature.model_copy(update={"verified_at": None}) if record.signature is not None else None
     policies = [p.model_copy(update={"generation": None, "inputs_digest": None}) for p in record.policies or []]
     stated = record.model_copy(update={"verified_at": None, "signature": signature, "policies": policies, "bom": None})
     card = json.dumps(dataclasses.asdict(bom.card), sort_keys=True, default=str)
-    text = "\n".join((stated.model_dump_json(), bom.pinned.manifest_digest, card))
+    text = "\n".join((__version__, stated.model_dump_json(), bom.pinned.manifest_digest, card))
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
@@ -109,9 +110,11 @@ def kept_record(
 ) -> BomRecord | None:
     """The status record of the documents already in the cluster when they state this decision; else None.
 
-    ``previous`` is what status recorded, ``live`` the annotations of the model's AI-BOM ConfigMaps by name (the
-    watch shows them; the documents themselves are not kept). Both must name the same documents: a ConfigMap
-    whose digest is not the one status recorded (edited, or written by an older decision) is built again.
+    ``previous`` is what status recorded (written by the operator only: what the documents state is compared
+    there, never on the ConfigMap, which is the tenant's to edit), ``live`` the annotations of the model's AI-BOM
+    ConfigMaps by name (the watch shows them; the documents themselves are not kept). A ConfigMap whose digest
+    annotation is not the one status recorded (edited, deleted, or another decision's) is built again; an edit of
+    its ``binaryData`` alone is not seen (as before: status's digests let a reader check a copy).
     """
     name = children.bom_configmap_name(ref, bom.pinned.manifest_digest)
     annotations = live.get(name)
@@ -126,7 +129,7 @@ def kept_record(
         return None
     if annotations.get(children.BOM_ANNOTATION) != _documents_digest(previous.spdx3_digest, previous.cyclonedx_digest):
         return None
-    return previous if annotations.get(children.BOM_DECISION_ANNOTATION) == decision_key(bom) else None
+    return previous if previous.statement_digest == f"sha256:{statement_key(bom)}" else None
 
 
 def _documents_digest(spdx3_digest: str, cyclonedx_digest: str) -> str:

@@ -55,7 +55,6 @@ LAYOUT_ANNOTATION = "openmodel.io/weights"  # on the pod template: which claim a
 VOLUME_ANNOTATION = "openmodel.io/weights-volume"  # on a pull Job: the claim it wrote its slot into
 RECORDED_ANNOTATION = "openmodel.io/recorded-evidence"  # digest of binaryData (not kept in the watch index)
 BOM_ANNOTATION = "openmodel.io/bom-digest"  # digest of the AI-BOMs in binaryData
-BOM_DECISION_ANNOTATION = "openmodel.io/bom-decision"  # what the AI-BOMs state, without times and generations
 DEFAULT_CONTAINER_ANNOTATION = "kubectl.kubernetes.io/default-container"
 ADAPTER_ANNOTATION = "openmodel.io/adapter"  # on an adapter's pull Job and manifest ConfigMap: the adapter's name
 ADAPTERS_ANNOTATION = "openmodel.io/adapters"  # on the pod template: the adapters its pods load (name=digest ...)
@@ -480,13 +479,12 @@ def pinned_manifest_configmap(
 
 
 def bom_configmap(
-    ref: ModelRef, pinned: PinnedManifest, documents: Mapping[str, bytes], digest_annotation: str, decision: str
+    ref: ModelRef, pinned: PinnedManifest, documents: Mapping[str, bytes], digest_annotation: str
 ) -> dict[str, Any]:
     """ConfigMap ``<name>-bom-<digest[:10]>``: the revision's AI-BOMs, gzip-compressed in ``binaryData``.
 
     ``binaryData`` is not kept in the operator's watch index (the documents cost no memory per model);
-    ``digest_annotation`` (a digest of the documents) lets a changed or edited BOM be seen and re-applied;
-    ``decision`` (``planning.bom.decision_key``) lets a later decision stating the same keep the documents.
+    ``digest_annotation`` (a digest of the documents) lets a changed or edited BOM be seen and re-applied.
     """
     return {
         "apiVersion": "v1",
@@ -495,12 +493,7 @@ def bom_configmap(
             ref,
             bom_configmap_name(ref, pinned.manifest_digest),
             "bom",
-            {
-                **_content_annotations(pinned),
-                SOURCE_ANNOTATION: pinned.source,
-                BOM_ANNOTATION: digest_annotation,
-                BOM_DECISION_ANNOTATION: decision,
-            },
+            {**_content_annotations(pinned), SOURCE_ANNOTATION: pinned.source, BOM_ANNOTATION: digest_annotation},
         ),
         "binaryData": as_binary_data(documents),
     }
