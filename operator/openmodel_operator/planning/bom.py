@@ -80,13 +80,14 @@ def bom_child(
         cyclonedx_key=CYCLONEDX_KEY,
         spdx3_digest=spdx3_digest,
         cyclonedx_digest=cyclonedx_digest,
-        statement_digest=f"sha256:{statement_key(bom)}",
+        statement_digest=statement_digest(bom),
     )
     return configmap, record
 
 
-def statement_key(bom: BomInput) -> str:
-    """What the documents state, without the times and the policies' generations (sha256 hex).
+def statement_digest(bom: BomInput) -> str:
+    """What the documents state, without the times and the policies' generations (``sha256:<hex>``, as status
+    records it in ``bom.statementDigest``).
 
     Everything else of the decision counts: the content, the signature and its signer, the license, the
     openness, every policy's name, mode, verdict, reasons and anchor, the card, and the operator version that
@@ -99,7 +100,7 @@ def statement_key(bom: BomInput) -> str:
     stated = record.model_copy(update={"verified_at": None, "signature": signature, "policies": policies, "bom": None})
     card = json.dumps(dataclasses.asdict(bom.card), sort_keys=True, default=str)
     text = "\n".join((__version__, stated.model_dump_json(), bom.pinned.manifest_digest, card))
-    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+    return "sha256:" + hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def kept_record(
@@ -129,7 +130,7 @@ def kept_record(
         return None
     if annotations.get(children.BOM_ANNOTATION) != _documents_digest(previous.spdx3_digest, previous.cyclonedx_digest):
         return None
-    return previous if previous.statement_digest == f"sha256:{statement_key(bom)}" else None
+    return previous if previous.statement_digest == statement_digest(bom) else None
 
 
 def _documents_digest(spdx3_digest: str, cyclonedx_digest: str) -> str:
