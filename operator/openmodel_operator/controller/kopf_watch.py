@@ -185,13 +185,8 @@ def _first_listed(settings: Any, namespace: str | None) -> asyncio.Event:
     return _FIRST_LISTED.setdefault(id(settings), {}).setdefault(namespace, asyncio.Event())
 
 
-async def _after_first_listing(kwargs: Mapping[str, Any]) -> None:
+async def _after_first_listing(listed: asyncio.Event) -> None:
     """Hold a routed kind's listing until the first kind has listed the same scope once (see ``route``)."""
-    settings = kwargs.get("settings")
-    first = _FIRST.get(id(settings))
-    if first is None or first == _route_of(kwargs):
-        return
-    listed = _first_listed(settings, kwargs.get("namespace"))
     if listed.is_set():
         return
     try:
@@ -270,10 +265,12 @@ def install() -> None:
             async for raw_event in original_continuous(**kwargs):
                 yield raw_event
             return
-        await _after_first_listing(kwargs)
         settings, namespace = kwargs.get("settings"), kwargs.get("namespace")
-        first = _FIRST.get(id(settings)) == _route_of(kwargs)
-        listed = _first_listed(settings, namespace) if first else None
+        first = _FIRST.get(id(settings))
+        listed = _first_listed(settings, namespace) if first is not None else None
+        if listed is not None and first != _route_of(kwargs):
+            await _after_first_listing(listed)
+            listed = None  # set by the first kind's stream only
         async for raw_event in _routed(sink, namespace, original_continuous(**kwargs), listed):
             yield raw_event
 
