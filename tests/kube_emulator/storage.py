@@ -99,10 +99,14 @@ class StorageMixin(EmulatorState):
         return {'kind': f'{rd.kind}List', 'apiVersion': rd.api_version,
                 'metadata': {'resourceVersion': str(rv if rv is not None else self._rv)}, 'items': items}
 
-    def _state_at(self, rd: ResourceDef, rv: int) -> list[JsonDict]:
+    def _require_revision(self, rv: int) -> None:
+        """A continued listing of a compacted revision is 410 Expired, as on an API server."""
         if rv < self._compacted_rv:
             raise ApiError(410, 'Expired', 'The provided continue parameter is too old to display a consistent '
                                            'list result. You can start a new list without the continue parameter.')
+
+    def _state_at(self, rd: ResourceDef, rv: int) -> list[JsonDict]:
+        self._require_revision(rv)
         log = self._log[rd.key]
         if not log or log[-1].rv <= rv:
             return self._all_live(rd)  # nothing changed since: the live objects (a replay per page was quadratic)
@@ -130,8 +134,7 @@ class StorageMixin(EmulatorState):
                 list_rv, start = int(decoded['rv']), tuple(decoded['start'])
             except (ValueError, KeyError, TypeError, binascii.Error):
                 raise bad_request('continue key is not valid') from None
-            if list_rv < self._compacted_rv:
-                self._state_at(storage, list_rv)  # 410 Expired, as for any listing of a compacted revision
+            self._require_revision(list_rv)
             snapshot = self._list_snapshots.get((*scope, list_rv))
             if snapshot is not None:
                 keys, matched = snapshot
