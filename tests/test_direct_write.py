@@ -20,7 +20,7 @@ import pytest
 from hubstub import HubStub, hub_stub  # noqa: F401 - hub_stub provides the `hub` fixture
 from openmodel_operator.evidence.records import ResolvedSource
 from openmodel_operator.sources import direct_write
-from openmodel_operator.sources.direct_write import FileWriter, aligned_buffer
+from openmodel_operator.sources.direct_write import DIRECT_BUFFER, FileWriter, aligned_buffer
 from openmodel_operator.sources.download import pump
 from openmodel_operator.sources.hub import resolve_hub
 from openmodel_operator.sources.pull import pull
@@ -78,9 +78,11 @@ def test_the_bytes_on_disk_are_the_bytes_hashed(tmp_path: Path, writes: list[Wri
     assert (tmp_path / "f").read_bytes() == body
     assert digest == hashlib.sha256(body).hexdigest()
     whole, tail = divmod(size, MIB)
-    # every whole buffer went around the page cache, and a tail of whole pages; any other tail through it
-    pages = [(tail, True)] if tail and tail % 4096 == 0 else []
+    # every whole buffer went around the page cache, and the whole pages of the last one; only what is left
+    # of the file's last page (and nothing else) through it
+    pages = [(tail - tail % 4096, True)] if tail >= 4096 else []
     assert [w for w in writes if w[1]] == [(MIB, True)] * whole + pages
+    assert sum(n for n, direct in writes if not direct) == size % 4096
     assert sum(n for n, _ in writes) == size
 
 
@@ -139,12 +141,14 @@ def test_a_filesystem_without_o_direct_at_fcntl_is_written_buffered(
 def test_a_pull_writes_whole_buffers_around_the_page_cache_and_verifies_every_file(
     hub: HubStub, tmp_path: Path, writes: list[Write]
 ) -> None:
-    files = {"config.json": b'{"layers": 2}', "model.safetensors": os.urandom(3 * MIB + 100)}
+    files = {"config.json": b'{"layers": 2}', "model.safetensors": os.urandom(2 * DIRECT_BUFFER + 3 * MIB + 100)}
     hub.add_model("org/model", files)
     model: ResolvedSource = resolve_hub("hf://org/model", endpoint=hub.url)
     pull(model, expected_of(model), tmp_path / "m")
     assert tree(tmp_path / "m") == files
-    assert [w for w in writes if w[1]] == [(MIB, True)] * 3
+    # the shard in writes of whole 8 MiB buffers, then the whole pages of the last one; its last 100 bytes buffered
+    assert [w for w in writes if w[1]] == [(DIRECT_BUFFER, True)] * 2 + [(3 * MIB, True)]
+    assert sorted(n for n, direct in writes if not direct) == [13, 100]
     # a tampered shard is still refused: what was written is what was hashed
     other = tmp_path / "tampered"
     expected = {**expected_of(model), "model.safetensors": hashlib.sha256(b"other").hexdigest()}

@@ -2,7 +2,7 @@
 
 Why not httpx: it hands the body over in small ``bytes`` pieces created and joined in Python, which
 held one stream to ~0.4 GB/s on two cores (bench/bench_trust.py). ``http.client`` reads straight into
-a preallocated 1 MiB buffer (``readinto``), so the single pass — read, hash, write — runs at disk and SHA-256
+a preallocated buffer (``readinto``), so the single pass — read, hash, write — runs at disk and SHA-256
 speed. Redirects are followed by hand so the token never leaves the endpoint's origin (the Hub
 redirects LFS files to a CDN with a signed URL).
 
@@ -28,9 +28,10 @@ from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
-# One buffer per download. 1 MiB fits a core's L2 cache here (1 MiB per core), so the bytes recv()
-# puts there are still in cache when sha256 and write() read them: against 4 MiB it cost about a
-# third less CPU for the same 1-2 GB pull (docs/performance.md), and a quarter of the memory.
+# One buffer per download written through the page cache. 1 MiB fits a core's L2 cache here (1 MiB per
+# core), so the bytes recv() puts there are still in cache when sha256 and write() read them: against 4 MiB
+# it cost about a third less CPU for the same 1-2 GB pull (docs/performance.md), and a quarter of the
+# memory. A file written around the page cache uses direct_write.DIRECT_BUFFER (the device reads it).
 BUFFER = 1024 * 1024
 MAX_REDIRECTS = 5
 _REDIRECTS = {301, 302, 303, 307, 308}

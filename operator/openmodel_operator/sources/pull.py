@@ -29,7 +29,7 @@ from openmodel_operator.evidence.errors import PullError, SourceError
 from openmodel_operator.evidence.paths import DEFAULT_MAX_FILE_SIZE, check_no_path_conflicts, check_relative_path
 from openmodel_operator.evidence.records import FileEntry, Reason, ResolvedSource
 from openmodel_operator.evidence.text import printable
-from openmodel_operator.sources.direct_write import FileWriter, aligned_buffer
+from openmodel_operator.sources.direct_write import DIRECT_BUFFER, FileWriter, aligned_buffer
 from openmodel_operator.sources.directory import hash_file, local_root, open_beneath
 from openmodel_operator.sources.download import BUFFER, HttpFailure, stream
 from openmodel_operator.sources.hub import CHUNK, DEFAULT_TIMEOUT, HubClient, client_for
@@ -196,7 +196,7 @@ def _fetch_once(job: _Job, rel: str, expected: str, out: int) -> int:
         def sink(piece: memoryview, length: int) -> None:
             take(piece, size if size is not None else length)
 
-        buffer = aligned_buffer(BUFFER)
+        buffer = aligned_buffer(DIRECT_BUFFER if writer.direct else BUFFER)
         try:
             stream(
                 client.resolve_url(job.commit, rel),
