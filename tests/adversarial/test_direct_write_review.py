@@ -26,6 +26,7 @@ from hubstub import HubStub
 from openmodel_operator.evidence.errors import PullError
 from openmodel_operator.evidence.records import Reason, ResolvedSource
 from openmodel_operator.sources import direct_write
+from openmodel_operator.sources.direct_write import DIRECT_BUFFER
 from openmodel_operator.sources.directory import resolve_directory
 from openmodel_operator.sources.hub import resolve_hub
 from openmodel_operator.sources.pull import PARTIAL_PREFIX, pull
@@ -91,7 +92,7 @@ def test_control_chunked_pieces_of_any_size_are_kept_byte_for_byte(hub: HubStub,
 
 def test_a_body_exactly_filling_one_more_buffer_than_expected_is_refused(hub: HubStub, tmp_path: Path) -> None:
     resolved = model(hub)
-    longer = BODY + os.urandom(4 * MIB - len(BODY))  # the extra bytes end exactly on a buffer boundary
+    longer = BODY + os.urandom(DIRECT_BUFFER - len(BODY))  # the extra bytes end exactly on a buffer boundary
     serve_shard(hub, lambda _: ({"Transfer-Encoding": "chunked"}, chunked([longer])))
     with pytest.raises(PullError) as exc:
         pull(resolved, expected_of(resolved), tmp_path / "m", retries=1, retry_wait=0)
@@ -225,4 +226,25 @@ def test_a_disk_failing_once_the_deadline_passed_is_not_blamed_on_the_endpoint(
         pull(resolved, {SHARD: expected_of(resolved)[SHARD]}, tmp_path / "m", deadline=1.0, retry_wait=0)
     assert exc.value.reason is Reason.DOWNLOAD_FAILED
     assert "could not be written" in exc.value.message
+    assert not (tmp_path / "m" / SHARD).exists() and leftovers(tmp_path / "m") == []
+
+
+def test_a_disk_failing_while_the_body_still_arrives_is_reported_as_the_disk(
+    hub: HubStub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Buffers are written behind the download (``sources.write_behind``): the first one's write fails while
+    the next one arrives, then the server hangs up early. Reported as the disk, once, not as a short body to
+    download again."""
+    big = os.urandom(2 * DIRECT_BUFFER + 5000)
+    hub.add_model("org/big", {SHARD: big})
+    resolved = resolve_hub("hf://org/big", endpoint=hub.url)
+    pull(resolved, expected_of(resolved), tmp_path / "ok", retry_wait=0)  # control: a working disk
+    assert (tmp_path / "ok" / SHARD).read_bytes() == big
+    failing_disk(monkeypatch, errno.ENOSPC, after=0)
+    attempts = serve_shard(hub, lambda _: ({"Content-Length": str(len(big))}, big[: DIRECT_BUFFER + MIB]))
+    with pytest.raises(PullError) as exc:
+        pull(resolved, expected_of(resolved), tmp_path / "m", retries=2, retry_wait=0)
+    assert exc.value.reason is Reason.DOWNLOAD_FAILED
+    assert "could not be written" in exc.value.message and os.strerror(errno.ENOSPC) in exc.value.message
+    assert attempts == [1]
     assert not (tmp_path / "m" / SHARD).exists() and leftovers(tmp_path / "m") == []

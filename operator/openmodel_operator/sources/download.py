@@ -166,9 +166,20 @@ class _FlushFailed(Exception):
         self.error = error
 
 
-def _flush(flush: Callable[[memoryview], None], view: memoryview) -> None:
+Flush = Callable[[memoryview], "memoryview | None"]
+"""Takes a full buffer (or the body's rest) to write; may return another buffer of the same size to fill next."""
+
+
+def _flush(flush: Flush, view: memoryview) -> memoryview | None:
     try:
-        flush(view)
+        return flush(view)
+    except OSError as exc:
+        raise _FlushFailed(exc) from exc
+
+
+def _drain(drain: Callable[[], None]) -> None:
+    try:
+        drain()
     except OSError as exc:
         raise _FlushFailed(exc) from exc
 
@@ -181,21 +192,26 @@ def pump(
     readinto: Callable[[memoryview], int],
     view: memoryview,
     sink: Callable[[memoryview], None],
-    flush: Callable[[memoryview], None],
+    flush: Flush,
+    drain: Callable[[], None] | None = None,
 ) -> int:
     """Read a body into ``view`` piece after piece until ``readinto`` answers 0: each piece to ``sink`` as it
     arrives (hashed while in the cache, bounded, cancelled), the buffer to ``flush`` whenever it is full and the
-    rest at the end, so every flush but the last is the whole buffer. Returns the bytes read."""
+    rest at the end, so every flush but the last is the whole buffer. ``flush`` may answer the buffer to fill
+    next (``sources.write_behind``: one is written while the other fills); ``drain`` is called at the end, to
+    wait for writes still in flight. Returns the bytes read."""
     received = filled = 0
     while count := readinto(view[filled:]):
         received += count
         sink(view[filled : filled + count])
         filled += count
         if filled == len(view):
-            _flush(flush, view)
+            view = _flush(flush, view) or view
             filled = 0
     if filled:
         _flush(flush, view[:filled])
+    if drain is not None:
+        _drain(drain)
     return received
 
 
@@ -225,7 +241,8 @@ def stream(
     deadline: float | None = None,
     *,
     buffer: memoryview,
-    flush: Callable[[memoryview], None],
+    flush: Flush,
+    drain: Callable[[], None] | None = None,
 ) -> None:
     """GET ``url`` and hand each piece of the body to ``sink(piece, content_length)`` as it arrives.
 
@@ -233,7 +250,8 @@ def stream(
     page-aligned one for ``O_DIRECT``): the sink must consume it before returning. The pieces fill the buffer
     one after the other and ``flush(full)`` gets it whenever it is full, and the rest at the end (``pump``):
     whole buffers to write, while the sink still sees every piece at once (to hash it while it is in the
-    cache, to stop early).
+    cache, to stop early). ``flush`` may answer another buffer to fill next, and ``drain`` waits, at the end
+    of the body, for writes still in flight (``sources.write_behind``); their ``OSError`` is raised as it is.
     ``deadline`` (a ``time.monotonic()`` value) ends the whole download, redirects included, with
     ``HttpFailure(deadline=True)``. An ``OSError`` of ``flush`` (a full or failing disk) is raised as it is: not
     an ``HttpFailure``, so a caller does not download the file again onto the same disk, nor blame the server.
@@ -265,7 +283,7 @@ def stream(
                     raise HttpFailure(f"HTTP {response.status}", response.status)
                 length_header = response.getheader("Content-Length") or ""
                 length = int(length_header) if length_header.isdigit() else 0
-                received = pump(response.readinto, buffer, functools.partial(_sized, sink, length), flush)
+                received = pump(response.readinto, buffer, functools.partial(_sized, sink, length), flush, drain)
                 if watchdog is not None and watchdog.fired:
                     raise HttpFailure("the download did not complete within its deadline", deadline=True)
                 if length and received < length:  # http.client reports an early close as a plain end of body

@@ -29,10 +29,11 @@ from openmodel_operator.evidence.errors import PullError, SourceError
 from openmodel_operator.evidence.paths import DEFAULT_MAX_FILE_SIZE, check_no_path_conflicts, check_relative_path
 from openmodel_operator.evidence.records import FileEntry, Reason, ResolvedSource
 from openmodel_operator.evidence.text import printable
-from openmodel_operator.sources.direct_write import DIRECT_BUFFER, FileWriter, aligned_buffer
+from openmodel_operator.sources.direct_write import DIRECT_BUFFER, FileWriter
 from openmodel_operator.sources.directory import hash_file, local_root, open_beneath
 from openmodel_operator.sources.download import BUFFER, HttpFailure, stream
 from openmodel_operator.sources.hub import CHUNK, DEFAULT_TIMEOUT, HubClient, client_for
+from openmodel_operator.sources.write_behind import WriteBehind
 
 Progress = Callable[[str, int, int], None]
 """Called as ``progress(path, bytes_done, total_bytes)`` from worker threads, per file."""
@@ -196,18 +197,21 @@ def _fetch_once(job: _Job, rel: str, expected: str, out: int) -> int:
         def sink(piece: memoryview, length: int) -> None:
             take(piece, size if size is not None else length)
 
-        buffer = aligned_buffer(DIRECT_BUFFER if writer.direct else BUFFER)
+        # the download fills one buffer while the other is written (each O_DIRECT write waits for the device)
+        behind = WriteBehind(writer.write, DIRECT_BUFFER if writer.direct else BUFFER)
         try:
-            stream(
-                client.resolve_url(job.commit, rel),
-                client.headers(),
-                sink,
-                job.timeout,
-                None,
-                job.file_deadline(size),
-                buffer=memoryview(buffer),
-                flush=writer.write,
-            )
+            with behind:  # leaving it waits for the writer thread; a disk error beats the download's
+                stream(
+                    client.resolve_url(job.commit, rel),
+                    client.headers(),
+                    sink,
+                    job.timeout,
+                    None,
+                    job.file_deadline(size),
+                    buffer=behind.first,
+                    flush=behind.flush,
+                    drain=behind.drain,
+                )
         except HttpFailure as exc:
             if exc.deadline:  # another attempt would wait as long again
                 raise PullError(

@@ -1,0 +1,96 @@
+"""Writing a download's full buffers in a thread of their own, so the next buffer arrives while one is written.
+
+A pull's file is written around the page cache (``sources.direct_write``): each write waits for the device.
+Done in line, the download and the hash stop for every write, and the file takes the sum of the two; here
+the worker fills one buffer (receiving and hashing each piece as it arrives) while a writer thread writes
+the other, and the file takes about the longer of the two (docs/performance.md, "The pull written behind").
+
+What must not change, and how it is kept:
+
+- The bytes written are the bytes hashed: a buffer is never handed out to be filled again before its write
+  returned (two buffers, passed back and forth through queues), and the writes happen in order, one thread.
+- The file is complete and every write succeeded before the caller fsyncs and compares: :meth:`drain` waits
+  for the last write, and raises the first write error.
+- A failing disk is reported as the disk, never as the server: a write error is raised at the next hand-over
+  or at :meth:`drain`; and when the download fails while a write had already failed, :meth:`__exit__` raises
+  the write's error instead (a full disk is not fixed by downloading the file again).
+- No write touches the descriptor after the caller closes it: leaving the ``with`` block always waits for
+  the writer thread; after a failure, queued writes are dropped, not made.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import types
+from collections.abc import Callable
+
+from openmodel_operator.sources.direct_write import aligned_buffer
+
+_STOP = None
+
+
+class WriteBehind:
+    """Two aligned buffers of ``size`` bytes: :attr:`first` to fill, :meth:`flush` to write one and get the other.
+
+    For ``download.stream(buffer=wb.first, flush=wb.flush, drain=wb.drain)`` inside ``with wb:``.
+    """
+
+    def __init__(self, write: Callable[[memoryview], None], size: int) -> None:
+        self._write = write
+        self.first = memoryview(aligned_buffer(size))
+        self._filling = self.first  # the buffer the caller fills now
+        self._free: queue.SimpleQueue[memoryview] = queue.SimpleQueue()
+        self._free.put(memoryview(aligned_buffer(size)))
+        self._pending: queue.SimpleQueue[tuple[memoryview, memoryview] | None] = queue.SimpleQueue()
+        self._error: Exception | None = None
+        self._abort = False
+        self._thread = threading.Thread(target=self._run, name="openmodel-write-behind", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while (item := self._pending.get()) is not _STOP:
+            buffer, piece = item
+            if self._error is None and not self._abort:
+                try:
+                    self._write(piece)
+                except Exception as exc:  # kept and raised in the worker; the thread must hand the buffer back
+                    self._error = exc
+            self._free.put(buffer)
+
+    def _raise(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    def flush(self, piece: memoryview) -> memoryview:
+        """Queue ``piece`` (the buffer being filled, or its first bytes) for writing; return the buffer to fill
+        next, once its own write returned. Raises the error of an earlier write."""
+        self._raise()
+        self._pending.put((self._filling, piece))
+        self._filling = self._free.get()
+        self._raise()
+        return self._filling
+
+    def drain(self) -> None:
+        """Wait for every queued write; raise the first write error. Nothing may be flushed afterwards."""
+        self._pending.put(_STOP)
+        self._thread.join()
+        self._raise()
+
+    def __enter__(self) -> WriteBehind:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: types.TracebackType | None,
+    ) -> None:
+        if self._thread.is_alive():  # drain() was not reached: the download failed (or the caller never drained)
+            self._abort = error is not None
+            self._pending.put(_STOP)
+            self._thread.join()
+        if error is not None and isinstance(self._error, OSError) and self._error is not error:
+            raise self._error from error  # the disk failed first: report the disk, not what followed
+        if error is None:
+            self._raise()
