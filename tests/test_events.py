@@ -7,6 +7,7 @@ taken (409): at thousands of Events per namespace some are lost. The operator na
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import time
 from typing import Any
@@ -120,3 +121,27 @@ async def test_an_event_posted_from_a_worker_thread_lands(kube: KubeEmulator) ->
         assert [e["reason"] for e in kube.events_for("granite", namespace="models")] == ["Resolved", "SignatureInvalid"]
     finally:
         await client.close()
+
+
+async def test_after_close_nothing_is_posted_and_nothing_is_logged_as_a_failure(
+    kube: KubeEmulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The operator closes the poster, then its API client: a pass or thread posting after that would make a
+    request on a closed client and log a warning on every ordinary stop."""
+    kube.create_namespace("models")
+    client = Kube(client_for(kube.base_url))
+    poster = EventPoster(lambda: client.create_event)
+    try:
+        poster.post(MODEL, "Normal", "Resolved", "before the stop")  # control: in flight at the stop, and posted
+        await poster.close()
+        assert [e["reason"] for e in kube.events_for("granite", namespace="models")] == ["Resolved"]
+        caplog.set_level(logging.INFO)
+        poster.post(MODEL, "Warning", "Revoked", "from the loop, after the stop")
+        await asyncio.to_thread(poster.post, MODEL, "Warning", "Revoked", "from a thread, after the stop")
+        await asyncio.sleep(0.05)
+        await poster.flush()
+    finally:
+        await client.close()
+    assert [code for code, _ in _posted(kube)] == [201]
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
+    assert [r.getMessage() for r in caplog.records].count("operator stopping: Event not posted") == 2

@@ -117,9 +117,13 @@ class EventPoster:
         self._instance = reporting_instance()
         self._pending: set[asyncio.Task[None]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._closed = False  # the operator is stopping: its API client is about to close
 
     def post(self, involved: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
         """Schedule one Event; from the event loop or, once it posted there, from any thread."""
+        if self._closed:
+            log.info("operator stopping: Event not posted", extra={"reason": reason})
+            return
         snapshot = {"apiVersion": involved.get("apiVersion"), "kind": involved.get("kind")}
         snapshot["metadata"] = dict(involved.get("metadata") or {})
         try:
@@ -138,6 +142,9 @@ class EventPoster:
         task.add_done_callback(self._pending.discard)
 
     async def _post(self, involved: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
+        if self._closed:  # handed over from a thread after the stop began
+            log.info("operator stopping: Event not posted", extra={"reason": reason})
+            return
         create = self._create()
         if create is None:
             log.warning("no API client: Event not posted", extra={"reason": reason})
@@ -157,3 +164,9 @@ class EventPoster:
         """Wait (at most ``timeout`` seconds) for the Events in flight, so that stopping loses none."""
         if self._pending:
             await asyncio.wait(set(self._pending), timeout=timeout)
+
+    async def close(self, timeout: float = 5.0) -> None:
+        """Post what is in flight, then nothing more: the API client closes next, and a post made with it
+        then would only fail and log a warning on every ordinary stop."""
+        await self.flush(timeout)
+        self._closed = True

@@ -173,7 +173,7 @@ def build_registry(
         # in this order: nothing may start a request once the client is closed (a worker taking its next key
         # would crash, and log it, for every model queued at an ordinary restart)
         await stop_tasks([*state.pop("workers", []), state.pop("policy_status", None)])
-        await events.flush()  # the Events of the last passes, before the client closes
+        await events.close()  # the Events of the last passes, then none: the client closes next
         listener = state.pop("claim_listener", None)
         if listener is not None:
             await listener.close()
