@@ -206,7 +206,9 @@ def pump(
         sink(view[filled : filled + count])
         filled += count
         if filled == len(view):
-            view = _flush(flush, view) or view
+            following = _flush(flush, view)
+            if isinstance(following, memoryview):
+                view = following
             filled = 0
     if filled:
         _flush(flush, view[:filled])

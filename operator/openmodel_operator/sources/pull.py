@@ -14,6 +14,7 @@ written through, anything already at the target name.
 from __future__ import annotations
 
 import dataclasses
+import errno
 import hashlib
 import os
 import re
@@ -273,6 +274,9 @@ def _pull_one(job: _Job, rel: str, expected: str) -> tuple[str, int]:
         try:
             try:
                 done = _fetch_once(job, rel, expected, fd)
+                on_disk = os.fstat(fd).st_size
+                if on_disk != done:  # the bytes hashed must be the bytes the file holds, whatever the write path did
+                    raise OSError(errno.EIO, f"{on_disk} bytes reached the file, {done} were hashed")
                 os.fchmod(fd, 0o644)  # mkstemp makes 0600; the model server may run as another user
                 os.fsync(fd)
             finally:
@@ -280,7 +284,7 @@ def _pull_one(job: _Job, rel: str, expected: str) -> tuple[str, int]:
             os.replace(temp, target)
             return "downloaded", done
         except _Retry as exc:
-            last = exc
+            last = _Retry(exc.reason, exc.message)  # not its traceback: that holds the attempt's buffers
         except OSError as exc:
             raise PullError(
                 Reason.DOWNLOAD_FAILED, rel, f"{rel!r} could not be written to {job.dest}: {exc.strerror or exc}"

@@ -13,7 +13,10 @@ What must not change, and how it is kept:
   for the last write, and raises the first write error.
 - A failing disk is reported as the disk, never as the server: a write error is raised at the next hand-over
   or at :meth:`drain`; and when the download fails while a write had already failed, :meth:`__exit__` raises
-  the write's error instead (a full disk is not fixed by downloading the file again).
+  the write's error instead (a full disk is not fixed by downloading the file again). Whatever ends a write,
+  even an exception that is not an ``Exception``, is recorded and raised: the buffer is always handed back,
+  so the worker never waits for a writer that is gone. An interrupt of the worker itself passes through.
+- Behind all of that, the pull compares the file's size with the bytes hashed before it fsyncs and renames.
 - No write touches the descriptor after the caller closes it: leaving the ``with`` block always waits for
   the writer thread; after a failure, queued writes are dropped, not made.
 """
@@ -43,20 +46,26 @@ class WriteBehind:
         self._free: queue.SimpleQueue[memoryview] = queue.SimpleQueue()
         self._free.put(memoryview(aligned_buffer(size)))
         self._pending: queue.SimpleQueue[tuple[memoryview, memoryview] | None] = queue.SimpleQueue()
-        self._error: Exception | None = None
+        self._error: BaseException | None = None
         self._abort = False
         self._thread = threading.Thread(target=self._run, name="openmodel-write-behind", daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
-        while (item := self._pending.get()) is not _STOP:
-            buffer, piece = item
-            if self._error is None and not self._abort:
+        try:
+            while (item := self._pending.get()) is not _STOP:
+                buffer, piece = item
                 try:
-                    self._write(piece)
-                except Exception as exc:  # kept and raised in the worker; the thread must hand the buffer back
+                    if self._error is None and not self._abort:
+                        self._write(piece)
+                except BaseException as exc:  # kept and raised in the worker: whatever ends a write ends the file
                     self._error = exc
-            self._free.put(buffer)
+                finally:
+                    self._free.put(buffer)  # always handed back: the worker waits for it
+        except BaseException as exc:  # the thread itself is ending early: the worker must not wait for it
+            if self._error is None:
+                self._error = exc
+            self._free.put(self.first)  # flush raises the error once it has a buffer back
 
     def _raise(self) -> None:
         if self._error is not None:
@@ -90,7 +99,7 @@ class WriteBehind:
             self._abort = error is not None
             self._pending.put(_STOP)
             self._thread.join()
-        if error is not None and isinstance(self._error, OSError) and self._error is not error:
-            raise self._error from error  # the disk failed first: report the disk, not what followed
+        if isinstance(error, Exception) and self._error is not None and self._error is not error:
+            raise self._error from error  # the write failed first: report it, not the download's failure that followed
         if error is None:
             self._raise()
