@@ -23,7 +23,7 @@ from openmodel_operator.sources import direct_write
 from openmodel_operator.sources.direct_write import DIRECT_BUFFER, FileWriter, aligned_buffer
 from openmodel_operator.sources.download import pump
 from openmodel_operator.sources.hub import resolve_hub
-from openmodel_operator.sources.pull import pull
+from openmodel_operator.sources.pull import buffer_size, pull
 from test_pull import expected_of, tree
 
 MIB = 1024 * 1024
@@ -141,14 +141,18 @@ def test_a_filesystem_without_o_direct_at_fcntl_is_written_buffered(
 def test_a_pull_writes_whole_buffers_around_the_page_cache_and_verifies_every_file(
     hub: HubStub, tmp_path: Path, writes: list[Write]
 ) -> None:
-    files = {"config.json": b'{"layers": 2}', "model.safetensors": os.urandom(2 * DIRECT_BUFFER + 3 * MIB + 100)}
+    files = {"config.json": b'{"layers": 2}', "model.safetensors": os.urandom(3 * DIRECT_BUFFER + 3 * MIB + 100)}
     hub.add_model("org/model", files)
     model: ResolvedSource = resolve_hub("hf://org/model", endpoint=hub.url)
     pull(model, expected_of(model), tmp_path / "m")
     assert tree(tmp_path / "m") == files
-    # the shard in writes of whole 8 MiB buffers, then the whole pages of the last one; its last 100 bytes buffered
-    assert [w for w in writes if w[1]] == [(DIRECT_BUFFER, True)] * 2 + [(3 * MIB, True)]
-    assert sorted(n for n, direct in writes if not direct) == [13, 100]
+    # the shard in writes of whole buffers (their size follows the file's: sources.pull.buffer_size), then the
+    # whole pages of the last one; only its last bytes (under a page) buffered
+    shard = len(files["model.safetensors"])
+    size = buffer_size(shard, direct=True)
+    whole, rest = divmod(shard, size)
+    assert [w for w in writes if w[1]] == [(size, True)] * whole + [(rest - rest % 4096, True)]
+    assert sorted(n for n, direct in writes if not direct) == [13, rest % 4096]
     # a tampered shard is still refused: what was written is what was hashed
     other = tmp_path / "tampered"
     expected = {**expected_of(model), "model.safetensors": hashlib.sha256(b"other").hexdigest()}

@@ -15,12 +15,19 @@ import random
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from hubstub import HubStub, hub_stub  # noqa: F401 - hub_stub provides the `hub` fixture
+from openmodel_operator.sources import pull as pull_module
+from openmodel_operator.sources import write_behind
 from openmodel_operator.sources.direct_write import FileWriter
 from openmodel_operator.sources.download import pump
+from openmodel_operator.sources.hub import resolve_hub
+from openmodel_operator.sources.pull import pull
 from openmodel_operator.sources.write_behind import WriteBehind
+from test_pull import expected_of, tree
 
 BUFFER = 64 * 1024
 
@@ -169,3 +176,30 @@ def test_a_disk_that_failed_before_the_download_broke_is_reported_as_the_disk() 
         pump(breaking, behind.first, lambda _: None, behind.flush, behind.drain)
     assert exc.value.errno == errno.EIO
     assert isinstance(exc.value.__cause__, ConnectionResetError)
+
+
+def test_a_pull_reuses_its_buffers_from_file_to_file_and_each_file_holds_only_its_own_bytes(
+    hub: HubStub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Touching two fresh 8 MiB buffers per file cost ~7 ms each (40 shards of 10 MB: 0.36 -> 0.56 s); a pull
+    now keeps one pair per worker. A reused buffer still holds the last file's bytes: none may reach the next."""
+    monkeypatch.setattr(pull_module, "DIRECT_BUFFER", BUFFER)  # small buffers, many hand-overs per file
+    made: list[int] = []
+    real = write_behind.aligned_buffer
+
+    def counted(size: int) -> Any:
+        made.append(size)
+        return real(size)
+
+    monkeypatch.setattr(write_behind, "aligned_buffer", counted)
+    rnd = random.Random(5)
+    files = {
+        f"shard-{i:02}.safetensors": os.urandom(rnd.choice([10, 4096, BUFFER + 1, 3 * BUFFER + 17])) for i in range(12)
+    }
+    files["big.safetensors"] = os.urandom(9 * BUFFER + 5)
+    hub.add_model("org/many", files)
+    resolved = resolve_hub("hf://org/many", endpoint=hub.url)
+    result = pull(resolved, expected_of(resolved), tmp_path / "m", workers=2)
+    assert tree(tmp_path / "m") == files
+    assert len(result.downloaded) == len(files)
+    assert len(made) <= 2 * 2, f"{len(made)} buffers for {len(files)} files on 2 workers"

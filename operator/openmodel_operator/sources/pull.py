@@ -30,7 +30,7 @@ from openmodel_operator.evidence.errors import PullError, SourceError
 from openmodel_operator.evidence.paths import DEFAULT_MAX_FILE_SIZE, check_no_path_conflicts, check_relative_path
 from openmodel_operator.evidence.records import FileEntry, Reason, ResolvedSource
 from openmodel_operator.evidence.text import printable
-from openmodel_operator.sources.direct_write import DIRECT_BUFFER, FileWriter
+from openmodel_operator.sources.direct_write import ALIGN, DIRECT_BUFFER, FileWriter, aligned_buffer
 from openmodel_operator.sources.directory import hash_file, local_root, open_beneath
 from openmodel_operator.sources.download import BUFFER, HttpFailure, stream
 from openmodel_operator.sources.hub import CHUNK, DEFAULT_TIMEOUT, HubClient, client_for
@@ -88,12 +88,46 @@ class _Job:
     min_rate: float = DEFAULT_MIN_RATE
     deadline: float | None = None  # time.monotonic() value ending the whole pull
     stop: threading.Event = dataclasses.field(default_factory=threading.Event)
+    # pairs of DIRECT_BUFFER-sized download buffers, reused from file to file (at most one pair per worker)
+    spare: list[tuple[memoryview, memoryview]] = dataclasses.field(default_factory=list)
+    spare_lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
+
+    def buffers(self, size: int) -> tuple[memoryview, memoryview]:
+        """Two page-aligned buffers of ``size`` bytes (at most DIRECT_BUFFER): the first ``size`` bytes of a pair a
+        finished download left, or of a new pair. Touching 16 fresh MiB costs ~7 ms here, as much as writing them."""
+        with self.spare_lock:
+            pair = self.spare.pop() if self.spare else None
+        if pair is None:
+            pair = (memoryview(aligned_buffer(DIRECT_BUFFER)), memoryview(aligned_buffer(DIRECT_BUFFER)))
+        return pair[0][:size], pair[1][:size]
+
+    def give_back(self, pair: tuple[memoryview, memoryview]) -> None:
+        with self.spare_lock:
+            self.spare.append((_whole(pair[0]), _whole(pair[1])))
 
     def file_deadline(self, size: int | None) -> float:
         """When one download must be done: twice the timeout plus the file at ``min_rate``, within the pull's."""
         budget = 2 * self.timeout + (size if size is not None else 0) / self.min_rate
         until = time.monotonic() + budget
         return until if self.deadline is None else min(until, self.deadline)
+
+
+def _whole(view: memoryview) -> memoryview:
+    """The whole buffer a slice was cut from (``aligned_buffer``'s mmap)."""
+    return memoryview(view.obj)  # type: ignore[arg-type]
+
+
+def buffer_size(size: int | None, direct: bool) -> int:
+    """The download buffer of one file. Buffered writes: ``download.BUFFER``. Around the page cache: DIRECT_BUFFER
+    for files of 128 MiB and more (fewer, larger writes cost less CPU), a sixteenth of a smaller file (at least
+    BUFFER, whole pages): its writes then overlap its download instead of following it, and the pages a pull
+    touches stay few (for 4 files of 50 MB, 8 MiB buffers made the pull 0.18 -> 0.23 s, a sixteenth 0.19 s)."""
+    if not direct:
+        return BUFFER
+    if size is None:
+        return DIRECT_BUFFER
+    part = -(-size // 16)
+    return min(DIRECT_BUFFER, max(BUFFER, -(-part // ALIGN) * ALIGN))
 
 
 def remove_unlisted(dest: Path, keep: Iterable[str], on_remove: Callable[[str], None] | None = None) -> list[str]:
@@ -199,7 +233,8 @@ def _fetch_once(job: _Job, rel: str, expected: str, out: int) -> int:
             take(piece, size if size is not None else length)
 
         # the download fills one buffer while the other is written (each O_DIRECT write waits for the device)
-        behind = WriteBehind(writer.write, DIRECT_BUFFER if writer.direct else BUFFER)
+        length = buffer_size(size, writer.direct)
+        behind = WriteBehind(writer.write, length, job.buffers(length))
         try:
             with behind:  # leaving it waits for the writer thread; a disk error beats the download's
                 stream(
@@ -232,6 +267,9 @@ def _fetch_once(job: _Job, rel: str, expected: str, out: int) -> int:
                     Reason.DOWNLOAD_FAILED, rel, f"{rel!r} is not at commit {job.commit} of {client.uri} (HTTP 404)"
                 ) from exc
             raise _Retry(Reason.DOWNLOAD_FAILED, str(exc)) from exc
+        finally:
+            if behind.finished:  # no write can touch them any more: the next file fills them
+                job.give_back(behind.buffers)
     else:
         assert job.source_root is not None
         try:
