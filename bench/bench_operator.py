@@ -927,7 +927,7 @@ def run_catchup(args: argparse.Namespace) -> dict[str, Any]:
     # 1. baseline: the burst (the operator is up, then N models are created at once)
     process, conn, url = cluster() if not args.skip_burst else (None, None, "")
     try:
-        if process is None:
+        if process is None or conn is None:
             raise _Skipped
         life = _Lifetime(context, url, args.concurrency, "burst")
         _ask(conn, {"op": "reset"})
@@ -941,7 +941,7 @@ def run_catchup(args: argparse.Namespace) -> dict[str, Any]:
     except _Skipped:
         pass
     finally:
-        if process is not None:
+        if process is not None and conn is not None:
             close(process, conn)
 
     # 2. a fresh cluster: N models exist before the operator ever starts (cold start)

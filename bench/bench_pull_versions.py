@@ -24,9 +24,12 @@ import sys
 import tempfile
 
 import benchlib
-from bench_trust import GB, REPO_ID, SIGNATURE, new_key, sign_directory, write_model
+from bench_trust import GB, REPO_ID, SIGNATURE, write_model
 from benchlib import median
 from fasthub import hub_process
+
+from openmodel_operator.signing.signer import sign_directory
+from signing_fixtures import new_key
 
 # Run in the child process, with the commit under test first on sys.path: the same calls in every version.
 _ONE_PULL = """
