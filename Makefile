@@ -29,6 +29,8 @@ layers: $(STAMP)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
+	cd bench && MYPYPATH=../operator:../tests $(abspath $(BIN))/mypy --strict --ignore-missing-imports --follow-imports=silent \
+	    bench_trust.py bench_pull_versions.py bench_operator.py bench_update_downtime.py benchlib.py fasthub.py
 
 unit: $(STAMP)
 	$(BIN)/pytest -q
