@@ -31,7 +31,7 @@ ALIGN = 4096  # a page: a multiple of every logical block size Linux supports fo
 # memory, so fewer, larger writes cost less CPU (pins, requests, wake-ups). Measured on 2 GB pulls, 6
 # interleaved rounds (docs/performance.md): client CPU 1 MiB 2.03 s, 4 MiB 1.70-1.75 s, 8 MiB 1.57-1.61 s,
 # 16 MiB 1.60 s, 32 MiB 1.83 s. Buffered writes keep download.BUFFER (1 MiB: the copy into the page cache
-# reads what recv just put in the core's cache).
+# reads what recv just put in the core's cache); files under 128 MiB get less (sources.pull.buffer_size).
 DIRECT_BUFFER = 8 * 1024 * 1024
 _O_DIRECT = getattr(os, "O_DIRECT", 0)
 _write = os.write  # the one write call (tests watch it)
