@@ -184,6 +184,7 @@ def test_a_pull_reuses_its_buffers_from_file_to_file_and_each_file_holds_only_it
     """Touching two fresh 8 MiB buffers per file cost ~7 ms each (40 shards of 10 MB: 0.36 -> 0.56 s); a pull
     now keeps one pair per worker. A reused buffer still holds the last file's bytes: none may reach the next."""
     monkeypatch.setattr(pull_module, "DIRECT_BUFFER", BUFFER)  # small buffers, many hand-overs per file
+    monkeypatch.setattr(pull_module, "WRITE_BEHIND_FROM", 3 * BUFFER)  # some files behind, the others in line
     made: list[int] = []
     real = write_behind.aligned_buffer
 

@@ -26,6 +26,7 @@ from hubstub import HubStub
 from openmodel_operator.evidence.errors import PullError
 from openmodel_operator.evidence.records import ResolvedSource
 from openmodel_operator.sources import direct_write
+from openmodel_operator.sources import pull as pull_module
 from openmodel_operator.sources.direct_write import DIRECT_BUFFER, FileWriter
 from openmodel_operator.sources.download import pump
 from openmodel_operator.sources.hub import resolve_hub
@@ -34,6 +35,13 @@ from openmodel_operator.sources.write_behind import WriteBehind
 
 MIB, BUFFER, SHARD = 1024 * 1024, 64 * 1024, "model.safetensors"
 quiet = pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+
+
+@pytest.fixture(autouse=True, params=["written behind", "written in line"])
+def write_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The pull writes large files behind their download and small ones in line: every rule holds on both."""
+    monkeypatch.setattr(pull_module, "WRITE_BEHIND_FROM", 0 if request.param == "written behind" else 1 << 62)
+    return str(request.param)
 
 
 class WriterKilled(BaseException):
