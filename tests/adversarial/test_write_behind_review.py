@@ -24,7 +24,6 @@ from hostile_hub import head, is_resolve, write_raw
 
 from hubstub import HubStub
 from openmodel_operator.evidence.errors import PullError
-from openmodel_operator.evidence.records import ResolvedSource
 from openmodel_operator.sources import direct_write
 from openmodel_operator.sources import pull as pull_module
 from openmodel_operator.sources.direct_write import DIRECT_BUFFER, FileWriter
@@ -32,6 +31,7 @@ from openmodel_operator.sources.download import pump
 from openmodel_operator.sources.hub import resolve_hub
 from openmodel_operator.sources.pull import pull
 from openmodel_operator.sources.write_behind import WriteBehind
+from test_pull import expected_of
 
 MIB, BUFFER, SHARD = 1024 * 1024, 64 * 1024, "model.safetensors"
 quiet = pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
@@ -69,10 +69,6 @@ def chunks(
         return count
 
     return readinto
-
-
-def expected_of(resolved: ResolvedSource) -> dict[str, str]:
-    return {f.path: f.sha256 for f in resolved.files}
 
 
 @quiet

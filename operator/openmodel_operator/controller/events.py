@@ -121,9 +121,6 @@ class EventPoster:
 
     def post(self, involved: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
         """Schedule one Event; from the event loop or, once it posted there, from any thread."""
-        if self._closed:
-            log.info("operator stopping: Event not posted", extra={"reason": reason})
-            return
         snapshot = {"apiVersion": involved.get("apiVersion"), "kind": involved.get("kind")}
         snapshot["metadata"] = dict(involved.get("metadata") or {})
         try:
@@ -137,14 +134,14 @@ class EventPoster:
         self._schedule(snapshot, type_, reason, message)
 
     def _schedule(self, involved: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
+        if self._closed:  # on the loop for every post, also one a thread handed over before the stop began
+            log.info("operator stopping: Event not posted", extra={"reason": reason})
+            return
         task = asyncio.get_running_loop().create_task(self._post(involved, type_, reason, message))
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
 
     async def _post(self, involved: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
-        if self._closed:  # handed over from a thread after the stop began
-            log.info("operator stopping: Event not posted", extra={"reason": reason})
-            return
         create = self._create()
         if create is None:
             log.warning("no API client: Event not posted", extra={"reason": reason})

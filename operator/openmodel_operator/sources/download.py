@@ -25,7 +25,7 @@ import threading
 import time
 import types
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urljoin, urlsplit
 
 # One buffer per download written through the page cache. 1 MiB fits a core's L2 cache here (1 MiB per
@@ -33,6 +33,7 @@ from urllib.parse import urljoin, urlsplit
 # it cost about a third less CPU for the same 1-2 GB pull (docs/performance.md), and a quarter of the
 # memory. A file written around the page cache uses direct_write.DIRECT_BUFFER (the device reads it).
 BUFFER = 1024 * 1024
+_R = TypeVar("_R")
 MAX_REDIRECTS = 5
 _REDIRECTS = {301, 302, 303, 307, 308}
 
@@ -170,16 +171,10 @@ Flush = Callable[[memoryview], "memoryview | None"]
 """Takes a full buffer (or the body's rest) to write; may return another buffer of the same size to fill next."""
 
 
-def _flush(flush: Flush, view: memoryview) -> memoryview | None:
+def _on_disk(call: Callable[..., _R], *args: memoryview) -> _R:
+    """Run ``flush`` or ``drain``: their ``OSError`` is the disk's, kept apart from the socket's."""
     try:
-        return flush(view)
-    except OSError as exc:
-        raise _FlushFailed(exc) from exc
-
-
-def _drain(drain: Callable[[], None]) -> None:
-    try:
-        drain()
+        return call(*args)
     except OSError as exc:
         raise _FlushFailed(exc) from exc
 
@@ -206,14 +201,14 @@ def pump(
         sink(view[filled : filled + count])
         filled += count
         if filled == len(view):
-            following = _flush(flush, view)
+            following = _on_disk(flush, view)
             if isinstance(following, memoryview):
                 view = following
             filled = 0
     if filled:
-        _flush(flush, view[:filled])
+        _on_disk(flush, view[:filled])
     if drain is not None:
-        _drain(drain)
+        _on_disk(drain)
     return received
 
 

@@ -93,29 +93,23 @@ class _Job:
     spare: list[tuple[memoryview, memoryview]] = dataclasses.field(default_factory=list)
     spare_lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
 
-    def buffers(self, size: int) -> tuple[memoryview, memoryview]:
-        """Two page-aligned buffers of ``size`` bytes (at most DIRECT_BUFFER): the first ``size`` bytes of a pair a
-        finished download left, or of a new pair. Touching 16 fresh MiB costs ~7 ms here, as much as writing them."""
+    def buffers(self) -> tuple[memoryview, memoryview]:
+        """Two page-aligned DIRECT_BUFFER-sized buffers: a pair a finished download gave back, or a new one.
+        Touching 16 fresh MiB costs ~7 ms here, as much as writing them."""
         with self.spare_lock:
-            pair = self.spare.pop() if self.spare else None
-        if pair is None:
-            pair = (memoryview(aligned_buffer(DIRECT_BUFFER)), memoryview(aligned_buffer(DIRECT_BUFFER)))
-        return pair[0][:size], pair[1][:size]
+            if self.spare:
+                return self.spare.pop()
+        return memoryview(aligned_buffer(DIRECT_BUFFER)), memoryview(aligned_buffer(DIRECT_BUFFER))
 
     def give_back(self, pair: tuple[memoryview, memoryview]) -> None:
         with self.spare_lock:
-            self.spare.append((_whole(pair[0]), _whole(pair[1])))
+            self.spare.append(pair)
 
     def file_deadline(self, size: int | None) -> float:
         """When one download must be done: twice the timeout plus the file at ``min_rate``, within the pull's."""
         budget = 2 * self.timeout + (size if size is not None else 0) / self.min_rate
         until = time.monotonic() + budget
         return until if self.deadline is None else min(until, self.deadline)
-
-
-def _whole(view: memoryview) -> memoryview:
-    """The whole buffer a slice was cut from (``aligned_buffer``'s mmap)."""
-    return memoryview(view.obj)  # type: ignore[arg-type]
 
 
 # Files this large are written behind their download (sources.write_behind); smaller ones in line.
@@ -239,9 +233,10 @@ def _fetch_once(job: _Job, rel: str, expected: str, out: int) -> int:
 
         # the download fills one buffer while the other is written (each O_DIRECT write waits for the device)
         length = buffer_size(size, writer.direct)
-        pair = job.buffers(length)
+        pair = job.buffers()
+        used = (pair[0][:length], pair[1][:length])
         # a thread for a small file costs more than it hides (40 files of 10 MB: 0.45 s against 0.41 s in line)
-        behind = WriteBehind(writer.write, length, pair) if size is None or size >= WRITE_BEHIND_FROM else None
+        behind = WriteBehind(writer.write, length, used) if size is None or size >= WRITE_BEHIND_FROM else None
         try:
             # leaving the block waits for the writer thread; a disk error beats the download's
             with behind if behind is not None else contextlib.nullcontext():
@@ -252,7 +247,7 @@ def _fetch_once(job: _Job, rel: str, expected: str, out: int) -> int:
                     job.timeout,
                     None,
                     job.file_deadline(size),
-                    buffer=pair[0],
+                    buffer=used[0],
                     flush=writer.write if behind is None else behind.flush,
                     drain=None if behind is None else behind.drain,
                 )

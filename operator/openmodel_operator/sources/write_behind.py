@@ -49,7 +49,6 @@ class WriteBehind:
         if len(first) != size or len(second) != size:
             raise ValueError(f"write-behind buffers must be {size} bytes each")
         self.first = first
-        self.buffers = (first, second)
         self._filling = self.first  # the buffer the caller fills now
         self._free: queue.SimpleQueue[memoryview] = queue.SimpleQueue()
         self._free.put(second)
